@@ -1,0 +1,400 @@
+//! Per-thread connections to one file, the in-process writer lock, and fork detection.
+//!
+//! Each thread gets its own SQLite connection, opened on first use with the store's
+//! pragmas. A child process created by `fork()` never touches a connection it inherited:
+//! an at-fork hook bumps a generation counter, and a connection from an older generation
+//! is abandoned (leaked, not closed, as SQLite requires) and replaced.
+
+use std::cell::{Cell, RefCell};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, Once};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags};
+use thread_local::ThreadLocal;
+
+use crate::error::{Error, Result};
+
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+fn fork_generation() -> u64 {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        // SAFETY: registers a handler that only performs an atomic increment, which is
+        // async-signal-safe as the child side of pthread_atfork requires.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(after_fork_in_child));
+        }
+    });
+    FORK_GENERATION.load(Ordering::Relaxed)
+}
+
+/// The default pragmas of a read-write store: the original Python library's
+/// `DEFAULT_PRAGMAS` (diskstore 0.7.0), applied in this order on every new connection.
+pub const DEFAULT_PRAGMAS: &[(&str, &str)] = &[
+    ("auto_vacuum", "0"),
+    ("cache_size", "-32768"),
+    ("page_size", "16384"),
+    ("journal_mode", "wal"),
+    ("mmap_size", "268435456"),
+    ("synchronous", "1"),
+    ("temp_store", "2"),
+    ("wal_autocheckpoint", "5000"),
+];
+
+/// The default pragmas of a read-only store (the original's `DEFAULT_RO_PRAGMAS`).
+pub const DEFAULT_RO_PRAGMAS: &[(&str, &str)] = &[
+    ("cache_size", "-32768"),
+    ("mmap_size", "268435456"),
+    ("temp_store", "2"),
+    ("synchronous", "1"),
+];
+
+/// The busy timeout unless one is set: the original's `TIMEOUT` (10 s).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Builds the `PRAGMA` statements, refusing names and values that are not plain
+/// identifiers, numbers or quoted strings, so that no SQL can ride along.
+pub(crate) fn pragma_sql(pragmas: &[(String, String)]) -> Result<String> {
+    let mut sql = String::new();
+    for (name, value) in pragmas {
+        let name_ok =
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let v = value.trim();
+        let value_ok = !v.is_empty()
+            && (v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-+.".contains(c))
+                || (v.len() >= 2
+                    && v.starts_with('\'')
+                    && v.ends_with('\'')
+                    && !v[1..v.len() - 1].contains('\'')));
+        if !name_ok || !value_ok {
+            return Err(Error::Usage(format!("invalid pragma {name:?} = {value:?}")));
+        }
+        sql.push_str(&format!("PRAGMA {name} = {v};\n"));
+    }
+    Ok(sql)
+}
+
+struct Slot {
+    conn: Option<Connection>,
+    generation: u64,
+    epoch: u64,
+    /// Depth of write transactions this thread opened on `conn`.
+    depth: Cell<u32>,
+}
+
+/// How connections to one file are opened.
+pub(crate) struct ConnectionConfig {
+    pub path: PathBuf,
+    pub read_only: bool,
+    pub timeout: Duration,
+    pub pragma_sql: String,
+}
+
+/// The connections of every thread to one file.
+pub(crate) struct Connections {
+    config: ConnectionConfig,
+    slots: ThreadLocal<RefCell<Slot>>,
+    epoch: AtomicU64,
+    open_count: AtomicU64,
+    writer: WriterLock,
+}
+
+impl Connections {
+    pub fn new(config: ConnectionConfig) -> Connections {
+        Connections {
+            config,
+            slots: ThreadLocal::new(),
+            epoch: AtomicU64::new(0),
+            open_count: AtomicU64::new(0),
+            writer: WriterLock::default(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.config.path
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.config.timeout
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.config.read_only
+    }
+
+    fn open(&self) -> Result<Connection> {
+        let c = &self.config;
+        let flags = if c.read_only {
+            if !c.path.exists() {
+                return Err(Error::NotFound {
+                    path: c.path.clone(),
+                });
+            }
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let conn = Connection::open_with_flags(&c.path, flags)?;
+        conn.busy_timeout(c.timeout)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        conn.execute_batch(&c.pragma_sql)?;
+        self.open_count.fetch_add(1, Ordering::Relaxed);
+        Ok(conn)
+    }
+
+    fn slot(&self) -> &RefCell<Slot> {
+        self.slots.get_or(|| {
+            RefCell::new(Slot {
+                conn: None,
+                generation: 0,
+                epoch: 0,
+                depth: Cell::new(0),
+            })
+        })
+    }
+
+    /// Runs `f` with this thread's connection, opening it first if needed.
+    pub fn with<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let cell = self.slot();
+        let generation = fork_generation();
+        let epoch = self.epoch.load(Ordering::Relaxed);
+        {
+            let slot = cell.borrow();
+            if let Some(conn) = &slot.conn
+                && slot.generation == generation
+                && slot.epoch == epoch
+            {
+                return f(conn);
+            }
+        }
+        {
+            let mut slot = cell
+                .try_borrow_mut()
+                .map_err(|_| Error::Usage("connection reopened while in use".into()))?;
+            if let Some(old) = slot.conn.take() {
+                if slot.generation == generation {
+                    drop(old);
+                } else {
+                    // Inherited across fork(): closing it could disturb the parent's locks.
+                    std::mem::forget(old);
+                }
+            }
+            slot.depth.set(0);
+            slot.conn = Some(self.open()?);
+            slot.generation = generation;
+            slot.epoch = epoch;
+        }
+        let slot = cell.borrow();
+        f(slot.conn.as_ref().expect("connection was just opened"))
+    }
+
+    /// Closes this thread's connection (it reopens on next use).
+    pub fn close(&self) -> Result<()> {
+        if let Some(cell) = self.slots.get() {
+            let mut slot = cell
+                .try_borrow_mut()
+                .map_err(|_| Error::Usage("cannot close a connection that is in use".into()))?;
+            if slot.depth.get() > 0 {
+                return Err(Error::Usage("cannot close inside a transaction".into()));
+            }
+            if let Some(conn) = slot.conn.take() {
+                if slot.generation == fork_generation() {
+                    drop(conn);
+                } else {
+                    std::mem::forget(conn);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes every thread reopen its connection on next use and closes this thread's one;
+    /// returns how many connections had been opened since the previous call.
+    pub fn close_all(&self) -> Result<u64> {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+        self.close()?;
+        Ok(self.open_count.swap(0, Ordering::Relaxed))
+    }
+
+    /// The depth of write transactions open on this thread.
+    pub fn depth(&self) -> u32 {
+        self.slots.get().map_or(0, |s| s.borrow().depth.get())
+    }
+
+    fn set_depth(&self, depth: u32) {
+        self.slot().borrow().depth.set(depth);
+    }
+
+    /// Runs one write: inside this thread's transaction if one is open, otherwise as an
+    /// autocommitted statement under the in-process writer lock.
+    pub fn write<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        if self.depth() > 0 {
+            return self.with(f);
+        }
+        self.check_writable()?;
+        let _guard = self.writer.lock(self.config.timeout, self.path())?;
+        self.with(f)
+    }
+
+    /// Runs `f` atomically: joins this thread's transaction, or opens one around `f`.
+    pub fn atomic<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let owner = self.begin()?;
+        let result = self.with(f);
+        let end = self.end(owner, result.is_ok());
+        let value = result?;
+        end?;
+        Ok(value)
+    }
+
+    /// Runs several reads in one read transaction (unless one is already open), so that
+    /// they see one snapshot and pay the file-lock system calls once.
+    pub fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        self.with(|conn| {
+            if !conn.is_autocommit() {
+                return f(conn);
+            }
+            conn.execute_batch("BEGIN")?;
+            let result = f(conn);
+            let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            let ended = conn.execute_batch(end);
+            let value = result?;
+            ended?;
+            Ok(value)
+        })
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.config.read_only {
+            return Err(Error::ReadOnly {
+                path: self.config.path.clone(),
+                message: "the store was opened read-only".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Opens a write transaction (`BEGIN IMMEDIATE`) or joins the one open on this thread.
+    /// Returns true when this call opened it and so must end it.
+    pub fn begin(&self) -> Result<bool> {
+        let depth = self.depth();
+        if depth > 0 {
+            self.set_depth(depth + 1);
+            return Ok(false);
+        }
+        self.check_writable()?;
+        let guard = self.writer.lock(self.config.timeout, self.path())?;
+        self.with(|conn| Ok(conn.execute_batch("BEGIN IMMEDIATE")?))?;
+        std::mem::forget(guard); // released by `end`
+        self.set_depth(1);
+        Ok(true)
+    }
+
+    /// Ends what [`Connections::begin`] started: the owner commits (or rolls back), a
+    /// joined level only counts down. A failed commit rolls back.
+    pub fn end(&self, owner: bool, commit: bool) -> Result<()> {
+        let depth = self.depth();
+        if depth == 0 {
+            return Err(Error::Usage("no transaction is open on this thread".into()));
+        }
+        self.set_depth(depth - 1);
+        if !owner {
+            return Ok(());
+        }
+        let result = self.with(|conn| {
+            if conn.is_autocommit() {
+                return Ok(()); // SQLite already rolled back (e.g. after a full disk)
+            }
+            if commit {
+                if let Err(e) = conn.execute_batch("COMMIT") {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    return Err(e.into());
+                }
+                Ok(())
+            } else {
+                Ok(conn.execute_batch("ROLLBACK")?)
+            }
+        });
+        self.writer.unlock();
+        result
+    }
+}
+
+/// Serialises writers inside this process, so that SQLite's sleeping busy handler is
+/// only reached by contention between processes.
+#[derive(Default)]
+struct WriterLock {
+    owner: Mutex<Option<(ThreadId, u64)>>,
+    freed: Condvar,
+}
+
+struct WriterGuard<'a>(&'a WriterLock);
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.unlock();
+    }
+}
+
+impl WriterLock {
+    fn lock(&self, timeout: Duration, path: &Path) -> Result<WriterGuard<'_>> {
+        let me = std::thread::current().id();
+        let generation = fork_generation();
+        let start = Instant::now();
+        let mut owner = self.owner.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match *owner {
+                // A holder from before fork() does not exist in this process.
+                Some((_, g)) if g != generation => break,
+                None => break,
+                Some((t, _)) if t == me => {
+                    return Err(Error::Usage("writer lock taken twice by one thread".into()));
+                }
+                Some(_) => {}
+            }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(Error::Busy {
+                    path: path.to_owned(),
+                    waited,
+                });
+            }
+            owner = self
+                .freed
+                .wait_timeout(owner, timeout - waited)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        *owner = Some((me, generation));
+        Ok(WriterGuard(self))
+    }
+
+    fn unlock(&self) {
+        *self.owner.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.freed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pragma_values_cannot_inject_sql() {
+        let ok = pragma_sql(&[("cache_size".into(), "-2000".into())]).unwrap();
+        assert_eq!(ok, "PRAGMA cache_size = -2000;\n");
+        assert!(pragma_sql(&[("x; DROP TABLE t".into(), "1".into())]).is_err());
+        assert!(pragma_sql(&[("cache_size".into(), "1; DROP TABLE t".into())]).is_err());
+        assert!(pragma_sql(&[("journal_mode".into(), "'wal''".into())]).is_err());
+    }
+}

@@ -1,0 +1,152 @@
+//! The one error type of the crate, grouped by what the caller can do about it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::ErrorCode;
+
+/// Everything that can go wrong in diskstore.
+///
+/// Variants are grouped by what a caller can do: retry ([`Error::Busy`]), fix the
+/// environment ([`Error::ReadOnly`], [`Error::DiskFull`], [`Error::NotFound`]), fix the
+/// data or the file ([`Error::Corrupt`], [`Error::NotADatabase`], [`Error::Schema`],
+/// [`Error::Decode`]) or fix the call ([`Error::InvalidKey`], [`Error::InvalidValue`],
+/// [`Error::TooBig`], [`Error::Usage`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Another connection held the lock longer than the busy timeout. Retrying later
+    /// may succeed; a longer timeout can be set with the builder.
+    #[error("database is busy: {path} stayed locked for {waited:?}")]
+    Busy {
+        /// The store file.
+        path: PathBuf,
+        /// How long the call waited before giving up.
+        waited: Duration,
+    },
+    /// The file, its folder or the handle is read-only; writing needs write permission
+    /// on the file and on its folder (SQLite creates `-wal` and `-shm` files beside it).
+    #[error("cannot write to {path}: {message}")]
+    ReadOnly {
+        /// The store file.
+        path: PathBuf,
+        /// SQLite's or the operating system's explanation.
+        message: String,
+    },
+    /// The file does not exist (read-only opens never create a file).
+    #[error("no such store file: {path}")]
+    NotFound {
+        /// The missing file.
+        path: PathBuf,
+    },
+    /// The file exists but is not an SQLite database.
+    #[error("{path} is not an SQLite database (or is encrypted)")]
+    NotADatabase {
+        /// The foreign file.
+        path: PathBuf,
+    },
+    /// SQLite found damage in the file. Restore from a backup; `check()` lists the problems.
+    #[error("{path} is corrupt: {message}")]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// SQLite's explanation.
+        message: String,
+    },
+    /// The disk (or a quota) is full; nothing of the failed write was kept.
+    #[error("disk full while writing {path}")]
+    DiskFull {
+        /// The store file.
+        path: PathBuf,
+    },
+    /// A key or value is larger than SQLite accepts (1 GB by default).
+    #[error("value too big for SQLite: {0}")]
+    TooBig(String),
+    /// The table in the file does not fit the record type, or cannot be migrated safely.
+    /// Nothing in the file was changed.
+    #[error("schema mismatch in table {table:?}{}: {message}", column.as_ref().map(|c| format!(", column {c:?}")).unwrap_or_default())]
+    Schema {
+        /// The table.
+        table: String,
+        /// The column at fault, if one is.
+        column: Option<String>,
+        /// What does not fit.
+        message: String,
+    },
+    /// A stored value cannot be decoded into the requested Rust type.
+    #[error("cannot decode column {column:?}: {message}")]
+    Decode {
+        /// The column that holds the value.
+        column: String,
+        /// What was found instead.
+        message: String,
+    },
+    /// A key that cannot be stored, such as a NaN float.
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// A value that cannot be stored, such as a NaN float or an unserialisable record.
+    #[error("invalid value: {0}")]
+    InvalidValue(String),
+    /// The call is not allowed in this state (for example `vacuum` inside a transaction).
+    #[error("{0}")]
+    Usage(String),
+    /// An operating-system error on a path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path at fault.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Any other SQLite error.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Turns a raw SQLite error into the variant a caller can act on, naming the file.
+    pub(crate) fn at(self, path: &Path, timeout: Duration) -> Error {
+        let Error::Sqlite(err) = self else {
+            return self;
+        };
+        let message = err.to_string();
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Busy {
+                path: path.to_owned(),
+                waited: timeout,
+            },
+            Some(ErrorCode::ReadOnly) => Error::ReadOnly {
+                path: path.to_owned(),
+                message,
+            },
+            Some(ErrorCode::NotADatabase) => Error::NotADatabase {
+                path: path.to_owned(),
+            },
+            Some(ErrorCode::DatabaseCorrupt) => Error::Corrupt {
+                path: path.to_owned(),
+                message,
+            },
+            Some(ErrorCode::DiskFull) => Error::DiskFull {
+                path: path.to_owned(),
+            },
+            Some(ErrorCode::TooBig) => Error::TooBig(message),
+            Some(ErrorCode::CannotOpen) if !path.exists() => Error::NotFound {
+                path: path.to_owned(),
+            },
+            Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => Error::ReadOnly {
+                path: path.to_owned(),
+                message,
+            },
+            _ => Error::Sqlite(err),
+        }
+    }
+
+    /// True for [`Error::Busy`]: the operation may succeed if retried.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Error::Busy { .. })
+    }
+}

@@ -1,0 +1,79 @@
+//! # diskstore
+//!
+//! A fast, persistent map and disk cache on SQLite: thread-safe, process-safe, and
+//! file-compatible with the Python `diskstore` library.
+//!
+//! A store is one SQLite table: the key in a `_key` column (integer, float, text or bytes,
+//! stored natively) and one column per value field. Every thread gets its own connection;
+//! writers are serialised inside the process and, through SQLite's locks, between processes.
+//!
+//! ```
+//! use diskstore::{DiskStore, Record};
+//!
+//! #[derive(Record, Debug, PartialEq)]
+//! struct Point {
+//!     x: f64,
+//!     y: f64,
+//!     #[record(default = "origin")]
+//!     label: String,
+//! }
+//!
+//! # fn main() -> diskstore::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let store: DiskStore<String, Point> = DiskStore::open(dir.path().join("points.db"))?;
+//!
+//! store.insert("a", &Point { x: 1.0, y: 2.0, label: "first".into() })?;
+//! assert_eq!(store.get("a")?.unwrap().x, 1.0);
+//!
+//! // Writes in a transaction are all-or-nothing; dropping the guard rolls back.
+//! let tx = store.transaction()?;
+//! store.insert("b", &Point { x: 3.0, y: 4.0, label: "second".into() })?;
+//! tx.commit()?;
+//!
+//! let keys: Vec<String> = store.keys().collect::<Result<_, _>>()?;
+//! assert_eq!(keys, ["a", "b"]); // insertion order
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Values are [`Record`]s: the built-in [`Field`] types (`i64`, `f64`, `bool`, `String`,
+//! `Vec<u8>`, `Option<T>`), [`Json<T>`] for any serde type, or structs with
+//! `#[derive(Record)]` (one column per field; `#[record(default = …)]` gives the default a
+//! migration uses when it adds the column to an existing table; `#[record(table = "…")]`
+//! names the table).
+//!
+//! The type-erased engine underneath, [`Table`], is public for front ends that convert
+//! values themselves (the Python binding uses it).
+
+#![warn(missing_docs)]
+
+mod connection;
+mod error;
+mod key;
+mod record;
+mod schema;
+mod store;
+mod table;
+mod transaction;
+mod value;
+
+pub use connection::{DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS, DEFAULT_TIMEOUT};
+pub use error::{Error, Result};
+pub use key::{AsKey, Key, KeyRef};
+pub use record::{Column, Field, Json, Record, Row};
+pub use schema::{TableSpec, quote_ident};
+pub use store::{Builder, DEFAULT_TABLE, DiskRead, DiskStore, Iter, RangeIter};
+pub use table::{Direction, Query, RangeEnd, Table, TableOptions};
+pub use transaction::Transaction;
+pub use value::{Cell, ColumnType, Value, ValueRef};
+
+#[cfg(feature = "derive")]
+pub use diskstore_derive::Record;
+
+/// The SQLite binding underneath, for [`Table::with_connection`].
+pub use rusqlite;
+
+/// The version of the bundled SQLite library.
+pub fn sqlite_version() -> &'static str {
+    rusqlite::version()
+}

@@ -1,0 +1,298 @@
+//! Values: [`Field`] (one column) and [`Record`] (one row of columns), the built-in field
+//! types, [`Json`] for any serde type, and the [`Row`] a record is read from.
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::error::{Error, Result};
+use crate::value::{Cell, ColumnType, Value, ValueRef};
+
+/// One value column of a table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    /// The column name.
+    pub name: String,
+    /// The declared type.
+    pub sql_type: ColumnType,
+    /// Whether the column accepts NULL.
+    pub nullable: bool,
+    /// The default a migration gives existing rows when it adds this column.
+    pub default: Option<Value>,
+}
+
+impl Column {
+    /// A column description.
+    pub fn new(
+        name: impl Into<String>,
+        sql_type: ColumnType,
+        nullable: bool,
+        default: Option<Value>,
+    ) -> Column {
+        Column {
+            name: name.into(),
+            sql_type,
+            nullable,
+            default,
+        }
+    }
+}
+
+/// A type stored in one column: `i64`, `f64`, `bool`, `String`, `Vec<u8>`, `Option<T>`
+/// and [`Json<T>`].
+pub trait Field: Sized {
+    /// The declared column type.
+    const SQL_TYPE: ColumnType;
+    /// Whether the column accepts NULL (true for `Option<T>`).
+    const NULLABLE: bool = false;
+
+    /// The value to bind.
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] when the value cannot be stored (NaN, a failed serialisation).
+    fn to_cell(&self) -> Result<Cell<'_>>;
+
+    /// Decodes a stored value; the error says what was found instead.
+    fn from_value(v: ValueRef<'_>) -> std::result::Result<Self, String>;
+}
+
+/// A type stored as one table row: one column per field.
+///
+/// Every [`Field`] is a record of one column named `value` (the layout of the original
+/// Python library's default table). Structs with named fields get an implementation from
+/// `#[derive(Record)]`.
+pub trait Record: Sized {
+    /// The table a store of this record uses unless the builder names another.
+    const TABLE: Option<&'static str> = None;
+
+    /// The value columns, in order.
+    fn columns() -> Vec<Column>;
+
+    /// Appends one cell per column, in the order of [`Record::columns`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] when a field cannot be stored.
+    fn write<'a>(&'a self, out: &mut Vec<Cell<'a>>) -> Result<()>;
+
+    /// Reads the record from a row.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] naming the column whose value does not fit.
+    fn read(row: &Row<'_>) -> Result<Self>;
+}
+
+impl<T: Field> Record for T {
+    fn columns() -> Vec<Column> {
+        vec![Column::new("value", T::SQL_TYPE, T::NULLABLE, None)]
+    }
+
+    fn write<'a>(&'a self, out: &mut Vec<Cell<'a>>) -> Result<()> {
+        out.push(self.to_cell()?);
+        Ok(())
+    }
+
+    fn read(row: &Row<'_>) -> Result<Self> {
+        row.field(0, "value")
+    }
+}
+
+/// One result row: the key, then the value columns.
+pub struct Row<'a> {
+    row: &'a rusqlite::Row<'a>,
+    values: usize,
+}
+
+impl<'a> Row<'a> {
+    pub(crate) fn new(row: &'a rusqlite::Row<'a>, values: usize) -> Row<'a> {
+        Row { row, values }
+    }
+
+    fn at(&self, idx: usize, column: &str) -> Result<ValueRef<'_>> {
+        let raw = self.row.get_ref(idx)?;
+        ValueRef::from_sqlite(raw).map_err(|message| Error::Decode {
+            column: column.to_owned(),
+            message,
+        })
+    }
+
+    /// The stored key.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] if stored text is not UTF-8.
+    pub fn key(&self) -> Result<ValueRef<'_>> {
+        self.at(0, "_key")
+    }
+
+    /// How many value columns the row has.
+    pub fn len(&self) -> usize {
+        self.values
+    }
+
+    /// True when the row has no value columns.
+    pub fn is_empty(&self) -> bool {
+        self.values == 0
+    }
+
+    /// The value column at `idx` (0-based, after the key), as stored.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] if stored text is not UTF-8.
+    pub fn value(&self, idx: usize) -> Result<ValueRef<'_>> {
+        self.at(idx + 1, "value")
+    }
+
+    /// Decodes the value column at `idx` as `T`; errors name `column`.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when the stored value does not fit `T`.
+    pub fn field<T: Field>(&self, idx: usize, column: &str) -> Result<T> {
+        let v = self.at(idx + 1, column)?;
+        T::from_value(v).map_err(|message| Error::Decode {
+            column: column.to_owned(),
+            message,
+        })
+    }
+}
+
+fn found(expected: &str, v: ValueRef<'_>) -> String {
+    format!("expected {expected}, found {}", v.type_name())
+}
+
+impl Field for i64 {
+    const SQL_TYPE: ColumnType = ColumnType::Integer;
+    fn to_cell(&self) -> Result<Cell<'_>> {
+        Ok(Cell::Borrowed(ValueRef::Integer(*self)))
+    }
+    fn from_value(v: ValueRef<'_>) -> std::result::Result<Self, String> {
+        match v {
+            ValueRef::Integer(i) => Ok(i),
+            other => Err(found("INTEGER", other)),
+        }
+    }
+}
+
+impl Field for f64 {
+    const SQL_TYPE: ColumnType = ColumnType::Real;
+    fn to_cell(&self) -> Result<Cell<'_>> {
+        if self.is_nan() {
+            return Err(Error::InvalidValue(
+                "NaN cannot be stored (SQLite reads it as NULL)".into(),
+            ));
+        }
+        Ok(Cell::Borrowed(ValueRef::Real(*self)))
+    }
+    fn from_value(v: ValueRef<'_>) -> std::result::Result<Self, String> {
+        match v {
+            ValueRef::Real(f) => Ok(f),
+            ValueRef::Integer(i) => Ok(i as f64),
+            other => Err(found("REAL", other)),
+        }
+    }
+}
+
+impl Field for bool {
+    const SQL_TYPE: ColumnType = ColumnType::Integer;
+    fn to_cell(&self) -> Result<Cell<'_>> {
+        Ok(Cell::Borrowed(ValueRef::Integer(i64::from(*self))))
+    }
+    fn from_value(v: ValueRef<'_>) -> std::result::Result<Self, String> {
+        match v {
+            ValueRef::Integer(0) => Ok(false),
+            ValueRef::Integer(1) => Ok(true),
+            ValueRef::Integer(i) => Err(format!("expected 0 or 1 for a bool, found {i}")),
+            other => Err(found("INTEGER", other)),
+        }
+    }
+}
+
+impl Field for String {
+    const SQL_TYPE: ColumnType = ColumnType::Text;
+    fn to_cell(&self) -> Result<Cell<'_>> {
+        Ok(Cell::Borrowed(ValueRef::Text(self)))
+    }
+    fn from_value(v: ValueRef<'_>) -> std::result::Result<Self, String> {
+        match v {
+            ValueRef::Text(s) => Ok(s.to_owned()),
+            other => Err(found("TEXT", other)),
+        }
+    }
+}
+
+impl Field for Vec<u8> {
+    const SQL_TYPE: ColumnType = ColumnType::Blob;
+    fn to_cell(&self) -> Result<Cell<'_>> {
+        Ok(Cell::Borrowed(ValueRef::Blob(self)))
+    }
+    fn from_value(v: ValueRef<'_>) -> std::result::Result<Self, String> {
+        match v {
+            ValueRef::Blob(b) => Ok(b.to_vec()),
+            other => Err(found("BLOB", other)),
+        }
+    }
+}
+
+impl<T: Field> Field for Option<T> {
+    const SQL_TYPE: ColumnType = T::SQL_TYPE;
+    const NULLABLE: bool = true;
+    fn to_cell(&self) -> Result<Cell<'_>> {
+        match self {
+            Some(v) => v.to_cell(),
+            None => Ok(Cell::Borrowed(ValueRef::Null)),
+        }
+    }
+    fn from_value(v: ValueRef<'_>) -> std::result::Result<Self, String> {
+        match v {
+            ValueRef::Null => Ok(None),
+            other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+/// Stores any serde type as JSON text in one column (readable from Python's `JsonConfig`).
+///
+/// ```
+/// use diskstore::{DiskStore, Json};
+/// use std::collections::BTreeMap;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store: DiskStore<String, Json<BTreeMap<String, u32>>> =
+///     DiskStore::open(dir.path().join("j.db")).unwrap();
+/// store.insert("a", &Json(BTreeMap::from([("x".to_string(), 1)]))).unwrap();
+/// assert_eq!(store.get("a").unwrap().unwrap().0["x"], 1);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Json<T>(pub T);
+
+impl<T: Serialize + DeserializeOwned> Field for Json<T> {
+    const SQL_TYPE: ColumnType = ColumnType::Text;
+    fn to_cell(&self) -> Result<Cell<'_>> {
+        serde_json::to_string(&self.0)
+            .map(|s| Cell::Owned(Value::Text(s)))
+            .map_err(|e| Error::InvalidValue(format!("cannot serialise as JSON: {e}")))
+    }
+    fn from_value(v: ValueRef<'_>) -> std::result::Result<Self, String> {
+        let bytes = match v {
+            ValueRef::Text(s) => s.as_bytes(),
+            ValueRef::Blob(b) => b,
+            other => return Err(found("JSON text", other)),
+        };
+        serde_json::from_slice(bytes)
+            .map(Json)
+            .map_err(|e| format!("invalid JSON: {e}"))
+    }
+}
+
+macro_rules! value_from {
+    ($($t:ty => $v:ident $(as $cast:ty)?),*) => {$(
+        impl From<$t> for Value {
+            fn from(x: $t) -> Value {
+                Value::$v(x $(as $cast)?.into())
+            }
+        }
+    )*};
+}
+value_from!(i64 => Integer, i32 => Integer, f64 => Real, &str => Text, String => Text, Vec<u8> => Blob);
+
+impl From<bool> for Value {
+    fn from(x: bool) -> Value {
+        Value::Integer(i64::from(x))
+    }
+}

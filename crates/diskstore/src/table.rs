@@ -1,0 +1,721 @@
+//! The type-erased table engine: one SQLite table, every operation on it, for any front end.
+//!
+//! [`Table`] knows the layout ([`TableSpec`]), holds all SQL texts (built once at open) and
+//! the per-thread connections. It works on borrowed keys ([`KeyRef`]) and cells ([`Cell`])
+//! and hands each result row ([`Row`]) to a closure, so a front end converts straight
+//! from and into its own types without intermediate copies. The typed Rust API
+//! ([`DiskStore`](crate::DiskStore)) and the Python binding both sit on it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::connection::{
+    ConnectionConfig, Connections, DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS, DEFAULT_TIMEOUT, pragma_sql,
+};
+use crate::error::{Error, Result};
+use crate::key::KeyRef;
+use crate::record::Row;
+use crate::schema::{self, Edge, Plan, Statements, TableSpec};
+use crate::value::{Cell, Value, ValueRef};
+
+/// How to open a [`Table`].
+#[derive(Clone, Debug)]
+pub struct TableOptions {
+    /// The store file.
+    pub path: PathBuf,
+    /// The table layout.
+    pub spec: TableSpec,
+    /// Open with `SQLITE_OPEN_READONLY` (the file must exist; nothing is ever written).
+    pub read_only: bool,
+    /// Busy timeout: how long a call waits for a lock before [`Error::Busy`].
+    pub timeout: Duration,
+    /// Pragmas applied, in order, after the defaults on every new connection.
+    pub pragmas: Vec<(String, String)>,
+    /// Add columns the record has and the table lacks (with their defaults).
+    pub auto_migrate: bool,
+}
+
+impl TableOptions {
+    /// Options with the defaults: read-write, 10 s timeout, auto-migrate on.
+    pub fn new(path: impl Into<PathBuf>, spec: TableSpec) -> TableOptions {
+        TableOptions {
+            path: path.into(),
+            spec,
+            read_only: false,
+            timeout: DEFAULT_TIMEOUT,
+            pragmas: Vec::new(),
+            auto_migrate: true,
+        }
+    }
+}
+
+struct Inner {
+    conns: Connections,
+    spec: TableSpec,
+    sql: Statements,
+}
+
+/// One store table in one file, shared by all threads (a cheap, cloneable handle).
+#[derive(Clone)]
+pub struct Table {
+    inner: Arc<Inner>,
+}
+
+/// Which direction a scan goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Insertion (rowid) order, or ascending key order for ranges.
+    Forward,
+    /// The reverse.
+    Reverse,
+}
+
+/// One end of a key range.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RangeEnd<'a> {
+    /// No limit on this side.
+    Unbounded,
+    /// Up to and including the key.
+    Included(KeyRef<'a>),
+    /// Up to but excluding the key.
+    Excluded(KeyRef<'a>),
+}
+
+/// A trusted SQL query over a store's table (see [`Table::query`]).
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    /// The `WHERE` fragment, pasted in verbatim (`?` parameters allowed).
+    pub filter: Option<String>,
+    /// Parameters for the `?` in `filter`.
+    pub params: Vec<Value>,
+    /// The `ORDER BY` fragment; default insertion order.
+    pub order: Option<String>,
+    /// At most this many rows.
+    pub limit: Option<u64>,
+    /// Skip this many rows first.
+    pub offset: Option<u64>,
+}
+
+impl Query {
+    /// A query that returns every row in insertion order.
+    pub fn new() -> Query {
+        Query::default()
+    }
+
+    /// Sets the `WHERE` fragment and its parameters. The text is trusted SQL: never build
+    /// it from untrusted input; pass such values as `params`.
+    #[must_use]
+    pub fn filter(
+        mut self,
+        sql: impl Into<String>,
+        params: impl IntoIterator<Item = Value>,
+    ) -> Query {
+        self.filter = Some(sql.into());
+        self.params = params.into_iter().collect();
+        self
+    }
+
+    /// Sets the `ORDER BY` fragment (trusted SQL, e.g. `"value DESC"`). Default: insertion order.
+    #[must_use]
+    pub fn order(mut self, sql: impl Into<String>) -> Query {
+        self.order = Some(sql.into());
+        self
+    }
+
+    /// Returns at most `n` rows. Default: all.
+    #[must_use]
+    pub fn limit(mut self, n: u64) -> Query {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Skips the first `n` rows. Default: 0.
+    #[must_use]
+    pub fn offset(mut self, n: u64) -> Query {
+        self.offset = Some(n);
+        self
+    }
+}
+
+fn bind_key(st: &mut rusqlite::Statement<'_>, idx: usize, key: KeyRef<'_>) -> Result<()> {
+    st.raw_bind_parameter(idx, key.checked()?)?;
+    Ok(())
+}
+
+fn bind_values(st: &mut rusqlite::Statement<'_>, first: usize, values: &[Cell<'_>]) -> Result<()> {
+    for (i, v) in values.iter().enumerate() {
+        st.raw_bind_parameter(first + i, v)?;
+    }
+    Ok(())
+}
+
+/// Reads the single row a statement returns (stepping it to completion, which
+/// `RETURNING` statements need to finish promptly).
+fn one_row<T>(
+    st: &mut rusqlite::Statement<'_>,
+    values: usize,
+    f: impl FnOnce(&Row<'_>) -> Result<T>,
+) -> Result<Option<T>> {
+    let mut rows = st.raw_query();
+    let out = match rows.next()? {
+        Some(r) => Some(f(&Row::new(r, values))?),
+        None => None,
+    };
+    while rows.next()?.is_some() {}
+    Ok(out)
+}
+
+fn split_end(e: RangeEnd<'_>) -> (Edge, Option<KeyRef<'_>>) {
+    match e {
+        RangeEnd::Unbounded => (Edge::Open, None),
+        RangeEnd::Included(k) => (Edge::Included, Some(k)),
+        RangeEnd::Excluded(k) => (Edge::Excluded, Some(k)),
+    }
+}
+
+impl Table {
+    /// Opens (and, read-write, creates or migrates) the table.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for a missing file opened read-only, [`Error::NotADatabase`] or
+    /// [`Error::Corrupt`] for a bad file, [`Error::Schema`] when the table does not fit the
+    /// spec and cannot be migrated, [`Error::ReadOnly`] when the file cannot be written,
+    /// [`Error::Busy`] when another process holds the lock too long.
+    pub fn open(options: TableOptions) -> Result<Table> {
+        let defaults = if options.read_only {
+            DEFAULT_RO_PRAGMAS
+        } else {
+            DEFAULT_PRAGMAS
+        };
+        let mut pragmas: Vec<(String, String)> = defaults
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for (k, v) in &options.pragmas {
+            match pragmas
+                .iter_mut()
+                .find(|(name, _)| name.eq_ignore_ascii_case(k))
+            {
+                Some(slot) => slot.1 = v.clone(),
+                None => pragmas.push((k.clone(), v.clone())),
+            }
+        }
+        let sql = Statements::new(&options.spec)?;
+        let conns = Connections::new(ConnectionConfig {
+            path: options.path.clone(),
+            read_only: options.read_only,
+            timeout: options.timeout,
+            pragma_sql: pragma_sql(&pragmas)?,
+        });
+        let table = Table {
+            inner: Arc::new(Inner {
+                conns,
+                spec: options.spec,
+                sql,
+            }),
+        };
+        let result = table.prepare_schema(options.read_only, options.auto_migrate);
+        table.ctx(result)?;
+        Ok(table)
+    }
+
+    fn prepare_schema(&self, read_only: bool, auto_migrate: bool) -> Result<()> {
+        let spec = &self.inner.spec;
+        let plan = self
+            .inner
+            .conns
+            .with(|c| schema::plan(c, spec, !read_only))?;
+        let missing = |what: String| Error::Schema {
+            table: spec.name.clone(),
+            column: None,
+            message: what,
+        };
+        match (&plan, read_only, auto_migrate) {
+            (Plan::Fits, ..) => Ok(()),
+            (Plan::Create, true, _) => Err(missing("the file has no such table".into())),
+            (Plan::AddColumns(cols), true, _) | (Plan::AddColumns(cols), _, false) => {
+                Err(Error::Schema {
+                    table: spec.name.clone(),
+                    column: Some(cols[0].name.clone()),
+                    message: if read_only {
+                        "the column is missing and a read-only store cannot add it".into()
+                    } else {
+                        "the column is missing and auto-migrate is off".into()
+                    },
+                })
+            }
+            _ => self.inner.conns.atomic(|c| {
+                // Plan again under the write lock: another process may have done it.
+                let plan = schema::plan(c, spec, true)?;
+                schema::apply(c, &self.inner.sql, &plan)
+            }),
+        }
+    }
+
+    fn ctx<R>(&self, r: Result<R>) -> Result<R> {
+        r.map_err(|e| e.at(self.inner.conns.path(), self.inner.conns.timeout()))
+    }
+
+    /// The table layout.
+    pub fn spec(&self) -> &TableSpec {
+        &self.inner.spec
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        self.inner.conns.path()
+    }
+
+    /// The busy timeout.
+    pub fn timeout(&self) -> Duration {
+        self.inner.conns.timeout()
+    }
+
+    /// True if opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.conns.read_only()
+    }
+
+    fn width(&self) -> usize {
+        self.inner.spec.columns.len()
+    }
+
+    /// Looks up `key` and hands its row to `f`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] for a NaN key; errors from `f`; file and lock errors.
+    pub fn get<T>(
+        &self,
+        key: KeyRef<'_>,
+        f: impl FnOnce(&Row<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let r = self.inner.conns.with(|c| {
+            let mut st = c.prepare_cached(&self.inner.sql.get)?;
+            bind_key(&mut st, 1, key)?;
+            let mut rows = st.raw_query();
+            match rows.next()? {
+                Some(r) => f(&Row::new(r, self.width())).map(Some),
+                None => Ok(None),
+            }
+        });
+        self.ctx(r)
+    }
+
+    /// Looks up several keys in one read transaction; `f` gets each key's index and row.
+    ///
+    /// # Errors
+    /// As [`Table::get`].
+    pub fn get_many(
+        &self,
+        keys: &[KeyRef<'_>],
+        mut f: impl FnMut(usize, Option<&Row<'_>>) -> Result<()>,
+    ) -> Result<()> {
+        let r = self.inner.conns.read(|c| {
+            let mut st = c.prepare_cached(&self.inner.sql.get)?;
+            for (i, key) in keys.iter().enumerate() {
+                bind_key(&mut st, 1, *key)?;
+                let mut rows = st.raw_query();
+                match rows.next()? {
+                    Some(r) => f(i, Some(&Row::new(r, self.width())))?,
+                    None => f(i, None)?,
+                }
+            }
+            Ok(())
+        });
+        self.ctx(r)
+    }
+
+    /// True if `key` is stored.
+    ///
+    /// # Errors
+    /// As [`Table::get`].
+    pub fn contains(&self, key: KeyRef<'_>) -> Result<bool> {
+        let r = self.inner.conns.with(|c| {
+            let mut st = c.prepare_cached(&self.inner.sql.contains)?;
+            bind_key(&mut st, 1, key)?;
+            Ok(st.raw_query().next()?.is_some())
+        });
+        self.ctx(r)
+    }
+
+    /// The number of rows.
+    ///
+    /// # Errors
+    /// File and lock errors.
+    pub fn len(&self) -> Result<u64> {
+        let r = self.inner.conns.with(|c| {
+            let mut st = c.prepare_cached(&self.inner.sql.count)?;
+            Ok(st.query_row([], |r| r.get::<_, i64>(0))? as u64)
+        });
+        self.ctx(r)
+    }
+
+    /// True if the table has no rows.
+    ///
+    /// # Errors
+    /// File and lock errors.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Inserts or replaces the row of `key`; a replaced key keeps its position.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`], [`Error::TooBig`], [`Error::ReadOnly`], [`Error::DiskFull`],
+    /// [`Error::Busy`], constraint errors from SQLite.
+    pub fn set(&self, key: KeyRef<'_>, values: &[Cell<'_>]) -> Result<()> {
+        let r = self.inner.conns.write(|c| {
+            let mut st = c.prepare_cached(&self.inner.sql.upsert)?;
+            bind_key(&mut st, 1, key)?;
+            bind_values(&mut st, 2, values)?;
+            st.raw_execute()?;
+            Ok(())
+        });
+        self.ctx(r)
+    }
+
+    /// Inserts the row only if `key` is absent; returns whether it was inserted.
+    ///
+    /// # Errors
+    /// As [`Table::set`].
+    pub fn insert_new(&self, key: KeyRef<'_>, values: &[Cell<'_>]) -> Result<bool> {
+        let r = self.inner.conns.write(|c| {
+            let mut st = c.prepare_cached(&self.inner.sql.insert_new)?;
+            bind_key(&mut st, 1, key)?;
+            bind_values(&mut st, 2, values)?;
+            Ok(st.raw_execute()? == 1)
+        });
+        self.ctx(r)
+    }
+
+    /// Inserts a row under the next free integer key (SQLite's rowid) and returns that key.
+    /// Needs an `INTEGER` key column.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a table whose keys are not integers; as [`Table::set`].
+    pub fn insert_auto(&self, values: &[Cell<'_>]) -> Result<i64> {
+        if self.inner.spec.key_type != crate::value::ColumnType::Integer {
+            return Err(Error::Usage(format!(
+                "a key is needed: table {:?} has {} keys, and only INTEGER keys are assigned automatically",
+                self.inner.spec.name, self.inner.spec.key_type
+            )));
+        }
+        let r = self.inner.conns.write(|c| {
+            let mut st = c.prepare_cached(&self.inner.sql.insert_auto)?;
+            bind_values(&mut st, 2, values)?;
+            let key = one_row(&mut st, 0, |row| match row.key()? {
+                ValueRef::Integer(i) => Ok(i),
+                other => Err(Error::Decode {
+                    column: "_key".into(),
+                    message: format!("assigned key is {}", other.type_name()),
+                }),
+            })?;
+            key.ok_or_else(|| Error::Usage("no key was assigned".into()))
+        });
+        self.ctx(r)
+    }
+
+    /// Deletes the row of `key`; returns whether there was one.
+    ///
+    /// # Errors
+    /// As [`Table::set`].
+    pub fn delete(&self, key: KeyRef<'_>) -> Result<bool> {
+        let r = self.inner.conns.write(|c| {
+            let mut st = c.prepare_cached(&self.inner.sql.delete)?;
+            bind_key(&mut st, 1, key)?;
+            Ok(st.raw_execute()? > 0)
+        });
+        self.ctx(r)
+    }
+
+    /// Deletes the row of `key` and hands the deleted row to `f` (one `DELETE … RETURNING`).
+    ///
+    /// # Errors
+    /// As [`Table::set`], and errors from `f` (the row stays deleted).
+    pub fn remove<T>(
+        &self,
+        key: KeyRef<'_>,
+        f: impl FnOnce(&Row<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let r = self.inner.conns.write(|c| {
+            let mut st = c.prepare_cached(&self.inner.sql.remove)?;
+            bind_key(&mut st, 1, key)?;
+            one_row(&mut st, self.width(), f)
+        });
+        self.ctx(r)
+    }
+
+    /// Deletes the newest (`Reverse`) or oldest (`Forward`) row and hands it to `f`.
+    ///
+    /// # Errors
+    /// As [`Table::remove`].
+    pub fn pop<T>(
+        &self,
+        end: Direction,
+        f: impl FnOnce(&Row<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let sql = match end {
+            Direction::Reverse => &self.inner.sql.pop_last,
+            Direction::Forward => &self.inner.sql.pop_first,
+        };
+        let r = self.inner.conns.write(|c| {
+            let mut st = c.prepare_cached(sql)?;
+            one_row(&mut st, self.width(), f)
+        });
+        self.ctx(r)
+    }
+
+    /// Returns the row of `key`, inserting `values` first if it is absent, atomically.
+    /// `f` gets the row and whether it was just inserted.
+    ///
+    /// # Errors
+    /// As [`Table::set`].
+    pub fn get_or_insert<T>(
+        &self,
+        key: KeyRef<'_>,
+        values: &[Cell<'_>],
+        f: impl FnOnce(&Row<'_>, bool) -> Result<T>,
+    ) -> Result<T> {
+        let r = self.inner.conns.atomic(|c| {
+            let inserted = {
+                let mut st = c.prepare_cached(&self.inner.sql.insert_new)?;
+                bind_key(&mut st, 1, key)?;
+                bind_values(&mut st, 2, values)?;
+                st.raw_execute()? == 1
+            };
+            let mut st = c.prepare_cached(&self.inner.sql.get)?;
+            bind_key(&mut st, 1, key)?;
+            let mut rows = st.raw_query();
+            let row = rows
+                .next()?
+                .ok_or_else(|| Error::Usage("row vanished inside a transaction".into()))?;
+            f(&Row::new(row, self.width()), inserted)
+        });
+        self.ctx(r)
+    }
+
+    /// Reads up to `limit` rows with rowids in `from..=to` in insertion order (or
+    /// reversed); `f` gets each rowid and row. With `keys_only` the rows have no values.
+    /// Returns how many rows were read.
+    ///
+    /// # Errors
+    /// File and lock errors, and errors from `f`.
+    pub fn scan(
+        &self,
+        from: i64,
+        to: i64,
+        direction: Direction,
+        limit: usize,
+        keys_only: bool,
+        mut f: impl FnMut(i64, &Row<'_>) -> Result<()>,
+    ) -> Result<usize> {
+        let d = usize::from(direction == Direction::Reverse);
+        let (sql, width) = if keys_only {
+            (&self.inner.sql.scan_keys[d], 0)
+        } else {
+            (&self.inner.sql.scan[d], self.width())
+        };
+        let r = self.inner.conns.with(|c| {
+            let mut st = c.prepare_cached(sql)?;
+            st.raw_bind_parameter(1, from)?;
+            st.raw_bind_parameter(2, to)?;
+            st.raw_bind_parameter(3, i64::try_from(limit).unwrap_or(i64::MAX))?;
+            let mut rows = st.raw_query();
+            let mut n = 0;
+            while let Some(r) = rows.next()? {
+                let rowid: i64 = r.get(width + 1)?;
+                f(rowid, &Row::new(r, width))?;
+                n += 1;
+            }
+            Ok(n)
+        });
+        self.ctx(r)
+    }
+
+    /// Reads up to `limit` rows in key order (SQLite's order: numbers, text, bytes)
+    /// between two ends; `f` gets each row. Returns how many rows were read.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] for a NaN bound; file and lock errors; errors from `f`.
+    pub fn range(
+        &self,
+        lower: RangeEnd<'_>,
+        upper: RangeEnd<'_>,
+        direction: Direction,
+        limit: usize,
+        mut f: impl FnMut(&Row<'_>) -> Result<()>,
+    ) -> Result<usize> {
+        let (le, lk) = split_end(lower);
+        let (ue, uk) = split_end(upper);
+        let reverse = direction == Direction::Reverse;
+        let sql = self.inner.sql.range(le, ue, reverse);
+        let (first, last) = if reverse { (uk, lk) } else { (lk, uk) };
+        let r = self.inner.conns.with(|c| {
+            let mut st = c.prepare_cached(&sql)?;
+            if let Some(k) = first {
+                bind_key(&mut st, 1, k)?;
+            }
+            if let Some(k) = last {
+                bind_key(&mut st, 2, k)?;
+            }
+            st.raw_bind_parameter(3, i64::try_from(limit).unwrap_or(i64::MAX))?;
+            let mut rows = st.raw_query();
+            let mut n = 0;
+            while let Some(r) = rows.next()? {
+                f(&Row::new(r, self.width()))?;
+                n += 1;
+            }
+            Ok(n)
+        });
+        self.ctx(r)
+    }
+
+    /// Runs a trusted query (see [`Query`]) in one read transaction; `f` gets each row.
+    ///
+    /// # Errors
+    /// SQL errors from the fragments; file and lock errors; errors from `f`.
+    pub fn query(&self, q: &Query, mut f: impl FnMut(&Row<'_>) -> Result<()>) -> Result<()> {
+        let sql = self
+            .inner
+            .sql
+            .query(q.filter.as_deref(), q.order.as_deref());
+        let r = self.inner.conns.read(|c| {
+            let mut st = c.prepare(&sql)?;
+            for (i, p) in q.params.iter().enumerate() {
+                st.raw_bind_parameter(i + 1, p)?;
+            }
+            let n = q.params.len();
+            let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+            let offset = q.offset.map_or(0, |o| i64::try_from(o).unwrap_or(i64::MAX));
+            st.raw_bind_parameter(n + 1, limit)?;
+            st.raw_bind_parameter(n + 2, offset)?;
+            let mut rows = st.raw_query();
+            while let Some(r) = rows.next()? {
+                f(&Row::new(r, self.width()))?;
+            }
+            Ok(())
+        });
+        self.ctx(r)
+    }
+
+    /// Deletes every row (the file keeps its size until [`Table::vacuum`]).
+    ///
+    /// # Errors
+    /// As [`Table::set`].
+    pub fn clear(&self) -> Result<()> {
+        let r = self
+            .inner
+            .conns
+            .write(|c| Ok(c.execute_batch(&self.inner.sql.clear)?));
+        self.ctx(r)
+    }
+
+    /// Rebuilds the file to give free pages back to the file system.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] inside a transaction; as [`Table::set`].
+    pub fn vacuum(&self) -> Result<()> {
+        if self.inner.conns.depth() > 0 {
+            return Err(Error::Usage(
+                "VACUUM cannot run inside a transaction".into(),
+            ));
+        }
+        let r = self.inner.conns.write(|c| Ok(c.execute_batch("VACUUM")?));
+        self.ctx(r)
+    }
+
+    /// SQLite's `integrity_check`: an empty list when the file is healthy, else the problems.
+    ///
+    /// # Errors
+    /// File and lock errors (a file too damaged to check is [`Error::Corrupt`]).
+    pub fn check(&self) -> Result<Vec<String>> {
+        let r = self.inner.conns.with(|c| {
+            let mut st = c.prepare("PRAGMA integrity_check")?;
+            let msgs = st
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(msgs.into_iter().filter(|m| m != "ok").collect())
+        });
+        self.ctx(r)
+    }
+
+    /// The largest rowid, if any row exists (the end of an insertion-order scan).
+    ///
+    /// # Errors
+    /// File and lock errors.
+    pub fn max_rowid(&self) -> Result<Option<i64>> {
+        let r = self.inner.conns.with(|c| {
+            let mut st = c.prepare_cached(&self.inner.sql.max_key)?;
+            Ok(st.query_row([], |r| r.get::<_, Option<i64>>(0))?)
+        });
+        self.ctx(r)
+    }
+
+    /// Opens a write transaction (`BEGIN IMMEDIATE`) on this thread, or joins the open
+    /// one. Returns true if this call opened it; pass that to [`Table::end`].
+    /// Prefer the guard of [`DiskStore::transaction`](crate::DiskStore::transaction).
+    ///
+    /// # Errors
+    /// [`Error::Busy`] when the lock is not free within the timeout; [`Error::ReadOnly`].
+    pub fn begin(&self) -> Result<bool> {
+        let r = self.inner.conns.begin();
+        self.ctx(r)
+    }
+
+    /// Ends a level opened by [`Table::begin`]: the opener commits (or rolls back when
+    /// `commit` is false); a joined level only counts down.
+    ///
+    /// # Errors
+    /// A failed `COMMIT` (the transaction is then rolled back); [`Error::Usage`] when no
+    /// transaction is open.
+    pub fn end(&self, opened: bool, commit: bool) -> Result<()> {
+        let r = self.inner.conns.end(opened, commit);
+        self.ctx(r)
+    }
+
+    /// How many transaction levels are open on this thread.
+    pub fn depth(&self) -> u32 {
+        self.inner.conns.depth()
+    }
+
+    /// Runs `f` inside one read transaction (or the write transaction already open on
+    /// this thread), so that several reads see one snapshot.
+    ///
+    /// # Errors
+    /// Errors from `f`; file and lock errors.
+    pub fn read<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        let r = self.inner.conns.read(|_| f());
+        self.ctx(r)
+    }
+
+    /// Runs `f` with this thread's raw SQLite connection, for SQL the API does not cover.
+    /// Writes made this way bypass the in-process writer lock unless made inside
+    /// [`Table::begin`]/[`Table::end`].
+    ///
+    /// # Errors
+    /// Errors from `f`; opening errors.
+    pub fn with_connection<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let r = self.inner.conns.with(f);
+        self.ctx(r)
+    }
+
+    /// Closes this thread's connection; the next call reopens it.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] inside a transaction.
+    pub fn close(&self) -> Result<()> {
+        self.inner.conns.close()
+    }
+
+    /// Makes every thread's connection reopen on next use; returns how many connections
+    /// were opened since the last call.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] inside a transaction.
+    pub fn close_all(&self) -> Result<u64> {
+        self.inner.conns.close_all()
+    }
+}
