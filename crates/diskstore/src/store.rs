@@ -558,12 +558,13 @@ impl<T> Iterator for Iter<T> {
     type Item = Result<T>;
 
     fn next(&mut self) -> Option<Result<T>> {
-        if self.buf.is_empty() && !self.done {
-            if let Err(e) = self.fill() {
-                self.done = true;
-                self.buf.clear();
-                return Some(Err(e));
-            }
+        if self.buf.is_empty()
+            && !self.done
+            && let Err(e) = self.fill()
+        {
+            self.done = true;
+            self.buf.clear();
+            return Some(Err(e));
         }
         self.buf.pop_front().map(|(_, item)| Ok(item))
     }
@@ -641,12 +642,13 @@ impl<K: Key, V: Record> Iterator for RangeIter<K, V> {
     type Item = Result<(K, V)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.buf.is_empty() && !self.done {
-            if let Err(e) = self.fill() {
-                self.done = true;
-                self.buf.clear();
-                return Some(Err(e));
-            }
+        if self.buf.is_empty()
+            && !self.done
+            && let Err(e) = self.fill()
+        {
+            self.done = true;
+            self.buf.clear();
+            return Some(Err(e));
         }
         self.buf.pop_front().map(|(_, item)| Ok(item))
     }
