@@ -48,6 +48,18 @@ pub struct TableSpec {
     pub columns: Vec<Column>,
 }
 
+impl TableSpec {
+    /// The `CREATE TABLE IF NOT EXISTS` statement of this layout, for a front end that must
+    /// create the table inside its own write transaction (the Python binding settles which
+    /// of two layouts a new file gets under the write lock).
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for an invalid table or column name.
+    pub fn create_sql(&self) -> Result<String> {
+        Ok(Statements::new(self)?.create)
+    }
+}
+
 /// Every SQL text one table needs. Row layout of reads: `_key`, the value columns, and
 /// for scans the rowid last.
 #[derive(Debug)]
