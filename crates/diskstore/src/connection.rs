@@ -334,8 +334,16 @@ impl Connections {
 /// only reached by contention between processes.
 #[derive(Default)]
 struct WriterLock {
-    owner: Mutex<Option<(ThreadId, u64)>>,
+    state: Mutex<LockState>,
     freed: Condvar,
+}
+
+#[derive(Default)]
+struct LockState {
+    /// The holding thread and the fork generation it took the lock in.
+    owner: Option<(ThreadId, u64)>,
+    /// Threads waiting in `lock` (so that an uncontended unlock makes no wake-up syscall).
+    waiters: usize,
 }
 
 struct WriterGuard<'a>(&'a WriterLock);
@@ -351,9 +359,9 @@ impl WriterLock {
         let me = std::thread::current().id();
         let generation = fork_generation();
         let start = Instant::now();
-        let mut owner = self.owner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            match *owner {
+            match state.owner {
                 // A holder from before fork() does not exist in this process.
                 Some((_, g)) if g != generation => break,
                 None => break,
@@ -364,24 +372,26 @@ impl WriterLock {
             }
             let waited = start.elapsed();
             if waited >= timeout {
-                return Err(Error::Busy {
-                    path: path.to_owned(),
-                    waited,
-                });
+                return Err(Error::Busy { path: path.to_owned(), waited });
             }
-            owner = self
+            state.waiters += 1;
+            state = self
                 .freed
-                .wait_timeout(owner, timeout - waited)
+                .wait_timeout(state, timeout - waited)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+            state.waiters -= 1;
         }
-        *owner = Some((me, generation));
+        state.owner = Some((me, generation));
         Ok(WriterGuard(self))
     }
 
     fn unlock(&self) {
-        *self.owner.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        self.freed.notify_one();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.owner = None;
+        if state.waiters > 0 {
+            self.freed.notify_one();
+        }
     }
 }
 
