@@ -70,7 +70,16 @@ impl Stats {
             .split_whitespace()
             .map(|w| w.parse().ok())
             .collect::<Option<_>>()?;
-        let [ops, transfers, rolled_back, snapshots, busy, violations, errors] = n[..] else {
+        let [
+            ops,
+            transfers,
+            rolled_back,
+            snapshots,
+            busy,
+            violations,
+            errors,
+        ] = n[..]
+        else {
             return None;
         };
         Some(Stats {
@@ -88,7 +97,11 @@ impl Stats {
 fn total(store: &Store) -> diskstore::Result<i64> {
     let keys: Vec<i64> = (0..ACCOUNTS).collect();
     // get_many reads in one transaction: one consistent snapshot.
-    Ok(store.get_many(&keys)?.into_iter().map(|b| b.unwrap_or(0)).sum())
+    Ok(store
+        .get_many(&keys)?
+        .into_iter()
+        .map(|b| b.unwrap_or(0))
+        .sum())
 }
 
 fn transfer(store: &Store, rng: &mut Rng, commit: bool) -> diskstore::Result<()> {
@@ -129,7 +142,9 @@ fn work(store: &Store, proc_: u64, thread: u64, mut rng: Rng, until: Instant) ->
             90..95 => store
                 .get_or_insert(&scratch_key(proc_, thread, n), &-1)
                 .map(drop),
-            _ => store.get(&rng.below(ACCOUNTS as u64).cast_signed()).map(drop),
+            _ => store
+                .get(&rng.below(ACCOUNTS as u64).cast_signed())
+                .map(drop),
         };
         s.ops += 1;
         match result {
@@ -233,5 +248,8 @@ fn processes_and_threads_keep_the_total_under_contention() {
     assert_eq!(all.violations, 0, "invariant violations");
     assert_eq!(all.errors, 0, "unexpected errors");
     assert_eq!(all.busy, 0, "Busy errors under the default timeout");
-    assert!(all.transfers > 0 && all.snapshots > 0, "the workers did work");
+    assert!(
+        all.transfers > 0 && all.snapshots > 0,
+        "the workers did work"
+    );
 }

@@ -216,9 +216,9 @@ fn verify(path: &Path, rep: &Reported, round: u64) -> Result<usize, String> {
         }
     }
     for (id, js) in &parts {
-        let n = markers
-            .get(id)
-            .ok_or(format!("half-applied transaction {id}: keys without marker"))?;
+        let n = markers.get(id).ok_or(format!(
+            "half-applied transaction {id}: keys without marker"
+        ))?;
         if *js != (0..*n).collect::<BTreeSet<_>>() {
             return Err(format!("half-applied transaction {id}: {js:?} of {n}"));
         }
@@ -259,7 +259,8 @@ fn verify(path: &Path, rep: &Reported, round: u64) -> Result<usize, String> {
     store
         .insert(&alive, &"yes".to_string())
         .map_err(|e| format!("write after crash: {e}"))?;
-    tx.commit().map_err(|e| format!("commit after crash: {e}"))?;
+    tx.commit()
+        .map_err(|e| format!("commit after crash: {e}"))?;
     if store.get(&alive).map_err(|e| e.to_string())?.as_deref() != Some("yes") {
         return Err("write after crash not readable".into());
     }

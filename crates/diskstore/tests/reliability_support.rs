@@ -117,7 +117,13 @@ impl TmpMount {
         let dir = holder.path().join("mnt");
         std::fs::create_dir(&dir).map_err(|e| e.to_string())?;
         run(Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0777"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0777"),
+                "tmpfs",
+            ])
             .arg(&dir))?;
         Ok(TmpMount {
             dir,
