@@ -90,6 +90,10 @@ pub enum Error {
     /// The call is not allowed in this state (for example `vacuum` inside a transaction).
     #[error("{0}")]
     Usage(String),
+    /// A cache's limits leave no room for the entry: it alone is larger than the size
+    /// limit, or the cache is full and its eviction policy is `none`. Nothing was written.
+    #[error("cache full: {0}")]
+    Full(String),
     /// An operating-system error on a path.
     #[error("{path}: {source}")]
     Io {
