@@ -1,0 +1,187 @@
+//! How Python values map onto table columns: the value models of both generations of the
+//! original API (raw scalars, NamedTuples, any `ConfigProtocol` object).
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+use pyo3::intern;
+
+use diskstore::{Cell, KeyRef, Value};
+
+use crate::convert::{cell, key_ref, to_py};
+
+/// A row copied out of SQLite: the key first, then the value columns.
+pub(crate) type OwnedRow = Vec<Value>;
+
+/// The value model of an open store.
+pub(crate) enum Model {
+    /// One column holding the Python value itself (`BaseConfig` and the 0.7.0 default).
+    Raw,
+    /// A NamedTuple class, one column per field. `strict` refuses values of another class
+    /// with `ValueError` (the 0.1.0 `value_class` rule).
+    Tuple {
+        /// The class.
+        cls: Py<PyAny>,
+        /// Refuse other classes.
+        strict: bool,
+    },
+    /// Any object with `dump_value(key, value)` and `load_data(row)`.
+    Config(Py<PyAny>),
+}
+
+/// The Python objects a key and value were dumped into; the cells borrow from them.
+pub(crate) struct Dumped<'py> {
+    key: Bound<'py, PyAny>,
+    items: Items<'py>,
+}
+
+enum Items<'py> {
+    One(Bound<'py, PyAny>),
+    Many(Vec<Bound<'py, PyAny>>),
+}
+
+impl<'py> Dumped<'py> {
+    /// The engine key.
+    pub(crate) fn key(&self) -> PyResult<KeyRef<'_>> {
+        key_ref(&self.key)
+    }
+
+    /// Runs `f` with the engine key and the cells of the value.
+    pub(crate) fn with_cells<R>(
+        &self,
+        f: impl FnOnce(KeyRef<'_>, &[Cell<'_>]) -> PyResult<R>,
+    ) -> PyResult<R> {
+        let key = key_ref(&self.key)?;
+        match &self.items {
+            Items::One(v) => f(key, &[cell(v)?]),
+            Items::Many(vs) => {
+                let cells = vs.iter().map(cell).collect::<PyResult<Vec<_>>>()?;
+                f(key, &cells)
+            }
+        }
+    }
+
+    /// The cells of the value, borrowing from this object.
+    pub(crate) fn cells(&self) -> PyResult<Vec<Cell<'_>>> {
+        match &self.items {
+            Items::One(v) => Ok(vec![cell(v)?]),
+            Items::Many(vs) => vs.iter().map(cell).collect(),
+        }
+    }
+}
+
+fn sequence_items<'py>(seq: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    if let Ok(t) = seq.cast::<PyTuple>() {
+        return Ok(t.iter().collect());
+    }
+    if let Ok(l) = seq.cast::<PyList>() {
+        return Ok(l.iter().collect());
+    }
+    seq.try_iter()?.collect()
+}
+
+impl Model {
+    /// Turns a key and a value into the objects to store, calling user code
+    /// (`dump_value`) before any engine call. `width` is the number of value columns.
+    pub(crate) fn dump<'py>(
+        &self,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+        width: usize,
+    ) -> PyResult<Dumped<'py>> {
+        let py = key.py();
+        let items = match self {
+            Model::Raw => Items::One(value.clone()),
+            Model::Tuple { cls, strict } => {
+                let cls = cls.bind(py);
+                if *strict && !value.is_instance(cls)? {
+                    return Err(PyValueError::new_err(format!(
+                        "value must be an instance of {}, not {}",
+                        cls.getattr(intern!(py, "__name__"))?,
+                        value.get_type().name()?
+                    )));
+                }
+                let t = value.cast::<PyTuple>().map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "value must be a tuple of {width} fields, not {}",
+                        value.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                    ))
+                })?;
+                if t.len() != width {
+                    return Err(PyValueError::new_err(format!(
+                        "value has {} fields, the table has {width} value columns",
+                        t.len()
+                    )));
+                }
+                Items::Many(t.iter().collect())
+            }
+            Model::Config(cfg) => {
+                let seq = cfg
+                    .bind(py)
+                    .call_method1(intern!(py, "dump_value"), (key, value))?;
+                let mut items = sequence_items(&seq)?;
+                if items.len() != width + 1 {
+                    return Err(PyValueError::new_err(format!(
+                        "dump_value returned {} items; expected the key and {width} values",
+                        items.len()
+                    )));
+                }
+                let key = items.remove(0);
+                return Ok(Dumped {
+                    key,
+                    items: Items::Many(items),
+                });
+            }
+        };
+        Ok(Dumped {
+            key: key.clone(),
+            items,
+        })
+    }
+
+    /// Builds the Python value from a row (key first), calling user code (`load_data`,
+    /// the NamedTuple's `_make`) only after the engine call has finished.
+    pub(crate) fn load<'py>(&self, py: Python<'py>, row: &[Value]) -> PyResult<Bound<'py, PyAny>> {
+        match self {
+            Model::Raw => Ok(to_py(py, &row[1])),
+            Model::Tuple { cls, .. } => {
+                let fields = PyTuple::new(py, row[1..].iter().map(|v| to_py(py, v)))?;
+                let cls = cls.bind(py);
+                match cls.getattr(intern!(py, "_make")) {
+                    Ok(make) => make.call1((fields,)),
+                    Err(_) => cls.call1(fields),
+                }
+            }
+            Model::Config(cfg) => {
+                let data = PyTuple::new(py, row.iter().map(|v| to_py(py, v)))?;
+                cfg.bind(py).call_method1(intern!(py, "load_data"), (data,))
+            }
+        }
+    }
+
+    /// The model named by the Python side: `"raw"`, `"tuple"`, `"strict-tuple"` or `"config"`.
+    pub(crate) fn from_kind(kind: &str, obj: Py<PyAny>) -> PyResult<Model> {
+        Ok(match kind {
+            "raw" => Model::Raw,
+            "tuple" => Model::Tuple {
+                cls: obj,
+                strict: false,
+            },
+            "strict-tuple" => Model::Tuple {
+                cls: obj,
+                strict: true,
+            },
+            "config" => Model::Config(obj),
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown value model {other:?}"
+                )));
+            }
+        })
+    }
+}
+
+/// The key of a row as a Python object.
+pub(crate) fn load_key<'py>(py: Python<'py>, row: &[Value]) -> Bound<'py, PyAny> {
+    to_py(py, &row[0])
+}

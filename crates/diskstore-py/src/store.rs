@@ -1,0 +1,567 @@
+//! The store classes: `_Reader` (every read) and `_Writer` (every write), the Rust bases of
+//! the Python `DiskRead` and `DiskStore` classes.
+//!
+//! The engine is attached once (`_attach`), either at construction or, for the default
+//! model of a new file, when the first value is written. Until then every read calls the
+//! Python method `_settle(None)`, which attaches as soon as the file decides.
+//!
+//! Every engine call runs with the GIL released (`py.detach`); user code (`dump_value`,
+//! `load_data`) runs before or after it, never while an engine lock is held.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyKeyError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+
+use diskstore::{
+    Column, ColumnType, Direction, KeyRef, Query, Row, Table, TableOptions, TableSpec, Value,
+};
+
+use crate::convert::{cell, to_py};
+use crate::errors::{DiskStoreError, IntoPyResult};
+use crate::iter::{Kind, StoreIter};
+use crate::model::{Dumped, Model, OwnedRow, load_key};
+
+/// An attached store: the engine table and the value model.
+pub(crate) struct Opened {
+    pub(crate) table: Table,
+    pub(crate) model: Model,
+    pub(crate) width: usize,
+}
+
+/// Copies a row (key and values) out of SQLite.
+pub(crate) fn owned_row(row: &Row<'_>) -> diskstore::Result<OwnedRow> {
+    let mut out = Vec::with_capacity(row.len() + 1);
+    out.push(row.key()?.to_owned());
+    for i in 0..row.len() {
+        out.push(row.value(i)?.to_owned());
+    }
+    Ok(out)
+}
+
+/// The read side of a store (base class of `DiskRead`).
+#[pyclass(frozen, subclass, module = "diskstore._diskstore", name = "_Reader")]
+pub struct Reader {
+    state: OnceLock<Opened>,
+}
+
+impl Reader {
+    /// The attached store, asking the Python side to settle it first if needed; `None`
+    /// while a new file has no table yet.
+    pub(crate) fn opened<'a>(slf: &'a Bound<'_, Self>) -> PyResult<Option<&'a Opened>> {
+        let me = slf.get();
+        if let Some(o) = me.state.get() {
+            return Ok(Some(o));
+        }
+        let py = slf.py();
+        slf.call_method1(intern!(py, "_settle"), (py.None(),))?;
+        Ok(me.state.get())
+    }
+
+    /// The attached store for a write of `value`, settling the default model with it.
+    pub(crate) fn opened_for<'a>(
+        slf: &'a Bound<'_, Self>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<&'a Opened> {
+        let me = slf.get();
+        if let Some(o) = me.state.get() {
+            return Ok(o);
+        }
+        slf.call_method1(intern!(slf.py(), "_settle"), (value,))?;
+        me.state
+            .get()
+            .ok_or_else(|| DiskStoreError::new_err("the store could not be opened"))
+    }
+
+    fn fetch(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<Option<(OwnedRow, bool)>> {
+        let Some(o) = Self::opened(slf)? else {
+            crate::convert::key_ref(key)?;
+            return Ok(None);
+        };
+        let k = crate::convert::key_ref(key)?;
+        let row = slf
+            .py()
+            .detach(|| o.table.get(k, owned_row))
+            .py()?;
+        Ok(row.map(|r| (r, true)))
+    }
+}
+
+fn spec_column(
+    (name, sql_type, default): (String, String, Bound<'_, PyAny>),
+    no_default: &Bound<'_, PyAny>,
+) -> PyResult<Column> {
+    let t = ColumnType::from_declared(&sql_type);
+    Ok(if default.is(no_default) {
+        Column::new(name, t, false, None)
+    } else if default.is_none() {
+        Column::new(name, t, true, Some(Value::Null))
+    } else {
+        let v = match cell(&default)? {
+            diskstore::Cell::Borrowed(v) => v.to_owned(),
+            diskstore::Cell::Owned(v) => v,
+        };
+        Column::new(name, t, false, Some(v))
+    })
+}
+
+#[pymethods]
+impl Reader {
+    /// Creates an unattached store; the Python `__init__` attaches it.
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyAny>>) -> Self {
+        Reader {
+            state: OnceLock::new(),
+        }
+    }
+
+    /// Opens the engine for this store (called once by the Python side).
+    #[pyo3(signature = (path, read_only, table, key_type, timeout, pragmas, fields, auto_migrate, kind, model, no_default))]
+    #[allow(clippy::too_many_arguments)]
+    fn _attach(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        read_only: bool,
+        table: String,
+        key_type: &str,
+        timeout: f64,
+        pragmas: Vec<(String, String)>,
+        fields: Vec<(String, String, Bound<'_, PyAny>)>,
+        auto_migrate: bool,
+        kind: &str,
+        model: Py<PyAny>,
+        no_default: Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        if self.state.get().is_some() {
+            return Err(DiskStoreError::new_err("the store is already open"));
+        }
+        let columns = fields
+            .into_iter()
+            .map(|f| spec_column(f, &no_default))
+            .collect::<PyResult<Vec<_>>>()?;
+        let timeout = Duration::try_from_secs_f64(timeout)
+            .map_err(|_| PyValueError::new_err("timeout must be a finite number of seconds"))?;
+        let width = columns.len();
+        let options = TableOptions {
+            path,
+            spec: TableSpec {
+                name: table,
+                key_type: ColumnType::from_declared(key_type),
+                columns,
+            },
+            read_only,
+            timeout,
+            pragmas,
+            auto_migrate,
+        };
+        let model = Model::from_kind(kind, model)?;
+        let table = py.detach(|| Table::open(options)).py()?;
+        // A concurrent attach may have won; either result is equivalent.
+        let _ = self.state.set(Opened {
+            table,
+            model,
+            width,
+        });
+        Ok(())
+    }
+
+    /// True once the engine is attached.
+    fn _is_attached(&self) -> bool {
+        self.state.get().is_some()
+    }
+
+    /// The table name of the attached store, or None.
+    fn _attached_table(&self) -> Option<String> {
+        self.state.get().map(|o| o.table.spec().name.clone())
+    }
+
+    /// The value of `key`; `KeyError` if it is absent.
+    fn __getitem__<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match Self::fetch(slf, key)? {
+            Some((row, _)) => {
+                let o = slf.get().state.get().expect("attached");
+                o.model.load(slf.py(), &row)
+            }
+            None => Err(PyKeyError::new_err(key.clone().unbind())),
+        }
+    }
+
+    /// The value of `key`, or `default`.
+    #[pyo3(signature = (key, default=None))]
+    fn get<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        default: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match Self::fetch(slf, key)? {
+            Some((row, _)) => {
+                let o = slf.get().state.get().expect("attached");
+                o.model.load(slf.py(), &row)
+            }
+            None => Ok(default.unwrap_or_else(|| slf.py().None().into_bound(slf.py()))),
+        }
+    }
+
+    /// True if `key` is stored. Keys of a type that cannot be stored are never contained.
+    fn __contains__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let Some(o) = Self::opened(slf)? else {
+            return Ok(false);
+        };
+        let k = match crate::convert::key_ref(key) {
+            Ok(k) => k,
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyTypeError>(slf.py()) => {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        slf.py().detach(|| o.table.contains(k)).py()
+    }
+
+    /// The number of entries.
+    fn __len__(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        let Some(o) = Self::opened(slf)? else {
+            return Ok(0);
+        };
+        let n = slf.py().detach(|| o.table.len()).py()?;
+        usize::try_from(n).map_err(|_| PyValueError::new_err("too many entries"))
+    }
+
+    /// Keys in insertion order.
+    fn __iter__(slf: &Bound<'_, Self>) -> StoreIter {
+        StoreIter::new(slf.clone().unbind(), Kind::Keys, false)
+    }
+
+    /// Keys, newest first.
+    fn __reversed__(slf: &Bound<'_, Self>) -> StoreIter {
+        StoreIter::new(slf.clone().unbind(), Kind::Keys, true)
+    }
+
+    /// An iterator of `"keys"`, `"values"` or `"items"`, optionally newest first.
+    #[pyo3(signature = (kind, reverse=false))]
+    fn _iter(slf: &Bound<'_, Self>, kind: &str, reverse: bool) -> PyResult<StoreIter> {
+        let kind = match kind {
+            "keys" => Kind::Keys,
+            "values" => Kind::Values,
+            "items" => Kind::Items,
+            other => return Err(PyValueError::new_err(format!("unknown kind {other:?}"))),
+        };
+        Ok(StoreIter::new(slf.clone().unbind(), kind, reverse))
+    }
+
+    /// Runs `SELECT` with trusted `where`/`order` fragments; returns a list of `(key, value)`.
+    #[pyo3(signature = (r#where=None, parameters=None, order=None, limit=None, offset=None))]
+    fn _query<'py>(
+        slf: &Bound<'py, Self>,
+        r#where: Option<String>,
+        parameters: Option<Bound<'py, PyAny>>,
+        order: Option<String>,
+        limit: Option<u64>,
+        offset: Option<u64>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let py = slf.py();
+        let Some(o) = Self::opened(slf)? else {
+            return Ok(PyList::empty(py));
+        };
+        let mut params = Vec::new();
+        if let Some(p) = &parameters {
+            for item in p.try_iter()? {
+                params.push(match cell(&item?)? {
+                    diskstore::Cell::Borrowed(v) => v.to_owned(),
+                    diskstore::Cell::Owned(v) => v,
+                });
+            }
+        }
+        let q = Query {
+            filter: r#where,
+            params,
+            order,
+            limit,
+            offset,
+        };
+        let rows = py
+            .detach(|| {
+                let mut rows = Vec::new();
+                o.table.query(&q, |r| {
+                    rows.push(owned_row(r)?);
+                    Ok(())
+                })?;
+                Ok(rows)
+            })
+            .py()?;
+        let out = PyList::empty(py);
+        for row in &rows {
+            out.append((load_key(py, row), o.model.load(py, row)?))?;
+        }
+        Ok(out)
+    }
+
+    /// Closes this thread's connection (it reopens on next use).
+    fn close(&self) -> PyResult<()> {
+        match self.state.get() {
+            Some(o) => o.table.close().py(),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes every thread reopen its connection; returns how many were opened since the
+    /// last call.
+    fn close_all(&self) -> PyResult<u64> {
+        match self.state.get() {
+            Some(o) => o.table.close_all().py(),
+            None => Ok(0),
+        }
+    }
+
+    /// Opens this thread's connection now (it normally opens on first use).
+    fn _connect(slf: &Bound<'_, Self>) -> PyResult<()> {
+        if let Some(o) = Self::opened(slf)? {
+            slf.py()
+                .detach(|| o.table.with_connection(|_| Ok(())))
+                .py()?;
+        }
+        Ok(())
+    }
+
+    /// SQLite's `integrity_check` messages (`[]` when healthy).
+    fn _integrity(slf: &Bound<'_, Self>) -> PyResult<Vec<String>> {
+        match Self::opened(slf)? {
+            Some(o) => slf.py().detach(|| o.table.check()).py(),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// The write side of a store (base class of `DiskStore`).
+#[pyclass(frozen, subclass, extends = Reader, module = "diskstore._diskstore", name = "_Writer")]
+pub struct Writer;
+
+fn reader<'a, 'py>(slf: &'a Bound<'py, Writer>) -> &'a Bound<'py, Reader> {
+    slf.as_super()
+}
+
+impl Writer {
+    fn set_dumped(py: Python<'_>, o: &Opened, d: &Dumped<'_>) -> PyResult<()> {
+        d.with_cells(|k, cells| py.detach(|| o.table.set(k, cells)).py())
+    }
+}
+
+#[pymethods]
+impl Writer {
+    /// Creates an unattached store; the Python `__init__` attaches it.
+    #[new]
+    #[pyo3(signature = (*args, **kwargs))]
+    fn new(
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyAny>>,
+    ) -> PyClassInitializer<Self> {
+        PyClassInitializer::from(Reader::new(args, kwargs)).add_subclass(Writer)
+    }
+
+    /// Stores `value` under `key` (an existing key keeps its position).
+    fn __setitem__(
+        slf: &Bound<'_, Self>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let o = Reader::opened_for(reader(slf), value)?;
+        let d = o.model.dump(key, value, o.width)?;
+        Self::set_dumped(slf.py(), o, &d)
+    }
+
+    /// Deletes `key`; `KeyError` if it is absent.
+    fn __delitem__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let k = crate::convert::key_ref(key)?;
+        let deleted = match Reader::opened(reader(slf))? {
+            Some(o) => py.detach(|| o.table.delete(k)).py()?,
+            None => false,
+        };
+        if deleted {
+            Ok(())
+        } else {
+            Err(PyKeyError::new_err(key.clone().unbind()))
+        }
+    }
+
+    /// Inserts `value` under `key` only if the key is absent; returns the key, or None
+    /// when it already existed. `key=None` assigns the next integer key (integer-keyed
+    /// tables only).
+    fn add<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let o = Reader::opened_for(reader(slf), value)?;
+        if key.is_none() {
+            let d = o.model.dump(key, value, o.width)?;
+            let cells = d.cells()?;
+            let k = py.detach(|| o.table.insert_auto(&cells)).py()?;
+            return Ok(k.into_pyobject(py)?.into_any());
+        }
+        let d = o.model.dump(key, value, o.width)?;
+        let inserted = d.with_cells(|k, cells| py.detach(|| o.table.insert_new(k, cells)).py())?;
+        Ok(if inserted {
+            key.clone()
+        } else {
+            py.None().into_bound(py)
+        })
+    }
+
+    /// Removes `key` and returns its value; without a default a missing key is a `KeyError`.
+    #[pyo3(signature = (key, default=None))]
+    fn pop<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        default: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let k = crate::convert::key_ref(key)?;
+        let (row, o) = match Reader::opened(reader(slf))? {
+            Some(o) => (py.detach(|| o.table.remove(k, owned_row)).py()?, Some(o)),
+            None => (None, None),
+        };
+        match (row, o) {
+            (Some(row), Some(o)) => o.model.load(py, &row),
+            _ => default.ok_or_else(|| PyKeyError::new_err(key.clone().unbind())),
+        }
+    }
+
+    /// Removes and returns the newest `(key, value)`; `KeyError` when empty.
+    fn popitem<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        if let Some(o) = Reader::opened(reader(slf))?
+            && let Some(row) = py
+                .detach(|| o.table.pop(Direction::Reverse, owned_row))
+                .py()?
+        {
+            return PyTuple::new(py, [load_key(py, &row), o.model.load(py, &row)?]);
+        }
+        Err(PyKeyError::new_err("popitem(): the store is empty"))
+    }
+
+    /// The value of `key`; if absent and `default` is not None, stores and returns
+    /// `default` (atomically).
+    #[pyo3(signature = (key, default=None))]
+    fn setdefault<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        default: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let Some(default) = default.filter(|d| !d.is_none()) else {
+            return Reader::get(reader(slf), key, None);
+        };
+        let o = Reader::opened_for(reader(slf), &default)?;
+        let d = o.model.dump(key, &default, o.width)?;
+        let (row, inserted) = d.with_cells(|k, cells| {
+            py.detach(|| {
+                o.table
+                    .get_or_insert(k, cells, |r, inserted| Ok((owned_row(r)?, inserted)))
+            })
+            .py()
+        })?;
+        if inserted {
+            Ok(default)
+        } else {
+            o.model.load(py, &row)
+        }
+    }
+
+    /// Stores every `(key, value)` of a list in one transaction.
+    fn _set_many(slf: &Bound<'_, Self>, pairs: &Bound<'_, PyList>) -> PyResult<()> {
+        let py = slf.py();
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let first = pairs.get_item(0)?;
+        let first_value = first.get_item(1)?;
+        let o = Reader::opened_for(reader(slf), &first_value)?;
+        let mut dumped = Vec::with_capacity(pairs.len());
+        for pair in pairs.iter() {
+            let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair.extract()?;
+            dumped.push(o.model.dump(&k, &v, o.width)?);
+        }
+        let mut rows: Vec<(KeyRef<'_>, Vec<diskstore::Cell<'_>>)> = Vec::with_capacity(dumped.len());
+        for d in &dumped {
+            rows.push((d.key()?, d.cells()?));
+        }
+        py.detach(|| {
+            let opened = o.table.begin()?;
+            let mut result = Ok(());
+            for (k, cells) in &rows {
+                result = o.table.set(*k, cells);
+                if result.is_err() {
+                    break;
+                }
+            }
+            let end = o.table.end(opened, result.is_ok());
+            result.and(end)
+        })
+        .py()
+    }
+
+    /// Deletes every entry; `vacuum` then gives the space back to the file system.
+    #[pyo3(signature = (vacuum=true))]
+    fn _clear(slf: &Bound<'_, Self>, vacuum: bool) -> PyResult<()> {
+        let py = slf.py();
+        if let Some(o) = Reader::opened(reader(slf))? {
+            py.detach(|| {
+                o.table.clear()?;
+                if vacuum && o.table.depth() == 0 {
+                    o.table.vacuum()?;
+                }
+                Ok(())
+            })
+            .py()?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the file (`VACUUM`).
+    fn _vacuum(slf: &Bound<'_, Self>) -> PyResult<()> {
+        match Reader::opened(reader(slf))? {
+            Some(o) => slf.py().detach(|| o.table.vacuum()).py(),
+            None => Ok(()),
+        }
+    }
+
+    /// Opens a write transaction on this thread, or joins the open one; returns whether
+    /// this call opened it (pass it to `_end`).
+    fn _begin(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        let py = slf.py();
+        let o = Reader::opened_for(reader(slf), &py.None().into_bound(py))?;
+        py.detach(|| o.table.begin()).py()
+    }
+
+    /// Ends a level opened by `_begin`: commit or roll back.
+    fn _end(slf: &Bound<'_, Self>, opened: bool, commit: bool) -> PyResult<()> {
+        let py = slf.py();
+        let o = slf
+            .as_super()
+            .get()
+            .state
+            .get()
+            .ok_or_else(|| DiskStoreError::new_err("no transaction is open"))?;
+        py.detach(|| o.table.end(opened, commit)).py()
+    }
+}
+
+/// Converts a Python value to its stored form and back, for tests of the conversions.
+#[pyfunction]
+pub(crate) fn _roundtrip<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let v = match cell(value)? {
+        diskstore::Cell::Borrowed(v) => v.to_owned(),
+        diskstore::Cell::Owned(v) => v,
+    };
+    Ok(to_py(value.py(), &v))
+}
