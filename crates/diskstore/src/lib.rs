@@ -47,6 +47,7 @@
 
 #![warn(missing_docs)]
 
+mod cache;
 mod connection;
 mod error;
 mod key;
@@ -57,6 +58,10 @@ mod table;
 mod transaction;
 mod value;
 
+pub use cache::{
+    CacheBuilder, CacheIter, CacheOptions, CacheTable, Clock, DEFAULT_CACHE_TABLE, DiskCache,
+    EvictionPolicy, ManualClock, NEVER, PURGE_PER_WRITE, Stats, SystemClock, Ttl, entry_size,
+};
 pub use connection::{DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS, DEFAULT_TIMEOUT};
 pub use error::{Error, Result};
 pub use key::{AsKey, Key, KeyRef};

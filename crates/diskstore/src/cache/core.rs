@@ -1,0 +1,932 @@
+//! The type-erased cache engine, [`CacheTable`]: a store [`Table`] plus expiry, size
+//! accounting, eviction, tags, hit/miss counting and compute leases. The typed
+//! [`DiskCache`](super::DiskCache) and the Python binding both sit on it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{Connection, Statement};
+
+use crate::connection::DEFAULT_TIMEOUT;
+use crate::error::{Error, Result};
+use crate::key::KeyRef;
+use crate::record::{Column, Row};
+use crate::schema::TableSpec;
+use crate::table::{Direction, Table, TableOptions};
+use crate::value::{Cell, ColumnType, Value, ValueRef};
+
+use super::clock::{Clock, SystemClock, micros};
+use super::policy::{EvictionPolicy, Ttl};
+use super::sql::{CACHE_COLUMNS, CacheSql};
+use super::stats::{Pending, Stats};
+
+/// Expired entries deleted by each write, at most (the amortised purge).
+pub const PURGE_PER_WRITE: i64 = 16;
+
+/// Rows deleted per transaction by [`CacheTable::expire`] and [`CacheTable::evict`], so
+/// that a large purge never holds the write lock for long.
+const BATCH: i64 = 1000;
+
+/// How to open a [`CacheTable`].
+#[derive(Clone)]
+pub struct CacheOptions {
+    /// The file.
+    pub path: PathBuf,
+    /// The cache table's name.
+    pub table: String,
+    /// The value columns (the cache adds its own after them).
+    pub columns: Vec<Column>,
+    /// The time to live of entries written with [`Ttl::Default`]; `None`: forever.
+    pub default_ttl: Option<Duration>,
+    /// The most bytes of keys and values kept (see [`entry_size`]); `None`: no limit.
+    pub size_limit: Option<u64>,
+    /// The most entries kept; `None`: no limit.
+    pub count_limit: Option<u64>,
+    /// Which entries make room when a limit is reached.
+    pub policy: EvictionPolicy,
+    /// The time source for expiry.
+    pub clock: Arc<dyn Clock>,
+    /// Whether lookups count hits and misses.
+    pub stats: bool,
+    /// The busy timeout.
+    pub timeout: Duration,
+    /// Pragmas over the defaults.
+    pub pragmas: Vec<(String, String)>,
+}
+
+impl CacheOptions {
+    /// Options with the defaults: no TTL, no limits, least-recently-stored, the system
+    /// clock, stats on, 10 s timeout.
+    pub fn new(path: impl Into<PathBuf>, table: impl Into<String>, columns: Vec<Column>) -> Self {
+        CacheOptions {
+            path: path.into(),
+            table: table.into(),
+            columns,
+            default_ttl: None,
+            size_limit: None,
+            count_limit: None,
+            policy: EvictionPolicy::default(),
+            clock: Arc::new(SystemClock),
+            stats: true,
+            timeout: DEFAULT_TIMEOUT,
+            pragmas: Vec::new(),
+        }
+    }
+}
+
+struct Inner {
+    table: Table,
+    sql: CacheSql,
+    name: String,
+    width: usize,
+    default_ttl: Option<Duration>,
+    size_limit: Option<u64>,
+    count_limit: Option<u64>,
+    policy: EvictionPolicy,
+    clock: Arc<dyn Clock>,
+    stats: Option<Pending>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Last handle gone: write out the counts still in memory (best effort).
+        if self.stats.as_ref().is_some_and(|p| !p.is_empty()) {
+            let _ = atomic(self, |_| Ok(()));
+        }
+    }
+}
+
+/// One cache table in one file, shared by all threads (a cheap, cloneable handle).
+#[derive(Clone)]
+pub struct CacheTable {
+    inner: Arc<Inner>,
+}
+
+/// The bytes an entry is accounted for: the key's and each value cell's stored bytes
+/// (text and blobs: their length in bytes; integers and floats: 8; NULL: 0). Tags and the
+/// cache's bookkeeping columns are not counted.
+pub fn entry_size(key: KeyRef<'_>, values: &[Cell<'_>]) -> u64 {
+    let key_size = match key {
+        KeyRef::Int(_) | KeyRef::Float(_) => 8,
+        KeyRef::Text(s) => s.len(),
+        KeyRef::Blob(b) => b.len(),
+    };
+    let value_size: usize = values
+        .iter()
+        .map(|c| match c.as_ref() {
+            ValueRef::Null => 0,
+            ValueRef::Integer(_) | ValueRef::Real(_) => 8,
+            ValueRef::Text(s) => s.len(),
+            ValueRef::Blob(b) => b.len(),
+        })
+        .sum();
+    (key_size + value_size) as u64
+}
+
+fn live(expire_at: Option<i64>, now: i64) -> bool {
+    expire_at.is_none_or(|e| e > now)
+}
+
+/// Runs a statement to completion, handing its first row (if any) to `f`.
+fn first_row<T>(
+    st: &mut Statement<'_>,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<Option<T>> {
+    let mut rows = st.raw_query();
+    let out = match rows.next()? {
+        Some(r) => Some(f(r)?),
+        None => None,
+    };
+    while rows.next()?.is_some() {}
+    Ok(out)
+}
+
+/// Runs `f` in a write transaction (joining one open on this thread), then writes out
+/// pending hit/miss counts in the same transaction.
+fn atomic<R>(inner: &Inner, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+    let opened = inner.table.begin()?;
+    let result = inner.table.with_connection(|c| {
+        let out = f(c)?;
+        flush_stats(inner, c)?;
+        Ok(out)
+    });
+    let ended = inner.table.end(opened, result.is_ok());
+    let value = result?;
+    ended?;
+    Ok(value)
+}
+
+fn flush_stats(inner: &Inner, c: &Connection) -> Result<()> {
+    let Some(pending) = &inner.stats else {
+        return Ok(());
+    };
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let s = pending.take();
+    let r = (|| {
+        let mut st = c.prepare_cached(&inner.sql.add_stats)?;
+        st.execute(rusqlite::params![inner.name, s.hits as i64, s.misses as i64])?;
+        Ok(())
+    })();
+    if r.is_err() {
+        pending.restore(s);
+    }
+    r
+}
+
+impl CacheTable {
+    /// Opens (creating or migrating) the cache table, its indexes, triggers and
+    /// metadata row.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when a value column uses a name the cache reserves (`_expire_at`,
+    /// `_size`, `_tag`, `_order`, `_hits`); otherwise as [`Table::open`].
+    pub fn open(options: CacheOptions) -> Result<CacheTable> {
+        if let Some(c) = options
+            .columns
+            .iter()
+            .find(|c| CACHE_COLUMNS.iter().any(|r| c.name.eq_ignore_ascii_case(r)))
+        {
+            return Err(Error::Usage(format!(
+                "value column {:?} clashes with a column the cache reserves",
+                c.name
+            )));
+        }
+        let width = options.columns.len();
+        let value_names: Vec<String> = options.columns.iter().map(|c| c.name.clone()).collect();
+        let mut columns = options.columns;
+        let zero = Some(Value::Integer(0));
+        columns.extend([
+            Column::new("_expire_at", ColumnType::Integer, true, None),
+            Column::new("_size", ColumnType::Integer, false, zero.clone()),
+            Column::new("_tag", ColumnType::Blob, true, None),
+            Column::new("_order", ColumnType::Integer, false, zero.clone()),
+            Column::new("_hits", ColumnType::Integer, false, zero),
+        ]);
+        let spec = TableSpec {
+            name: options.table.clone(),
+            // BLOB keys: any key type, and a rowid apart from the key (store order).
+            key_type: ColumnType::Blob,
+            columns,
+        };
+        let mut table_options = TableOptions::new(options.path, spec);
+        table_options.timeout = options.timeout;
+        table_options.pragmas = options.pragmas;
+        let table = Table::open(table_options)?;
+        let sql = CacheSql::new(&options.table, &value_names, options.policy)?;
+        let inner = Inner {
+            table,
+            sql,
+            name: options.table,
+            width,
+            default_ttl: options.default_ttl,
+            size_limit: options.size_limit,
+            count_limit: options.count_limit,
+            policy: options.policy,
+            clock: options.clock,
+            stats: options.stats.then(Pending::default),
+        };
+        atomic(&inner, |c| {
+            c.execute_batch(&inner.sql.setup)?;
+            c.execute(&inner.sql.meta_init, [&inner.name])?;
+            Ok(())
+        })?;
+        Ok(CacheTable {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The store table underneath (for transactions, `check`, `vacuum`, raw SQL).
+    pub fn table(&self) -> &Table {
+        &self.inner.table
+    }
+
+    /// The eviction policy.
+    pub fn policy(&self) -> EvictionPolicy {
+        self.inner.policy
+    }
+
+    /// The default time to live.
+    pub fn default_ttl(&self) -> Option<Duration> {
+        self.inner.default_ttl
+    }
+
+    /// The byte limit.
+    pub fn size_limit(&self) -> Option<u64> {
+        self.inner.size_limit
+    }
+
+    /// The entry-count limit.
+    pub fn count_limit(&self) -> Option<u64> {
+        self.inner.count_limit
+    }
+
+    /// How many value columns an entry has.
+    pub fn width(&self) -> usize {
+        self.inner.width
+    }
+
+    /// The clock's time as stored: microseconds since the Unix epoch.
+    pub fn now(&self) -> i64 {
+        micros(self.inner.clock.now())
+    }
+
+    /// When an entry written now with `ttl` expires (microseconds since the Unix
+    /// epoch), or `None` for never.
+    pub fn expire_at(&self, ttl: Ttl, now: i64) -> Option<i64> {
+        let d = match ttl {
+            Ttl::Never => return None,
+            Ttl::Default => self.inner.default_ttl?,
+            Ttl::After(d) => d,
+        };
+        now.checked_add(i64::try_from(d.as_micros()).ok()?)
+    }
+
+    fn atomic<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        atomic(&self.inner, f)
+    }
+
+    fn count(&self, hit: bool) {
+        if let Some(p) = &self.inner.stats
+            && p.count(hit)
+        {
+            // Enough counted in memory: write them out now (best effort; on failure the
+            // counts stay pending).
+            let _ = self.atomic(|_| Ok(()));
+        }
+    }
+
+    /// Looks up the live entry of `key` and hands its row (`_key`, the value columns) to
+    /// `f`. Counts a hit or a miss; under LRU and LFU a hit is also recorded in the file.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] for a NaN key; errors from `f`; file and lock errors.
+    pub fn get<T>(
+        &self,
+        key: KeyRef<'_>,
+        f: impl FnOnce(&Row<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let out = self.lookup(key, f)?;
+        self.count(out.is_some());
+        Ok(out)
+    }
+
+    /// As [`CacheTable::get`] without counting a hit or miss.
+    ///
+    /// # Errors
+    /// As [`CacheTable::get`].
+    pub fn lookup<T>(
+        &self,
+        key: KeyRef<'_>,
+        f: impl FnOnce(&Row<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let inner = &*self.inner;
+        let key = key.checked()?;
+        let now = self.now();
+        let width = inner.width;
+        if inner.policy.tracks_reads() {
+            return self.atomic(|c| {
+                let mut st = if inner.policy == EvictionPolicy::LeastRecentlyUsed {
+                    let order = next_order(inner, c)?;
+                    let mut st = c.prepare_cached(&inner.sql.get_lru)?;
+                    st.raw_bind_parameter(3, order)?;
+                    st
+                } else {
+                    c.prepare_cached(&inner.sql.get_lfu)?
+                };
+                st.raw_bind_parameter(1, key)?;
+                st.raw_bind_parameter(2, now)?;
+                let mut rows = st.raw_query();
+                let out = match rows.next()? {
+                    Some(r) => Some(f(&Row::new(r, width))?),
+                    None => None,
+                };
+                while rows.next()?.is_some() {}
+                Ok(out)
+            });
+        }
+        inner.table.with_connection(|c| {
+            let mut st = c.prepare_cached(&inner.sql.get)?;
+            st.raw_bind_parameter(1, key)?;
+            let mut rows = st.raw_query();
+            match rows.next()? {
+                Some(r) if live(r.get(width + 1)?, now) => f(&Row::new(r, width)).map(Some),
+                _ => Ok(None),
+            }
+        })
+    }
+
+    /// True if `key` has a live entry (counts nothing, records no use).
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`]; file and lock errors.
+    pub fn contains(&self, key: KeyRef<'_>) -> Result<bool> {
+        let key = key.checked()?;
+        let now = self.now();
+        self.inner.table.with_connection(|c| {
+            let mut st = c.prepare_cached(&self.inner.sql.contains)?;
+            st.raw_bind_parameter(1, now)?;
+            st.raw_bind_parameter(2, key)?;
+            Ok(st.raw_query().next()?.is_some())
+        })
+    }
+
+    /// Stores an entry, replacing any old one (which then counts as newly stored).
+    ///
+    /// # Errors
+    /// [`Error::Full`] when the entry alone exceeds the size limit, or the policy is
+    /// [`EvictionPolicy::None`] and the cache has no room; [`Error::InvalidKey`]; write
+    /// errors.
+    pub fn set(
+        &self,
+        key: KeyRef<'_>,
+        values: &[Cell<'_>],
+        ttl: Ttl,
+        tag: Option<KeyRef<'_>>,
+    ) -> Result<()> {
+        let key = key_checked(key)?;
+        let size = self.fits(key, values)?;
+        let now = self.now();
+        let expire = self.expire_at(ttl, now);
+        self.atomic(|c| {
+            self.room_without_eviction(c, now, key, size)?;
+            let mut st = c.prepare_cached(&self.inner.sql.delete)?;
+            st.raw_bind_parameter(1, key.checked()?)?;
+            first_row(&mut st, |_| Ok(()))?;
+            let rowid = self.insert_row(c, key, values, expire, size, tag)?;
+            self.maintain(c, now, rowid)
+        })
+    }
+
+    /// Stores an entry only if `key` has no live one (an expired one is replaced);
+    /// returns whether it was stored. Atomic across threads and processes.
+    ///
+    /// # Errors
+    /// As [`CacheTable::set`].
+    pub fn add(
+        &self,
+        key: KeyRef<'_>,
+        values: &[Cell<'_>],
+        ttl: Ttl,
+        tag: Option<KeyRef<'_>>,
+    ) -> Result<bool> {
+        let key = key_checked(key)?;
+        let size = self.fits(key, values)?;
+        let now = self.now();
+        let expire = self.expire_at(ttl, now);
+        self.atomic(|c| {
+            let k = key.checked()?;
+            c.prepare_cached(&self.inner.sql.delete_if_expired)?
+                .execute(rusqlite::params![k, now])?;
+            let exists = c
+                .prepare_cached(&self.inner.sql.expiry_of)?
+                .query([k])?
+                .next()?
+                .is_some();
+            if exists {
+                return Ok(false);
+            }
+            self.room_without_eviction(c, now, key, size)?;
+            let rowid = self.insert_row(c, key, values, expire, size, tag)?;
+            self.maintain(c, now, rowid)?;
+            Ok(true)
+        })
+    }
+
+    /// Deletes the entry of `key`; returns whether a live one was deleted (an expired
+    /// one is deleted too, but reported as absent).
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`]; write errors.
+    pub fn delete(&self, key: KeyRef<'_>) -> Result<bool> {
+        let key = key.checked()?;
+        let now = self.now();
+        self.atomic(|c| {
+            let mut st = c.prepare_cached(&self.inner.sql.delete)?;
+            st.raw_bind_parameter(1, key)?;
+            let found = first_row(&mut st, |r| Ok(live(r.get(0)?, now)))?;
+            self.purge_some(c, now)?;
+            Ok(found == Some(true))
+        })
+    }
+
+    /// Deletes the entry of `key` and hands its row to `f` if it was live.
+    ///
+    /// # Errors
+    /// As [`CacheTable::delete`]; errors from `f` (the entry stays deleted).
+    pub fn pop<T>(
+        &self,
+        key: KeyRef<'_>,
+        f: impl FnOnce(&Row<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let key = key.checked()?;
+        let now = self.now();
+        let width = self.inner.width;
+        self.atomic(|c| {
+            let mut st = c.prepare_cached(&self.inner.sql.remove)?;
+            st.raw_bind_parameter(1, key)?;
+            let mut rows = st.raw_query();
+            let out = match rows.next()? {
+                Some(r) if live(r.get(width + 1)?, now) => Some(f(&Row::new(r, width))?),
+                _ => None,
+            };
+            while rows.next()?.is_some() {}
+            drop(rows);
+            self.purge_some(c, now)?;
+            Ok(out)
+        })
+    }
+
+    /// Gives the live entry of `key` a new expiry; returns whether there was one.
+    ///
+    /// # Errors
+    /// As [`CacheTable::delete`].
+    pub fn touch(&self, key: KeyRef<'_>, ttl: Ttl) -> Result<bool> {
+        let key = key.checked()?;
+        let now = self.now();
+        let expire = self.expire_at(ttl, now);
+        self.atomic(|c| {
+            let n = c
+                .prepare_cached(&self.inner.sql.touch)?
+                .execute(rusqlite::params![key, now, expire])?;
+            self.purge_some(c, now)?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Adds `delta` to the integer in the first value column of `key`'s entry and returns
+    /// the result; an absent or expired entry starts from `default` (and is written with
+    /// `ttl`; the other value columns take their column defaults). Atomic across threads
+    /// and processes. An existing entry keeps its expiry.
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] when the stored value is not an integer or the sum
+    /// overflows; as [`CacheTable::set`].
+    pub fn incr(&self, key: KeyRef<'_>, delta: i64, default: i64, ttl: Ttl) -> Result<i64> {
+        let key = key_checked(key)?;
+        let k = key.checked()?;
+        let now = self.now();
+        let expire = self.expire_at(ttl, now);
+        let overflow = || Error::InvalidValue("integer overflow in incr".into());
+        self.atomic(|c| {
+            let current = c
+                .prepare_cached(&self.inner.sql.first_value)?
+                .query_row([k], |r| {
+                    Ok((r.get::<_, rusqlite::types::Value>(0)?, r.get::<_, Option<i64>>(1)?))
+                });
+            let current = match current {
+                Ok(row) => Some(row),
+                Err(rusqlite::Error::QueryReturnedNoRows) => None,
+                Err(e) => return Err(e.into()),
+            };
+            match current {
+                Some((value, expire_at)) if live(expire_at, now) => {
+                    let rusqlite::types::Value::Integer(old) = value else {
+                        return Err(Error::InvalidValue(format!(
+                            "cannot increment {key:?}: its value is {}",
+                            match value {
+                                rusqlite::types::Value::Null => "NULL",
+                                rusqlite::types::Value::Real(_) => "REAL",
+                                rusqlite::types::Value::Text(_) => "TEXT",
+                                _ => "BLOB",
+                            }
+                        )));
+                    };
+                    let new = old.checked_add(delta).ok_or_else(overflow)?;
+                    c.prepare_cached(&self.inner.sql.set_first_value)?
+                        .execute(rusqlite::params![k, new])?;
+                    self.purge_some(c, now)?;
+                    Ok(new)
+                }
+                expired => {
+                    if expired.is_some() {
+                        c.prepare_cached(&self.inner.sql.delete_if_expired)?
+                            .execute(rusqlite::params![k, now])?;
+                    }
+                    let new = default.checked_add(delta).ok_or_else(overflow)?;
+                    let cell = [Cell::Borrowed(ValueRef::Integer(new))];
+                    let size = self.fits(key, &cell)?;
+                    self.room_without_eviction(c, now, key, size)?;
+                    let order = self.order_for_store(c)?;
+                    c.prepare_cached(&self.inner.sql.insert_first_value)?
+                        .execute(rusqlite::params![k, new, expire, size as i64, order])?;
+                    let rowid = c.last_insert_rowid();
+                    self.maintain(c, now, rowid)?;
+                    Ok(new)
+                }
+            }
+        })
+    }
+
+    /// Deletes every expired entry; returns how many (in batches of 1000 per transaction).
+    ///
+    /// # Errors
+    /// Write errors.
+    pub fn expire(&self) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let now = self.now();
+            let n = self.atomic(|c| {
+                Ok(c.prepare_cached(&self.inner.sql.purge)?
+                    .execute(rusqlite::params![now, BATCH])?)
+            })?;
+            total += n as u64;
+            if (n as i64) < BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Deletes every entry tagged `tag`; returns how many (in batches of 1000 per
+    /// transaction).
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] for a NaN tag; write errors.
+    pub fn evict(&self, tag: KeyRef<'_>) -> Result<u64> {
+        let tag = tag.checked()?;
+        let mut total = 0;
+        loop {
+            let n = self.atomic(|c| {
+                Ok(c.prepare_cached(&self.inner.sql.evict_tag)?
+                    .execute(rusqlite::params![tag, BATCH])?)
+            })?;
+            total += n as u64;
+            if (n as i64) < BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Deletes every entry (the byte total and count go to zero with them).
+    ///
+    /// # Errors
+    /// Write errors.
+    pub fn clear(&self) -> Result<()> {
+        self.atomic(|c| Ok(c.execute_batch(&self.inner.sql.clear)?))
+    }
+
+    /// The number of live entries (the stored count minus the expired ones, counted on
+    /// the expiry index, in one read transaction).
+    ///
+    /// # Errors
+    /// File and lock errors.
+    pub fn len(&self) -> Result<u64> {
+        let now = self.now();
+        let inner = &*self.inner;
+        inner.table.read(|| {
+            inner.table.with_connection(|c| {
+                let (_, count, _) = meta(inner, c)?;
+                let expired: i64 = c
+                    .prepare_cached(&inner.sql.count_expired)?
+                    .query_row([now], |r| r.get(0))?;
+                Ok(count.saturating_sub(expired as u64))
+            })
+        })
+    }
+
+    /// True if there is no live entry.
+    ///
+    /// # Errors
+    /// As [`CacheTable::len`].
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// The accounted bytes of every stored entry (expired ones not yet purged included);
+    /// see [`entry_size`]. Never above the size limit after a write returns.
+    ///
+    /// # Errors
+    /// File and lock errors.
+    pub fn volume(&self) -> Result<u64> {
+        self.inner
+            .table
+            .with_connection(|c| Ok(meta(&self.inner, c)?.0))
+    }
+
+    /// The hits and misses of every process since the last reset (this handle's
+    /// in-memory counts are written out first).
+    ///
+    /// # Errors
+    /// Write errors (writing out the pending counts).
+    pub fn stats(&self) -> Result<Stats> {
+        self.atomic(|c| {
+            flush_stats(&self.inner, c)?;
+            Ok(meta(&self.inner, c)?.2)
+        })
+    }
+
+    /// Zeroes the hit and miss counters of the file (and this handle's pending counts);
+    /// returns the counts before the reset.
+    ///
+    /// # Errors
+    /// Write errors.
+    pub fn reset_stats(&self) -> Result<Stats> {
+        self.atomic(|c| {
+            flush_stats(&self.inner, c)?;
+            let before = meta(&self.inner, c)?.2;
+            c.prepare_cached(&self.inner.sql.reset_stats)?
+                .execute([&self.inner.name])?;
+            Ok(before)
+        })
+    }
+
+    /// Reads up to `limit` live entries with rowids in `from..=to`, in store order (or
+    /// reversed); `f` gets each rowid and row. Returns how many rows were read.
+    ///
+    /// # Errors
+    /// File and lock errors; errors from `f`.
+    pub fn scan(
+        &self,
+        from: i64,
+        to: i64,
+        direction: Direction,
+        limit: usize,
+        mut f: impl FnMut(i64, &Row<'_>) -> Result<()>,
+    ) -> Result<usize> {
+        let now = self.now();
+        let width = self.inner.width;
+        let sql = &self.inner.sql.scan[usize::from(direction == Direction::Reverse)];
+        self.inner.table.with_connection(|c| {
+            let mut st = c.prepare_cached(sql)?;
+            st.raw_bind_parameter(1, from)?;
+            st.raw_bind_parameter(2, to)?;
+            st.raw_bind_parameter(3, i64::try_from(limit).unwrap_or(i64::MAX))?;
+            st.raw_bind_parameter(4, now)?;
+            let mut rows = st.raw_query();
+            let mut n = 0;
+            while let Some(r) = rows.next()? {
+                let rowid: i64 = r.get(width + 2)?;
+                f(rowid, &Row::new(r, width))?;
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
+
+    /// Takes the compute lease on `key` for `hold` (by the clock) unless someone else
+    /// holds an unexpired one; returns whether it was taken. Leases live in the file, so
+    /// they work across processes; one left by a crashed holder runs out after `hold`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`]; write errors.
+    pub fn try_lease(&self, key: KeyRef<'_>, hold: Duration) -> Result<bool> {
+        let key = key.checked()?;
+        let now = self.now();
+        let until = now.saturating_add(i64::try_from(hold.as_micros()).unwrap_or(i64::MAX));
+        let name = &self.inner.name;
+        self.atomic(|c| {
+            c.prepare_cached(&self.inner.sql.lease_clear)?
+                .execute(rusqlite::params![name, key, now])?;
+            let n = c
+                .prepare_cached(&self.inner.sql.lease_take)?
+                .execute(rusqlite::params![name, key, until])?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Gives back a lease taken with [`CacheTable::try_lease`].
+    ///
+    /// # Errors
+    /// As [`CacheTable::try_lease`].
+    pub fn release_lease(&self, key: KeyRef<'_>) -> Result<()> {
+        let key = key.checked()?;
+        self.atomic(|c| {
+            c.prepare_cached(&self.inner.sql.lease_release)?
+                .execute(rusqlite::params![&self.inner.name, key])?;
+            Ok(())
+        })
+    }
+
+    /// The entry's size, refusing one larger than the whole size limit.
+    fn fits(&self, key: KeyRef<'_>, values: &[Cell<'_>]) -> Result<u64> {
+        let size = entry_size(key, values);
+        match self.inner.size_limit {
+            Some(limit) if size > limit => Err(Error::Full(format!(
+                "an entry of {size} bytes is larger than the cache's size limit of {limit} bytes"
+            ))),
+            _ => Ok(size),
+        }
+    }
+
+    /// Under policy `None`, makes sure the entry fits before anything is written: purges
+    /// expired entries if needed, else fails with [`Error::Full`].
+    fn room_without_eviction(
+        &self,
+        c: &Connection,
+        now: i64,
+        key: KeyRef<'_>,
+        size: u64,
+    ) -> Result<()> {
+        let inner = &*self.inner;
+        if inner.policy != EvictionPolicy::None
+            || (inner.size_limit.is_none() && inner.count_limit.is_none())
+        {
+            return Ok(());
+        }
+        loop {
+            let (volume, count, _) = meta(inner, c)?;
+            let old: Option<i64> = c
+                .prepare_cached(&inner.sql.size_of)?
+                .query([key.checked()?])?
+                .next()?
+                .map(|r| r.get(0))
+                .transpose()?;
+            let (old_size, old_count) = old.map_or((0, 0), |s| (s as u64, 1));
+            let volume = volume - old_size + size;
+            let count = count - old_count + 1;
+            if !self.over(volume, count) {
+                return Ok(());
+            }
+            if evict_step(c, &inner.sql.evict_expired, &[&now, &-1i64])?.is_none() {
+                return Err(Error::Full(format!(
+                    "the cache is full ({volume} bytes, {count} entries with this one) and \
+                     its eviction policy is none"
+                )));
+            }
+        }
+    }
+
+    fn over(&self, volume: u64, count: u64) -> bool {
+        self.inner.size_limit.is_some_and(|l| volume > l)
+            || self.inner.count_limit.is_some_and(|l| count > l)
+    }
+
+    fn order_for_store(&self, c: &Connection) -> Result<i64> {
+        if self.inner.policy == EvictionPolicy::LeastRecentlyUsed {
+            next_order(&self.inner, c)
+        } else {
+            Ok(0)
+        }
+    }
+
+    fn insert_row(
+        &self,
+        c: &Connection,
+        key: KeyRef<'_>,
+        values: &[Cell<'_>],
+        expire: Option<i64>,
+        size: u64,
+        tag: Option<KeyRef<'_>>,
+    ) -> Result<i64> {
+        let inner = &*self.inner;
+        if values.len() != inner.width {
+            return Err(Error::Usage(format!(
+                "{} values given for {} value columns",
+                values.len(),
+                inner.width
+            )));
+        }
+        let order = self.order_for_store(c)?;
+        let mut st = c.prepare_cached(&inner.sql.insert)?;
+        st.raw_bind_parameter(1, key.checked()?)?;
+        for (i, v) in values.iter().enumerate() {
+            st.raw_bind_parameter(i + 2, v)?;
+        }
+        let n = inner.width + 2;
+        st.raw_bind_parameter(n, expire)?;
+        st.raw_bind_parameter(n + 1, size as i64)?;
+        st.raw_bind_parameter(n + 2, tag.map(KeyRef::checked).transpose()?)?;
+        st.raw_bind_parameter(n + 3, order)?;
+        st.raw_execute()?;
+        Ok(c.last_insert_rowid())
+    }
+
+    fn purge_some(&self, c: &Connection, now: i64) -> Result<()> {
+        c.prepare_cached(&self.inner.sql.purge)?
+            .execute(rusqlite::params![now, PURGE_PER_WRITE])?;
+        Ok(())
+    }
+
+    /// After a write that may have grown the cache: purges a few expired entries, then
+    /// evicts until both limits hold, never evicting the row just written (`keep`).
+    fn maintain(&self, c: &Connection, now: i64, keep: i64) -> Result<()> {
+        self.purge_some(c, now)?;
+        let inner = &*self.inner;
+        if inner.size_limit.is_none() && inner.count_limit.is_none() {
+            return Ok(());
+        }
+        let (mut volume, mut count, _) = meta(inner, c)?;
+        while self.over(volume, count) {
+            let freed = match evict_step(c, &inner.sql.evict_expired, &[&now, &keep])? {
+                Some(size) => size,
+                None => match &inner.sql.evict_one {
+                    Some(sql) => evict_step(c, sql, &[&keep])?.ok_or_else(|| {
+                        Error::Full(format!(
+                            "nothing left to evict, and the cache holds {volume} bytes in \
+                             {count} entries"
+                        ))
+                    })?,
+                    None => {
+                        return Err(Error::Full(format!(
+                            "the cache is full ({volume} bytes, {count} entries) and its \
+                             eviction policy is none"
+                        )));
+                    }
+                },
+            };
+            volume = volume.saturating_sub(freed);
+            count = count.saturating_sub(1);
+        }
+        Ok(())
+    }
+}
+
+/// A float key stored as an integer-valued REAL compares equal to the integer: fine. This
+/// only refuses NaN early so that sizes are never computed for a key that cannot be stored.
+fn key_checked(key: KeyRef<'_>) -> Result<KeyRef<'_>> {
+    key.checked()?;
+    Ok(key)
+}
+
+/// Deletes one victim; returns its size, or `None` when there was none.
+fn evict_step(
+    c: &Connection,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> Result<Option<u64>> {
+    let mut st = c.prepare_cached(sql)?;
+    for (i, p) in params.iter().enumerate() {
+        st.raw_bind_parameter(i + 1, p)?;
+    }
+    first_row(&mut st, |r| Ok(r.get::<_, i64>(0)?.max(0) as u64))
+}
+
+fn next_order(inner: &Inner, c: &Connection) -> Result<i64> {
+    let mut st = c.prepare_cached(&inner.sql.next_order)?;
+    Ok(st.query_row([&inner.name], |r| r.get(0))?)
+}
+
+/// `(volume, count, stats)` from the metadata row.
+fn meta(inner: &Inner, c: &Connection) -> Result<(u64, u64, Stats)> {
+    let mut st = c.prepare_cached(&inner.sql.meta_read)?;
+    let row = st.query_row([&inner.name], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    });
+    let (v, n, h, m) = match row {
+        Ok(row) => row,
+        Err(rusqlite::Error::QueryReturnedNoRows) => {
+            return Err(Error::Schema {
+                table: inner.name.clone(),
+                column: None,
+                message: "the cache's metadata row is missing".into(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let u = |x: i64| x.max(0) as u64;
+    Ok((
+        u(v),
+        u(n),
+        Stats {
+            hits: u(h),
+            misses: u(m),
+        },
+    ))
+}
