@@ -758,8 +758,11 @@ def _sc_constants_v07(log: Log, path: str, _arg: str) -> None:
 
 def counter_worker(path: str, worker: int, threads: int, rounds: int) -> dict:
     """Each thread increments shared counters and a private one inside transact()."""
-    store = _ds().DiskStore(path)
     errors: list[str] = []
+    try:
+        store = _ds().DiskStore(path)
+    except Exception as e:  # noqa: BLE001
+        return {"errors": [f"open: {type(e).__name__}: {e}"]}
 
     def body(t: int) -> None:
         try:
@@ -782,6 +785,26 @@ def counter_worker(path: str, worker: int, threads: int, rounds: int) -> dict:
     return {"errors": errors}
 
 
+def mp_increment(store, key: str, rounds: int) -> None:
+    """multiprocessing target: increment ``key`` ``rounds`` times, one transaction each."""
+    for _ in range(rounds):
+        with store.transact():
+            store[key] = store.get(key, 0) + 1
+
+
+def hold_write_lock(path: str, seconds: float) -> dict:
+    """Take the write lock (transact) and keep it for ``seconds``."""
+    import time
+
+    store = _ds().DiskStore(path)
+    with store.transact():
+        store["holder"] = 1
+        print(MARK + json.dumps("locked"), flush=True, file=sys.__stdout__)
+        time.sleep(seconds)
+    store.close()
+    return {"released": True}
+
+
 # --------------------------------------------------------------------------------------------
 # Script entry point
 # --------------------------------------------------------------------------------------------
@@ -800,6 +823,9 @@ def main(argv: list[str]) -> int:
     elif cmd == "counter-worker":
         with contextlib.redirect_stdout(sys.stderr):
             result = counter_worker(argv[1], int(argv[2]), int(argv[3]), int(argv[4]))
+    elif cmd == "hold-write-lock":
+        with contextlib.redirect_stdout(sys.stderr):
+            result = hold_write_lock(argv[1], float(argv[2]))
     elif cmd == "version":
         import importlib.metadata
 

@@ -1,0 +1,188 @@
+"""Differential state-machine test: random operation sequences on our DiskStore and on a dict
+must give identical results, including iteration order.
+
+A dict is the right model for the default (0.7.0, raw scalar) store with untyped keys:
+insertion order = rowid order, an overwrite keeps the position, a deleted key re-inserted goes
+last, popitem() removes the newest entry, and 1 / 1.0 are one key that keeps its first form.
+
+DISKSTORE_HYPOTHESIS_EXAMPLES raises the number of examples (default 40);
+DISKSTORE_HYPOTHESIS_STEPS the steps per example (default 40).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import diskstore
+import hypothesis.strategies as st
+from hypothesis import settings
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+EXAMPLES = int(os.environ.get("DISKSTORE_HYPOTHESIS_EXAMPLES", "40"))
+STEPS = int(os.environ.get("DISKSTORE_HYPOTHESIS_STEPS", "40"))
+I64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+
+# Small pools so that keys collide often; floats that are whole numbers collide with ints,
+# exactly as in a dict.  No NaN and no -0.0 (SQLite does not keep the sign of a REAL zero).
+keys = st.one_of(
+    st.integers(min_value=-3, max_value=12),
+    st.sampled_from([0.5, 2.0, -3.25, 1e300, 7.0]),
+    st.text(alphabet="ab\x00é😀", max_size=3),
+    st.binary(max_size=3),
+    I64,
+)
+values = st.one_of(
+    I64,
+    st.floats(allow_nan=False).filter(lambda f: f != 0.0 or str(f) == "0.0"),
+    st.text(max_size=20),
+    st.binary(max_size=20),
+)
+
+
+def same(a, b) -> bool:
+    """Equal and of the same type (so 1 vs 1.0 vs True, '' vs b'' are told apart)."""
+    if isinstance(a, (list, tuple)):
+        return (type(a) is type(b) and len(a) == len(b)
+                and all(same(x, y) for x, y in zip(a, b, strict=True)))
+    return type(a) is type(b) and a == b
+
+
+def check(ours, model) -> None:
+    assert same(ours, model), f"\nours:  {ours!r}\nmodel: {model!r}"
+
+
+class StoreVersusDict(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = tempfile.mkdtemp(prefix="ds-hyp-")
+        self.store = diskstore.DiskStore(os.path.join(self.dir, "s.db"))
+        self.model: dict = {}
+
+    def teardown(self) -> None:
+        self.store.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @staticmethod
+    def _outcome(fn, args: bool):
+        try:
+            return ("ok", fn())
+        except KeyError as e:
+            return ("KeyError", e.args if args else ())
+
+    def _both(self, op, args: bool = True):
+        """Same result, or both a KeyError (with the same args unless ``args`` is false)."""
+        check(self._outcome(lambda: op(self.store), args),
+              self._outcome(lambda: op(self.model), args))
+
+    @rule(k=keys, v=values)
+    def setitem(self, k, v):
+        self.store[k] = v
+        self.model[k] = v
+
+    @rule(k=keys)
+    def getitem(self, k):
+        self._both(lambda m: m[k])
+
+    @rule(k=keys)
+    def delitem(self, k):
+        def op(m):
+            del m[k]
+
+        self._both(op)
+
+    @rule(k=keys, d=st.none() | values, with_default=st.booleans())
+    def pop(self, k, d, with_default):
+        self._both(lambda m: m.pop(k, d) if with_default else m.pop(k))
+
+    @rule()
+    def popitem(self):
+        # dict says 'popitem(): dictionary is empty', the original a bare KeyError()
+        self._both(lambda m: m.popitem(), args=False)
+
+    @rule(k=keys, d=values)
+    def setdefault(self, k, d):
+        self._both(lambda m: m.setdefault(k, d))
+
+    @rule(k=keys, d=st.none() | values)
+    def get(self, k, d):
+        self._both(lambda m: m.get(k, d))
+
+    @rule(pairs=st.lists(st.tuples(keys, values), max_size=5), form=st.sampled_from(
+        ["dict", "pairs", "kwargs"]))
+    def update(self, pairs, form):
+        if form == "dict":
+            arg = dict(pairs)
+            self.store.update(arg)
+            self.model.update(arg)
+        elif form == "pairs":
+            self.store.update(iter(pairs))
+            self.model.update(pairs)
+        else:
+            kw = {f"kw{k}" if not isinstance(k, str) else f"kw_{k}": v for k, v in pairs}
+            self.store.update(**kw)
+            self.model.update(**kw)
+
+    @rule(k=keys, v=values)
+    def add(self, k, v):
+        got = self.store.add(k, v)
+        if k in self.model:
+            check(got, None)
+        else:
+            check(got, k)
+            self.model[k] = v
+
+    @rule(k=keys)
+    def contains(self, k):
+        check(k in self.store, k in self.model)
+
+    @precondition(lambda self: len(self.model) > 0)
+    @rule(data=st.data())
+    def overwrite_existing(self, data):
+        k = data.draw(st.sampled_from(list(self.model)))
+        v = data.draw(values)
+        self.store[k] = v
+        self.model[k] = v
+
+    @rule(pairs=st.lists(st.tuples(keys, values), max_size=4), fail=st.booleans())
+    def transaction(self, pairs, fail):
+        """Writes in transact() are kept on success and all undone when it raises."""
+        try:
+            with self.store.transact():
+                for k, v in pairs:
+                    self.store[k] = v
+                if fail:
+                    raise RuntimeError("rollback")
+        except RuntimeError:
+            pass
+        if not fail:
+            self.model.update(pairs)
+
+    @rule(limit=st.integers(0, 6), offset=st.integers(0, 6))
+    def query_page(self, limit, offset):
+        got = list(self.store.query(order="rowid", limit=limit, offset=offset))
+        check(got, list(self.model.items())[offset:offset + limit])
+
+    @rule()
+    def clear(self):
+        self.store.clear()
+        self.model.clear()
+
+    @invariant()
+    def same_contents_and_order(self):
+        check(len(self.store), len(self.model))
+        check(list(self.store), list(self.model))
+        check(list(self.store.items()), list(self.model.items()))
+
+    @invariant()
+    def same_reversed(self):
+        check(list(reversed(self.store)), list(reversed(self.model)))
+        check(list(reversed(self.store.values())), list(reversed(self.model.values())))
+
+
+StoreVersusDict.TestCase.settings = settings(
+    max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None,
+    print_blob=True,
+)
+TestStoreVersusDict = StoreVersusDict.TestCase
