@@ -108,6 +108,14 @@ pub enum Error {
     Sqlite(#[from] rusqlite::Error),
 }
 
+/// The folder a file is in (`.` for a bare file name).
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -138,9 +146,15 @@ impl Error {
                 path: path.to_owned(),
             },
             Some(ErrorCode::TooBig) => Error::TooBig(message),
-            Some(ErrorCode::CannotOpen) if !path.exists() => Error::NotFound {
-                path: path.to_owned(),
-            },
+            // A missing file in an existing folder could not be created: that folder is
+            // read-only. Only a missing folder makes the path itself not found.
+            Some(ErrorCode::CannotOpen)
+                if !path.exists() && !folder_of(path).is_dir() =>
+            {
+                Error::NotFound {
+                    path: path.to_owned(),
+                }
+            }
             Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => Error::ReadOnly {
                 path: path.to_owned(),
                 message,
