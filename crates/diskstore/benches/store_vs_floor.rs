@@ -10,9 +10,9 @@
 
 use std::cell::Cell;
 
+use diskstore::rusqlite::{Connection, OptionalExtension};
 use diskstore::{DEFAULT_PRAGMAS, DiskStore};
 use divan::{Bencher, black_box, counter::ItemsCount};
-use diskstore::rusqlite::{Connection, OptionalExtension};
 use tempfile::TempDir;
 
 fn main() {
@@ -49,9 +49,7 @@ fn ours() -> (TempDir, Store) {
     let dir = TempDir::new().unwrap();
     let store: Store = DiskStore::open(dir.path().join("ours.db")).unwrap();
     assert_eq!(store.table().spec().name, TABLE);
-    store
-        .extend((0..ROWS).map(|i| (key(i), value(i))))
-        .unwrap();
+    store.extend((0..ROWS).map(|i| (key(i), value(i)))).unwrap();
     (dir, store)
 }
 

@@ -154,7 +154,10 @@ fn diskread_of_a_missing_file_is_not_found_and_creates_nothing() {
         .open_read_only()
         .err()
         .unwrap();
-    assert!(matches!(&e, Error::Schema { table, .. } if table == "Other"), "{e:?}");
+    assert!(
+        matches!(&e, Error::Schema { table, .. } if table == "Other"),
+        "{e:?}"
+    );
 }
 
 /// Marks a path immutable for as long as it lives (`chattr +i`; root cannot write it).

@@ -89,8 +89,10 @@ fn eight_threads_of_mixed_operations_reach_the_exact_expected_state() {
 
     assert_eq!(all["counter"], THREADS * INCREMENTS);
 
-    let shared: Vec<(&String, &i64)> =
-        all.iter().filter(|(k, _)| k.starts_with("shared:")).collect();
+    let shared: Vec<(&String, &i64)> = all
+        .iter()
+        .filter(|(k, _)| k.starts_with("shared:"))
+        .collect();
     assert_eq!(shared.len(), 10);
     assert!(shared.iter().all(|(_, t)| (0..THREADS).contains(*t)));
 
@@ -112,10 +114,7 @@ fn eight_threads_of_mixed_operations_reach_the_exact_expected_state() {
         .collect();
     assert_eq!(values, expected_values);
 
-    assert_eq!(
-        store.len().unwrap(),
-        expected.len() as u64 + 1 + 10 + 1
-    );
+    assert_eq!(store.len().unwrap(), expected.len() as u64 + 1 + 10 + 1);
     assert!(store.check().unwrap().is_empty());
 }
 

@@ -121,14 +121,8 @@ where
     assert_eq!(s.len().unwrap(), keys.len() as u64 - 3);
 
     // get_or_insert stores once, then returns the stored value
-    assert_eq!(
-        s.get_or_insert(&keys[1], &"d1".to_string()).unwrap(),
-        "d1"
-    );
-    assert_eq!(
-        s.get_or_insert(&keys[1], &"d2".to_string()).unwrap(),
-        "d1"
-    );
+    assert_eq!(s.get_or_insert(&keys[1], &"d1".to_string()).unwrap(), "d1");
+    assert_eq!(s.get_or_insert(&keys[1], &"d2".to_string()).unwrap(), "d1");
 
     s.clear().unwrap();
     assert!(s.is_empty().unwrap());
@@ -244,7 +238,12 @@ fn push_assigns_increasing_integer_keys() {
     let items: Vec<(i64, String)> = s.iter().collect::<Result<_, _>>().unwrap();
     assert_eq!(
         items,
-        [(a, "a".into()), (b, "b".into()), (100, "c".into()), (101, "d".into())]
+        [
+            (a, "a".into()),
+            (b, "b".into()),
+            (100, "c".into()),
+            (101, "d".into())
+        ]
     );
 }
 

@@ -43,15 +43,20 @@ fn person(i: i64) -> Person {
 }
 
 /// `(name, declared type, not null, default)` of each column, from the file.
-fn columns(store_path: &std::path::Path, table: &str) -> Vec<(String, String, bool, Option<String>)> {
+fn columns(
+    store_path: &std::path::Path,
+    table: &str,
+) -> Vec<(String, String, bool, Option<String>)> {
     let c = rusqlite::Connection::open(store_path).unwrap();
     let mut st = c
         .prepare("SELECT name, type, \"notnull\", dflt_value FROM pragma_table_info(?1)")
         .unwrap();
-    st.query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    st.query_map([table], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
 }
 
 fn raw(path: &std::path::Path, sql: &str) {
@@ -69,7 +74,12 @@ fn derived_records_get_one_column_per_field() {
     assert_eq!(s.table().spec().name, "people");
     let cols = columns(&path, "people");
     let expect = |name: &str, ty: &str, not_null: bool, default: Option<&str>| {
-        (name.to_string(), ty.to_string(), not_null, default.map(String::from))
+        (
+            name.to_string(),
+            ty.to_string(),
+            not_null,
+            default.map(String::from),
+        )
     };
     assert_eq!(
         cols,
@@ -137,9 +147,7 @@ fn json_values_are_readable_json_text() {
     assert_eq!(s.get("cfg").unwrap(), Some(Json(v)));
     let text: String = s
         .table()
-        .with_connection(|c| {
-            Ok(c.query_row("SELECT value FROM DiskStore", [], |r| r.get(0))?)
-        })
+        .with_connection(|c| Ok(c.query_row("SELECT value FROM DiskStore", [], |r| r.get(0))?))
         .unwrap();
     assert_eq!(
         text,
@@ -154,11 +162,21 @@ fn built_in_field_types_round_trip() {
     let b: DiskStore<i64, bool> = DiskStore::open(p("b.db")).unwrap();
     b.insert(&1, &true).unwrap();
     b.insert(&2, &false).unwrap();
-    assert_eq!(b.values().collect::<Result<Vec<_>, _>>().unwrap(), [true, false]);
+    assert_eq!(
+        b.values().collect::<Result<Vec<_>, _>>().unwrap(),
+        [true, false]
+    );
     let f: DiskStore<i64, f64> = DiskStore::open(p("f.db")).unwrap();
-    for (i, x) in [0.0, f64::INFINITY, f64::NEG_INFINITY, 1e-300, f64::MAX, f64::MIN_POSITIVE]
-        .into_iter()
-        .enumerate()
+    for (i, x) in [
+        0.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        1e-300,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+    ]
+    .into_iter()
+    .enumerate()
     {
         f.insert(&(i as i64), &x).unwrap();
         assert_eq!(f.get(&(i as i64)).unwrap().unwrap().to_bits(), x.to_bits());
@@ -208,9 +226,15 @@ fn decode_errors_name_the_column() {
     assert!(matches!(first_err, Error::Decode { .. }), "{first_err}");
     // A key of the wrong type (bytes in a TEXT column keep their type) is a decode error
     // on `_key`.
-    raw(&path, "INSERT INTO people SELECT X'05', name, years, score, active, nickname, photo, tags FROM people WHERE _key = 'c'");
+    raw(
+        &path,
+        "INSERT INTO people SELECT X'05', name, years, score, active, nickname, photo, tags FROM people WHERE _key = 'c'",
+    );
     let ks: Vec<Result<String, Error>> = s.keys().collect();
-    assert!(ks.iter().any(|r| matches!(r, Err(Error::Decode { column, .. }) if column == "_key")));
+    assert!(
+        ks.iter()
+            .any(|r| matches!(r, Err(Error::Decode { column, .. }) if column == "_key"))
+    );
 }
 
 #[test]

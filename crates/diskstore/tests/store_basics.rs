@@ -36,10 +36,7 @@ fn insertion_order_survives_overwrites_and_reopening() {
     s.insert("a", &10).unwrap();
     s.insert("c", &20).unwrap();
     let items: Vec<(String, i64)> = s.iter().collect::<Result<_, _>>().unwrap();
-    assert_eq!(
-        items,
-        [("c".into(), 20), ("a".into(), 10), ("b".into(), 2)]
-    );
+    assert_eq!(items, [("c".into(), 20), ("a".into(), 10), ("b".into(), 2)]);
     // A removed and re-added key goes to the end.
     s.remove("c").unwrap();
     s.insert("c", &30).unwrap();
@@ -104,9 +101,8 @@ fn ranges_honour_every_kind_of_bound() {
     let n = 600i64;
     // Inserted in a scrambled order; ranges go by key.
     s.extend((0..n).map(|i| ((i * 7) % n, i))).unwrap();
-    let keys = |it: diskstore::RangeIter<i64, i64>| -> Vec<i64> {
-        it.map(|r| r.unwrap().0).collect()
-    };
+    let keys =
+        |it: diskstore::RangeIter<i64, i64>| -> Vec<i64> { it.map(|r| r.unwrap().0).collect() };
     assert_eq!(keys(s.range(10..20)), (10..20).collect::<Vec<_>>());
     assert_eq!(keys(s.range(10..=20)), (10..=20).collect::<Vec<_>>());
     assert_eq!(keys(s.range(590..)), (590..600).collect::<Vec<_>>());
@@ -154,12 +150,16 @@ fn text_ranges_use_byte_order() {
 fn queries_filter_order_limit_and_offset() {
     let dir = TempDir::new().unwrap();
     let s = store::<i64>(&dir);
-    s.extend((0..20).map(|i| (k(i), (i as i64 * 37) % 20))).unwrap();
+    s.extend((0..20).map(|i| (k(i), (i as i64 * 37) % 20)))
+        .unwrap();
     let all = s.query(&Query::new()).unwrap();
     assert_eq!(keys_of(all), (0..20).map(k).collect::<Vec<_>>());
 
     let q = Query::new()
-        .filter("value >= ? AND value < ?", [Value::Integer(5), Value::Integer(10)])
+        .filter(
+            "value >= ? AND value < ?",
+            [Value::Integer(5), Value::Integer(10)],
+        )
         .order("value DESC");
     let got: Vec<i64> = s.query(&q).unwrap().into_iter().map(|(_, v)| v).collect();
     assert_eq!(got, [9, 8, 7, 6, 5]);
@@ -174,9 +174,7 @@ fn queries_filter_order_limit_and_offset() {
 
     let only_offset = s.query(&Query::new().offset(18)).unwrap();
     assert_eq!(keys_of(only_offset), [k(18), k(19)]);
-    let by_key = s
-        .query(&Query::new().order("_key DESC").limit(3))
-        .unwrap();
+    let by_key = s.query(&Query::new().order("_key DESC").limit(3)).unwrap();
     assert_eq!(keys_of(by_key), [k(19), k(18), k(17)]);
 
     let text_param = s
@@ -199,7 +197,10 @@ fn get_many_answers_in_request_order_with_misses() {
         got,
         [Some("B".into()), None, Some("A".into()), Some("B".into())]
     );
-    assert_eq!(s.get_many::<&str>(&[]).unwrap(), Vec::<Option<String>>::new());
+    assert_eq!(
+        s.get_many::<&str>(&[]).unwrap(),
+        Vec::<Option<String>>::new()
+    );
 }
 
 #[test]
@@ -271,9 +272,7 @@ fn clear_vacuum_and_check() {
     assert!(s.is_empty().unwrap());
     let size = |s: &DiskStore<String, Vec<u8>>| {
         s.table()
-            .with_connection(|c| {
-                Ok(c.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0))?)
-            })
+            .with_connection(|c| Ok(c.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0))?))
             .unwrap()
     };
     let before = size(&s);

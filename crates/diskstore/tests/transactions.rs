@@ -111,7 +111,10 @@ fn failed_operations_leave_the_transaction_usable() {
     let s: DiskStore<String, f64> = DiskStore::open(dir.path().join("f.db")).unwrap();
     let tx = s.transaction().unwrap();
     s.insert("a", &1.0).unwrap();
-    assert!(matches!(s.insert("b", &f64::NAN), Err(Error::InvalidValue(_))));
+    assert!(matches!(
+        s.insert("b", &f64::NAN),
+        Err(Error::InvalidValue(_))
+    ));
     assert!(s.extend([("c", 1.0), ("d", f64::NAN)]).is_err());
     s.insert("e", &2.0).unwrap();
     tx.commit().unwrap();
@@ -169,7 +172,10 @@ fn other_threads_see_only_committed_data_and_wait_to_write() {
     assert!(!s.contains_key("z").unwrap(), "the writer did not wait");
     tx.commit().unwrap();
     let waited = blocked.join().unwrap();
-    assert!(waited >= Duration::from_millis(100), "waited only {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(100),
+        "waited only {waited:?}"
+    );
     assert_eq!(
         items(&s),
         [("x".into(), 1), ("y".into(), 1), ("z".into(), 2)]
@@ -214,7 +220,10 @@ fn a_lock_held_by_another_connection_past_the_timeout_is_busy() {
         Err(Error::Busy { path: p, .. }) => assert_eq!(p, &path),
         other => panic!("expected Busy, got {other:?}"),
     }
-    assert!(waited >= Duration::from_millis(150), "gave up after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(150),
+        "gave up after {waited:?}"
+    );
     assert!(matches!(s.transaction().map(drop), Err(Error::Busy { .. })));
     // Reads are not blocked by a writer in WAL mode.
     assert_eq!(s.get("a").unwrap(), Some(1));
