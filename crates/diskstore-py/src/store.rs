@@ -139,7 +139,7 @@ impl Reader {
         no_default: Bound<'_, PyAny>,
     ) -> PyResult<()> {
         if self.state.get().is_some() {
-            return Err(DiskStoreError::new_err("the store is already open"));
+            return Ok(()); // attached by another thread meanwhile
         }
         let columns = fields
             .into_iter()
@@ -418,13 +418,20 @@ impl Writer {
     }
 
     /// Removes `key` and returns its value; without a default a missing key is a `KeyError`.
-    #[pyo3(signature = (key, default=None))]
+    #[pyo3(signature = (key, *default))]
     fn pop<'py>(
         slf: &Bound<'py, Self>,
         key: &Bound<'py, PyAny>,
-        default: Option<Bound<'py, PyAny>>,
+        default: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
+        if default.len() > 1 {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "pop expected at most 2 arguments, got {}",
+                default.len() + 1
+            )));
+        }
+        let default = default.get_item(0).ok();
         let k = crate::convert::key_ref(key)?;
         let (row, o) = match Reader::opened(reader(slf))? {
             Some(o) => (py.detach(|| o.table.remove(k, owned_row)).py()?, Some(o)),

@@ -1,0 +1,317 @@
+"""`DiskRead` and `DiskStore`: both generations of the original API on one engine.
+
+The mapping operations are implemented in Rust (`_diskstore._Reader`/`_Writer`); this
+module only resolves constructor arguments, provides views, `transact()` and pickling.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import (
+    Generator,
+    ItemsView,
+    Iterator,
+    KeysView,
+    Mapping,
+    MutableMapping,
+    Sequence,
+    ValuesView,
+)
+from contextlib import contextmanager
+from typing import Any
+
+from . import _diskstore
+from ._model import (
+    Layout,
+    from_config,
+    from_value_class,
+    is_config,
+    settle_default,
+    timeout_of,
+)
+from .config import NamedTupleConfig
+
+
+class DiskKeysView(KeysView):
+    """The keys of a store, in insertion order; `reversed()` gives newest first."""
+
+    _mapping: DiskRead
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._mapping._iter("keys")
+
+    def __reversed__(self) -> Iterator[Any]:
+        return self._mapping._iter("keys", True)
+
+
+class DiskValuesView(ValuesView):
+    """The values of a store, in insertion order; `reversed()` gives newest first."""
+
+    _mapping: DiskRead
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._mapping._iter("values")
+
+    def __reversed__(self) -> Iterator[Any]:
+        return self._mapping._iter("values", True)
+
+
+class DiskItemsView(ItemsView):
+    """The `(key, value)` pairs of a store, in insertion order; `reversed()` gives newest
+    first."""
+
+    _mapping: DiskRead
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return self._mapping._iter("items")
+
+    def __reversed__(self) -> Iterator[tuple[Any, Any]]:
+        return self._mapping._iter("items", True)
+
+
+class DiskRead(_diskstore._Reader, Mapping):
+    """A read-only persistent mapping stored in an SQLite file.
+
+    `DiskRead(filename, value_class=None, tablename=None, timeout=None)` (0.1.0 style) or
+    `DiskRead(filename, config=...)` (0.7.0 style). With neither `value_class` nor
+    `config`, the file decides the value model (see docs/compat.md). Nothing is opened
+    until first use; every thread gets its own read-only connection.
+    """
+
+    def __init__(
+        self,
+        filename: os.PathLike | str,
+        value_class: Any = None,
+        tablename: str | None = None,
+        timeout: float | None = None,
+        *,
+        config: Any = None,
+    ) -> None:
+        if config is None and is_config(value_class):
+            config, value_class = value_class, None
+        self._setup(
+            filename,
+            config,
+            dict(value_class=value_class, tablename=tablename, timeout=timeout),
+            read_only=True,
+        )
+
+    def _setup(
+        self, filename: os.PathLike | str, config: Any, old: dict[str, Any], read_only: bool
+    ) -> None:
+        self._filename = os.path.expanduser(os.fspath(filename))
+        self._read_only = read_only
+        self._config = config
+        self._old_args = {k: v for k, v in old.items() if v is not None}
+        self._timeout = timeout_of(old.get("timeout"))
+        layout: Layout | None
+        if config is not None:
+            extra = [k for k, v in old.items() if v is not None and k != "timeout"]
+            if extra or old.get("timeout") is not None:
+                raise TypeError("config= cannot be combined with the 0.1.0 arguments")
+            layout = from_config(config)
+            self._timeout = layout.timeout
+        elif any(k != "timeout" for k in self._old_args):
+            layout = from_value_class(
+                old.get("value_class"),
+                old.get("tablename"),
+                old.get("key_type"),
+                old.get("timeout"),
+                old.get("alter_table", True),
+                old.get("pragmas"),
+            )
+        else:
+            layout = None  # the default model: the file or the first value decides
+        self._layout = layout
+
+    def _settle(self, value: Any) -> None:
+        """Attaches the engine (called by the Rust side on first use)."""
+        layout = self._layout
+        if layout is None:
+            layout = settle_default(self._filename, self._timeout, value, self._read_only)
+            if layout is None:
+                return
+            self._layout = layout
+        layout.attach(self, self._filename, self._read_only)
+
+    @property
+    def filename(self) -> str:
+        """The store file (with `~` expanded)."""
+        return self._filename
+
+    @property
+    def timeout(self) -> float:
+        """The busy timeout in seconds."""
+        return self._timeout
+
+    @property
+    def tablename(self) -> str | None:
+        """The table name (None while a new default-model file has no table yet)."""
+        return None if self._layout is None else self._layout.table
+
+    @property
+    def config(self) -> Any:
+        """The config object given to the constructor, or None."""
+        return self._config
+
+    @staticmethod
+    def get_fields(value_class: type) -> tuple[str, ...]:
+        """The field names of a NamedTuple value class (`ValueError` for a field `_key`)."""
+        return tuple(name for name, _, _ in NamedTupleConfig.get_fields(value_class))
+
+    def keys(self) -> DiskKeysView:  # type: ignore[override]
+        """The keys, in insertion order."""
+        return DiskKeysView(self)
+
+    def values(self) -> DiskValuesView:  # type: ignore[override]
+        """The values, in insertion order."""
+        return DiskValuesView(self)
+
+    def items(self) -> DiskItemsView:  # type: ignore[override]
+        """The `(key, value)` pairs, in insertion order."""
+        return DiskItemsView(self)
+
+    def query(
+        self,
+        where: str | None = None,
+        parameters: Sequence | None = None,
+        order: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> Generator[tuple[Any, Any], None, None]:
+        """`(key, value)` pairs of `SELECT … [WHERE where] [ORDER BY order]`.
+
+        `where` and `order` are trusted SQL fragments (column names are `_key` and the
+        field names); pass values as `parameters` for `?` placeholders.
+        """
+        if isinstance(parameters, Mapping):
+            raise TypeError("query() takes positional parameters (a sequence) for '?'")
+        yield from self._query(where, parameters, order, limit, offset)
+
+    def open(self) -> DiskRead:
+        """Opens this thread's connection now; returns self."""
+        self._connect()
+        return self
+
+    def __enter__(self) -> DiskRead:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"filename": self._filename}
+        if self._config is not None:
+            state["config"] = self._config
+        else:
+            state.update(self._old_args)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        pragmas = state.pop("pragmas", None) or {}
+        self.__init__(**state, **pragmas)  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._filename!r})"
+
+
+class DiskStore(_diskstore._Writer, DiskRead, MutableMapping):
+    """A persistent mutable mapping stored in an SQLite file, safe across threads and
+    processes.
+
+    `DiskStore(filename, value_class=None, tablename=None, key_type=None, timeout=None,
+    alter_table=True, **pragmas)` (0.1.0 style) or `DiskStore(filename, config=...)`
+    (0.7.0 style). With neither `value_class` nor `config`, an existing file decides the
+    value model, and on a new file the first value written does (a `Value` → 0.1.0
+    model, anything else → raw values); see docs/compat.md.
+    """
+
+    def __init__(  # noqa: PLR0913
+        self,
+        filename: os.PathLike | str,
+        value_class: Any = None,
+        tablename: str | None = None,
+        key_type: Any = None,
+        timeout: float | None = None,
+        alter_table: bool = True,
+        *,
+        config: Any = None,
+        **pragmas: Any,
+    ) -> None:
+        if config is None and is_config(value_class):
+            config, value_class = value_class, None
+        old = dict(
+            value_class=value_class,
+            tablename=tablename,
+            key_type=key_type,
+            timeout=timeout,
+            alter_table=None if alter_table is True else alter_table,
+            pragmas=pragmas or None,
+        )
+        self._setup(filename, config, old, read_only=False)
+        if self._layout is not None:
+            self._settle(None)  # create or migrate the table now
+
+    @staticmethod
+    def get_field_types(value_class: type) -> list[str]:
+        """The column types of a NamedTuple value class's fields."""
+        return [sql_type for _, sql_type, _ in NamedTupleConfig.get_fields(value_class)]
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:  # type: ignore[override]
+        """Stores every pair of `other` (a mapping, an object with `.keys()`, or pairs)
+        and of `kwargs`, in one transaction."""
+        if isinstance(other, Mapping):
+            pairs = list(other.items())
+        elif hasattr(other, "keys"):
+            pairs = [(k, other[k]) for k in other.keys()]
+        else:
+            pairs = []
+            for pair in other:
+                key, value = pair
+                pairs.append((key, value))
+        pairs.extend(kwargs.items())
+        self._set_many(pairs)
+
+    def clear(self) -> None:
+        """Deletes every entry and gives the space back to the file system (VACUUM, when
+        no transaction is open)."""
+        self._clear(True)
+
+    def check(self, vacuum: bool = False) -> list[str]:
+        """SQLite's integrity check: `[]` when healthy, else the problems; then `VACUUM`
+        if `vacuum`."""
+        messages = self._integrity()
+        if vacuum:
+            self._vacuum()
+        return messages
+
+    @contextmanager
+    def transact(self, retry: bool = False) -> Generator[_diskstore.Cursor, None, None]:
+        """A write transaction on this thread (`BEGIN IMMEDIATE`): every operation of this
+        store on this thread inside the block runs in it; it commits at the end and rolls
+        back on an exception. Nested blocks join the outer one. Yields a cursor for direct
+        SQL on the same connection. (`retry` is accepted for 0.1.0 code: waiting for the
+        lock up to the timeout is always done.)"""
+        del retry
+        opened = self._begin()
+        try:
+            yield _diskstore._cursor(self)
+        except BaseException:
+            self._end(opened, False)
+            raise
+        self._end(opened, True)
+
+    def get_readonly_instance(self) -> DiskRead:
+        """A `DiskRead` of the same file and value model."""
+        if self._config is not None:
+            return DiskRead(self._filename, config=self._config)
+        if self._layout is not None and not self._old_args:
+            # A settled default model: read it the same way.
+            return DiskRead(self._filename, timeout=self._timeout)
+        return DiskRead(
+            self._filename,
+            self._old_args.get("value_class"),
+            self._old_args.get("tablename"),
+            self._old_args.get("timeout"),
+        )
