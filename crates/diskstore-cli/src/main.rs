@@ -88,7 +88,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "hex")]
         bytes: rows::GetBytes,
     },
-    /// Store a value under a key (inserting or replacing); one VALUE per value column.
+    /// Store a value under a key (inserting or replacing): one VALUE per value column, in
+    /// column order; columns left out at the end take their defaults (NULL if nullable).
     ///
     /// Put `--` before a key or value that starts with `-`: `set f.db -- k -1`.
     Set {
@@ -97,7 +98,7 @@ enum Command {
         /// The key.
         #[arg(allow_hyphen_values = true)]
         key: String,
-        /// The values, one per value column, in column order.
+        /// The values, one per value column, in column order (put options before them).
         #[arg(required = true, allow_hyphen_values = true)]
         values: Vec<String>,
         /// The table (default: the only store table, or "DiskStore").

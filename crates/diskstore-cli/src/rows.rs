@@ -354,7 +354,7 @@ pub fn set(
         file::open_store(path, table, true)?
     };
     let spec = table.spec().clone();
-    if values.len() != spec.columns.len() {
+    if values.len() > spec.columns.len() {
         let names: Vec<&str> = spec.columns.iter().map(|c| c.name.as_str()).collect();
         return Err(Fail::usage(format!(
             "table {:?} has {} value column(s) ({}); {} value(s) given",
@@ -365,16 +365,27 @@ pub fn set(
         )));
     }
     let key = key_arg(&spec, key_text, key_given)?;
-    let cells = spec
-        .columns
-        .iter()
-        .zip(values)
-        .map(|(c, text)| {
-            parse_given(text, value_given, c.sql_type)
-                .map(Cell::Owned)
-                .map_err(|e| Fail::usage(format!("column {:?}: {e}", c.name)))
-        })
-        .collect::<Outcome<Vec<_>>>()?;
+    let mut cells = Vec::with_capacity(spec.columns.len());
+    for (i, c) in spec.columns.iter().enumerate() {
+        let cell = match (values.get(i), &c.default) {
+            (Some(text), _) => parse_given(text, value_given, c.sql_type)
+                .map_err(|e| Fail::usage(format!("column {:?}: {e}", c.name)))?,
+            (None, Some(d)) => d.clone(),
+            (None, None) if c.nullable => Value::Null,
+            (None, None) => {
+                return Err(Fail::usage(format!(
+                    "column {:?} has no default: give a value for it (columns: {})",
+                    c.name,
+                    spec.columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        };
+        cells.push(Cell::Owned(cell));
+    }
     let k = as_key(&key).map_err(Fail::usage)?;
     table.set(k, &cells).map_err(|e| Fail::engine(path, e))
 }
