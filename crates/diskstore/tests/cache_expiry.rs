@@ -53,7 +53,8 @@ fn without_a_ttl_entries_live_forever_and_the_default_applies_when_set() {
     let (c, clock) = cache_with(&dir, Some(Duration::from_secs(5)));
     c.set("default", &s("d"), None).unwrap();
     c.set("never", &s("n"), Some(NEVER)).unwrap();
-    c.set("long", &s("l"), Some(Duration::from_secs(100))).unwrap();
+    c.set("long", &s("l"), Some(Duration::from_secs(100)))
+        .unwrap();
     clock.advance(Duration::from_secs(5));
     assert_eq!(c.get("default").unwrap(), None);
     assert_eq!(c.get("never").unwrap(), Some(s("n")));
@@ -101,7 +102,10 @@ fn touch_restarts_the_ttl_of_live_entries_only() {
 fn add_refuses_live_entries_and_replaces_expired_ones() {
     let dir = tempfile::tempdir().unwrap();
     let (c, clock) = cache_with(&dir, None);
-    assert!(c.add("k", &s("first"), Some(Duration::from_secs(10))).unwrap());
+    assert!(
+        c.add("k", &s("first"), Some(Duration::from_secs(10)))
+            .unwrap()
+    );
     assert!(!c.add("k", &s("second"), None).unwrap());
     assert_eq!(c.get("k").unwrap(), Some(s("first")));
     clock.advance(Duration::from_secs(10));

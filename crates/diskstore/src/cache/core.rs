@@ -167,7 +167,11 @@ fn flush_stats(inner: &Inner, c: &Connection) -> Result<()> {
     let s = pending.take();
     let r = (|| {
         let mut st = c.prepare_cached(&inner.sql.add_stats)?;
-        st.execute(rusqlite::params![inner.name, s.hits as i64, s.misses as i64])?;
+        st.execute(rusqlite::params![
+            inner.name,
+            s.hits as i64,
+            s.misses as i64
+        ])?;
         Ok(())
     })();
     if r.is_err() {
@@ -514,7 +518,10 @@ impl CacheTable {
             let current = c
                 .prepare_cached(&self.inner.sql.first_value)?
                 .query_row([k], |r| {
-                    Ok((r.get::<_, rusqlite::types::Value>(0)?, r.get::<_, Option<i64>>(1)?))
+                    Ok((
+                        r.get::<_, rusqlite::types::Value>(0)?,
+                        r.get::<_, Option<i64>>(1)?,
+                    ))
                 });
             let current = match current {
                 Ok(row) => Some(row),
@@ -881,11 +888,7 @@ fn key_checked(key: KeyRef<'_>) -> Result<KeyRef<'_>> {
 }
 
 /// Deletes one victim; returns its size, or `None` when there was none.
-fn evict_step(
-    c: &Connection,
-    sql: &str,
-    params: &[&dyn rusqlite::ToSql],
-) -> Result<Option<u64>> {
+fn evict_step(c: &Connection, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Option<u64>> {
     let mut st = c.prepare_cached(sql)?;
     for (i, p) in params.iter().enumerate() {
         st.raw_bind_parameter(i + 1, p)?;

@@ -133,7 +133,9 @@ impl<K: Key, V: Record> CacheBuilder<K, V> {
 
     /// Sets a pragma on every connection, over the defaults. Default: none.
     pub fn pragma(mut self, name: &str, value: impl Display) -> Self {
-        self.options.pragmas.push((name.to_owned(), value.to_string()));
+        self.options
+            .pragmas
+            .push((name.to_owned(), value.to_string()));
         self
     }
 

@@ -141,10 +141,16 @@ impl CacheSql {
         let trigger = |suffix: &str| quote_ident(&format!("{name}_cache_{suffix}"));
         let policy_index = match policy {
             EvictionPolicy::LeastRecentlyUsed => {
-                format!("CREATE INDEX IF NOT EXISTS {} ON {t} (_order);\n", idx("order")?)
+                format!(
+                    "CREATE INDEX IF NOT EXISTS {} ON {t} (_order);\n",
+                    idx("order")?
+                )
             }
             EvictionPolicy::LeastFrequentlyUsed => {
-                format!("CREATE INDEX IF NOT EXISTS {} ON {t} (_hits);\n", idx("hits")?)
+                format!(
+                    "CREATE INDEX IF NOT EXISTS {} ON {t} (_hits);\n",
+                    idx("hits")?
+                )
             }
             _ => String::new(),
         };
@@ -227,9 +233,7 @@ impl CacheSql {
                  SELECT ?1, coalesce(sum(_size), 0), count(*), coalesce(max(_order), 0) FROM {t}"
             ),
             setup,
-            lease_clear: format!(
-                "DELETE FROM {lease} WHERE tbl = ?1 AND key = ?2 AND until <= ?3"
-            ),
+            lease_clear: format!("DELETE FROM {lease} WHERE tbl = ?1 AND key = ?2 AND until <= ?3"),
             lease_take: format!(
                 "INSERT INTO {lease} (tbl, key, until) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (tbl, key) DO NOTHING"
