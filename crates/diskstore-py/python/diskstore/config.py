@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -106,6 +107,19 @@ class BaseConfig:
         return f"{type(self).__name__}(tablename={self.tablename!r})"
 
 
+_NAMED_TYPES = {"str": str, "int": int, "bool": bool, "float": float, "bytes": bytes}
+
+
+def _annotations(cls: type) -> dict:
+    """The field types of `cls`, resolving string annotations (`from __future__ import
+    annotations`) where possible."""
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - unresolvable names: fall back to the plain names
+        raw = dict(getattr(cls, "__annotations__", {}) or {})
+        return {k: _NAMED_TYPES.get(v, v) if isinstance(v, str) else v for k, v in raw.items()}
+
+
 def _typed_fields(names: Iterable[str], annotations: dict, defaults: dict) -> tuple:
     fields = []
     for name in names:
@@ -153,7 +167,7 @@ class NamedTupleConfig(BaseConfig):
             raise TypeError(f"{value_class!r} is not a NamedTuple class")
         return _typed_fields(
             value_class._fields,  # type: ignore[attr-defined]
-            getattr(value_class, "__annotations__", {}),
+            _annotations(value_class),
             getattr(value_class, "_field_defaults", {}),
         )
 
@@ -230,7 +244,7 @@ class DataclassConfig(BaseConfig):
             f.name: f.default for f in dc_fields if f.default is not dataclasses.MISSING
         }
         return _typed_fields(
-            [f.name for f in dc_fields], getattr(dataclass, "__annotations__", {}), defaults
+            [f.name for f in dc_fields], _annotations(dataclass), defaults
         )
 
     def dump_value(self, key: Any, value: Any) -> Sequence:

@@ -117,7 +117,7 @@ class DiskRead(_diskstore._Reader, Mapping):
                 old.get("tablename"),
                 old.get("key_type"),
                 old.get("timeout"),
-                old.get("alter_table", True),
+                old.get("alter_table") is not False,
                 old.get("pragmas"),
             )
         else:
@@ -147,6 +147,8 @@ class DiskRead(_diskstore._Reader, Mapping):
     @property
     def tablename(self) -> str | None:
         """The table name (None while a new default-model file has no table yet)."""
+        if self._layout is None:
+            self._settle(None)
         return None if self._layout is None else self._layout.table
 
     @property
@@ -250,8 +252,8 @@ class DiskStore(_diskstore._Writer, DiskRead, MutableMapping):
             pragmas=pragmas or None,
         )
         self._setup(filename, config, old, read_only=False)
-        if self._layout is not None:
-            self._settle(None)  # create or migrate the table now
+        # Create or migrate the table now; a default-model store follows an existing file.
+        self._settle(None)
 
     @staticmethod
     def get_field_types(value_class: type) -> list[str]:

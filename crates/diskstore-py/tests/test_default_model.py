@@ -1,0 +1,72 @@
+"""The default value model: neither value_class nor config given."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from diskstore import DiskRead, DiskStore, Value
+from diskstore.config import BaseConfig
+
+
+def tables(path: str) -> list[str]:
+    with sqlite3.connect(path) as con:
+        return sorted(r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+
+
+def test_first_value_decides_on_a_new_file_value(db: str) -> None:
+    store = DiskStore(db)
+    assert store.tablename is None
+    assert len(store) == 0 and list(store) == [] and "k" not in store
+    store["k"] = Value("v")
+    assert tables(db) == ["Value"]
+    assert store["k"] == Value("v")
+    assert DiskStore(db)["k"] == Value("v")
+
+
+def test_first_value_decides_on_a_new_file_raw(db: str) -> None:
+    store = DiskStore(db)
+    store["k"] = 5
+    assert tables(db) == ["DiskStore"]
+    assert store["k"] == 5
+    assert DiskStore(db).tablename == "DiskStore"
+
+
+def test_an_existing_value_table_decides(db: str) -> None:
+    DiskStore(db, value_class=Value)["a"] = Value(1)
+    store = DiskStore(db)
+    assert store["a"] == Value(1)
+    with pytest.raises(ValueError):
+        store["b"] = 2  # the 0.1.0 model stores Value instances only
+
+
+def test_both_tables_present_means_the_07_model(db: str) -> None:
+    DiskStore(db, value_class=Value)["a"] = Value(1)
+    DiskStore(db, config=BaseConfig())["b"] = 2
+    store = DiskStore(db)
+    assert dict(store) == {"b": 2}
+
+
+def test_two_stores_on_one_new_file_agree(db: str) -> None:
+    first, second = DiskStore(db), DiskStore(db)
+    first["x"] = 1
+    # The file has decided (raw values), so the second store follows it: a Value is a
+    # tuple, which the raw model cannot store.
+    with pytest.raises(TypeError):
+        second["y"] = Value("late")
+    second["y"] = "fine"
+    assert tables(db) == ["DiskStore"]
+    assert dict(first) == {"x": 1, "y": "fine"}
+
+
+def test_diskread_default_follows_the_file(db: str) -> None:
+    DiskStore(db)["a"] = Value("x")
+    assert DiskRead(db)["a"] == Value("x")
+
+
+def test_diskread_of_a_missing_file_raises_not_found(db: str) -> None:
+    from diskstore import NotFoundError
+
+    with pytest.raises(NotFoundError):
+        len(DiskRead(db))

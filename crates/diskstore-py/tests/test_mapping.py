@@ -1,0 +1,240 @@
+"""The MutableMapping contract, checked against a dict doing the same operations."""
+
+from __future__ import annotations
+
+import collections.abc as abc
+
+import pytest
+
+from diskstore import DiskRead, DiskStore
+from diskstore.config import BaseConfig
+
+
+@pytest.fixture
+def store(db: str) -> DiskStore:
+    return DiskStore(db, config=BaseConfig())
+
+
+def test_isinstance_of_the_abcs(store: DiskStore, db: str) -> None:
+    assert isinstance(store, abc.MutableMapping)
+    assert isinstance(store, abc.Mapping)
+    assert isinstance(store, DiskRead)
+    reader = DiskRead(db, config=BaseConfig())
+    assert isinstance(reader, abc.Mapping)
+    assert not isinstance(reader, abc.MutableMapping)
+
+
+@pytest.mark.parametrize("name", sorted(set(dir(abc.MutableMapping)) - set(dir(object))))
+def test_every_mutable_mapping_name_resolves(name: str) -> None:
+    attr = getattr(DiskStore, name)
+    assert not getattr(attr, "__isabstractmethod__", False), name
+
+
+@pytest.mark.parametrize("name", sorted(set(dir(abc.Mapping)) - set(dir(object))))
+def test_every_mapping_name_resolves_on_diskread(name: str) -> None:
+    attr = getattr(DiskRead, name)
+    assert not getattr(attr, "__isabstractmethod__", False), name
+
+
+def test_diskread_has_no_write_methods() -> None:
+    for name in ("__setitem__", "__delitem__", "pop", "popitem", "update", "clear", "add"):
+        assert not hasattr(DiskRead, name), name
+
+
+def test_basic_operations_match_a_dict(store: DiskStore) -> None:
+    ref: dict = {}
+    for i, k in enumerate(["a", b"b", 3, 4.5, "é", -7]):
+        store[k] = i
+        ref[k] = i
+    store["a"] = "changed"
+    ref["a"] = "changed"
+    del store[3]
+    del ref[3]
+    assert len(store) == len(ref)
+    assert list(store) == list(ref)
+    assert list(store.keys()) == list(ref.keys())
+    assert list(store.values()) == list(ref.values())
+    assert list(store.items()) == list(ref.items())
+    assert list(reversed(store)) == list(reversed(ref))
+    assert list(reversed(store.keys())) == list(reversed(ref.keys()))
+    assert list(reversed(store.values())) == list(reversed(ref.values()))
+    assert list(reversed(store.items())) == list(reversed(ref.items()))
+    assert store == ref
+    assert store != {**ref, "extra": 1}
+    assert dict(store) == ref
+
+
+def test_overwrite_keeps_position(store: DiskStore) -> None:
+    store["x"] = 1
+    store["y"] = 2
+    store["x"] = 3
+    assert list(store.items()) == [("x", 3), ("y", 2)]
+
+
+def test_missing_key_raises_keyerror_with_the_key(store: DiskStore) -> None:
+    with pytest.raises(KeyError) as e:
+        store["nope"]
+    assert e.value.args == ("nope",)
+    with pytest.raises(KeyError):
+        del store["nope"]
+
+
+def test_get_and_contains(store: DiskStore) -> None:
+    store["k"] = b"v"
+    assert store.get("k") == b"v"
+    assert store.get("missing") is None
+    assert store.get("missing", 5) == 5
+    assert "k" in store
+    assert "missing" not in store
+    assert [1, 2] not in store  # an unstorable key is simply not contained
+
+
+def test_one_two_and_true_are_one_key(store: DiskStore) -> None:
+    store[1] = "int"
+    store[1.0] = "float"
+    store[True] = "bool"
+    assert len(store) == 1
+    assert store[1] == "bool"
+    assert 1.0 in store and True in store
+    ref = {1: "int"}
+    ref[1.0] = "float"
+    ref[True] = "bool"
+    assert list(store) == list(ref)  # the first key object stays, as in a dict
+
+
+@pytest.mark.parametrize("bad", [None, [1], (1,), {"a": 1}, object()])
+def test_other_key_types_are_a_typeerror_naming_the_accepted_ones(
+    store: DiskStore, bad: object
+) -> None:
+    with pytest.raises(TypeError, match="int, float, str or bytes"):
+        store[bad] = 1  # type: ignore[index]
+    with pytest.raises(TypeError, match="int, float, str or bytes"):
+        store[bad]  # type: ignore[index]
+
+
+def test_nan_key_is_a_valueerror(store: DiskStore) -> None:
+    with pytest.raises(ValueError):
+        store[float("nan")] = 1
+
+
+def test_big_int_key_overflows(store: DiskStore) -> None:
+    with pytest.raises(OverflowError):
+        store[2**70] = 1
+
+
+def test_pop(store: DiskStore) -> None:
+    store["a"] = 1
+    assert store.pop("a") == 1
+    assert "a" not in store
+    with pytest.raises(KeyError):
+        store.pop("a")
+    assert store.pop("a", None) is None
+    assert store.pop("a", 7) == 7
+
+
+def test_popitem_takes_the_newest(store: DiskStore) -> None:
+    store.update([("a", 1), ("b", 2)])
+    assert store.popitem() == ("b", 2)
+    assert store.popitem() == ("a", 1)
+    with pytest.raises(KeyError):
+        store.popitem()
+
+
+def test_setdefault(store: DiskStore) -> None:
+    assert store.setdefault("a", 1) == 1
+    assert store.setdefault("a", 2) == 1
+    assert store["a"] == 1
+    assert store.setdefault("b") is None
+    assert "b" not in store  # None is not stored (as in the original)
+
+
+def test_update_accepts_every_form(store: DiskStore) -> None:
+    class KeysOnly:
+        def keys(self) -> list[str]:
+            return ["k1", "k2"]
+
+        def __getitem__(self, k: str) -> str:
+            return k.upper()
+
+    store.update({"a": 1})
+    store.update(KeysOnly())
+    store.update([("p", 1), ("q", 2)])
+    store.update(kw=3)
+    store.update({"a": 9}, z=0)
+    assert dict(store) == {"a": 9, "k1": "K1", "k2": "K2", "p": 1, "q": 2, "kw": 3, "z": 0}
+
+
+def test_update_is_one_transaction(store: DiskStore) -> None:
+    store["keep"] = 1
+    with pytest.raises(TypeError):
+        store.update([("a", 1), ("b", object())])
+    assert dict(store) == {"keep": 1}
+
+
+def test_clear(store: DiskStore) -> None:
+    store.update({i: i for i in range(100)})
+    store.clear()
+    assert len(store) == 0
+    assert list(store) == []
+
+
+def test_iteration_spans_many_pages(store: DiskStore) -> None:
+    n = 1000
+    store.update((i, str(i)) for i in range(n))
+    assert list(store) == list(range(n))
+    assert list(reversed(store)) == list(reversed(range(n)))
+    assert sum(1 for _ in store.items()) == n
+
+
+def test_views_behave_like_dict_views(store: DiskStore) -> None:
+    store.update({"a": 1, "b": 2})
+    keys = store.keys()
+    assert "a" in keys and "z" not in keys
+    assert len(keys) == 2
+    assert keys & {"a", "x"} == {"a"}
+    assert ("a", 1) in store.items()
+    assert ("a", 2) not in store.items()
+    assert 2 in store.values()
+    store["c"] = 3
+    assert len(keys) == 3  # views are live
+
+
+def test_add_inserts_only_new_keys(db: str) -> None:
+    store = DiskStore(db, config=BaseConfig(key_type=int))
+    assert store.add(None, "first") == 1
+    assert store.add(None, "second") == 2
+    assert store.add(2, "again") is None
+    assert store.add(10, "ten") == 10
+    assert store[2] == "second"
+
+
+def test_add_none_needs_integer_keys(store: DiskStore) -> None:
+    with pytest.raises(Exception, match="INTEGER"):
+        store.add(None, "x")
+
+
+def test_context_manager_returns_the_store(db: str) -> None:
+    with DiskStore(db) as s:
+        s["a"] = 1
+        assert s["a"] == 1
+    assert s["a"] == 1  # reopens after close
+
+
+def test_query(store: DiskStore) -> None:
+    store.update({f"k{i}": i for i in range(10)})
+    got = list(store.query("value >= ?", [5], "value DESC", limit=3, offset=1))
+    assert got == [("k8", 8), ("k7", 7), ("k6", 6)]
+    assert list(store.query()) == list(store.items())
+
+
+def test_check_is_empty_when_healthy(store: DiskStore) -> None:
+    store["a"] = 1
+    assert store.check() == []
+    assert store.check(vacuum=True) == []
+
+
+def test_close_all_counts_connections(store: DiskStore) -> None:
+    store["a"] = 1
+    assert store.close_all() >= 1
+    assert store["a"] == 1
+    assert store.close_all() == 1
