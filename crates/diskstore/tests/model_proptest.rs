@@ -257,18 +257,18 @@ fn ops<K: Clone + std::fmt::Debug + 'static>(
 ) -> impl Strategy<Value = Vec<Op<K>>> {
     let v = any::<i64>();
     let simple = prop_oneof![
-        4 => (key.clone(), v.clone()).prop_map(|(k, v)| Op::Insert(k, v)),
-        2 => (key.clone(), v.clone()).prop_map(|(k, v)| Op::Add(k, v)),
+        4 => (key.clone(), v).prop_map(|(k, v)| Op::Insert(k, v)),
+        2 => (key.clone(), v).prop_map(|(k, v)| Op::Add(k, v)),
         3 => key.clone().prop_map(Op::Remove),
         3 => key.clone().prop_map(Op::Get),
         1 => key.clone().prop_map(Op::Contains),
-        2 => (key.clone(), v.clone()).prop_map(|(k, v)| Op::GetOrInsert(k, v)),
+        2 => (key.clone(), v).prop_map(|(k, v)| Op::GetOrInsert(k, v)),
         1 => prop::collection::vec(key.clone(), 0..4).prop_map(Op::GetMany),
-        2 => prop::collection::vec((key.clone(), v.clone()), 0..6).prop_map(Op::Extend),
+        2 => prop::collection::vec((key.clone(), v), 0..6).prop_map(Op::Extend),
         1 => (key.clone(), key.clone()).prop_map(|(a, b)| Op::Range(a, b)),
         1 => Just(Op::PopFirst),
         1 => Just(Op::PopLast),
-        2 => v.clone().prop_map(move |x| if with_push { Op::Push(x) } else { Op::Len }),
+        2 => v.prop_map(move |x| if with_push { Op::Push(x) } else { Op::Len }),
         1 => Just(Op::Len),
         1 => Just(Op::Clear),
     ];
