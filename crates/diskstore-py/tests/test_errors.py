@@ -1,0 +1,120 @@
+"""Errors: the diskstore.Error hierarchy and the Python exceptions users expect."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+import diskstore
+from diskstore import DiskRead, DiskStore
+from diskstore.config import BaseConfig
+
+
+def test_hierarchy() -> None:
+    for name in (
+        "BusyError",
+        "ReadOnlyError",
+        "NotFoundError",
+        "NotADatabaseError",
+        "CorruptError",
+        "DiskFullError",
+        "SchemaError",
+        "DecodeError",
+        "SQLError",
+    ):
+        cls = getattr(diskstore, name)
+        assert issubclass(cls, diskstore.Error), name
+        assert cls.__module__ == "diskstore"
+    assert issubclass(diskstore.Error, Exception)
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite at all" * 200)
+    with pytest.raises(diskstore.NotADatabaseError):
+        DiskStore(str(path), config=BaseConfig())
+    with pytest.raises(diskstore.NotADatabaseError):
+        DiskStore(str(path))["a"] = 1
+
+
+def test_missing_file_read_only(tmp_path: Path) -> None:
+    with pytest.raises(diskstore.NotFoundError):
+        DiskRead(str(tmp_path / "none.db"), config=BaseConfig())["a"]
+
+
+def test_writing_through_diskread_is_impossible(db: str) -> None:
+    DiskStore(db, config=BaseConfig())["a"] = 1
+    reader = DiskRead(db, config=BaseConfig())
+    with pytest.raises(TypeError):
+        reader["a"] = 2  # type: ignore[index]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_read_only_file(db: str) -> None:
+    DiskStore(db, config=BaseConfig())["a"] = 1
+    os.chmod(db, stat.S_IRUSR)
+    with pytest.raises(diskstore.ReadOnlyError):
+        DiskStore(db, config=BaseConfig())["b"] = 2
+
+
+def test_schema_mismatch(db: str) -> None:
+    DiskStore(db, config=BaseConfig(key_type=str))["a"] = 1
+    with pytest.raises(diskstore.SchemaError, match="_key"):
+        DiskStore(db, config=BaseConfig(key_type=int))
+
+
+def test_busy_error_after_the_timeout(db: str) -> None:
+    holder = DiskStore(db, config=BaseConfig())
+    other = DiskStore(db, config=BaseConfig(timeout=0.2))
+    entered, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with holder.transact():
+            holder["h"] = 1
+            entered.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert entered.wait(10)
+        with pytest.raises(diskstore.BusyError):
+            other["x"] = 1
+    finally:
+        release.set()
+        t.join()
+    other["x"] = 1
+    assert dict(other) == {"h": 1, "x": 1}
+
+
+def test_errors_in_user_code_pass_through(db: str) -> None:
+    class Broken(BaseConfig):
+        def dump_value(self, key: object, value: object) -> tuple:
+            raise ZeroDivisionError("from dump_value")
+
+    store = DiskStore(db, config=Broken())
+    with pytest.raises(ZeroDivisionError):
+        store["a"] = 1
+
+
+def test_bad_dump_value_result_is_a_valueerror(db: str) -> None:
+    class Short(BaseConfig):
+        def dump_value(self, key: object, value: object) -> tuple:
+            return (key,)
+
+    with pytest.raises(ValueError, match="dump_value"):
+        DiskStore(db, config=Short())["a"] = 1
+
+
+def test_config_and_01_arguments_do_not_mix(db: str) -> None:
+    with pytest.raises(TypeError):
+        DiskStore(db, config=BaseConfig(), tablename="x")
+
+
+def test_bad_pragma_is_refused(db: str) -> None:
+    with pytest.raises(diskstore.Error, match="pragma"):
+        DiskStore(db, synchronous="1; DROP TABLE x")
