@@ -184,8 +184,13 @@ def render(docs: list[dict], meta: dict, store_systems: list[str], cache_systems
     )
     parts.append(
         f"Workload: n={meta['n']} `str` keys, {meta['value_size']}-byte `bytes` values, "
-        f"{meta['rounds']} round(s), systems interleaved (order rotated each round), each system "
+        f"keys in {meta.get('order', '?')} order, {meta['rounds']} round(s), systems interleaved (order rotated each round), each system "
         f"in its own subprocess; mp = 2 processes × {meta['mp_seconds']} s, 90 % get / 10 % set."
+    )
+    parts.append(
+        "Rust figures: `diskstore bench --json` (ours and the floor interleaved in one process); "
+        "for bulk and iterate the tables use its per-item mean (= total ÷ items, as the Python "
+        "workers measure them), elsewhere its median."
     )
     parts.append(f"Command: `{meta['command']}`")
     if meta.get("notes"):

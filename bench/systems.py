@@ -20,6 +20,7 @@ from typing import Any
 #: Systems of the key-value workload, in the order the tables list them.
 STORE_SYSTEMS = [
     "diskstore",
+    "apsw-floor",
     "diskstore07-apsw",
     "diskstore07-sqlite3",
     "diskcache-index",
@@ -349,6 +350,130 @@ class Lmdb(MappingAdapter):
             txn.put(key.encode(), value)
 
 
+class ApswFloor(MappingAdapter):
+    """Raw apsw with diskstore 0.7.0's SQL and pragmas: the floor for a Python caller.
+
+    No wrapper class, no conversion: one ``cursor.execute`` per op in autocommit, statements from
+    apsw's statement cache. It shows what is left of a binding's cost once the SQLite work is
+    done, and gives the mp workload a floor (the Rust CLI has no mp op).
+    """
+
+    TABLE = '"DiskStore"'
+    PRAGMAS = (
+        "PRAGMA page_size = 16384",
+        "PRAGMA auto_vacuum = 0",
+        "PRAGMA journal_mode = wal",
+        "PRAGMA synchronous = 1",
+        "PRAGMA cache_size = -32768",
+        "PRAGMA mmap_size = 268435456",
+        "PRAGMA temp_store = 2",
+        "PRAGMA wal_autocheckpoint = 5000",
+    )
+
+    def open(self, directory: Path) -> None:
+        import apsw
+
+        self.module = apsw
+        self.con = apsw.Connection(str(directory / "floor.db"))
+        self.con.set_busy_timeout(10_000)
+        for pragma in self.PRAGMAS:
+            self.con.execute(pragma).fetchall()
+        t = self.TABLE
+        self.con.execute(
+            f"CREATE TABLE IF NOT EXISTS {t} (_key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL)"
+        )
+        self.sql_set = (
+            f"INSERT INTO {t}(_key, value) VALUES (?, ?) "
+            "ON CONFLICT(_key) DO UPDATE SET value = excluded.value"
+        )
+        self.sql_get = f"SELECT _key, value FROM {t} WHERE _key = ? LIMIT 1"
+        self.sql_contains = f"SELECT 1 FROM {t} WHERE _key = ? LIMIT 1"
+        self.sql_delete = f"DELETE FROM {t} WHERE _key = ? RETURNING _key"
+        self.sql_iter = f"SELECT _key FROM {t} ORDER BY rowid ASC"
+        self.sql_count = f"SELECT COUNT(*) FROM {t}"
+        self.cur = self.con.cursor()
+
+    def describe(self) -> str:
+        return f"apsw {self.module.apsw_version()} (SQLite {self.module.sqlite_lib_version()})"
+
+    def close(self) -> None:
+        self.con.close()
+
+    def set(self, keys: list[str], value: bytes) -> list[int]:
+        execute, sql = self.cur.execute, self.sql_set
+        out = [0] * len(keys)
+        pc = perf_counter_ns
+        for i, k in enumerate(keys):
+            t0 = pc()
+            execute(sql, (k, value))
+            out[i] = pc() - t0
+        return out
+
+    def get(self, keys: list[str]) -> list[int]:
+        execute, sql = self.cur.execute, self.sql_get
+        out = [0] * len(keys)
+        pc = perf_counter_ns
+        for i, k in enumerate(keys):
+            t0 = pc()
+            execute(sql, (k,)).fetchone()
+            out[i] = pc() - t0
+        return out
+
+    get_miss = get
+
+    def contains(self, keys: list[str]) -> list[int]:
+        execute, sql = self.cur.execute, self.sql_contains
+        out = [0] * len(keys)
+        pc = perf_counter_ns
+        for i, k in enumerate(keys):
+            t0 = pc()
+            execute(sql, (k,)).fetchone() is not None  # noqa: B015 - timed expression
+            out[i] = pc() - t0
+        return out
+
+    def delete(self, keys: list[str]) -> list[int]:
+        execute, sql = self.cur.execute, self.sql_delete
+        out = [0] * len(keys)
+        pc = perf_counter_ns
+        for i, k in enumerate(keys):
+            t0 = pc()
+            execute(sql, (k,)).fetchall()
+            out[i] = pc() - t0
+        return out
+
+    def length(self, calls: int) -> list[int]:
+        execute, sql = self.cur.execute, self.sql_count
+        out = [0] * calls
+        pc = perf_counter_ns
+        for i in range(calls):
+            t0 = pc()
+            execute(sql).fetchone()[0]
+            out[i] = pc() - t0
+        return out
+
+    def iterate(self) -> tuple[int, int]:
+        seen = 0
+        t0 = perf_counter_ns()
+        for _ in self.con.execute(self.sql_iter):
+            seen += 1
+        return perf_counter_ns() - t0, seen
+
+    def bulk(self, pairs: list[tuple[str, bytes]]) -> int:
+        t0 = perf_counter_ns()
+        with self.con:
+            self.cur.executemany(self.sql_set, pairs)
+        return perf_counter_ns() - t0
+
+    def fetch(self, key: str) -> Any:
+        row = self.cur.execute(self.sql_get, (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return row[1]
+
+    def put(self, key: str, value: Any) -> None:
+        self.cur.execute(self.sql_set, (key, value))
+
+
 # --- the cache workload (issue 4) -------------------------------------------------------------
 
 
@@ -509,6 +634,7 @@ def make(system: str) -> Any:
     """Return a fresh (unopened) adapter for the named system."""
     factories = {
         "diskstore": OursStore,
+        "apsw-floor": ApswFloor,
         "diskstore07-apsw": OriginalStore,
         "diskstore07-sqlite3": OriginalStore,
         "diskcache-index": DiskcacheIndex,
