@@ -106,7 +106,11 @@ fn run(
             rows.push(row);
         }
     }
-    let changes = if st.readonly() { -1 } else { conn.changes() as i64 };
+    let changes = if st.readonly() {
+        -1
+    } else {
+        conn.changes() as i64
+    };
     Ok((rows, changes))
 }
 

@@ -2,9 +2,9 @@
 //! original API (raw scalars, NamedTuples, any `ConfigProtocol` object).
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
-use pyo3::intern;
 
 use diskstore::{Cell, KeyRef, Value};
 
@@ -104,7 +104,11 @@ impl Model {
                 let t = value.cast::<PyTuple>().map_err(|_| {
                     PyTypeError::new_err(format!(
                         "value must be a tuple of {width} fields, not {}",
-                        value.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                        value
+                            .get_type()
+                            .name()
+                            .map(|n| n.to_string())
+                            .unwrap_or_default()
                     ))
                 })?;
                 if t.len() != width {

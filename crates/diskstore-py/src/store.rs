@@ -83,10 +83,7 @@ impl Reader {
             return Ok(None);
         };
         let k = crate::convert::key_ref(key)?;
-        let row = slf
-            .py()
-            .detach(|| o.table.get(k, owned_row))
-            .py()?;
+        let row = slf.py().detach(|| o.table.get(k, owned_row)).py()?;
         Ok(row.map(|r| (r, true)))
     }
 }
@@ -498,7 +495,8 @@ impl Writer {
             let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair.extract()?;
             dumped.push(o.model.dump(&k, &v, o.width)?);
         }
-        let mut rows: Vec<(KeyRef<'_>, Vec<diskstore::Cell<'_>>)> = Vec::with_capacity(dumped.len());
+        let mut rows: Vec<(KeyRef<'_>, Vec<diskstore::Cell<'_>>)> =
+            Vec::with_capacity(dumped.len());
         for d in &dumped {
             rows.push((d.key()?, d.cells()?));
         }

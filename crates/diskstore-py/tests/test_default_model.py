@@ -5,14 +5,15 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-
 from diskstore import DiskRead, DiskStore, Value
 from diskstore.config import BaseConfig
 
 
 def tables(path: str) -> list[str]:
     with sqlite3.connect(path) as con:
-        return sorted(r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+        return sorted(
+            r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        )
 
 
 def test_first_value_decides_on_a_new_file_value(db: str) -> None:

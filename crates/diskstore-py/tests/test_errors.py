@@ -7,9 +7,8 @@ import stat
 import threading
 from pathlib import Path
 
-import pytest
-
 import diskstore
+import pytest
 from diskstore import DiskRead, DiskStore
 from diskstore.config import BaseConfig
 

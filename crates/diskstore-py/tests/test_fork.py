@@ -7,7 +7,6 @@ import os
 import sys
 
 import pytest
-
 from diskstore import DiskStore
 from diskstore.config import BaseConfig
 

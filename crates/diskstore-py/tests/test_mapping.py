@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import collections.abc as abc
+from collections import abc
 
 import pytest
-
 from diskstore import DiskRead, DiskStore
 from diskstore.config import BaseConfig
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from diskstore import DiskStore
 from diskstore.config import BaseConfig
 

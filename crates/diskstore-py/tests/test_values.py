@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import pytest
-
 from diskstore import DiskRead, DiskStore, Value
 from diskstore.config import (
     BaseConfig,
@@ -168,8 +167,8 @@ def test_any_object_with_the_config_protocol(db: str) -> None:
         tablename = "up"
         key_type = "TEXT"
         timeout = 5.0
-        pragmas: dict = {}
-        fields = [("value", "TEXT", None)]
+        pragmas: ClassVar[dict] = {}
+        fields: ClassVar[list] = [("value", "TEXT", None)]
         auto_migrate = True
 
         def dump_value(self, key: Any, value: Any) -> tuple:

@@ -52,9 +52,16 @@ __all__ = [
     "const",
 ]
 
-try:  # the disk cache lives in its own module (added separately)
-    from .cache import DiskCache  # noqa: F401
-except ImportError:
-    pass
-else:
+
+def _export_cache() -> None:
+    """Exports `DiskCache` from `diskstore.cache` once that module exists. (When it does,
+    a plain `from .cache import DiskCache` at the top can replace this.)"""
+    try:
+        from .cache import DiskCache  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return
+    globals()["DiskCache"] = DiskCache
     __all__.append("DiskCache")
+
+
+_export_cache()

@@ -79,9 +79,11 @@ def from_config(config: Any) -> Layout:
     fields = tuple(
         (str(name), get_sqlite_type(sql_type), default) for name, sql_type, default in config.fields
     )
-    if _own_method(config, "dump_value", BaseConfig) and _own_method(
-        config, "load_data", BaseConfig
-    ) and len(fields) == 1:
+    if (
+        _own_method(config, "dump_value", BaseConfig)
+        and _own_method(config, "load_data", BaseConfig)
+        and len(fields) == 1
+    ):
         kind, model = "raw", None
     elif (
         isinstance(config, NamedTupleConfig)
@@ -111,7 +113,7 @@ def key_type_01(key_type: Any) -> str:
     return {str: "TEXT", int: "INTEGER", float: "REAL"}.get(key_type, "BLOB")
 
 
-def from_value_class(  # noqa: PLR0913
+def from_value_class(
     value_class: type | None,
     tablename: str | None,
     key_type: Any,

@@ -141,7 +141,7 @@ class NamedTupleConfig(BaseConfig):
     BLOB when missing; bindable `_field_defaults` become column defaults). The table is
     named after the class unless `tablename` is given."""
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         value_class: type,
         tablename: str | None = None,
@@ -184,7 +184,7 @@ class JsonConfig(BaseConfig):
     """One TEXT column holding the value as JSON (`json.dumps`/`json.loads`). The table
     is `"DiskStore"` unless `tablename` is given."""
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         tablename: str | None = None,
         key_type: Any = None,
@@ -215,7 +215,7 @@ class DataclassConfig(BaseConfig):
     missing; bool is INTEGER; bindable field defaults become column defaults). The table
     is named after the class unless `tablename` is given."""
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         dataclass: type,
         tablename: str | None = None,
@@ -240,12 +240,8 @@ class DataclassConfig(BaseConfig):
         if not dataclasses.is_dataclass(dataclass):
             raise ValueError(f"{dataclass!r} is not a dataclass")
         dc_fields = dataclasses.fields(dataclass)
-        defaults = {
-            f.name: f.default for f in dc_fields if f.default is not dataclasses.MISSING
-        }
-        return _typed_fields(
-            [f.name for f in dc_fields], _annotations(dataclass), defaults
-        )
+        defaults = {f.name: f.default for f in dc_fields if f.default is not dataclasses.MISSING}
+        return _typed_fields([f.name for f in dc_fields], _annotations(dataclass), defaults)
 
     def dump_value(self, key: Any, value: Any) -> Sequence:
         """`(key, *fields)`."""
@@ -269,7 +265,7 @@ class PydanticConfig(BaseConfig):
     """One TEXT column holding a pydantic model as JSON (`model_dump_json` /
     `model_validate_json`). Needs pydantic. The table is named after the model."""
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         model: type,
         tablename: str | None = None,
@@ -302,7 +298,7 @@ class StructtypeConfig(BaseConfig):
     """One BLOB column holding a structtype struct as JSON (`struct_dump_json` /
     `struct_validate_json`). Needs structtype. The table is named after the struct."""
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         struct: type,
         tablename: str | None = None,

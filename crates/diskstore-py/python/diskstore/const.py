@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Union
-
 from ._diskstore import SQLITE_VERSION
 
 TIMEOUT = 10.0
@@ -21,7 +19,7 @@ MISSING = _Missing()
 """Sentinel for "no default given" (for example in `pop`)."""
 
 
-class NO_DEFAULT:  # noqa: N801 - the original's name
+class NO_DEFAULT:
     """Sentinel: a field without a default value (its column is NOT NULL, no DEFAULT)."""
 
 
@@ -45,7 +43,7 @@ DEFAULT_RO_PRAGMAS: dict[str, int | str] = {
 }
 """Pragmas applied to every read-only connection."""
 
-AnyLite = Union[bytes, str, int, float]
+AnyLite = bytes | str | int | float
 """The Python types a key (or a single-column value) may have."""
 
 KeyType = AnyLite

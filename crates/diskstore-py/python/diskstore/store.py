@@ -18,7 +18,7 @@ from collections.abc import (
     ValuesView,
 )
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _diskstore
 from ._model import (
@@ -30,6 +30,9 @@ from ._model import (
     timeout_of,
 )
 from .config import NamedTupleConfig
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 class DiskKeysView(KeysView):
@@ -92,7 +95,7 @@ class DiskRead(_diskstore._Reader, Mapping):
         self._setup(
             filename,
             config,
-            dict(value_class=value_class, tablename=tablename, timeout=timeout),
+            {"value_class": value_class, "tablename": tablename, "timeout": timeout},
             read_only=True,
         )
 
@@ -190,12 +193,12 @@ class DiskRead(_diskstore._Reader, Mapping):
             raise TypeError("query() takes positional parameters (a sequence) for '?'")
         yield from self._query(where, parameters, order, limit, offset)
 
-    def open(self) -> DiskRead:
+    def open(self) -> Self:
         """Opens this thread's connection now; returns self."""
         self._connect()
         return self
 
-    def __enter__(self) -> DiskRead:
+    def __enter__(self) -> Self:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -229,7 +232,7 @@ class DiskStore(_diskstore._Writer, DiskRead, MutableMapping):
     model, anything else → raw values); see docs/compat.md.
     """
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         filename: os.PathLike | str,
         value_class: Any = None,
@@ -243,14 +246,14 @@ class DiskStore(_diskstore._Writer, DiskRead, MutableMapping):
     ) -> None:
         if config is None and is_config(value_class):
             config, value_class = value_class, None
-        old = dict(
-            value_class=value_class,
-            tablename=tablename,
-            key_type=key_type,
-            timeout=timeout,
-            alter_table=None if alter_table is True else alter_table,
-            pragmas=pragmas or None,
-        )
+        old = {
+            "value_class": value_class,
+            "tablename": tablename,
+            "key_type": key_type,
+            "timeout": timeout,
+            "alter_table": None if alter_table is True else alter_table,
+            "pragmas": pragmas or None,
+        }
         self._setup(filename, config, old, read_only=False)
         # Create or migrate the table now; a default-model store follows an existing file.
         self._settle(None)
@@ -266,7 +269,7 @@ class DiskStore(_diskstore._Writer, DiskRead, MutableMapping):
         if isinstance(other, Mapping):
             pairs = list(other.items())
         elif hasattr(other, "keys"):
-            pairs = [(k, other[k]) for k in other.keys()]
+            pairs = [(k, other[k]) for k in other.keys()]  # noqa: SIM118
         else:
             pairs = []
             for pair in other:
