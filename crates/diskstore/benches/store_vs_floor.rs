@@ -8,98 +8,13 @@
 //!
 //! Run: `cargo bench -p diskstore --bench store_vs_floor` (add `-- --max-time 2` to shorten).
 
-use std::cell::Cell;
+mod workload;
 
-use diskstore::rusqlite::{Connection, OptionalExtension};
-use diskstore::{DEFAULT_PRAGMAS, DiskStore};
 use divan::{Bencher, black_box, counter::ItemsCount};
-use tempfile::TempDir;
+use workload::*;
 
 fn main() {
     divan::main();
-}
-
-/// Rows in the table before each benchmark.
-const ROWS: usize = 20_000;
-/// Entries per bulk transaction.
-const BULK: usize = 1_000;
-/// The store table (the default of [`DiskStore`]).
-const TABLE: &str = "DiskStore";
-
-const CREATE: &str = r#"CREATE TABLE IF NOT EXISTS "DiskStore" (_key TEXT PRIMARY KEY NOT NULL, "value" BLOB NOT NULL)"#;
-const GET: &str = r#"SELECT _key, "value" FROM "DiskStore" WHERE _key = ?1"#;
-const CONTAINS: &str = r#"SELECT 1 FROM "DiskStore" WHERE _key = ?1"#;
-const COUNT: &str = r#"SELECT COUNT(*) FROM "DiskStore""#;
-const UPSERT: &str = r#"INSERT INTO "DiskStore" (_key, "value") VALUES (?1, ?2) ON CONFLICT(_key) DO UPDATE SET "value" = excluded."value""#;
-const REMOVE: &str = r#"DELETE FROM "DiskStore" WHERE _key = ?1 RETURNING _key, "value""#;
-const SCAN: &str = r#"SELECT _key, "value" FROM "DiskStore" ORDER BY rowid"#;
-
-type Store = DiskStore<String, Vec<u8>>;
-
-fn key(i: usize) -> String {
-    format!("key-{i:08}")
-}
-
-fn value(i: usize) -> Vec<u8> {
-    (0..1024).map(|j| (i + j) as u8).collect()
-}
-
-/// A store with [`ROWS`] entries, in its own folder.
-fn ours() -> (TempDir, Store) {
-    let dir = TempDir::new().unwrap();
-    let store: Store = DiskStore::open(dir.path().join("ours.db")).unwrap();
-    assert_eq!(store.table().spec().name, TABLE);
-    store.extend((0..ROWS).map(|i| (key(i), value(i)))).unwrap();
-    (dir, store)
-}
-
-/// A plain connection with the store's pragmas and table, and the same [`ROWS`] entries.
-fn floor() -> (TempDir, Connection) {
-    let dir = TempDir::new().unwrap();
-    let conn = Connection::open(dir.path().join("floor.db")).unwrap();
-    conn.set_prepared_statement_cache_capacity(64);
-    for (name, v) in DEFAULT_PRAGMAS {
-        conn.execute_batch(&format!("PRAGMA {name} = {v}")).unwrap();
-    }
-    conn.execute_batch(CREATE).unwrap();
-    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-    for i in 0..ROWS {
-        floor_upsert(&conn, &key(i), &value(i));
-    }
-    conn.execute_batch("COMMIT").unwrap();
-    (dir, conn)
-}
-
-fn floor_get(conn: &Connection, k: &str) -> Option<Vec<u8>> {
-    let mut st = conn.prepare_cached(GET).unwrap();
-    st.query_row([k], |r| Ok(r.get_ref(1)?.as_blob()?.to_vec()))
-        .optional()
-        .unwrap()
-}
-
-fn floor_upsert(conn: &Connection, k: &str, v: &[u8]) {
-    let mut st = conn.prepare_cached(UPSERT).unwrap();
-    st.execute((k, v)).unwrap();
-}
-
-/// Cycles through the stored keys, made before timing.
-fn stored_keys() -> impl FnMut() -> String {
-    let next = Cell::new(0usize);
-    move || {
-        let i = next.get();
-        next.set((i + 7919) % ROWS);
-        key(i)
-    }
-}
-
-/// Keys never stored before in this run.
-fn fresh_keys(prefix: &'static str) -> impl FnMut() -> String {
-    let next = Cell::new(0usize);
-    move || {
-        let i = next.get();
-        next.set(i + 1);
-        format!("{prefix}-{i:010}")
-    }
 }
 
 mod autocommit_get {
@@ -151,10 +66,8 @@ mod autocommit_contains {
     #[divan::bench]
     fn floor(b: Bencher) {
         let (_d, c) = super::floor();
-        b.with_inputs(stored_keys()).bench_local_refs(|k| {
-            let mut st = c.prepare_cached(CONTAINS).unwrap();
-            assert!(st.exists([k.as_str()]).unwrap());
-        });
+        b.with_inputs(stored_keys())
+            .bench_local_refs(|k| assert!(floor_contains(&c, k)));
     }
 }
 
@@ -170,11 +83,7 @@ mod autocommit_len {
     #[divan::bench]
     fn floor(b: Bencher) {
         let (_d, c) = super::floor();
-        b.bench_local(|| {
-            let mut st = c.prepare_cached(COUNT).unwrap();
-            let n: i64 = st.query_row([], |r| r.get(0)).unwrap();
-            assert!(n >= ROWS as i64);
-        });
+        b.bench_local(|| assert!(floor_len(&c) >= ROWS as u64));
     }
 }
 
@@ -244,15 +153,7 @@ mod autocommit_remove {
             floor_upsert(&c, &k, &v);
             k
         })
-        .bench_local_refs(|k| {
-            let mut st = c.prepare_cached(REMOVE).unwrap();
-            let mut rows = st.query([k.as_str()]).unwrap();
-            let mut old = None;
-            while let Some(r) = rows.next().unwrap() {
-                old = Some(r.get_ref(1).unwrap().as_blob().unwrap().to_vec());
-            }
-            assert!(old.is_some());
-        });
+        .bench_local_refs(|k| assert!(floor_remove(&c, k).is_some()));
     }
 }
 
@@ -277,15 +178,9 @@ mod autocommit_iterate {
     fn floor(b: Bencher) {
         let (_d, c) = super::floor();
         b.counter(ItemsCount::new(ROWS)).bench_local(|| {
-            let mut st = c.prepare_cached(SCAN).unwrap();
-            let mut rows = st.query([]).unwrap();
-            let mut n = 0;
-            while let Some(r) = rows.next().unwrap() {
-                let k = r.get_ref(0).unwrap().as_str().unwrap().to_owned();
-                let v = r.get_ref(1).unwrap().as_blob().unwrap().to_vec();
+            let n = floor_scan(&c, |k, v| {
                 black_box((k, v));
-                n += 1;
-            }
+            });
             assert_eq!(n, ROWS);
         });
     }
@@ -295,17 +190,12 @@ mod autocommit_iterate {
 mod in_txn_bulk_insert {
     use super::*;
 
-    fn batch(next: &mut impl FnMut() -> String) -> Vec<(String, Vec<u8>)> {
-        let v = value(4);
-        (0..BULK).map(|_| (next(), v.clone())).collect()
-    }
-
     #[divan::bench(sample_count = 20)]
     fn ours(b: Bencher) {
         let (_d, s) = super::ours();
         let mut fresh = fresh_keys("bulk");
         b.counter(ItemsCount::new(BULK))
-            .with_inputs(|| batch(&mut fresh))
+            .with_inputs(|| batch(&mut fresh, BULK))
             .bench_local_refs(|items| {
                 let n = s
                     .extend(items.iter().map(|(k, v)| (k.as_str(), v)))
@@ -319,14 +209,8 @@ mod in_txn_bulk_insert {
         let (_d, c) = super::floor();
         let mut fresh = fresh_keys("bulk");
         b.counter(ItemsCount::new(BULK))
-            .with_inputs(|| batch(&mut fresh))
-            .bench_local_refs(|items| {
-                c.execute_batch("BEGIN IMMEDIATE").unwrap();
-                for (k, v) in items.iter() {
-                    floor_upsert(&c, k, v);
-                }
-                c.execute_batch("COMMIT").unwrap();
-            });
+            .with_inputs(|| batch(&mut fresh, BULK))
+            .bench_local_refs(|items| floor_bulk(&c, items));
     }
 }
 
