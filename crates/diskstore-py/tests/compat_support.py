@@ -14,8 +14,6 @@ It deliberately imports neither pytest nor diskstore at module level: the origin
 no pytest, and the test process must be able to import this file without touching diskstore.
 """
 
-from __future__ import annotations
-
 import contextlib
 import fcntl
 import json
@@ -203,6 +201,19 @@ class Item(NamedTuple):
     blob: bytes
 
 
+# The same fields as a module with `from __future__ import annotations` declares them: the
+# annotations are strings.  The original maps every such field to BLOB (it compares the
+# annotation with the types str/int/float), so values keep their own SQLite types.
+class Lazy(NamedTuple):
+    name: str
+    count: int
+    score: float
+    blob: bytes
+
+
+Lazy.__annotations__ = {"name": "str", "count": "int", "score": "float", "blob": "bytes"}
+
+
 SCENARIOS: dict[str, dict] = {}
 
 
@@ -291,6 +302,8 @@ def _open(case: str, readonly: bool = False):
         return cls(path, config=NamedTupleConfig(Item))
     if case == "v07_intkey":
         return cls(path, config=BaseConfig(key_type=int))
+    if case == "v07_lazy":
+        return cls(path, config=NamedTupleConfig(Lazy))
     raise ValueError(case)
 
 
@@ -305,6 +318,7 @@ FILE_CASES = {
     "v07_named_table": "0.7.0",
     "v07_item": "0.7.0",
     "v07_intkey": "0.7.0",
+    "v07_lazy": "0.7.0",
 }
 
 
@@ -317,6 +331,10 @@ def write_case(case: str) -> None:
     elif case in ("v01_item", "v07_item"):
         _write_sequence(store, _item_pairs(), Item("uno", 111, 1.0, b"U"),
                         ("k6", Item("six", 6, 6.0, b"\x06")))
+    elif case == "v07_lazy":
+        pairs = [(k, Lazy(*v)) for k, v in _item_pairs()]
+        # values whose type differs from the (string) annotation keep their type in BLOB
+        _write_sequence(store, pairs, Lazy(5, "7", b"x", 1.5), ("k6", Lazy("six", 6, 6.0, b"")))
     elif case in ("v07_base", "v07_default"):
         _write_sequence(store, MIXED_PAIRS, "first, rewritten", (99, 0.125))
     elif case == "v07_named_table":
@@ -339,7 +357,7 @@ def write_case(case: str) -> None:
 
 
 def _probe_query(case: str, store) -> list:
-    if case in ("v01_item", "v07_item"):
+    if case in ("v01_item", "v07_item", "v07_lazy"):
         return list(store.query(where="count > ?", parameters=(5,), order="score DESC"))
     if case in ("v01_intkey", "v07_intkey"):
         return list(store.query(where="_key >= ?", parameters=(3,), order="_key DESC"))
@@ -639,6 +657,31 @@ def _sc_mapping_v01_default(log: Log, path: str, _arg: str) -> None:
     _mapping_script(log, store, ds.Value, "Value")
 
 
+@scenario("transact_first_v07", "0.7.0")
+def _sc_transact_first_v07(log: Log, path: str, _arg: str) -> None:
+    """A new file, no config, and the very first operations run inside transact()."""
+    store = _ds().DiskStore(path)
+    log("len", lambda: len(store))
+    with store.transact() as cur:
+        log("cursor", lambda: cur.execute("SELECT 1").fetchall())
+        store["a"] = 1
+        store["b"] = b"2"
+    log("items", lambda: list(store.items()))
+    store.close()
+
+
+@scenario("transact_first_v01", "0.1.0")
+def _sc_transact_first_v01(log: Log, path: str, _arg: str) -> None:
+    """A new file, no value_class, and the first write (a Value) inside transact()."""
+    ds = _ds()
+    store = ds.DiskStore(path)
+    with store.transact():
+        store["a"] = ds.Value(1)
+    log("items", lambda: list(store.items()))
+    log("tablename", lambda: store.tablename)
+    store.close()
+
+
 @scenario("add_auto_v07", "0.7.0")
 def _sc_add_auto_v07(log: Log, path: str, _arg: str) -> None:
     from diskstore.config import BaseConfig
@@ -687,12 +730,12 @@ def _sc_value_class_v01(log: Log, path: str, _arg: str) -> None:
     log("bytes", lambda: bytes(V(b"\x00x")))
     log("str", lambda: [str(V("s")), str(V(1)), str(V(2.5)), str(V(b"b"))])
     log("repr", lambda: repr(V(1)))
-    log("int of str", lambda: int(V("3")), msg=True)
-    log("int of float", lambda: int(V(3.0)), msg=True)
-    log("float of int", lambda: float(V(1)), msg=True)
-    log("float of str", lambda: float(V("1.5")), msg=True)
-    log("bytes of str", lambda: bytes(V("s")), msg=True)
-    log("bytes of int", lambda: bytes(V(3)), msg=True)
+    log("int of str", lambda: int(V("3")), msg=False)
+    log("int of float", lambda: int(V(3.0)), msg=False)
+    log("float of int", lambda: float(V(1)), msg=False)
+    log("float of str", lambda: float(V("1.5")), msg=False)
+    log("bytes of str", lambda: bytes(V("s")), msg=False)
+    log("bytes of int", lambda: bytes(V(3)), msg=False)
     log("namedtuple api", lambda: [V._make(["m"]), V("a")._asdict(), V("a")._replace(value=2),
                                    V("a") == ("a",), isinstance(V("a"), tuple)])
     store = ds.DiskStore(path, value_class=V)

@@ -72,7 +72,7 @@ def _sanity(case: str, dump: list) -> None:
     assert all(v[0] != "exc" for v in rw.values()), rw
     if case in ("v01_intkey", "v07_intkey"):
         assert rw["keys"] == ["list", [["int", str(k)] for k in (2, 3, 5, 10, 11, 12)]]
-    elif case in ("v01_item", "v07_item"):
+    elif case in ("v01_item", "v07_item", "v07_lazy"):
         assert rw["keys"] == ["list", [["str", k] for k in ("k1", "k3", "k4", "k5", "k6")]]
         assert rw["len"] == ["int", "5"]
     else:

@@ -25,9 +25,17 @@ from compat_support import MARK, SUPPORT, mp_increment, run
 PROCESSES, THREADS, ROUNDS = 4, 2, 60
 
 
+def _seed(path: str, key: str, value) -> None:
+    """Create the store with a first write (transact() on a brand-new file is checked by the
+    transact_first_* compat scenarios, not here)."""
+    store = diskstore.DiskStore(path)
+    store[key] = value
+    store.close()
+
+
 def test_processes_times_threads_counters_are_exact(tmp_path):
     path = str(tmp_path / "counters.db")
-    diskstore.DiskStore(path).close()
+    _seed(path, "total", 0)
     procs = [
         subprocess.Popen(
             [sys.executable, str(SUPPORT), "counter-worker", path, str(w), str(THREADS),
@@ -101,6 +109,7 @@ def test_transaction_of_one_thread_is_not_joined_by_another(tmp_path):
     """A transaction belongs to its thread: another thread's write neither joins it nor is
     rolled back with it."""
     store = diskstore.DiskStore(str(tmp_path / "own.db"))
+    store["seed"] = 0
     inside, other_done = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 
@@ -164,7 +173,7 @@ def test_blocked_writer_gets_busy_error_after_timeout(tmp_path):
     from diskstore.config import BaseConfig
 
     path = str(tmp_path / "busy.db")
-    diskstore.DiskStore(path).close()
+    _seed(path, "seed", 0)
     holder = subprocess.Popen(
         [sys.executable, str(SUPPORT), "hold-write-lock", path, "4"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/tmp",

@@ -6,7 +6,9 @@ insertion order = rowid order, an overwrite keeps the position, a deleted key re
 last, popitem() removes the newest entry, and 1 / 1.0 are one key that keeps its first form.
 
 DISKSTORE_HYPOTHESIS_EXAMPLES raises the number of examples (default 40);
-DISKSTORE_HYPOTHESIS_STEPS the steps per example (default 40).
+DISKSTORE_HYPOTHESIS_STEPS the steps per example (default 40).  It runs twice: on
+DiskStore(path) (the default model, settled by the first write) and on
+DiskStore(path, config=BaseConfig()).
 """
 
 from __future__ import annotations
@@ -57,8 +59,13 @@ class StoreVersusDict(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.dir = tempfile.mkdtemp(prefix="ds-hyp-")
-        self.store = diskstore.DiskStore(os.path.join(self.dir, "s.db"))
+        self.store = self.open(os.path.join(self.dir, "s.db"))
         self.model: dict = {}
+
+    @staticmethod
+    def open(path: str):
+        """No value_class, no config: the default model, settled by the first value."""
+        return diskstore.DiskStore(path)
 
     def teardown(self) -> None:
         self.store.close()
@@ -181,8 +188,20 @@ class StoreVersusDict(RuleBasedStateMachine):
         check(list(reversed(self.store.values())), list(reversed(self.model.values())))
 
 
-StoreVersusDict.TestCase.settings = settings(
+class StoreVersusDictBaseConfig(StoreVersusDict):
+    @staticmethod
+    def open(path: str):
+        """The same model chosen explicitly with config=BaseConfig()."""
+        from diskstore.config import BaseConfig
+
+        return diskstore.DiskStore(path, config=BaseConfig())
+
+
+SETTINGS = settings(
     max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None,
     print_blob=True,
 )
 TestStoreVersusDict = StoreVersusDict.TestCase
+TestStoreVersusDict.settings = SETTINGS
+TestStoreVersusDictBaseConfig = StoreVersusDictBaseConfig.TestCase
+TestStoreVersusDictBaseConfig.settings = SETTINGS
