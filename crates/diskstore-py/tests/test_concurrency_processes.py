@@ -20,7 +20,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 import diskstore
-from compat_support import MARK, SUPPORT, mp_increment, run
+from compat_support import MARK, SUPPORT, mp_increment, orig_python, run
 
 PROCESSES, THREADS, ROUNDS = 4, 2, 60
 
@@ -33,16 +33,13 @@ def _seed(path: str, key: str, value) -> None:
     store.close()
 
 
-def test_processes_times_threads_counters_are_exact(tmp_path):
-    path = str(tmp_path / "counters.db")
-    _seed(path, "total", 0)
+def _run_counter_workers(path: str, pythons: list[str]) -> None:
     procs = [
         subprocess.Popen(
-            [sys.executable, str(SUPPORT), "counter-worker", path, str(w), str(THREADS),
-             str(ROUNDS)],
+            [python, str(SUPPORT), "counter-worker", path, str(w), str(THREADS), str(ROUNDS)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/tmp",
         )
-        for w in range(PROCESSES)
+        for w, python in enumerate(pythons)
     ]
     for p in procs:
         out, err = p.communicate(timeout=180)
@@ -50,6 +47,8 @@ def test_processes_times_threads_counters_are_exact(tmp_path):
         result = [ln for ln in out.splitlines() if ln.startswith(MARK)]
         assert result == [MARK + '{"errors": []}'], (out, err)
 
+
+def _check_counters(path: str) -> None:
     store = diskstore.DiskStore(path)
     total = PROCESSES * THREADS * ROUNDS
     assert store["total"] == total
@@ -62,6 +61,23 @@ def test_processes_times_threads_counters_are_exact(tmp_path):
     assert len(store) == 4 + PROCESSES * THREADS
     assert store.check() == []
     store.close()
+
+
+def test_processes_times_threads_counters_are_exact(tmp_path):
+    path = str(tmp_path / "counters.db")
+    _seed(path, "total", 0)
+    _run_counter_workers(path, [sys.executable] * PROCESSES)
+    _check_counters(path)
+
+
+def test_ours_and_original_processes_share_one_file(tmp_path):
+    """A mixed deployment: two processes run the original 0.7.0, two run ours, all on one
+    file; the locking protocols must agree, so no update is lost."""
+    path = str(tmp_path / "mixed.db")
+    _seed(path, "total", 0)
+    original = orig_python("0.7.0")
+    _run_counter_workers(path, [original, sys.executable, original, sys.executable])
+    _check_counters(path)
 
 
 def test_threads_sharing_one_handle(tmp_path):
