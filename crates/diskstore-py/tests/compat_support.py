@@ -201,6 +201,17 @@ class Item(NamedTuple):
     blob: bytes
 
 
+class ItemV2(NamedTuple):
+    """Item plus a field with a default: opening an Item table with it migrates the table."""
+
+    name: str
+    count: int
+    score: float
+    blob: bytes
+    tag: str = "none"
+    rank: int = -1
+
+
 # The same fields as a module with `from __future__ import annotations` declares them: the
 # annotations are strings.  The original maps every such field to BLOB (it compares the
 # annotation with the types str/int/float), so values keep their own SQLite types.
@@ -431,6 +442,28 @@ def _sc_default_read(log: Log, path: str, _arg: str) -> None:
         log(f"{label}.items", lambda store=store: list(store.items()))
         log(f"{label}.tablename", lambda store=store: store.tablename)
         store.close()
+
+
+def _migrate_script(log: Log, store) -> None:
+    log("items", lambda: list(store.items()))
+    store["k7"] = ItemV2("seven", 7, 7.0, b"7", "tagged", 70)
+    store["k1"] = ItemV2("uno again", 1, 1.0, b"", "t1")
+    log("after writes", lambda: list(store.items()))
+    log("query new column", lambda: list(store.query(where="tag != ?", parameters=("none",))))
+    store.close()
+
+
+@scenario("migrate_v07", "0.7.0", kind="file")
+def _sc_migrate_v07(log: Log, path: str, _arg: str) -> None:
+    """An existing Item table opened with a NamedTuple that has two more (defaulted) fields."""
+    from diskstore.config import NamedTupleConfig
+
+    _migrate_script(log, _ds().DiskStore(path, config=NamedTupleConfig(ItemV2, tablename="Item")))
+
+
+@scenario("migrate_v01", "0.1.0", kind="file")
+def _sc_migrate_v01(log: Log, path: str, _arg: str) -> None:
+    _migrate_script(log, _ds().DiskStore(path, value_class=ItemV2, tablename="Item"))
 
 
 @scenario("v01_default_existing_semantics", "0.1.0", kind="file")
@@ -680,6 +713,48 @@ def _sc_transact_first_v01(log: Log, path: str, _arg: str) -> None:
     log("items", lambda: list(store.items()))
     log("tablename", lambda: store.tablename)
     store.close()
+
+
+@scenario("readme_v01", "0.1.0")
+def _sc_readme_v01(log: Log, path: str, _arg: str) -> None:
+    """The 0.1.0 README example (printing replaced by recording str())."""
+    from diskstore import DiskStore, Value
+
+    ds = DiskStore(path, value_class=Value)
+    ds["key"] = Value("my value")
+    log("printed", lambda: str(ds["key"]))
+    log("value", lambda: ds["key"])
+    ds.close()
+
+
+@scenario("api_v07", "0.7.0")
+def _sc_api_v07(log: Log, path: str, _arg: str) -> None:
+    """0.7.0-only API: open(), close_all(), DiskRead with a config, positional config,
+    JsonConfig, NamedTupleConfig values."""
+    ds = _ds()
+    from diskstore.config import BaseConfig, JsonConfig, NamedTupleConfig
+
+    store = ds.DiskStore(path, config=BaseConfig(tablename="api"))
+    log("open returns self", lambda: store.open() is store)
+    store["a"] = 1
+    log("close_all is int", lambda: isinstance(store.close_all(), int))
+    log("usable after close_all", lambda: store["a"])
+    reader = ds.DiskRead(path, config=BaseConfig(tablename="api"))
+    log("reader", lambda: [reader.tablename, list(reader.items()), reader.open() is reader])
+    log("reader state", lambda: sorted(reader.__getstate__()))
+    reader.close()
+    js = ds.DiskStore(path, JsonConfig(tablename="json"))
+    js["doc"] = {"list": [1, 2.5, "x", None, True], "nested": {"k": "v"}}
+    log("json", lambda: js["doc"])
+    log("json raw", lambda: list(js.query(where="json_extract(value, '$.nested.k') = ?",
+                                          parameters=("v",))))
+    nt = ds.DiskStore(path, config=NamedTupleConfig(Item))
+    nt["i"] = Item("n", 2, 0.5, b"b")
+    log("nt query", lambda: list(nt.query(where="count = ?", parameters=(2,))))
+    log("nt setdefault", lambda: nt.setdefault("j", Item("d", 0, 0.0, b"")))
+    log("state", lambda: sorted(store.__getstate__()))
+    for s in (store, js, nt):
+        s.close()
 
 
 @scenario("add_auto_v07", "0.7.0")

@@ -128,6 +128,27 @@ def test_string_annotations_documented_difference(reference, tmp_path):
     assert got["rw.each"][1][1:] == want["rw.each"][1][1:]
 
 
+@pytest.mark.parametrize(("scenario", "case"),
+                         [("migrate_v07", "v07_item"), ("migrate_v01", "v01_item")])
+def test_migration_of_an_original_file(scenario, case, reference, tmp_path):
+    """An Item table written by the original, opened with a NamedTuple with two more
+    defaulted fields: columns are added with their defaults, exactly as the original does."""
+    orig_dir, _ = reference(case)
+    gen = FILE_CASES[case]
+    a, b = _mk(tmp_path, "a"), _mk(tmp_path, "b")
+    shutil.copytree(orig_dir, a, dirs_exist_ok=True)
+    shutil.copytree(orig_dir, b, dirs_exist_ok=True)
+    expected = run_scenario(orig_python(gen), scenario, a)
+    got = run_scenario(ours_python(gen), scenario, b)
+    assert got == expected
+    assert raw_layout(b / "store.db") == raw_layout(a / "store.db")
+    # and the original reads the file ours migrated
+    c = _mk(tmp_path, "c")
+    shutil.copytree(b, c, dirs_exist_ok=True)
+    again = run_scenario(orig_python(gen), scenario, c)
+    assert dict(again)["items"] == dict(expected)["after writes"]
+
+
 # ---- the default model: DiskStore(path) with neither value_class nor config -----------------
 
 
