@@ -91,6 +91,8 @@ pub struct Query {
     pub filter: Option<String>,
     /// Parameters for the `?` in `filter`.
     pub params: Vec<Value>,
+    /// Named parameters for `:name` (or `@name`, `$name`) in `filter`, without the prefix.
+    pub named: Vec<(String, Value)>,
     /// The `ORDER BY` fragment; default insertion order.
     pub order: Option<String>,
     /// At most this many rows.
@@ -115,6 +117,19 @@ impl Query {
     ) -> Query {
         self.filter = Some(sql.into());
         self.params = params.into_iter().collect();
+        self
+    }
+
+    /// Sets the `WHERE` fragment and its named parameters (`:name`, `@name` or `$name` in
+    /// the text; the names here without the prefix). Trusted SQL, as for [`Query::filter`].
+    #[must_use]
+    pub fn filter_named(
+        mut self,
+        sql: impl Into<String>,
+        params: impl IntoIterator<Item = (String, Value)>,
+    ) -> Query {
+        self.filter = Some(sql.into());
+        self.named = params.into_iter().collect();
         self
     }
 
@@ -587,11 +602,19 @@ impl Table {
             for (i, p) in q.params.iter().enumerate() {
                 st.raw_bind_parameter(i + 1, p)?;
             }
-            let n = q.params.len();
+            for (name, p) in &q.named {
+                let idx = [":", "@", "$"]
+                    .iter()
+                    .find_map(|prefix| st.parameter_index(&format!("{prefix}{name}")).ok()?)
+                    .ok_or_else(|| Error::Usage(format!("the query has no parameter {name:?}")))?;
+                st.raw_bind_parameter(idx, p)?;
+            }
+            // LIMIT and OFFSET are the statement's last two parameters.
+            let n = st.parameter_count();
             let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
             let offset = q.offset.map_or(0, |o| i64::try_from(o).unwrap_or(i64::MAX));
-            st.raw_bind_parameter(n + 1, limit)?;
-            st.raw_bind_parameter(n + 2, offset)?;
+            st.raw_bind_parameter(n - 1, limit)?;
+            st.raw_bind_parameter(n, offset)?;
             let mut rows = st.raw_query();
             while let Some(r) = rows.next()? {
                 f(&Row::new(r, self.width()))?;
