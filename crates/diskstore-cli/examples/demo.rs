@@ -43,9 +43,26 @@ fn write(path: &Path, n: usize) -> diskstore::Result<()> {
     println!("  get(\"user:00042\") = {one:?}: {}", ms(t));
 
     let points: DiskStore<String, Point> = DiskStore::open(path)?;
-    points.insert("origin", &Point { x: 0.0, y: 0.0, label: "origin".into() })?;
-    points.insert("p", &Point { x: 1.5, y: -2.0, label: "a point".into() })?;
-    println!("  records: table \"Point\" has {} rows (one column per field)", points.len()?);
+    points.insert(
+        "origin",
+        &Point {
+            x: 0.0,
+            y: 0.0,
+            label: "origin".into(),
+        },
+    )?;
+    points.insert(
+        "p",
+        &Point {
+            x: 1.5,
+            y: -2.0,
+            label: "a point".into(),
+        },
+    )?;
+    println!(
+        "  records: table \"Point\" has {} rows (one column per field)",
+        points.len()?
+    );
     Ok(())
 }
 
@@ -65,7 +82,11 @@ fn read(path: &Path) -> diskstore::Result<()> {
 /// A cache entry with a one-second TTL, before and after it expires.
 fn cache(path: &Path) -> diskstore::Result<()> {
     let cache: DiskCache<String, String> = DiskCache::open(path)?;
-    cache.set("session", &"short-lived".to_string(), Some(Duration::from_secs(1)))?;
+    cache.set(
+        "session",
+        &"short-lived".to_string(),
+        Some(Duration::from_secs(1)),
+    )?;
     cache.set("config", &"kept forever".to_string(), Some(NEVER))?;
     println!(
         "  set session (TTL 1 s) and config (no expiry); get(session) = {:?}",
@@ -84,7 +105,12 @@ fn cache(path: &Path) -> diskstore::Result<()> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["write", file, n] => match n.parse() {
             Ok(n) => write(Path::new(file), n),
             Err(_) => {

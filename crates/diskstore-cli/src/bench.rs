@@ -1,7 +1,8 @@
 //! `bench`: the standard workload (text keys, blob values) on ours and on the raw-SQLite
 //! floor (plain rusqlite, the same SQL and pragmas, `prepare_cached`), interleaved in one
-//! process so that both see the same machine. Each op is timed on its own; the report is
-//! the median (and mean) per op, and the ratio ours / floor.
+//! process so that both see the same machine. Each op is timed on its own (iteration in
+//! runs of 1024 entries, see [`ITER_CHUNK`]); the report is the median (and mean) per op,
+//! and the ratio ours / floor.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -26,6 +27,9 @@ pub const OPS: [&str; 9] = [
 
 /// How many ops run on one system before the other gets its turn.
 const CHUNK: usize = 64;
+
+/// How many entries one timed sample of `iterate` covers (four of ours' 256-row pages).
+const ITER_CHUNK: usize = 1024;
 
 const TABLE: &str = "kv";
 const CREATE: &str =
@@ -75,20 +79,33 @@ fn timed<E>(f: impl FnOnce() -> Result<(), E>) -> Result<u64, E> {
 
 type Step<'a> = Box<dyn FnMut(usize) -> Outcome<()> + 'a>;
 
-/// Runs `n` ops of two systems in alternating chunks (each chunk's first system
-/// alternating too), timing every op.
-fn interleave(n: usize, mut a: Step<'_>, mut b: Step<'_>) -> Outcome<(Vec<u64>, Vec<u64>)> {
+/// Runs `n` ops of two systems in alternating chunks of `chunk` ops (which system goes
+/// first alternates too). With `whole` false every op is timed on its own; with `whole`
+/// true a chunk is timed as one and each of its ops gets the chunk's average (for
+/// iteration, where single steps hide the cost of fetching the next page).
+fn interleave<'a>(
+    n: usize,
+    chunk: usize,
+    whole: bool,
+    mut a: Step<'a>,
+    mut b: Step<'a>,
+) -> Outcome<(Vec<u64>, Vec<u64>)> {
     let (mut ta, mut tb) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for (c, start) in (0..n).step_by(CHUNK).enumerate() {
-        let end = (start + CHUNK).min(n);
+    for (c, start) in (0..n).step_by(chunk).enumerate() {
+        let end = (start + chunk).min(n);
         for turn in 0..2 {
-            if (turn + c) % 2 == 0 {
-                for i in start..end {
-                    ta.push(timed(|| a(i))?);
-                }
+            let (f, out) = if (turn + c) % 2 == 0 {
+                (&mut a, &mut ta)
+            } else {
+                (&mut b, &mut tb)
+            };
+            if whole {
+                let ns = timed(|| (start..end).try_for_each(&mut *f))?;
+                let len = (end - start) as u64;
+                out.extend(std::iter::repeat_n(ns / len, end - start));
             } else {
                 for i in start..end {
-                    tb.push(timed(|| b(i))?);
+                    out.push(timed(|| f(i))?);
                 }
             }
         }
@@ -147,6 +164,8 @@ pub fn run(ops: usize, value_size: usize, dir: &Path) -> Outcome<Vec<Figure>> {
             op,
             interleave(
                 ops,
+                CHUNK,
+                false,
                 Box::new(|i| ours.insert(&keys[i], val).map_err(of)),
                 Box::new(|i| {
                     let mut st = floor.prepare_cached(UPSERT).map_err(ff)?;
@@ -160,6 +179,8 @@ pub fn run(ops: usize, value_size: usize, dir: &Path) -> Outcome<Vec<Figure>> {
             op,
             interleave(
                 ops,
+                CHUNK,
+                false,
                 Box::new(|i| {
                     std::hint::black_box(ours.get(&probe[i]).map_err(of)?);
                     Ok(())
@@ -180,6 +201,8 @@ pub fn run(ops: usize, value_size: usize, dir: &Path) -> Outcome<Vec<Figure>> {
         "contains",
         interleave(
             ops,
+            CHUNK,
+            false,
             Box::new(|i| {
                 std::hint::black_box(ours.contains_key(&keys[i]).map_err(of)?);
                 Ok(())
@@ -203,6 +226,8 @@ pub fn run(ops: usize, value_size: usize, dir: &Path) -> Outcome<Vec<Figure>> {
         let mut rows = st.query([]).map_err(ff)?;
         let (a, b) = interleave(
             ops,
+            ITER_CHUNK,
+            true,
             Box::new(|_| {
                 let item = ours_iter
                     .next()
@@ -227,6 +252,8 @@ pub fn run(ops: usize, value_size: usize, dir: &Path) -> Outcome<Vec<Figure>> {
         "len",
         interleave(
             ops,
+            CHUNK,
+            false,
             Box::new(|_| {
                 std::hint::black_box(ours.len().map_err(of)?);
                 Ok(())
@@ -243,6 +270,8 @@ pub fn run(ops: usize, value_size: usize, dir: &Path) -> Outcome<Vec<Figure>> {
         "delete",
         interleave(
             ops,
+            CHUNK,
+            false,
             Box::new(|i| {
                 let gone = ours.table().delete(KeyRef::Text(&keys[i])).map_err(of)?;
                 if gone {
@@ -266,6 +295,8 @@ pub fn run(ops: usize, value_size: usize, dir: &Path) -> Outcome<Vec<Figure>> {
     floor.execute_batch("BEGIN IMMEDIATE").map_err(ff)?;
     let (mut a, mut b) = interleave(
         ops,
+        CHUNK,
+        false,
         Box::new(|i| ours.insert(&keys[i], &v1).map_err(of)),
         Box::new(|i| {
             let mut st = floor.prepare_cached(UPSERT).map_err(ff)?;

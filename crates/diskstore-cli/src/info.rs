@@ -109,10 +109,12 @@ pub fn info(path: &Path, as_json: bool) -> Outcome<()> {
     for t in &all {
         let rows = f.count(&t.name)?;
         let Some(spec) = &t.spec else {
-            text.push(format!(
-                "  {:?}: {rows} rows; not a store table (no _key column)",
-                t.name
-            ));
+            let what = if t.name.starts_with("_cache_") {
+                "a cache's bookkeeping"
+            } else {
+                "not a store table (no _key column)"
+            };
+            text.push(format!("  {:?}: {rows} rows; {what}", t.name));
             tables.push(json!({"name": t.name, "store": false, "rows": rows}));
             continue;
         };
