@@ -210,6 +210,15 @@ def render(docs: list[dict], meta: dict, store_systems: list[str], cache_systems
             described.setdefault(d["system"], d["describe"])
     if described:
         parts += ["", "Versions:"] + [f"- {s}: {v}" for s, v in described.items()]
+    timers = [d["timer_us"] for d in docs if "timer_us" in d]
+    if timers:
+        parts += [
+            "",
+            (
+                f"Timer overhead in every Python per-call figure (median of an empty timed region "
+                f"in the workers): {statistics.median(timers) * 1000:.0f} ns."
+            ),
+        ]
 
     store = per_round(docs, "store")
     systems = present(store, [FLOOR, "diskstore-rust"] + store_systems)

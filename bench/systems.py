@@ -163,7 +163,9 @@ class OursStore(MappingAdapter):
         self.store = diskstore.DiskStore(str(directory / "store.db"))
 
     def describe(self) -> str:
-        return f"diskstore {getattr(self.module, '__version__', '?')} ({self.module.__file__})"
+        from importlib.metadata import version
+
+        return f"diskstore {version('diskstore')} ({self.module.__file__})"
 
     def bulk(self, pairs: list[tuple[str, bytes]]) -> int:
         t0 = perf_counter_ns()
