@@ -79,6 +79,29 @@ fi
 step "Rust: a DiskCache entry expiring (real time, 1 s TTL)"
 "$DEMO" cache "$OUT/cache.db"
 
+if [ -n "$PY" ]; then
+    step "Python: a DiskCache entry expiring (the original's API: set(key, value, expire=s))"
+    (cd "$OUT" && "$PY" - <<'PYEOF'
+import time
+
+import diskstore
+
+if not hasattr(diskstore, "DiskCache"):
+    print("  not shown: this build of the Python package has no DiskCache yet")
+else:
+    try:
+        cache = diskstore.DiskCache("pycache.db")
+        cache.set("session", "short-lived", expire=1)
+        print(f"  set session (expire=1 s); get = {cache.get('session')!r}")
+        t = time.perf_counter()
+        time.sleep(1.1)
+        print(f"  after {time.perf_counter() - t:.1f} s: get = {cache.get('session')!r}")
+    except Exception as e:  # show what failed instead of stopping the demo
+        print(f"  FAILED: {type(e).__name__}: {e}")
+PYEOF
+    )
+fi
+
 step "diskstore info rust.db"
 "$DS" info "$OUT/rust.db" | sed 's/^/  /'
 step "diskstore info cache.db"

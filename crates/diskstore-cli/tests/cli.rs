@@ -700,3 +700,51 @@ fn bench_json_has_every_op_for_both_systems() {
     assert_eq!(zero.status.code(), Some(2));
     assert!(stderr(&zero).contains("--ops"));
 }
+
+#[test]
+fn bytes_prefixes_and_single_table_exports() {
+    let dir = TempDir::new().unwrap();
+    let v07 = fixture(&dir, "v07.db");
+    let f = p(&v07);
+    // BytesKeys holds b"abc", b"", b"\x00\xff".
+    let hex = ok(&[
+        "ls",
+        f,
+        "-t",
+        "BytesKeys",
+        "--key-type",
+        "hex",
+        "--prefix",
+        "00",
+    ]);
+    assert_eq!(hex.lines().collect::<Vec<_>>(), ["x'00ff'  -1"]);
+    let b64 = ok(&[
+        "ls",
+        f,
+        "-t",
+        "BytesKeys",
+        "--key-type",
+        "base64",
+        "--prefix",
+        "YWI=",
+    ]);
+    assert_eq!(b64.lines().count(), 1, "{b64}");
+    assert!(b64.starts_with("x'616263'"), "{b64}");
+    fails(
+        &run(&["ls", f, "--key-type", "int", "--prefix", "1"]),
+        2,
+        "text or bytes prefix",
+    );
+
+    let dump = ok(&["export", f, "--table", "Point"]);
+    let lines: Vec<serde_json::Value> = dump
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1 + 1 + 3);
+    assert_eq!(lines[0]["format"], "diskstore-dump");
+    assert_eq!(lines[1]["table"], "Point");
+    assert_eq!(lines[1]["rows"], 3);
+    assert_eq!(lines[1]["columns"][2]["default"], "none");
+    assert_eq!(lines[3]["fields"]["data"], serde_json::json!({"b64": ""}));
+}
