@@ -125,11 +125,8 @@ impl Cursor {
 
     fn exec(&mut self, py: Python<'_>, sql: &str, p: &Params) -> PyResult<()> {
         let store = self.store.bind(py);
-        let Some(o) = Reader::opened(store)? else {
-            return Err(crate::errors::DiskStoreError::new_err(
-                "the store has no table yet",
-            ));
-        };
+        // On a new default-model file, direct SQL settles the 0.7.0 model (no Value seen).
+        let o = Reader::opened_for(store, py.Ellipsis().bind(py))?;
         let (rows, changes) = py
             .detach(|| o.table.with_connection(|c| run(c, sql, p)))
             .py()?;

@@ -43,6 +43,14 @@ pub(crate) fn owned_row(row: &Row<'_>) -> diskstore::Result<OwnedRow> {
     Ok(out)
 }
 
+/// A Python value as an owned engine value (for query parameters).
+pub(crate) fn owned_value(ob: &Bound<'_, PyAny>) -> PyResult<Value> {
+    Ok(match cell(ob)? {
+        diskstore::Cell::Borrowed(v) => v.to_owned(),
+        diskstore::Cell::Owned(v) => v,
+    })
+}
+
 /// The read side of a store (base class of `DiskRead`).
 #[pyclass(frozen, subclass, module = "diskstore._diskstore", name = "_Reader")]
 pub struct Reader {
@@ -269,17 +277,22 @@ impl Reader {
             return Ok(PyList::empty(py));
         };
         let mut params = Vec::new();
-        if let Some(p) = &parameters {
-            for item in p.try_iter()? {
-                params.push(match cell(&item?)? {
-                    diskstore::Cell::Borrowed(v) => v.to_owned(),
-                    diskstore::Cell::Owned(v) => v,
-                });
+        let mut named = Vec::new();
+        if let Some(p) = parameters.as_ref().filter(|p| !p.is_none()) {
+            if let Ok(d) = p.cast::<pyo3::types::PyDict>() {
+                for (k, v) in d.iter() {
+                    named.push((k.extract::<String>()?, owned_value(&v)?));
+                }
+            } else {
+                for item in p.try_iter()? {
+                    params.push(owned_value(&item?)?);
+                }
             }
         }
         let q = Query {
             filter: r#where,
             params,
+            named,
             order,
             limit,
             offset,
@@ -450,7 +463,7 @@ impl Writer {
         {
             return PyTuple::new(py, [load_key(py, &row), o.model.load(py, &row)?]);
         }
-        Err(PyKeyError::new_err("popitem(): the store is empty"))
+        Err(PyKeyError::new_err(()))
     }
 
     /// The value of `key`; if absent and `default` is not None, stores and returns

@@ -71,3 +71,30 @@ def test_diskread_of_a_missing_file_raises_not_found(db: str) -> None:
 
     with pytest.raises(NotFoundError):
         len(DiskRead(db))
+
+
+def test_transact_on_a_new_file_lets_the_first_write_decide(db: str) -> None:
+    store = DiskStore(db)
+    with store.transact():
+        assert len(store) == 0
+        store["a"] = Value(1)
+        with store.transact():
+            store["b"] = Value(2)
+    assert tables(db) == ["Value"]
+    assert dict(store) == {"a": Value(1), "b": Value(2)}
+
+
+def test_transact_on_a_new_file_rolls_back_the_first_write(db: str) -> None:
+    store = DiskStore(db)
+    with pytest.raises(RuntimeError), store.transact():
+        store["a"] = 1
+        raise RuntimeError
+    assert tables(db) == ["DiskStore"]  # the model is decided, the write is not kept
+    assert len(store) == 0
+
+
+def test_cursor_on_a_new_file_settles_the_07_model(db: str) -> None:
+    store = DiskStore(db)
+    with store.transact() as cur:
+        cur.execute('INSERT INTO "DiskStore" (_key, value) VALUES (?, ?)', ("k", 1))
+    assert store["k"] == 1

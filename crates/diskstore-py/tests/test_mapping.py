@@ -224,6 +224,14 @@ def test_query(store: DiskStore) -> None:
     got = list(store.query("value >= ?", [5], "value DESC", limit=3, offset=1))
     assert got == [("k8", 8), ("k7", 7), ("k6", 6)]
     assert list(store.query()) == list(store.items())
+    named = store.query("value BETWEEN :lo AND :hi", {"lo": 2, "hi": 4}, limit=2)
+    assert list(named) == [("k2", 2), ("k3", 3)]
+
+
+def test_popitem_on_empty_store_is_a_bare_keyerror(store: DiskStore) -> None:
+    with pytest.raises(KeyError) as e:
+        store.popitem()
+    assert e.value.args == ()
 
 
 def test_check_is_empty_when_healthy(store: DiskStore) -> None:

@@ -7,6 +7,7 @@ module only resolves constructor arguments, provides views, `transact()` and pic
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import (
     Generator,
     ItemsView,
@@ -103,6 +104,7 @@ class DiskRead(_diskstore._Reader, Mapping):
         self, filename: os.PathLike | str, config: Any, old: dict[str, Any], read_only: bool
     ) -> None:
         self._filename = os.path.expanduser(os.fspath(filename))
+        self._deferred = threading.local()  # transact() before the model is decided
         self._read_only = read_only
         self._config = config
         self._old_args = {k: v for k, v in old.items() if v is not None}
@@ -136,6 +138,9 @@ class DiskRead(_diskstore._Reader, Mapping):
                 return
             self._layout = layout
         layout.attach(self, self._filename, self._read_only)
+        deferred = self._deferred
+        if getattr(deferred, "depth", 0) and getattr(deferred, "opened", None) is None:
+            deferred.opened = self._begin()  # the transact() block waiting for a table
 
     @property
     def filename(self) -> str:
@@ -179,7 +184,7 @@ class DiskRead(_diskstore._Reader, Mapping):
     def query(
         self,
         where: str | None = None,
-        parameters: Sequence | None = None,
+        parameters: Sequence | Mapping[str, Any] | None = None,
         order: str | None = None,
         limit: int | None = None,
         offset: int | None = None,
@@ -187,10 +192,9 @@ class DiskRead(_diskstore._Reader, Mapping):
         """`(key, value)` pairs of `SELECT … [WHERE where] [ORDER BY order]`.
 
         `where` and `order` are trusted SQL fragments (column names are `_key` and the
-        field names); pass values as `parameters` for `?` placeholders.
+        field names); pass values as `parameters`: a sequence for `?` placeholders or a
+        dict for `:name` ones.
         """
-        if isinstance(parameters, Mapping):
-            raise TypeError("query() takes positional parameters (a sequence) for '?'")
         yield from self._query(where, parameters, order, limit, offset)
 
     def open(self) -> Self:
@@ -299,6 +303,10 @@ class DiskStore(_diskstore._Writer, DiskRead, MutableMapping):
         SQL on the same connection. (`retry` is accepted for 0.1.0 code: waiting for the
         lock up to the timeout is always done.)"""
         del retry
+        if not self._is_attached() and self.tablename is None:
+            with self._deferred_transact() as cursor:
+                yield cursor
+            return
         opened = self._begin()
         try:
             yield _diskstore._cursor(self)
@@ -306,6 +314,26 @@ class DiskStore(_diskstore._Writer, DiskRead, MutableMapping):
             self._end(opened, False)
             raise
         self._end(opened, True)
+
+    @contextmanager
+    def _deferred_transact(self) -> Generator[_diskstore.Cursor, None, None]:
+        """transact() on a new default-model file: the transaction begins when the first
+        write inside the block settles the model (see `_settle`)."""
+        deferred = self._deferred
+        depth = getattr(deferred, "depth", 0)
+        deferred.depth = depth + 1
+        if depth == 0:
+            deferred.opened = None
+        commit = False
+        try:
+            yield _diskstore._cursor(self)
+            commit = True
+        finally:
+            deferred.depth = depth
+            if depth == 0:
+                opened, deferred.opened = deferred.opened, None
+                if opened is not None:
+                    self._end(opened, commit)
 
     def get_readonly_instance(self) -> DiskRead:
         """A `DiskRead` of the same file and value model."""
