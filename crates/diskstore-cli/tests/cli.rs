@@ -748,3 +748,34 @@ fn bytes_prefixes_and_single_table_exports() {
     assert_eq!(lines[1]["columns"][2]["default"], "none");
     assert_eq!(lines[3]["fields"]["data"], serde_json::json!({"b64": ""}));
 }
+
+#[test]
+fn a_cache_dump_imports_into_a_cache_that_works() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("cache.db");
+    let cache: DiskCache<String, String> = DiskCache::open(&path).unwrap();
+    cache
+        .set("a", &"alpha".into(), Some(Duration::from_secs(3600)))
+        .unwrap();
+    cache
+        .set("b", &"beta".repeat(50), Some(diskstore::NEVER))
+        .unwrap();
+    let volume = cache.volume().unwrap();
+    drop(cache);
+
+    let dump = run(&["export", p(&path)]);
+    assert!(dump.status.success(), "{}", stderr(&dump));
+    assert!(
+        stderr(&dump).is_empty(),
+        "bookkeeping tables are skipped quietly"
+    );
+    let copy = dir.path().join("copy.db");
+    let o = run_with_stdin(&["import", p(&copy)], &dump.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let again: DiskCache<String, String> = DiskCache::open(&copy).unwrap();
+    assert_eq!(again.get("a").unwrap().as_deref(), Some("alpha"));
+    assert_eq!(again.get("b").unwrap(), Some("beta".repeat(50)));
+    assert_eq!(again.len().unwrap(), 2);
+    assert_eq!(again.volume().unwrap(), volume, "the byte total is rebuilt");
+}
