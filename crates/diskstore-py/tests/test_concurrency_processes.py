@@ -191,7 +191,7 @@ def test_blocked_writer_gets_busy_error_after_timeout(tmp_path):
     path = str(tmp_path / "busy.db")
     _seed(path, "seed", 0)
     holder = subprocess.Popen(
-        [sys.executable, str(SUPPORT), "hold-write-lock", path, "4"],
+        [sys.executable, str(SUPPORT), "hold-write-lock", path, "2.5"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/tmp",
     )
     try:
@@ -201,7 +201,7 @@ def test_blocked_writer_gets_busy_error_after_timeout(tmp_path):
         t0 = time.monotonic()
         with pytest.raises(diskstore.BusyError):
             store["blocked"] = 1
-        assert time.monotonic() - t0 < 3.0
+        assert time.monotonic() - t0 < 2.0
         store.close()
     finally:
         holder.wait(30)

@@ -5,10 +5,11 @@ A dict is the right model for the default (0.7.0, raw scalar) store with untyped
 insertion order = rowid order, an overwrite keeps the position, a deleted key re-inserted goes
 last, popitem() removes the newest entry, and 1 / 1.0 are one key that keeps its first form.
 
-DISKSTORE_HYPOTHESIS_EXAMPLES raises the number of examples (default 40);
+DISKSTORE_HYPOTHESIS_EXAMPLES raises the number of examples per machine (default 25);
 DISKSTORE_HYPOTHESIS_STEPS the steps per example (default 40).  It runs twice: on
-DiskStore(path) (the default model, settled by the first write) and on
-DiskStore(path, config=BaseConfig()).
+DiskStore(path) (the default model, settled by the first write), on
+DiskStore(path, config=BaseConfig()) and on DiskStore(path, value_class=Value) (0.1.0 model:
+the dict holds the same Value objects).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import hypothesis.strategies as st
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-EXAMPLES = int(os.environ.get("DISKSTORE_HYPOTHESIS_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("DISKSTORE_HYPOTHESIS_EXAMPLES", "25"))
 STEPS = int(os.environ.get("DISKSTORE_HYPOTHESIS_STEPS", "40"))
 I64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
@@ -62,10 +63,17 @@ class StoreVersusDict(RuleBasedStateMachine):
         self.store = self.open(os.path.join(self.dir, "s.db"))
         self.model: dict = {}
 
+    paged_query = True  # query(limit=, offset=) is 0.7.0 API
+
     @staticmethod
     def open(path: str):
         """No value_class, no config: the default model, settled by the first value."""
         return diskstore.DiskStore(path)
+
+    @staticmethod
+    def w(value):
+        """How a drawn scalar is given to the store (the 0.1.0 model wraps it in Value)."""
+        return value
 
     def teardown(self) -> None:
         self.store.close()
@@ -85,6 +93,7 @@ class StoreVersusDict(RuleBasedStateMachine):
 
     @rule(k=keys, v=values)
     def setitem(self, k, v):
+        v = self.w(v)
         self.store[k] = v
         self.model[k] = v
 
@@ -101,6 +110,7 @@ class StoreVersusDict(RuleBasedStateMachine):
 
     @rule(k=keys, d=st.none() | values, with_default=st.booleans())
     def pop(self, k, d, with_default):
+        d = None if d is None else self.w(d)
         self._both(lambda m: m.pop(k, d) if with_default else m.pop(k))
 
     @rule()
@@ -110,15 +120,18 @@ class StoreVersusDict(RuleBasedStateMachine):
 
     @rule(k=keys, d=values)
     def setdefault(self, k, d):
+        d = self.w(d)
         self._both(lambda m: m.setdefault(k, d))
 
     @rule(k=keys, d=st.none() | values)
     def get(self, k, d):
+        d = None if d is None else self.w(d)
         self._both(lambda m: m.get(k, d))
 
     @rule(pairs=st.lists(st.tuples(keys, values), max_size=5), form=st.sampled_from(
         ["dict", "pairs", "kwargs"]))
     def update(self, pairs, form):
+        pairs = [(k, self.w(v)) for k, v in pairs]
         if form == "dict":
             arg = dict(pairs)
             self.store.update(arg)
@@ -133,6 +146,7 @@ class StoreVersusDict(RuleBasedStateMachine):
 
     @rule(k=keys, v=values)
     def add(self, k, v):
+        v = self.w(v)
         got = self.store.add(k, v)
         if k in self.model:
             check(got, None)
@@ -148,13 +162,14 @@ class StoreVersusDict(RuleBasedStateMachine):
     @rule(data=st.data())
     def overwrite_existing(self, data):
         k = data.draw(st.sampled_from(list(self.model)))
-        v = data.draw(values)
+        v = self.w(data.draw(values))
         self.store[k] = v
         self.model[k] = v
 
     @rule(pairs=st.lists(st.tuples(keys, values), max_size=4), fail=st.booleans())
     def transaction(self, pairs, fail):
         """Writes in transact() are kept on success and all undone when it raises."""
+        pairs = [(k, self.w(v)) for k, v in pairs]
         try:
             with self.store.transact():
                 for k, v in pairs:
@@ -168,8 +183,12 @@ class StoreVersusDict(RuleBasedStateMachine):
 
     @rule(limit=st.integers(0, 6), offset=st.integers(0, 6))
     def query_page(self, limit, offset):
-        got = list(self.store.query(order="rowid", limit=limit, offset=offset))
-        check(got, list(self.model.items())[offset:offset + limit])
+        if self.paged_query:
+            got = list(self.store.query(order="rowid", limit=limit, offset=offset))
+            check(got, list(self.model.items())[offset:offset + limit])
+        else:
+            got = list(self.store.query(where="rowid > ?", parameters=(0,), order="rowid DESC"))
+            check(got, list(reversed(self.model.items())))
 
     @rule()
     def clear(self):
@@ -197,6 +216,20 @@ class StoreVersusDictBaseConfig(StoreVersusDict):
         return diskstore.DiskStore(path, config=BaseConfig())
 
 
+class StoreVersusDictV01(StoreVersusDict):
+    """The 0.1.0 model: value_class=Value, values are Value NamedTuples."""
+
+    paged_query = False
+
+    @staticmethod
+    def open(path: str):
+        return diskstore.DiskStore(path, value_class=diskstore.Value)
+
+    @staticmethod
+    def w(value):
+        return diskstore.Value(value)
+
+
 SETTINGS = settings(
     max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None,
     print_blob=True,
@@ -205,3 +238,5 @@ TestStoreVersusDict = StoreVersusDict.TestCase
 TestStoreVersusDict.settings = SETTINGS
 TestStoreVersusDictBaseConfig = StoreVersusDictBaseConfig.TestCase
 TestStoreVersusDictBaseConfig.settings = SETTINGS
+TestStoreVersusDictV01 = StoreVersusDictV01.TestCase
+TestStoreVersusDictV01.settings = SETTINGS
