@@ -83,6 +83,42 @@ pub(crate) fn pragma_sql(pragmas: &[(String, String)]) -> Result<String> {
     Ok(sql)
 }
 
+/// True when a read-only connection cannot read a WAL-mode file because SQLite can neither
+/// open nor create its `-shm` file (read-only media, a read-only folder) and no `-wal` file
+/// holds data: then everything is in the main file, and SQLite's `immutable` mode reads it
+/// without a `-shm`. (With a `-wal` that holds data, the error stands: immutable mode
+/// would silently skip the committed transactions in it.)
+fn needs_immutable(conn: &Connection, path: &Path) -> bool {
+    let probe = conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()));
+    let cannot_open = matches!(
+        probe,
+        Err(ref e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen)
+    );
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    cannot_open && std::fs::metadata(wal).map_or(true, |m| m.len() == 0)
+}
+
+/// The `file:` URI of `path` with `immutable=1`, every byte outside the URI's plain
+/// characters percent-encoded.
+fn immutable_uri(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from(if path.is_absolute() {
+        "file://"
+    } else {
+        "file:"
+    });
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
 struct Slot {
     conn: Option<Connection>,
     generation: u64,
@@ -145,7 +181,13 @@ impl Connections {
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
-        let conn = Connection::open_with_flags(&c.path, flags)?;
+        let mut conn = Connection::open_with_flags(&c.path, flags)?;
+        if c.read_only && needs_immutable(&conn, &c.path) {
+            conn = Connection::open_with_flags(
+                immutable_uri(&c.path),
+                flags | OpenFlags::SQLITE_OPEN_URI,
+            )?;
+        }
         conn.busy_timeout(c.timeout)?;
         conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(&c.pragma_sql)?;
@@ -398,6 +440,18 @@ impl WriterLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn immutable_uris_encode_every_special_byte() {
+        assert_eq!(
+            immutable_uri(Path::new("/a b/x?y#%.db")),
+            "file:///a%20b/x%3Fy%23%25.db?immutable=1"
+        );
+        assert_eq!(
+            immutable_uri(Path::new("rel.db")),
+            "file:rel.db?immutable=1"
+        );
+    }
 
     #[test]
     fn pragma_values_cannot_inject_sql() {
