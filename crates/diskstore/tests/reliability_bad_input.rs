@@ -326,26 +326,50 @@ fn mount(size: &str) -> TmpMount {
 }
 
 #[test]
-fn a_read_only_mount_refuses_writes_clearly_and_keeps_the_data() {
-    let m = mount("4m");
+fn a_read_only_mount_refuses_writes_clearly_reads_fine_and_keeps_the_data() {
+    let m = mount("8m");
     let path = m.path("ro.db");
     let data = build_sample(&path);
+    // A second store as a crash leaves it: committed data still in its -wal and -shm.
+    let crashed = m.path("crashed.db");
+    let crashed_data = {
+        let store: Store = DiskStore::open(m.path("live.db")).unwrap();
+        store.extend(data.iter().take(50)).unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            std::fs::copy(
+                sidecar(&m.path("live.db"), suffix),
+                sidecar(&crashed, suffix),
+            )
+            .unwrap();
+        }
+        data.iter()
+            .take(50)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    assert!(std::fs::metadata(sidecar(&crashed, "-wal")).unwrap().len() > 0);
     m.remount(true).unwrap();
     let before = support::snapshot(&m.dir);
 
     let err = Store::open(&path).err().expect("read-write open refused");
     assert!(matches!(err, Error::ReadOnly { .. }), "{err:?}");
+    let err = Store::open(m.path("new.db")).err().expect("no new file");
+    assert!(matches!(err, Error::ReadOnly { .. }), "{err:?}");
 
-    match DiskRead::<String, String>::open(&path) {
-        Ok(ro) => {
-            let got: BTreeMap<String, String> = ro.iter().collect::<Result<_, _>>().unwrap();
-            assert_eq!(got, data, "a read-only store reads everything");
-        }
-        Err(e) => {
-            println!("read-only mount: DiskRead cannot open a WAL store there: {e}");
-            assert!(matches!(e, Error::ReadOnly { .. }), "{e:?}")
-        }
-    }
+    let ro = DiskRead::<String, String>::open(&path).unwrap();
+    let got: BTreeMap<String, String> = ro.iter().collect::<Result<_, _>>().unwrap();
+    assert_eq!(
+        got, data,
+        "a read-only store reads everything from read-only media"
+    );
+    assert!(ro.check().unwrap().is_empty());
+    let ro = DiskRead::<String, String>::open(&crashed).unwrap();
+    let got: BTreeMap<String, String> = ro.iter().collect::<Result<_, _>>().unwrap();
+    assert_eq!(
+        got, crashed_data,
+        "committed data in a leftover -wal is read too"
+    );
+    drop(ro);
     assert_eq!(
         support::snapshot(&m.dir),
         before,
