@@ -138,9 +138,10 @@ class DiskRead(_diskstore._Reader, Mapping):
                 return
             self._layout = layout
         layout.attach(self, self._filename, self._read_only)
-        deferred = self._deferred
-        if getattr(deferred, "depth", 0) and getattr(deferred, "opened", None) is None:
-            deferred.opened = self._begin()  # the transact() block waiting for a table
+        self._on_attached()
+
+    def _on_attached(self) -> None:
+        """Called once the engine is attached (DiskStore begins a deferred transaction)."""
 
     @property
     def filename(self) -> str:
@@ -314,6 +315,11 @@ class DiskStore(_diskstore._Writer, DiskRead, MutableMapping):
             self._end(opened, False)
             raise
         self._end(opened, True)
+
+    def _on_attached(self) -> None:
+        deferred = self._deferred
+        if getattr(deferred, "depth", 0) and getattr(deferred, "opened", None) is None:
+            deferred.opened = self._begin()  # the transact() block waiting for a table
 
     @contextmanager
     def _deferred_transact(self) -> Generator[_diskstore.Cursor, None, None]:
