@@ -95,9 +95,13 @@ fn incr_on_a_non_integer_value_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let c: DiskCache<String, String> = DiskCache::open(dir.path().join("c.db")).unwrap();
     c.set("t", &s("text"), None).unwrap();
-    let err = c
-        .cache_table()
-        .incr(diskstore::KeyRef::Text("t"), 1, 0, diskstore::Ttl::Default);
+    let err = c.cache_table().incr(
+        diskstore::KeyRef::Text("t"),
+        1,
+        0,
+        diskstore::Ttl::Default,
+        &[],
+    );
     assert!(matches!(err, Err(Error::InvalidValue(_))), "{err:?}");
 }
 

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, Statement};
@@ -18,15 +19,8 @@ use crate::value::{Cell, ColumnType, Value, ValueRef};
 
 use super::clock::{Clock, SystemClock, micros};
 use super::policy::{EvictionPolicy, Ttl};
-use super::sql::{CACHE_COLUMNS, CacheSql};
+use super::sql::{BATCH, CACHE_COLUMNS, CacheSql};
 use super::stats::{Pending, Stats};
-
-/// Expired entries deleted by each write, at most (the amortised purge).
-pub const PURGE_PER_WRITE: i64 = 16;
-
-/// Rows deleted per transaction by [`CacheTable::expire`] and [`CacheTable::evict`], so
-/// that a large purge never holds the write lock for long.
-const BATCH: i64 = 1000;
 
 /// How to open a [`CacheTable`].
 #[derive(Clone)]
@@ -85,13 +79,14 @@ struct Inner {
     count_limit: Option<u64>,
     policy: EvictionPolicy,
     clock: Arc<dyn Clock>,
-    stats: Option<Pending>,
+    stats: Pending,
+    stats_on: AtomicBool,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         // Last handle gone: write out the counts still in memory (best effort).
-        if self.stats.as_ref().is_some_and(|p| !p.is_empty()) {
+        if !self.stats.is_empty() {
             let _ = atomic(self, |_| Ok(()));
         }
     }
@@ -158,9 +153,7 @@ fn atomic<R>(inner: &Inner, f: impl FnOnce(&Connection) -> Result<R>) -> Result<
 }
 
 fn flush_stats(inner: &Inner, c: &Connection) -> Result<()> {
-    let Some(pending) = &inner.stats else {
-        return Ok(());
-    };
+    let pending = &inner.stats;
     if pending.is_empty() {
         return Ok(());
     }
@@ -230,7 +223,8 @@ impl CacheTable {
             count_limit: options.count_limit,
             policy: options.policy,
             clock: options.clock,
-            stats: options.stats.then(Pending::default),
+            stats: Pending::default(),
+            stats_on: AtomicBool::new(options.stats),
         };
         atomic(&inner, |c| {
             c.execute_batch(&inner.sql.setup)?;
@@ -267,6 +261,16 @@ impl CacheTable {
         self.inner.count_limit
     }
 
+    /// Whether lookups count hits and misses.
+    pub fn stats_enabled(&self) -> bool {
+        self.inner.stats_on.load(Ordering::Relaxed)
+    }
+
+    /// Turns hit/miss counting on or off for this handle (and its clones).
+    pub fn set_stats_enabled(&self, on: bool) {
+        self.inner.stats_on.store(on, Ordering::Relaxed);
+    }
+
     /// How many value columns an entry has.
     pub fn width(&self) -> usize {
         self.inner.width
@@ -293,9 +297,7 @@ impl CacheTable {
     }
 
     fn count(&self, hit: bool) {
-        if let Some(p) = &self.inner.stats
-            && p.count(hit)
-        {
+        if self.inner.stats_on.load(Ordering::Relaxed) && self.inner.stats.count(hit) {
             // Enough counted in memory: write them out now (best effort; on failure the
             // counts stay pending).
             let _ = self.atomic(|_| Ok(()));
@@ -501,14 +503,22 @@ impl CacheTable {
     }
 
     /// Adds `delta` to the integer in the first value column of `key`'s entry and returns
-    /// the result; an absent or expired entry starts from `default` (and is written with
-    /// `ttl`; the other value columns take their column defaults). Atomic across threads
-    /// and processes. An existing entry keeps its expiry.
+    /// the result; an absent or expired entry starts from `default` and is written with
+    /// `ttl`, and with `rest` as its other value columns (one cell per column after the
+    /// first). Atomic across threads and processes. An existing entry keeps its expiry.
     ///
     /// # Errors
     /// [`Error::InvalidValue`] when the stored value is not an integer or the sum
-    /// overflows; as [`CacheTable::set`].
-    pub fn incr(&self, key: KeyRef<'_>, delta: i64, default: i64, ttl: Ttl) -> Result<i64> {
+    /// overflows; [`Error::Usage`] when `rest` does not fill the other columns; as
+    /// [`CacheTable::set`].
+    pub fn incr(
+        &self,
+        key: KeyRef<'_>,
+        delta: i64,
+        default: i64,
+        ttl: Ttl,
+        rest: &[Cell<'_>],
+    ) -> Result<i64> {
         let key = key_checked(key)?;
         let k = key.checked()?;
         let now = self.now();
@@ -553,13 +563,12 @@ impl CacheTable {
                             .execute(rusqlite::params![k, now])?;
                     }
                     let new = default.checked_add(delta).ok_or_else(overflow)?;
-                    let cell = [Cell::Borrowed(ValueRef::Integer(new))];
-                    let size = self.fits(key, &cell)?;
+                    let mut cells = Vec::with_capacity(rest.len() + 1);
+                    cells.push(Cell::Borrowed(ValueRef::Integer(new)));
+                    cells.extend(rest.iter().cloned());
+                    let size = self.fits(key, &cells)?;
                     self.room_without_eviction(c, now, key, size)?;
-                    let order = self.order_for_store(c)?;
-                    c.prepare_cached(&self.inner.sql.insert_first_value)?
-                        .execute(rusqlite::params![k, new, expire, size as i64, order])?;
-                    let rowid = c.last_insert_rowid();
+                    let rowid = self.insert_row(c, key, &cells, expire, size, None)?;
                     self.maintain(c, now, rowid)?;
                     Ok(new)
                 }
@@ -576,8 +585,8 @@ impl CacheTable {
         loop {
             let now = self.now();
             let n = self.atomic(|c| {
-                Ok(c.prepare_cached(&self.inner.sql.purge)?
-                    .execute(rusqlite::params![now, BATCH])?)
+                Ok(c.prepare_cached(&self.inner.sql.purge_batch)?
+                    .execute([now])?)
             })?;
             total += n as u64;
             if (n as i64) < BATCH {
@@ -597,7 +606,7 @@ impl CacheTable {
         loop {
             let n = self.atomic(|c| {
                 Ok(c.prepare_cached(&self.inner.sql.evict_tag)?
-                    .execute(rusqlite::params![tag, BATCH])?)
+                    .execute([tag])?)
             })?;
             total += n as u64;
             if (n as i64) < BATCH {
@@ -679,8 +688,8 @@ impl CacheTable {
         })
     }
 
-    /// Reads up to `limit` live entries with rowids in `from..=to`, in store order (or
-    /// reversed); `f` gets each rowid and row. Returns how many rows were read.
+    /// Reads up to [`SCAN_PAGE`](super::SCAN_PAGE) live entries with rowids in `from..=to`, in store order
+    /// (or reversed); `f` gets each rowid and row. Returns how many rows were read.
     ///
     /// # Errors
     /// File and lock errors; errors from `f`.
@@ -689,7 +698,6 @@ impl CacheTable {
         from: i64,
         to: i64,
         direction: Direction,
-        limit: usize,
         mut f: impl FnMut(i64, &Row<'_>) -> Result<()>,
     ) -> Result<usize> {
         let now = self.now();
@@ -699,8 +707,7 @@ impl CacheTable {
             let mut st = c.prepare_cached(sql)?;
             st.raw_bind_parameter(1, from)?;
             st.raw_bind_parameter(2, to)?;
-            st.raw_bind_parameter(3, i64::try_from(limit).unwrap_or(i64::MAX))?;
-            st.raw_bind_parameter(4, now)?;
+            st.raw_bind_parameter(3, now)?;
             let mut rows = st.raw_query();
             let mut n = 0;
             while let Some(r) = rows.next()? {
@@ -841,8 +848,7 @@ impl CacheTable {
     }
 
     fn purge_some(&self, c: &Connection, now: i64) -> Result<()> {
-        c.prepare_cached(&self.inner.sql.purge)?
-            .execute(rusqlite::params![now, PURGE_PER_WRITE])?;
+        c.prepare_cached(&self.inner.sql.purge)?.execute([now])?;
         Ok(())
     }
 
@@ -932,4 +938,95 @@ fn meta(inner: &Inner, c: &Connection) -> Result<(u64, u64, Stats)> {
             misses: u(m),
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::StatementStatus;
+
+    /// SQLite re-prepares a statement on every new binding when its plan depended on a
+    /// bound value; on the hot paths that would cost more than the statement itself.
+    #[test]
+    fn hot_statements_are_not_reprepared_on_every_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let columns = vec![Column::new("value", ColumnType::Blob, false, None)];
+        for policy in [
+            EvictionPolicy::LeastRecentlyStored,
+            EvictionPolicy::LeastRecentlyUsed,
+            EvictionPolicy::LeastFrequentlyUsed,
+        ] {
+            let mut o = CacheOptions::new(
+                dir.path().join(format!("{policy}.db")),
+                "c",
+                columns.clone(),
+            );
+            o.policy = policy;
+            o.size_limit = Some(10_000);
+            let c = CacheTable::open(o).unwrap();
+            let v = [Cell::Borrowed(ValueRef::Blob(&[1u8; 100]))];
+            for i in 0..300i64 {
+                let k = KeyRef::Int(i);
+                c.set(
+                    k,
+                    &v,
+                    Ttl::After(Duration::from_secs(60)),
+                    Some(KeyRef::Text("t")),
+                )
+                .unwrap();
+                c.get(k, |_| Ok(())).unwrap();
+                c.touch(k, Ttl::Never).unwrap();
+                c.add(k, &v, Ttl::Default, None).unwrap();
+                if i % 3 == 0 {
+                    c.delete(k).unwrap();
+                }
+                c.contains(k).unwrap();
+                c.len().unwrap();
+                c.scan(i, i64::MAX, Direction::Forward, |_, _| Ok(()))
+                    .unwrap();
+            }
+            let sql = &c.inner.sql;
+            let texts = [
+                ("get", &sql.get),
+                ("get_lru", &sql.get_lru),
+                ("get_lfu", &sql.get_lfu),
+                ("delete", &sql.delete),
+                ("insert", &sql.insert),
+                ("purge", &sql.purge),
+                ("touch", &sql.touch),
+                ("contains", &sql.contains),
+                ("expiry_of", &sql.expiry_of),
+                ("delete_if_expired", &sql.delete_if_expired),
+                ("meta_read", &sql.meta_read),
+                ("evict_expired", &sql.evict_expired),
+                ("count_expired", &sql.count_expired),
+                ("scan", &sql.scan[0]),
+            ];
+            let mut bad = Vec::new();
+            c.table()
+                .with_connection(|conn| {
+                    for (name, text) in texts {
+                        let st = conn.prepare_cached(text)?;
+                        let runs = st.get_status(StatementStatus::Run);
+                        let re = st.get_status(StatementStatus::RePrepare);
+                        if re > 1 {
+                            bad.push(format!(
+                                "{policy}: {name} re-prepared {re} times in {runs} runs"
+                            ));
+                        }
+                    }
+                    if let Some(e) = &sql.evict_one {
+                        let re = conn
+                            .prepare_cached(e)?
+                            .get_status(StatementStatus::RePrepare);
+                        if re > 1 {
+                            bad.push(format!("{policy}: evict_one re-prepared {re} times"));
+                        }
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            assert!(bad.is_empty(), "{bad:#?}");
+        }
+    }
 }

@@ -42,8 +42,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::clock::{Clock, ManualClock, SystemClock};
-pub use self::core::{CacheOptions, CacheTable, PURGE_PER_WRITE, entry_size};
+pub use self::core::{CacheOptions, CacheTable, entry_size};
 pub use self::policy::{EvictionPolicy, Ttl};
+pub use self::sql::{PURGE_PER_WRITE, SCAN_PAGE};
 pub use self::stats::Stats;
 
 use crate::error::{Error, Result};
@@ -58,8 +59,6 @@ pub const DEFAULT_CACHE_TABLE: &str = "Cache";
 
 /// A time to live that means forever: `cache.set(k, &v, Some(NEVER))` overrides a default TTL.
 pub const NEVER: Duration = Duration::MAX;
-
-const PAGE: usize = 256;
 
 /// Options for opening a cache; from [`DiskCache::builder`].
 #[must_use]
@@ -445,7 +444,7 @@ impl<K: Key, V: Record> DiskCache<K, V> {
     }
 
     /// Live entries in store order, oldest first (`.rev()` for newest first), read in
-    /// pages of 256.
+    /// pages of [`SCAN_PAGE`].
     pub fn iter(&self) -> CacheIter<(K, V)> {
         CacheIter::new(self.core.clone(), decode_item::<K, V>)
     }
@@ -484,7 +483,8 @@ impl<K: Key> DiskCache<K, i64> {
     where
         K: Borrow<Q>,
     {
-        self.core.incr(key.as_key(), delta, default, Ttl::Default)
+        self.core
+            .incr(key.as_key(), delta, default, Ttl::Default, &[])
     }
 
     /// Subtracts `delta`; see [`DiskCache::incr`].
@@ -498,7 +498,8 @@ impl<K: Key> DiskCache<K, i64> {
         let delta = delta
             .checked_neg()
             .ok_or_else(|| Error::InvalidValue("integer overflow in decr".into()))?;
-        self.core.incr(key.as_key(), delta, default, Ttl::Default)
+        self.core
+            .incr(key.as_key(), delta, default, Ttl::Default, &[])
     }
 }
 
@@ -551,7 +552,7 @@ impl<T> CacheIter<T> {
         let buf = &mut self.buf;
         let n = self
             .core
-            .scan(self.from, self.to, self.direction, PAGE, |rowid, row| {
+            .scan(self.from, self.to, self.direction, |rowid, row| {
                 buf.push_back((rowid, decode(row)?));
                 Ok(())
             })?;
@@ -566,7 +567,7 @@ impl<T> CacheIter<T> {
             },
             (None, _) => {}
         }
-        if n < PAGE {
+        if n < SCAN_PAGE {
             self.done = true;
         }
         Ok(())

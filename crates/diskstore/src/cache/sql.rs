@@ -29,6 +29,17 @@ pub(crate) const META_TABLE: &str = "_cache_meta";
 /// The lease table used by `get_or_insert_with`'s stampede protection.
 pub(crate) const LEASE_TABLE: &str = "_cache_lease";
 
+/// Expired entries deleted by each write, at most (the amortised purge).
+pub const PURGE_PER_WRITE: i64 = 16;
+
+/// Rows deleted per transaction by `expire` and `evict`, so that a large purge never holds
+/// the write lock for long. (Limits are literals in the SQL: a bound `LIMIT` makes SQLite
+/// re-prepare the statement on every new binding.)
+pub(crate) const BATCH: i64 = 1000;
+
+/// Rows per page of a scan.
+pub const SCAN_PAGE: usize = 256;
+
 /// The cache's own columns, after the value columns.
 pub(crate) const CACHE_COLUMNS: [&str; 5] = ["_expire_at", "_size", "_tag", "_order", "_hits"];
 
@@ -67,11 +78,10 @@ pub(crate) struct CacheSql {
     pub first_value: String,
     /// `?1` key, `?2` value → replaces the first value column in place.
     pub set_first_value: String,
-    /// `?1` key, `?2` value, `?3` expiry, `?4` size, `?5` order → a row with only the first
-    /// value column (the others take their defaults).
-    pub insert_first_value: String,
-    /// `?1` now, `?2` limit → deletes up to `limit` expired rows (oldest expiry first).
+    /// `?1` now → deletes up to [`PURGE_PER_WRITE`] expired rows (oldest expiry first).
     pub purge: String,
+    /// `?1` now → deletes up to [`BATCH`] expired rows.
+    pub purge_batch: String,
     /// `?1` now → how many rows have expired.
     pub count_expired: String,
     /// `?1` now, `?2` rowid to keep → deletes the expired row that expired first,
@@ -80,9 +90,9 @@ pub(crate) struct CacheSql {
     /// `?1` rowid to keep → deletes the policy's next victim, returning `_size`
     /// (`None` for policy `None`).
     pub evict_one: Option<String>,
-    /// `?1` tag, `?2` limit → deletes up to `limit` rows with the tag.
+    /// `?1` tag → deletes up to [`BATCH`] rows with the tag.
     pub evict_tag: String,
-    /// Live rows by rowid: `?1` from, `?2` to, `?3` limit, `?4` now →
+    /// Live rows by rowid, [`SCAN_PAGE`] at most: `?1` from, `?2` to, `?3` now →
     /// `_key, values…, _expire_at, rowid`; ascending then descending.
     pub scan: [String; 2],
     /// `?1` now, `?2` key → true if a live row has the key.
@@ -134,7 +144,14 @@ impl CacheSql {
         let scan = |order: &str| {
             format!(
                 "SELECT _key{cols}, _expire_at, rowid FROM {t} WHERE rowid BETWEEN ?1 AND ?2 \
-                 AND (_expire_at IS NULL OR _expire_at > ?4) ORDER BY rowid {order} LIMIT ?3"
+                 AND (_expire_at IS NULL OR _expire_at > ?3) ORDER BY rowid {order} \
+                 LIMIT {SCAN_PAGE}"
+            )
+        };
+        let purge = |limit: i64| {
+            format!(
+                "DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} \
+                 WHERE _expire_at <= ?1 ORDER BY _expire_at LIMIT {limit})"
             )
         };
         let lit = text_literal(name);
@@ -195,14 +212,8 @@ impl CacheSql {
             touch: format!("UPDATE {t} SET _expire_at = ?3 WHERE _key = ?1 AND {live}"),
             first_value: format!("SELECT {first}, _expire_at FROM {t} WHERE _key = ?1"),
             set_first_value: format!("UPDATE {t} SET {first} = ?2 WHERE _key = ?1"),
-            insert_first_value: format!(
-                "INSERT INTO {t} (_key, {first}, _expire_at, _size, _order) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)"
-            ),
-            purge: format!(
-                "DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} \
-                 WHERE _expire_at <= ?1 ORDER BY _expire_at LIMIT ?2)"
-            ),
+            purge: purge(PURGE_PER_WRITE),
+            purge_batch: purge(BATCH),
             count_expired: format!("SELECT count(*) FROM {t} WHERE _expire_at <= ?1"),
             evict_expired: format!(
                 "DELETE FROM {t} WHERE rowid = (SELECT rowid FROM {t} \
@@ -216,7 +227,7 @@ impl CacheSql {
                 )
             }),
             evict_tag: format!(
-                "DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} WHERE _tag = ?1 LIMIT ?2)"
+                "DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} WHERE _tag = ?1 LIMIT {BATCH})"
             ),
             scan: [scan("ASC"), scan("DESC")],
             contains: format!(
