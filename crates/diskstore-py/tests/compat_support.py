@@ -256,6 +256,7 @@ MIXED_PAIRS = [
     ("", ""),
     (b"", b""),
     (10**15 + 0.5, "float key"),
+    ("nul\x00inside", "nul\x00value"),
 ]
 
 
@@ -755,6 +756,26 @@ def _sc_api_v07(log: Log, path: str, _arg: str) -> None:
     log("state", lambda: sorted(store.__getstate__()))
     for s in (store, js, nt):
         s.close()
+
+
+@scenario("edges_v07", "0.7.0")
+def _sc_edges_v07(log: Log, path: str, _arg: str) -> None:
+    """Edge keys and values where the original and the issue agree."""
+    store = _ds().DiskStore(path)
+    store["first"] = 0
+    for label, key in [("surrogate key", "\ud800"), ("2**64 key", 2**64), ("-0.0 key", -0.0),
+                       ("inf key", float("inf")), ("-2**63 key", -(2**63)),
+                       ("nul key", "a\x00b"), ("nul bytes key", b"\x00")]:
+        log(f"set {label}", lambda key=key, label=label: operator.setitem(store, key, label),
+            msg=False)
+        log(f"get {label}", lambda key=key: store[key], msg=False)
+    for label, value in [("surrogate", "\udfff"), ("2**64", 2**64), ("bytearray", bytearray(b"ab")),
+                         ("True", True), ("list", [1]), ("dict", {"a": 1}), ("big float", 1e308),
+                         ("tiny float", 5e-324), ("-inf", float("-inf"))]:
+        log(f"value {label}", lambda value=value: operator.setitem(store, "v", value), msg=False)
+        log(f"read {label}", lambda: store["v"])
+    log("items", lambda: list(store.items()))
+    store.close()
 
 
 @scenario("add_auto_v07", "0.7.0")
