@@ -6,6 +6,7 @@
 
 use pyo3::prelude::*;
 
+mod cache;
 mod convert;
 mod cursor;
 mod errors;
@@ -29,6 +30,6 @@ fn _diskstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(settle::_settle_default, m)?)?;
     m.add_function(wrap_pyfunction!(store::_roundtrip, m)?)?;
     m.add("SQLITE_VERSION", diskstore::sqlite_version())?;
-    // The cache engineer registers DiskCache here: `cache::register(m)?;`
+    cache::register(m)?;
     Ok(())
 }
