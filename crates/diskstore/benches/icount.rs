@@ -5,8 +5,9 @@
 //! prints the ratios.
 //!
 //! Usage: `icount <op> <ours|floor> <n>`, op one of `get`, `get_miss`, `contains`, `len`,
-//! `insert`, `overwrite`, `remove`, `iterate` (n = passes over the table), `bulk` (n
-//! batches of [`BULK`]), `txn_get`, `txn_insert`.
+//! `insert`, `overwrite`, `remove`, `iterate` (n = passes over the table with `iter()`),
+//! `scan` (the same with the engine's callback `Table::scan`), `bulk` (n batches of
+//! [`BULK`]), `txn_get`, `txn_insert`.
 
 mod workload;
 
@@ -165,7 +166,31 @@ fn measured(
                 assert_eq!(rows, ROWS);
             }
         }
-        ("iterate", Side::Floor(c)) => {
+        ("scan", Side::Ours(s)) => {
+            // The engine's callback scan over the whole table: no page buffer.
+            for _ in stored {
+                let rows = s
+                    .table()
+                    .scan(
+                        i64::MIN,
+                        i64::MAX,
+                        diskstore::Direction::Forward,
+                        usize::MAX,
+                        false,
+                        |_, row| {
+                            let k = match row.key()? {
+                                diskstore::ValueRef::Text(t) => t.to_owned(),
+                                _ => unreachable!("text keys"),
+                            };
+                            black_box((k, row.field::<Vec<u8>>(0, "value")?));
+                            Ok(())
+                        },
+                    )
+                    .unwrap();
+                assert_eq!(rows, ROWS);
+            }
+        }
+        ("iterate" | "scan", Side::Floor(c)) => {
             for _ in stored {
                 assert_eq!(floor_scan(c, |k, v| drop(black_box((k, v)))), ROWS);
             }

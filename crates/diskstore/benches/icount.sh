@@ -23,11 +23,11 @@ count() { # op side n -> instructions inside measured()
 }
 
 ops=("$@")
-[[ ${#ops[@]} -gt 0 ]] || ops=(get get_miss contains len insert overwrite remove txn_get txn_insert iterate bulk)
+[[ ${#ops[@]} -gt 0 ]] || ops=(get get_miss contains len insert overwrite remove txn_get txn_insert iterate scan bulk)
 printf '%-12s %12s %12s %7s   (instructions per call; iterate per row, bulk per entry)\n' op ours floor ratio
 for op in "${ops[@]}"; do
     case "$op" in
-        iterate) n1=1 n2=2 per=20000 ;;
+        iterate | scan) n1=1 n2=2 per=20000 ;;
         bulk) n1=1 n2=3 per=1000 ;;
         *) n1=100 n2=600 per=1 ;;
     esac
