@@ -146,6 +146,11 @@ impl Error {
                 path: path.to_owned(),
             },
             Some(ErrorCode::TooBig) => Error::TooBig(message),
+            // A damaged header (e.g. its schema format number) reads as a generic error.
+            Some(ErrorCode::Unknown) if message == "unsupported file format" => Error::Corrupt {
+                path: path.to_owned(),
+                message,
+            },
             // A missing file in an existing folder could not be created: that folder is
             // read-only. Only a missing folder makes the path itself not found.
             Some(ErrorCode::CannotOpen)
