@@ -67,6 +67,8 @@ fn kind(e: &Error) -> Option<&'static str> {
         Error::NotADatabase { .. } => "NotADatabase",
         Error::Decode { .. } => "Decode",
         Error::Schema { .. } => "Schema",
+        // A header whose write version is newer than SQLite knows: readable, not writable.
+        Error::ReadOnly { .. } => "ReadOnly",
         _ => return None,
     })
 }
@@ -224,6 +226,19 @@ fn a_file_that_is_not_sqlite_is_refused_and_left_alone() {
     let err = Store::open(&path).err().expect("refused");
     assert!(matches!(err, Error::NotADatabase { .. }), "{err:?}");
     assert_eq!(support::snapshot(dir.path()), before);
+}
+
+#[test]
+fn an_unsupported_schema_format_in_the_header_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.db");
+    build_sample(&path);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[47] = 9; // the schema format number (bytes 44..48) only knows 1 to 4
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Store::open(&path).err().expect("refused");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("unsupported file format"), "{err}");
 }
 
 fn table_sql(conn: &Connection, table: &str) -> Option<String> {
