@@ -59,8 +59,9 @@ mod transaction;
 mod value;
 
 pub use cache::{
-    CacheBuilder, CacheIter, CacheOptions, CacheTable, Clock, DEFAULT_CACHE_TABLE, DiskCache,
-    EvictionPolicy, ManualClock, NEVER, PURGE_PER_WRITE, SCAN_PAGE, Stats, SystemClock, Ttl, entry_size,
+    CACHE_PAGE_SIZE, CacheBuilder, CacheIter, CacheOptions, CacheTable, Clock, DEFAULT_CACHE_TABLE,
+    DiskCache, EvictionPolicy, ManualClock, NEVER, PURGE_PER_WRITE, SCAN_PAGE, Stats, SystemClock,
+    Ttl, entry_size,
 };
 pub use connection::{DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS, DEFAULT_TIMEOUT};
 pub use error::{Error, Result};

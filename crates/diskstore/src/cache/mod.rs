@@ -42,7 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::clock::{Clock, ManualClock, SystemClock};
-pub use self::core::{CacheOptions, CacheTable, entry_size};
+pub use self::core::{CACHE_PAGE_SIZE, CacheOptions, CacheTable, entry_size};
 pub use self::policy::{EvictionPolicy, Ttl};
 pub use self::sql::{PURGE_PER_WRITE, SCAN_PAGE};
 pub use self::stats::Stats;
@@ -130,7 +130,8 @@ impl<K: Key, V: Record> CacheBuilder<K, V> {
         self
     }
 
-    /// Sets a pragma on every connection, over the defaults. Default: none.
+    /// Sets a pragma on every connection, over the store defaults. Default: only
+    /// `page_size` = [`CACHE_PAGE_SIZE`] (for a new file).
     pub fn pragma(mut self, name: &str, value: impl Display) -> Self {
         self.options
             .pragmas
