@@ -130,6 +130,15 @@ def run_scenario(python: str, name: str, workdir: str | os.PathLike, arg: str = 
     return run(python, "run", name, str(workdir), arg)  # type: ignore[return-value]
 
 
+def run_scenarios(*calls: tuple) -> list:
+    """Several ``run_scenario(*call)`` at once (separate processes and files), in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        futures = [pool.submit(run_scenario, *call) for call in calls]
+        return [f.result() for f in futures]
+
+
 # --------------------------------------------------------------------------------------------
 # Tagged encoding: keeps Python types distinguishable in JSON (1 vs 1.0 vs True vs "1")
 # --------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from compat_support import (
     orig_python,
     ours_python,
     run_scenario,
+    run_scenarios,
     selftest,
 )
 
@@ -71,8 +72,10 @@ def test_same_behaviour_as_original(name, tmp_path):
     generation = SCENARIOS[name]["generation"]
     (tmp_path / "orig").mkdir()
     (tmp_path / "ours").mkdir()
-    expected = run_scenario(orig_python(generation), name, tmp_path / "orig")
-    got = run_scenario(ours_python(generation), name, tmp_path / "ours")
+    expected, got = run_scenarios(
+        (orig_python(generation), name, tmp_path / "orig"),
+        (ours_python(generation), name, tmp_path / "ours"),
+    )
     problems = diff_logs(expected, got, name)
     assert not problems, f"{name} differs from diskstore {generation}:\n" + "\n".join(problems)
 

@@ -30,6 +30,7 @@ from compat_support import (
     ours_python,
     raw_layout,
     run_scenario,
+    run_scenarios,
 )
 
 
@@ -100,8 +101,12 @@ def test_original_reads_our_file(case, reference, tmp_path):
     # the file itself: same tables, columns (name, type, notnull, default, pk), rows with
     # their SQLite storage classes and rowids
     assert raw_layout(ours_dir / "store.db") == raw_layout(orig_dir / "store.db")
-    assert _dump(orig_python(gen), ours_dir, case) == expected
-    assert _dump(ours_python(gen), ours_dir, case) == expected
+    by_original, by_ours = run_scenarios(
+        (orig_python(gen), "file_read", ours_dir, case),
+        (ours_python(gen), "file_read", ours_dir, case),
+    )
+    assert by_original == expected
+    assert by_ours == expected
 
 
 def test_spec_string_annotations_documented_difference(reference, tmp_path):
@@ -138,8 +143,7 @@ def test_migration_of_an_original_file(scenario, case, reference, tmp_path):
     a, b = _mk(tmp_path, "a"), _mk(tmp_path, "b")
     shutil.copytree(orig_dir, a, dirs_exist_ok=True)
     shutil.copytree(orig_dir, b, dirs_exist_ok=True)
-    expected = run_scenario(orig_python(gen), scenario, a)
-    got = run_scenario(ours_python(gen), scenario, b)
+    expected, got = run_scenarios((orig_python(gen), scenario, a), (ours_python(gen), scenario, b))
     assert got == expected
     assert raw_layout(b / "store.db") == raw_layout(a / "store.db")
     # and the original reads the file ours migrated
@@ -156,21 +160,33 @@ def _default_read(python, workdir):
     return run_scenario(python, "default_read", workdir)
 
 
+def _copies(tmp_path, src, *names):
+    out = []
+    for name in names:
+        d = _mk(tmp_path, name)
+        shutil.copytree(src, d, dirs_exist_ok=True)
+        out.append(d)
+    return out
+
+
 def test_default_model_existing_v01_file(tmp_path):
     """A file with a "Value" table (written by 0.1.0) opened without arguments is 0.1.0."""
     src = _mk(tmp_path, "src")
     _write(orig_python("0.1.0"), src, "v01_default")
-    expected = _default_read(orig_python("0.1.0"), src)
+    ra, rb = _copies(tmp_path, src, "ra", "rb")
+    expected, got = run_scenarios((orig_python("0.1.0"), "default_read", ra),
+                                  (ours_python("0.1.0"), "default_read", rb))
     first_value = expected[0][1][1][0][1][1]  # rw.items -> list -> first pair -> value
     assert first_value[:2] == ["nt", "Value"], "0.1.0 returns Value objects"
-    got = _default_read(ours_python("0.1.0"), src)
     assert got == expected
     # ... and keeps behaving as 0.1.0 (raw values refused, Value accepted)
     a, b = _mk(tmp_path, "a"), _mk(tmp_path, "b")
     shutil.copytree(src, a, dirs_exist_ok=True)
     shutil.copytree(src, b, dirs_exist_ok=True)
-    expected = run_scenario(orig_python("0.1.0"), "v01_default_existing_semantics", a)
-    got = run_scenario(ours_python("0.1.0"), "v01_default_existing_semantics", b)
+    expected, got = run_scenarios(
+        (orig_python("0.1.0"), "v01_default_existing_semantics", a),
+        (ours_python("0.1.0"), "v01_default_existing_semantics", b),
+    )
     assert got == expected
     assert raw_layout(b / "store.db") == raw_layout(a / "store.db")
 
@@ -179,14 +195,17 @@ def test_default_model_existing_v07_file(tmp_path):
     """A file with a "DiskStore" table (written by 0.7.0) opened without arguments is 0.7.0."""
     src = _mk(tmp_path, "src")
     _write(orig_python("0.7.0"), src, "v07_default")
-    expected = _default_read(orig_python("0.7.0"), src)
-    got = _default_read(ours_python("0.7.0"), src)
+    ra, rb = _copies(tmp_path, src, "ra", "rb")
+    expected, got = run_scenarios((orig_python("0.7.0"), "default_read", ra),
+                                  (ours_python("0.7.0"), "default_read", rb))
     assert got == expected
     a, b = _mk(tmp_path, "a"), _mk(tmp_path, "b")
     shutil.copytree(src, a, dirs_exist_ok=True)
     shutil.copytree(src, b, dirs_exist_ok=True)
-    expected = run_scenario(orig_python("0.7.0"), "v07_default_existing_semantics", a)
-    got = run_scenario(ours_python("0.7.0"), "v07_default_existing_semantics", b)
+    expected, got = run_scenarios(
+        (orig_python("0.7.0"), "v07_default_existing_semantics", a),
+        (ours_python("0.7.0"), "v07_default_existing_semantics", b),
+    )
     assert got == expected
     assert raw_layout(b / "store.db") == raw_layout(a / "store.db")
 
@@ -210,8 +229,8 @@ def test_default_model_new_file_first_value_decides(scenario, generation, table,
     """New file, no arguments: a Value first gives the 0.1.0 layout, a scalar the 0.7.0 one;
     each is then read by the original of that generation exactly as its own file."""
     orig_dir, ours_dir = _mk(tmp_path, "orig"), _mk(tmp_path, "ours")
-    expected_log = run_scenario(orig_python(generation), scenario, orig_dir)
-    got_log = run_scenario(ours_python(generation), scenario, ours_dir)
+    expected_log, got_log = run_scenarios((orig_python(generation), scenario, orig_dir),
+                                          (ours_python(generation), scenario, ours_dir))
     assert got_log == expected_log
     layout = raw_layout(ours_dir / "store.db")
     assert layout["tables"] == [table]
