@@ -21,6 +21,7 @@ from ._diskstore import (
     SchemaError,
     SQLError,
 )
+from .cache import DiskCache
 from .const import DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS, MISSING, TIMEOUT, AnyLite, KeyType
 from .store import DiskItemsView, DiskKeysView, DiskRead, DiskStore, DiskValuesView
 from .value import Value
@@ -34,6 +35,7 @@ __all__ = [
     "BusyError",
     "CorruptError",
     "DecodeError",
+    "DiskCache",
     "DiskFullError",
     "DiskItemsView",
     "DiskKeysView",
@@ -52,16 +54,3 @@ __all__ = [
     "const",
 ]
 
-
-def _export_cache() -> None:
-    """Exports `DiskCache` from `diskstore.cache` once that module exists. (When it does,
-    a plain `from .cache import DiskCache` at the top can replace this.)"""
-    try:
-        from .cache import DiskCache  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return
-    globals()["DiskCache"] = DiskCache
-    __all__.append("DiskCache")
-
-
-_export_cache()
