@@ -176,7 +176,7 @@ def test_sigint_in_the_middle_leaves_nothing_locked_or_half_written(
 ) -> None:
     rng = random.Random(SEED)
     path = str(tmp_path / "sigint.db")
-    rounds = 60 if SOAK else 8
+    rounds = 60 if SOAK else 6
     batches = 0
     diskstore.DiskStore(path)["gen"] = 0  # the file and its value model exist first
     for r in range(rounds):
