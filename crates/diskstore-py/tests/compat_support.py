@@ -15,6 +15,7 @@ no pytest, and the test process must be able to import this file without touchin
 """
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import operator
@@ -210,6 +211,35 @@ class Item(NamedTuple):
     blob: bytes
 
 
+@dataclasses.dataclass
+class Rec:
+    name: str
+    count: int = 0
+    flag: bool = False
+    data: bytes = b""
+
+
+class PairConfig:
+    """A config that only follows ConfigProtocol (no diskstore base class): values are
+    (int, str) pairs stored in two columns."""
+
+    def __init__(self) -> None:
+        from diskstore.const import NO_DEFAULT
+
+        self.tablename = "Pairs"
+        self.key_type = "TEXT"
+        self.timeout = 5.0
+        self.pragmas: dict = {}
+        self.auto_migrate = True
+        self.fields = [("a", "INTEGER", NO_DEFAULT), ("b", "TEXT", "dflt")]
+
+    def dump_value(self, key, value):
+        return (key, value[0], value[1])
+
+    def load_data(self, data):
+        return (data[1], data[2])
+
+
 class ItemV2(NamedTuple):
     """Item plus a field with a default: opening an Item table with it migrates the table."""
 
@@ -325,6 +355,16 @@ def _open(case: str, readonly: bool = False):
         return cls(path, config=BaseConfig(key_type=int))
     if case == "v07_lazy":
         return cls(path, config=NamedTupleConfig(Lazy))
+    if case == "v07_json":
+        from diskstore.config import JsonConfig
+
+        return cls(path, config=JsonConfig(key_type=str))
+    if case == "v07_dataclass":
+        from diskstore.config import DataclassConfig
+
+        return cls(path, config=DataclassConfig(Rec))
+    if case == "v07_custom":
+        return cls(path, config=PairConfig())
     raise ValueError(case)
 
 
@@ -340,6 +380,9 @@ FILE_CASES = {
     "v07_item": "0.7.0",
     "v07_intkey": "0.7.0",
     "v07_lazy": "0.7.0",
+    "v07_json": "0.7.0",
+    "v07_dataclass": "0.7.0",
+    "v07_custom": "0.7.0",
 }
 
 
@@ -356,6 +399,17 @@ def write_case(case: str) -> None:
         pairs = [(k, Lazy(*v)) for k, v in _item_pairs()]
         # values whose type differs from the (string) annotation keep their type in BLOB
         _write_sequence(store, pairs, Lazy(5, "7", b"x", 1.5), ("k6", Lazy("six", 6, 6.0, b"")))
+    elif case == "v07_json":
+        pairs = [("doc", {"a": [1, 2.5, None, True], "b": {"c": "ü"}}), ("list", [1, "two"]),
+                 ("num", 3), ("str", "s"), ("null", None), ("float", 0.5)]
+        _write_sequence(store, pairs, {"rewritten": True}, ("last", []))
+    elif case == "v07_dataclass":
+        pairs = [("r1", Rec("one", 1, True, b"\x01")), ("r2", Rec("two")),
+                 ("r3", Rec("three", 3, False, b"")), ("r4", Rec("", -4, True, b"4"))]
+        _write_sequence(store, pairs, Rec("uno", 11), ("r5", Rec("five", 5, True)))
+    elif case == "v07_custom":
+        pairs = [("p1", (1, "one")), ("p2", (2, "two")), ("p3", (3, "three"))]
+        _write_sequence(store, pairs, (10, "ten"), ("p4", (4, "")))
     elif case in ("v07_base", "v07_default"):
         _write_sequence(store, MIXED_PAIRS, "first, rewritten", (99, 0.125))
     elif case == "v07_named_table":
@@ -380,6 +434,12 @@ def write_case(case: str) -> None:
 def _probe_query(case: str, store) -> list:
     if case in ("v01_item", "v07_item", "v07_lazy"):
         return list(store.query(where="count > ?", parameters=(5,), order="score DESC"))
+    if case == "v07_dataclass":
+        return list(store.query(where="flag = ?", parameters=(1,), order="count DESC"))
+    if case == "v07_custom":
+        return list(store.query(where="a >= ?", parameters=(3,), order="b"))
+    if case == "v07_json":
+        return list(store.query(where="json_type(value) = ?", parameters=("object",)))
     if case in ("v01_intkey", "v07_intkey"):
         return list(store.query(where="_key >= ?", parameters=(3,), order="_key DESC"))
     return list(store.query(where="typeof(_key) = ?", parameters=("text",), order="_key"))

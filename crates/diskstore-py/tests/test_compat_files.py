@@ -76,6 +76,14 @@ def _sanity(case: str, dump: list) -> None:
     elif case in ("v01_item", "v07_item", "v07_lazy"):
         assert rw["keys"] == ["list", [["str", k] for k in ("k1", "k3", "k4", "k5", "k6")]]
         assert rw["len"] == ["int", "5"]
+    elif case == "v07_json":
+        assert rw["keys"] == ["list", [["str", k] for k in
+                                       ("doc", "num", "str", "null", "float", "last")]]
+    elif case == "v07_dataclass":
+        assert rw["keys"] == ["list", [["str", k] for k in ("r1", "r3", "r4", "r5")]]
+    elif case == "v07_custom":
+        assert rw["each"] == ["list", [["tuple", [["int", a], ["str", b]]] for a, b in
+                                       (("10", "ten"), ("3", "three"), ("4", ""))]]
     else:
         assert rw["len"] == ["int", "10"]
 
