@@ -855,7 +855,16 @@ impl CacheTable {
     }
 
     fn purge_some(&self, c: &Connection, now: i64) -> Result<()> {
-        c.prepare_cached(&self.inner.sql.purge)?.execute([now])?;
+        // A read probe first: a DELETE costs far more than a seek even when it deletes
+        // nothing, and most writes find nothing expired.
+        let any = c
+            .prepare_cached(&self.inner.sql.any_expired)?
+            .query([now])?
+            .next()?
+            .is_some();
+        if any {
+            c.prepare_cached(&self.inner.sql.purge)?.execute([now])?;
+        }
         Ok(())
     }
 
@@ -1000,6 +1009,7 @@ mod tests {
                 ("delete", &sql.delete),
                 ("insert", &sql.insert),
                 ("purge", &sql.purge),
+                ("any_expired", &sql.any_expired),
                 ("touch", &sql.touch),
                 ("contains", &sql.contains),
                 ("expiry_of", &sql.expiry_of),

@@ -80,6 +80,8 @@ pub(crate) struct CacheSql {
     pub set_first_value: String,
     /// `?1` now → deletes up to [`PURGE_PER_WRITE`] expired rows (oldest expiry first).
     pub purge: String,
+    /// `?1` now → a row if any entry has expired (a cheap probe on the expiry index).
+    pub any_expired: String,
     /// `?1` now → deletes up to [`BATCH`] expired rows.
     pub purge_batch: String,
     /// `?1` now → how many rows have expired.
@@ -213,6 +215,7 @@ impl CacheSql {
             first_value: format!("SELECT {first}, _expire_at FROM {t} WHERE _key = ?1"),
             set_first_value: format!("UPDATE {t} SET {first} = ?2 WHERE _key = ?1"),
             purge: purge(PURGE_PER_WRITE),
+            any_expired: format!("SELECT 1 FROM {t} WHERE _expire_at <= ?1 LIMIT 1"),
             purge_batch: purge(BATCH),
             count_expired: format!("SELECT count(*) FROM {t} WHERE _expire_at <= ?1"),
             evict_expired: format!(
