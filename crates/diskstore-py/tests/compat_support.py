@@ -847,6 +847,32 @@ def _sc_edges_v07(log: Log, path: str, _arg: str) -> None:
     store.close()
 
 
+def _pragma_probe(log: Log, store, wrap) -> None:
+    store["k"] = wrap(1)
+    with store.transact() as cur:
+        for name in ("synchronous", "cache_size", "journal_mode", "busy_timeout"):
+            log(f"pragma {name}",
+                lambda name=name: cur.execute(f"PRAGMA {name}").fetchall())
+    store.close()
+
+
+@scenario("pragmas_v07", "0.7.0")
+def _sc_pragmas_v07(log: Log, path: str, _arg: str) -> None:
+    """config pragmas (merged over DEFAULT_PRAGMAS) and timeout apply to the connection."""
+    from diskstore.config import BaseConfig
+
+    config = BaseConfig(pragmas={"synchronous": 2, "cache_size": -1000}, timeout=3)
+    _pragma_probe(log, _ds().DiskStore(path, config=config), lambda v: v)
+
+
+@scenario("pragmas_v01", "0.1.0")
+def _sc_pragmas_v01(log: Log, path: str, _arg: str) -> None:
+    """0.1.0 bare pragma keyword arguments, merged over DEFAULT_PRAGMAS."""
+    ds = _ds()
+    store = ds.DiskStore(path, value_class=ds.Value, timeout=3, synchronous=2, cache_size=-1000)
+    _pragma_probe(log, store, ds.Value)
+
+
 @scenario("add_auto_v07", "0.7.0")
 def _sc_add_auto_v07(log: Log, path: str, _arg: str) -> None:
     from diskstore.config import BaseConfig
