@@ -425,8 +425,7 @@ fn a_full_disk_fails_the_write_keeps_what_was_committed_and_recovers() {
     // A transaction that hits the full disk leaves nothing behind.
     let tx_err = store
         .extend((0..40).map(|i| (format!("tx{i}"), chunk.clone())))
-        .err()
-        .expect("the batch cannot fit");
+        .expect_err("the batch cannot fit");
     assert!(matches!(tx_err, Error::DiskFull { .. }), "{tx_err:?}");
     assert!(
         !store.contains_key("tx0").unwrap(),
@@ -468,22 +467,19 @@ fn keys_and_values_over_the_size_limit_are_too_big_and_change_nothing() {
     store.insert("small", &"fine".to_string()).unwrap();
     limit_length(&store, 10_000);
     let huge = "h".repeat(20_000);
-    let err = store.insert("k", &huge).err().expect("value refused");
+    let err = store.insert("k", &huge).expect_err("value refused");
     assert!(matches!(err, Error::TooBig(_)), "{err:?}");
     let err = store
         .insert(&huge, &"v".to_string())
-        .err()
-        .expect("key refused");
+        .expect_err("key refused");
     assert!(matches!(err, Error::TooBig(_)), "{err:?}");
     let err = store
         .get(&huge)
-        .err()
-        .expect("lookup with a too-big key refused");
+        .expect_err("lookup with a too-big key refused");
     assert!(matches!(err, Error::TooBig(_)), "{err:?}");
     let err = store
         .extend([("a", "ok".to_string()), ("b", huge.clone())])
-        .err()
-        .expect("batch refused");
+        .expect_err("batch refused");
     assert!(matches!(err, Error::TooBig(_)), "{err:?}");
     assert_eq!(
         store.len().unwrap(),

@@ -77,7 +77,7 @@ fn crash_child_entry() {
             let store = store.clone();
             let prefix = format!("{prefix}t{t}");
             std::thread::spawn(move || {
-                if let Err(e) = write_forever(&store, &prefix, Rng::new(seed ^ (t + 1) * 7919)) {
+                if let Err(e) = write_forever(&store, &prefix, Rng::new(seed ^ ((t + 1) * 7919))) {
                     println!("ERR {prefix}: {e}");
                     std::process::exit(1);
                 }
