@@ -707,6 +707,9 @@ def _mapping_script(log: Log, store, wrap, table: str) -> None:
     log("ro setitem", lambda: operator.setitem(ro, "x", wrap(1)), msg=False)
     log("ro has pop", lambda: hasattr(ro, "pop"))
     log("ro tablename", lambda: ro.tablename)
+    ro_clone = pickle.loads(pickle.dumps(ro))
+    log("ro pickled", lambda: [type(ro_clone) is type(ro), list(ro_clone) == list(store)])
+    ro_clone.close()
     ro.close()
     # pickling a handle
     clone = pickle.loads(pickle.dumps(store))
