@@ -1,0 +1,204 @@
+"""`DiskCache`: a persistent, process-safe cache with expiry, a hard size bound, eviction
+policies, tags, statistics and `memoize`, on the Rust engine.
+
+It runs the diskstore 0.1.0 `DiskCache` API as written, quirks included (`expire=0` means
+never; `add` never expires unless told to), plus python-diskcache's `Cache` surface where
+it makes sense (`cache[key]`, `pop`, `incr`/`decr`, `expire()`, `evict(tag)`, `stats()`,
+`volume()`, `size_limit=`, `eviction_policy=`, `transact()`, `memoize()`).
+
+Keys and values of type `int`, `float`, `str` and `bytes` (and `None` values) are stored
+as they are; anything else is pickled. **Loading a pickle runs code chosen by whoever wrote
+it**: a cache file that someone else can write can make this process run their code. Pass
+`secret=b"..."` to sign every pickle with HMAC-SHA256; entries whose signature does not
+verify (or that are not signed) are then refused with `diskstore.DecodeError` instead of
+being unpickled.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._diskstore import _Cache
+from .const import TIMEOUT
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["DEFAULT_EXPIRATION", "EVICTION_POLICIES", "DiskCache"]
+
+DEFAULT_EXPIRATION = 60.0
+"""Seconds an entry lives unless told otherwise (diskstore 0.1.0's default)."""
+
+EVICTION_POLICIES = (
+    "least-recently-stored",
+    "least-recently-used",
+    "least-frequently-used",
+    "none",
+)
+"""python-diskcache's policy names, accepted by `eviction_policy=`."""
+
+_I64_MIN = -(2**63)
+_I64_MAX = 2**63 - 1
+_MISS = object()
+_KWARGS_MARK = (None,)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class DiskCache(_Cache):
+    """A cache in one SQLite file, shared by threads and processes.
+
+    `DiskCache(filename, default_expiration=60.0)` as in diskstore 0.1.0, with keyword
+    options:
+
+    - `size_limit`: the most bytes of keys and values kept (exact accounting; every write
+      returns with the total at or below it). Default: no limit.
+    - `count_limit`: the most entries kept. Default: no limit.
+    - `eviction_policy`: which entries make room, by python-diskcache's names:
+      `"least-recently-stored"` (default), `"least-recently-used"`,
+      `"least-frequently-used"` (these two record every hit: a write per read), or
+      `"none"` (a write that does not fit raises `diskstore.Error`).
+    - `tablename`: default `"Cache"`. `timeout`: busy timeout in seconds.
+    - `statistics`: count hits and misses (in memory, written out with later writes).
+    - `secret`: bytes; sign pickles with HMAC-SHA256 and refuse unsigned or forged ones.
+    - `clock`: a callable returning seconds since the epoch, instead of the system clock
+      (for tests).
+
+    `default_expiration=None` or `0` means entries never expire unless told to.
+    """
+
+    def __init__(
+        self,
+        filename: str | os.PathLike[str],
+        default_expiration: float | None = DEFAULT_EXPIRATION,
+        *,
+        size_limit: int | None = None,
+        count_limit: int | None = None,
+        eviction_policy: str = "least-recently-stored",
+        tablename: str = "Cache",
+        timeout: float | None = None,
+        statistics: bool = True,
+        secret: bytes | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        path = os.path.expanduser(os.path.expandvars(os.fspath(filename)))
+        self._open(
+            path,
+            tablename,
+            default_expiration,
+            size_limit,
+            count_limit,
+            eviction_policy,
+            TIMEOUT if timeout is None else timeout,
+            statistics,
+            None if secret is None else bytes(secret),
+            clock,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.filename!r})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def delete_expired(self) -> int:
+        """Deletes every expired entry now (0.1.0's name for `expire()`); returns how many."""
+        return self.expire()
+
+    def _keys(self, reverse: bool) -> Iterator[Any]:
+        start: int | None = _I64_MAX if reverse else _I64_MIN
+        while start is not None:
+            keys, start = self._keys_page(start, reverse)
+            yield from keys
+
+    def __iter__(self) -> Iterator[Any]:
+        """Live keys, oldest stored first."""
+        return self._keys(False)
+
+    def __reversed__(self) -> Iterator[Any]:
+        """Live keys, newest stored first."""
+        return self._keys(True)
+
+    @contextmanager
+    def transact(self) -> Iterator[DiskCache]:
+        """A write transaction on this thread: the cache calls inside are all-or-nothing
+        (rolled back on an exception) and other writers wait. Nests."""
+        opened = self._begin()
+        try:
+            yield self
+        except BaseException:
+            self._end(opened, False)
+            raise
+        self._end(opened, True)
+
+    def memoize(
+        self,
+        expire: float | None = None,
+        tag: Any = None,
+        *,
+        name: str | None = None,
+        typed: bool = False,
+        ignore: Collection[int | str] = (),
+    ) -> Callable[[F], F]:
+        """Decorator caching a function's results (plain functions, methods and async
+        functions) under a key made of its name and arguments.
+
+        `expire` and `tag` are passed to `set` (so `expire=None` is the default
+        expiration, `0` never). `typed=True` keeps `f(1)` and `f(1.0)` apart. `ignore`
+        names positions or keyword names left out of the key (e.g. `ignore={0}` for
+        `self`). Arguments in the key must be picklable. The wrapper's
+        `__cache_key__(*args, **kwargs)` returns the key a call would use.
+        """
+        if callable(expire):
+            raise TypeError("use @cache.memoize() with parentheses")
+        ignored = frozenset(ignore)
+
+        def decorator(func: F) -> F:
+            base = (name or f"{func.__module__}.{func.__qualname__}",)
+
+            def make_key(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+                kept = tuple(a for i, a in enumerate(args) if i not in ignored)
+                items = tuple(sorted((k, v) for k, v in kwargs.items() if k not in ignored))
+                key = base + kept
+                if items:
+                    key += _KWARGS_MARK + items
+                if typed:
+                    key += tuple(type(a) for a in kept)
+                    key += tuple(type(v) for _, v in items)
+                return key
+
+            if inspect.iscoroutinefunction(func):
+
+                @functools.wraps(func)
+                async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                    key = make_key(*args, **kwargs)
+                    result = self.get(key, _MISS)
+                    if result is _MISS:
+                        result = await func(*args, **kwargs)
+                        self.set(key, result, expire, tag)
+                    return result
+
+                async_wrapper.__cache_key__ = make_key  # type: ignore[attr-defined]
+                return async_wrapper  # type: ignore[return-value]
+
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                key = make_key(*args, **kwargs)
+                result = self.get(key, _MISS)
+                if result is _MISS:
+                    result = func(*args, **kwargs)
+                    self.set(key, result, expire, tag)
+                return result
+
+            wrapper.__cache_key__ = make_key  # type: ignore[attr-defined]
+            return wrapper  # type: ignore[return-value]
+
+        return decorator
