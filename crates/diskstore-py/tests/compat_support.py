@@ -989,6 +989,120 @@ def _sc_constants_v07(log: Log, path: str, _arg: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Random operation sequences replayed on any diskstore (three-way: ours, original, dict)
+# --------------------------------------------------------------------------------------------
+
+_KEY_POOL = [0, 1, 2, 3, -1, 2**62, 2.0, 0.5, -3.25, "", "a", "b", "ab", "a\x00", "é",
+             b"", b"a", b"\x00", b"ab"]
+_VALUE_POOL = [0, 1, -(2**63), 2**63 - 1, 1.5, -0.25, 1e300, "", "x", "ü\x00", b"", b"\xff",
+               "long " * 20]
+_OPS = ["set"] * 6 + ["get", "del", "pop", "popd", "popitem", "setdefault", "getd", "contains",
+                      "update_dict", "update_pairs", "update_kw", "add", "txn_ok", "txn_fail",
+                      "page"]
+
+
+def random_ops(seed: int, count: int) -> list:
+    import random
+
+    rnd = random.Random(seed)
+    ops = []
+    for _ in range(count):
+        op = rnd.choice(_OPS + (["clear"] if rnd.random() < 0.02 else []))
+        k, v = rnd.randrange(len(_KEY_POOL)), rnd.randrange(len(_VALUE_POOL))
+        pairs = [(rnd.randrange(len(_KEY_POOL)), rnd.randrange(len(_VALUE_POOL)))
+                 for _ in range(rnd.randrange(4))]
+        ops.append([op, k, v, pairs, rnd.randrange(5), rnd.randrange(4)])
+    return ops
+
+
+def apply_ops(target, ops: list) -> list:
+    """Apply ``ops`` to a store or a dict; returns tagged results, one per op, each followed
+    by the full item list (so order is compared after every step)."""
+    results = []
+    K, V = _KEY_POOL, _VALUE_POOL
+
+    def outcome(fn):
+        try:
+            return enc(fn())
+        except KeyError as e:
+            return ["KeyError", [enc(a) for a in e.args]]
+
+    for op, k, v, pairs, limit, offset in ops:
+        key, value = K[k], V[v]
+        kv = [(K[a], V[b]) for a, b in pairs]
+        if op == "set":
+            r = outcome(lambda key=key, value=value: operator.setitem(target, key, value))
+        elif op == "get":
+            r = outcome(lambda key=key: target[key])
+        elif op == "del":
+            r = outcome(lambda key=key: operator.delitem(target, key))
+        elif op == "pop":
+            r = outcome(lambda key=key: target.pop(key))
+        elif op == "popd":
+            r = outcome(lambda key=key, value=value: target.pop(key, value))
+        elif op == "popitem":
+            r = outcome(target.popitem)
+            if r[0] == "KeyError":
+                r = ["KeyError", "(message not compared)"]
+        elif op == "setdefault":
+            r = outcome(lambda key=key, value=value: target.setdefault(key, value))
+        elif op == "getd":
+            r = outcome(lambda key=key, value=value: target.get(key, value))
+        elif op == "contains":
+            r = enc(key in target)
+        elif op == "update_dict":
+            r = outcome(lambda kv=kv: target.update(dict(kv)))
+        elif op == "update_pairs":
+            r = outcome(lambda kv=kv: target.update(iter(kv)))
+        elif op == "update_kw":
+            r = outcome(lambda kv=kv: target.update(**{f"kw{a!r}": b for a, b in kv}))
+        elif op == "add":
+            if not isinstance(target, dict):
+                r = outcome(lambda key=key, value=value: target.add(key, value))
+            elif key in target:
+                r = enc(None)
+            else:
+                target[key] = value
+                r = enc(key)
+        elif op in ("txn_ok", "txn_fail"):
+            if isinstance(target, dict):
+                if op == "txn_ok":
+                    target.update(kv)
+                r = enc(None)
+            else:
+                try:
+                    with target.transact():
+                        for a, b in kv:
+                            target[a] = b
+                        if op == "txn_fail":
+                            raise RuntimeError("rollback")
+                except RuntimeError:
+                    pass
+                r = enc(None)
+        elif op == "page":
+            if isinstance(target, dict):
+                r = enc(list(target.items())[offset:offset + limit])
+            else:
+                r = enc(list(target.query(order="rowid", limit=limit, offset=offset)))
+        elif op == "clear":
+            r = enc(target.clear())
+        else:
+            raise ValueError(op)
+        results.append([op, r, enc(list(target.items()))])
+    return results
+
+
+def replay(workdir: str, seeds: list[int], count: int) -> list:
+    out = []
+    for seed in seeds:
+        path = os.path.join(workdir, f"replay-{seed}.db")
+        store = _ds().DiskStore(path)
+        out.append(apply_ops(store, random_ops(seed, count)))
+        store.close()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # Concurrency worker
 # --------------------------------------------------------------------------------------------
 
@@ -1060,6 +1174,9 @@ def main(argv: list[str]) -> int:
     elif cmd == "counter-worker":
         with contextlib.redirect_stdout(sys.stderr):
             result = counter_worker(argv[1], int(argv[2]), int(argv[3]), int(argv[4]))
+    elif cmd == "replay":
+        with contextlib.redirect_stdout(sys.stderr):
+            result = replay(argv[1], [int(x) for x in argv[2].split(",")], int(argv[3]))
     elif cmd == "hold-write-lock":
         with contextlib.redirect_stdout(sys.stderr):
             result = hold_write_lock(argv[1], float(argv[2]))
