@@ -340,7 +340,18 @@ mod support;
 fn random_operation_sequences_agree_with_the_model() {
     let seed = support::Rng::seed_from_env("model");
     let mut rng = support::Rng::new(seed);
-    let sequences = if support::soak() { 5_000 } else { 120 };
+    // A time budget (`DISKSTORE_MODEL_SECONDS`, used by scripts/fuzz.sh when cargo-fuzz
+    // cannot run) or a number of sequences.
+    let deadline = std::env::var("DISKSTORE_MODEL_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(|secs| std::time::Instant::now() + std::time::Duration::from_secs(secs));
+    let sequences = match deadline {
+        Some(_) => u64::MAX,
+        None if support::soak() => 5_000,
+        None => 120,
+    };
+    let mut done = 0;
     let mut ops_run = 0;
     for case in 0..sequences {
         let len = rng.between(1, 1500) as usize;
@@ -354,6 +365,10 @@ fn random_operation_sequences_agree_with_the_model() {
         if let Err(e) = run(dir.path(), &ops) {
             panic!("sequence {case} (seed {seed}): {e}");
         }
+        done += 1;
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
     }
-    println!("model: {sequences} random sequences, {ops_run} operations, 0 disagreements");
+    println!("model: {done} random sequences, {ops_run} operations, 0 disagreements");
 }
