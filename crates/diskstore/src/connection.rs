@@ -90,9 +90,14 @@ pub(crate) fn pragma_sql(pragmas: &[(String, String)]) -> Result<String> {
 /// would silently skip the committed transactions in it.)
 fn needs_immutable(conn: &Connection, path: &Path) -> bool {
     let probe = conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()));
+    // SQLite says CANTOPEN on a read-only mount and READONLY (can't initialise the
+    // -shm) in a folder without write permission.
     let cannot_open = matches!(
         probe,
-        Err(ref e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen)
+        Err(ref e) if matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+        )
     );
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
