@@ -215,9 +215,8 @@ fn a_file_that_is_not_sqlite_is_refused_and_left_alone() {
         DiskRead::<String, String>::open(&path),
         Err(Error::NotADatabase { .. })
     ));
-    assert_eq!(
-        support::snapshot(dir.path()),
-        before,
+    assert!(
+        support::snapshot(dir.path()) == before,
         "the file and its folder are unchanged"
     );
     // A short file of garbage (shorter than an SQLite header) too.
@@ -225,7 +224,7 @@ fn a_file_that_is_not_sqlite_is_refused_and_left_alone() {
     let before = support::snapshot(dir.path());
     let err = Store::open(&path).err().expect("refused");
     assert!(matches!(err, Error::NotADatabase { .. }), "{err:?}");
-    assert_eq!(support::snapshot(dir.path()), before);
+    assert!(support::snapshot(dir.path()) == before, "unchanged");
 }
 
 #[test]
@@ -571,4 +570,80 @@ fn nan_keys_are_invalid_and_write_nothing() {
     }
     assert_eq!(s.len().unwrap(), 4);
     assert_eq!(s.get(&f64::INFINITY).unwrap(), Some(v));
+}
+
+/// The child side of the permission test: runs as an unprivileged user (root ignores
+/// permission bits) and prints what opening for writing and for reading gave.
+#[test]
+fn permission_child_entry() {
+    let Some(role) = support::role() else {
+        return; // run directly: nothing to do; the parent test starts this as a child
+    };
+    let path = role.strip_prefix("perm:").expect("perm role");
+    let write = match Store::open(path).and_then(|s| s.insert("new", &"x".to_string())) {
+        Ok(()) => "written".to_string(),
+        Err(Error::ReadOnly { .. }) => "ReadOnly".to_string(),
+        Err(e) => format!("other: {e:?}"),
+    };
+    let read = match DiskRead::<String, String>::open(path).and_then(|r| r.len()) {
+        Ok(n) => format!("read {n}"),
+        Err(e) => format!("read error: {e:?}"),
+    };
+    println!("\nRESULT {write} / {read}");
+}
+
+fn as_nobody(path: &Path) -> String {
+    use std::os::unix::process::CommandExt;
+    let out = support::child(
+        "permission_child_entry",
+        &format!("perm:{}", path.display()),
+    )
+    .uid(65534)
+    .gid(65534)
+    .output()
+    .expect("run the child as nobody");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT ").map(str::to_owned))
+        .unwrap_or_else(|| panic!("child printed no result: {stdout}"))
+}
+
+#[test]
+fn a_read_only_file_and_a_read_only_folder_refuse_writes_and_still_read() {
+    use std::os::unix::fs::PermissionsExt;
+    if support::role().is_some() {
+        return;
+    }
+    let set = |p: &Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let root = tempfile::tempdir().unwrap();
+    set(root.path(), 0o755);
+    // A read-only file in a writable folder.
+    let dir = root.path().join("rofile");
+    std::fs::create_dir(&dir).unwrap();
+    let file = dir.join("s.db");
+    let data = build_sample(&file);
+    set(&dir, 0o777);
+    set(&file, 0o444);
+    let before = std::fs::read(&file).unwrap();
+    assert_eq!(as_nobody(&file), format!("ReadOnly / read {}", data.len()));
+    assert!(
+        std::fs::read(&file).unwrap() == before,
+        "the file is unchanged"
+    );
+    // A writable file in a read-only folder (no -wal or -shm can be created).
+    let dir = root.path().join("rodir");
+    std::fs::create_dir(&dir).unwrap();
+    let file = dir.join("s.db");
+    build_sample(&file);
+    set(&file, 0o666);
+    set(&dir, 0o555);
+    let before = support::snapshot(&dir);
+    assert_eq!(as_nobody(&file), format!("ReadOnly / read {}", data.len()));
+    assert!(support::snapshot(&dir) == before, "the folder is unchanged");
+    // And a new store in a read-only folder.
+    assert!(as_nobody(&dir.join("new.db")).starts_with("ReadOnly / read error: NotFound"));
+    assert!(!dir.join("new.db").exists());
 }
