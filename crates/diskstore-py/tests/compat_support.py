@@ -12,6 +12,18 @@ This file has two roles:
 
 It deliberately imports neither pytest nor diskstore at module level: the original's venv has
 no pytest, and the test process must be able to import this file without touching diskstore.
+
+Running (the originals are installed from PyPI into /tmp/diskstore-orig-<ver> on first use,
+then reused; no network -> the tests fail, they never skip):
+
+    .venv/bin/python -m pytest -q crates/diskstore-py/tests/test_compat_*.py \
+        crates/diskstore-py/tests/test_hypothesis_*.py crates/diskstore-py/tests/test_concurrency_*.py
+
+Environment: DISKSTORE_HYPOTHESIS_EXAMPLES / DISKSTORE_HYPOTHESIS_STEPS (state machines),
+DISKSTORE_REPLAY_SEEDS (three-way random sequences), DISKSTORE_COMPAT_SELFTEST=1 (let the
+original play 'ours': run pytest from a venv holding diskstore==0.7.0 + pytest + hypothesis
+with ``-k "not test_spec and not rust_binding and not StoreVersusDictV01"`` to validate the
+scripts and models on the original itself).
 """
 
 import contextlib
