@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 
-OPS = ("get", "contains", "set", "set_delete", "len", "items", "get_missing")
+OPS = ("get", "contains", "set", "set_delete", "len", "keys", "items", "get_missing")
 
 
 def child(op: str, n: int) -> None:
@@ -56,6 +56,10 @@ def child(op: str, n: int) -> None:
         elif op == "len":
             for _ in range(n):
                 len(ds)
+        elif op == "keys":
+            it = iter(ds)
+            for _ in range(min(n, rows)):
+                next(it)
         elif op == "items":
             it = iter(ds.items())
             for _ in range(min(n, rows)):
@@ -93,7 +97,7 @@ def main() -> None:
     ap.add_argument("--ops", default=",".join(OPS))
     args = ap.parse_args()
     for op in args.ops.split(","):
-        n = args.n if op != "items" else min(args.n, 600)
+        n = args.n if op not in ("keys", "items") else min(args.n, 600)
         a = instructions(sys.executable, op, n)
         b = instructions(sys.executable, op, 3 * n)
         print(f"{op:12s} {(b - a) / (2 * n):10.0f} instructions/op", flush=True)

@@ -9,7 +9,7 @@ use diskstore::Direction;
 
 use crate::errors::IntoPyResult;
 use crate::model::{OwnedRow, load_key};
-use crate::store::{Reader, owned_row};
+use crate::store::{Reader, owned_row_with};
 
 /// Rows fetched per page (one read snapshot each).
 const PAGE: usize = 256;
@@ -64,11 +64,12 @@ impl StoreIter {
             (self.next, i64::MAX, Direction::Forward)
         };
         let keys_only = self.kind == Kind::Keys;
+        let with_key = self.kind != Kind::Values || o.model.needs_key();
         let rows = py
             .detach(|| {
                 let mut rows = Vec::with_capacity(PAGE);
                 o.table.scan(from, to, dir, PAGE, keys_only, |rowid, row| {
-                    rows.push((rowid, owned_row(row)?));
+                    rows.push((rowid, owned_row_with(row, with_key)?));
                     Ok(())
                 })?;
                 Ok(rows)

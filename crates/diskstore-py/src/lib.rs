@@ -23,6 +23,7 @@ fn _diskstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<store::Reader>()?;
     m.add_class::<store::Writer>()?;
+    m.add_class::<store::Transaction>()?;
     m.add_class::<iter::StoreIter>()?;
     m.add_class::<cursor::Cursor>()?;
     m.add_function(wrap_pyfunction!(cursor::_cursor, m)?)?;

@@ -163,6 +163,11 @@ impl Model {
         }
     }
 
+    /// True if `load` reads the key (only `load_data` of a config sees it).
+    pub(crate) fn needs_key(&self) -> bool {
+        matches!(self, Model::Config(_))
+    }
+
     /// The model named by the Python side: `"raw"`, `"tuple"`, `"strict-tuple"` or `"config"`.
     pub(crate) fn from_kind(kind: &str, obj: Py<PyAny>) -> PyResult<Model> {
         Ok(match kind {

@@ -35,8 +35,17 @@ pub(crate) struct Opened {
 
 /// Copies a row (key and values) out of SQLite.
 pub(crate) fn owned_row(row: &Row<'_>) -> diskstore::Result<OwnedRow> {
+    owned_row_with(row, true)
+}
+
+/// Copies a row out of SQLite; without `key` the key is left as NULL (not copied).
+pub(crate) fn owned_row_with(row: &Row<'_>, key: bool) -> diskstore::Result<OwnedRow> {
     let mut out = Vec::with_capacity(row.len() + 1);
-    out.push(row.key()?.to_owned());
+    out.push(if key {
+        row.key()?.to_owned()
+    } else {
+        Value::Null
+    });
     for i in 0..row.len() {
         out.push(row.value(i)?.to_owned());
     }
@@ -91,7 +100,11 @@ impl Reader {
             return Ok(None);
         };
         let k = crate::convert::key_ref(key)?;
-        let row = slf.py().detach(|| o.table.get(k, owned_row)).py()?;
+        let with_key = o.model.needs_key();
+        let row = slf
+            .py()
+            .detach(|| o.table.get(k, |r| owned_row_with(r, with_key)))
+            .py()?;
         Ok(row.map(|r| (r, true)))
     }
 }
@@ -582,4 +595,55 @@ pub(crate) fn _roundtrip<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, 
         diskstore::Cell::Owned(v) => v,
     };
     Ok(to_py(value.py(), &v))
+}
+
+/// The context manager `DiskStore.transact()` returns: `BEGIN IMMEDIATE` on enter (or
+/// joining this thread's open transaction), commit on a clean exit, rollback on an
+/// exception. Written in Rust so that no signal (`KeyboardInterrupt`) can arrive between
+/// beginning the transaction and arming its exit.
+#[pyclass(module = "diskstore._diskstore", name = "_Transaction")]
+pub struct Transaction {
+    store: Py<Writer>,
+    opened: Option<bool>,
+}
+
+#[pymethods]
+impl Transaction {
+    /// A transaction on `store` (begun by `__enter__`).
+    #[new]
+    fn new(store: Py<Writer>) -> Self {
+        Transaction {
+            store,
+            opened: None,
+        }
+    }
+
+    /// Begins the transaction; returns a cursor on this thread's connection.
+    fn __enter__(mut slf: PyRefMut<'_, Self>, py: Python<'_>) -> PyResult<crate::cursor::Cursor> {
+        if slf.opened.is_some() {
+            return Err(DiskStoreError::new_err("this transaction is already open"));
+        }
+        let store = slf.store.clone_ref(py);
+        let bound = store.bind(py);
+        slf.opened = Some(Writer::_begin(bound)?);
+        Ok(crate::cursor::Cursor::new(
+            bound.as_super().clone().unbind(),
+        ))
+    }
+
+    /// Commits (no exception) or rolls back; never swallows the exception.
+    fn __exit__(
+        mut slf: PyRefMut<'_, Self>,
+        py: Python<'_>,
+        exc_type: &Bound<'_, PyAny>,
+        _exc_value: &Bound<'_, PyAny>,
+        _traceback: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        if let Some(opened) = slf.opened.take() {
+            let store = slf.store.clone_ref(py);
+            drop(slf);
+            Writer::_end(store.bind(py), opened, exc_type.is_none())?;
+        }
+        Ok(false)
+    }
 }

@@ -22,6 +22,7 @@ __all__ = [
     "StoreIter",
     "_Cache",
     "_Reader",
+    "_Transaction",
     "_Writer",
     "_cursor",
     "_file_table",
@@ -94,6 +95,12 @@ class _Writer(_Reader):
     def _vacuum(self) -> None: ...
     def _begin(self) -> bool: ...
     def _end(self, opened: bool, commit: bool) -> None: ...
+
+@final
+class _Transaction:
+    def __new__(cls, store: _Writer) -> Self: ...
+    def __enter__(self) -> Cursor: ...
+    def __exit__(self, exc_type: object, _exc_value: object, _traceback: object) -> bool: ...
 
 @final
 class StoreIter:

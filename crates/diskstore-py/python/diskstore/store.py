@@ -18,7 +18,7 @@ from collections.abc import (
     Sequence,
     ValuesView,
 )
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from . import _diskstore
@@ -296,8 +296,7 @@ class DiskStore(_diskstore._Writer, DiskRead, MutableMapping):
             self._vacuum()
         return messages
 
-    @contextmanager
-    def transact(self, retry: bool = False) -> Generator[_diskstore.Cursor, None, None]:
+    def transact(self, retry: bool = False) -> AbstractContextManager[_diskstore.Cursor]:
         """A write transaction on this thread (`BEGIN IMMEDIATE`): every operation of this
         store on this thread inside the block runs in it; it commits at the end and rolls
         back on an exception. Nested blocks join the outer one. Yields a cursor for direct
@@ -305,16 +304,8 @@ class DiskStore(_diskstore._Writer, DiskRead, MutableMapping):
         lock up to the timeout is always done.)"""
         del retry
         if not self._is_attached() and self.tablename is None:
-            with self._deferred_transact() as cursor:
-                yield cursor
-            return
-        opened = self._begin()
-        try:
-            yield _diskstore._cursor(self)
-        except BaseException:
-            self._end(opened, False)
-            raise
-        self._end(opened, True)
+            return self._deferred_transact()
+        return _diskstore._Transaction(self)
 
     def _on_attached(self) -> None:
         deferred = self._deferred
