@@ -550,19 +550,28 @@ class CacheAdapter:
 
 
 class OursCache(CacheAdapter):
-    """Our ``diskstore.DiskCache`` with python-diskcache's size limit and policy."""
+    """Our ``diskstore.DiskCache`` with python-diskcache's size limit and policy, no expiry.
+
+    Other options stay at their defaults (statistics on: counted in memory, written out with
+    later writes; python-diskcache's statistics are off by default).
+    """
 
     def open(self, directory: Path) -> None:
         import diskstore
 
         self.module = diskstore
+        # No default expiry, as python-diskcache's `set(k, v)`: both keep entries until evicted.
         self.store = diskstore.DiskCache(
-            str(directory / "cache.db"), size_limit=CACHE_SIZE_LIMIT, eviction_policy=CACHE_POLICY
+            str(directory / "cache.db"),
+            default_expiration=None,
+            size_limit=CACHE_SIZE_LIMIT,
+            eviction_policy=CACHE_POLICY,
         )
 
     def describe(self) -> str:
         return (
             f"diskstore.DiskCache size_limit={CACHE_SIZE_LIMIT} policy={CACHE_POLICY} "
+            "default_expiration=None "
             f"({self.module.__file__})"
         )
 
