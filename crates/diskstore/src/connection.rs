@@ -419,7 +419,10 @@ impl WriterLock {
             }
             let waited = start.elapsed();
             if waited >= timeout {
-                return Err(Error::Busy { path: path.to_owned(), waited });
+                return Err(Error::Busy {
+                    path: path.to_owned(),
+                    waited,
+                });
             }
             state.waiters += 1;
             state = self

@@ -153,9 +153,7 @@ impl Error {
             },
             // A missing file in an existing folder could not be created: that folder is
             // read-only. Only a missing folder makes the path itself not found.
-            Some(ErrorCode::CannotOpen)
-                if !path.exists() && !folder_of(path).is_dir() =>
-            {
+            Some(ErrorCode::CannotOpen) if !path.exists() && !folder_of(path).is_dir() => {
                 Error::NotFound {
                     path: path.to_owned(),
                 }
