@@ -56,6 +56,8 @@ def per_round(docs: list[dict], workload: str, field: str | None = None) -> dict
         if doc.get("workload") != workload or "results" not in doc:
             continue
         for r in doc["results"]:
+            if "error" in r:
+                continue
             fig = r.get(field) if field else value_of(r)
             if fig is not None:
                 table[doc["system"]][r["op"]][doc["round"]] = fig
@@ -196,6 +198,12 @@ def render(docs: list[dict], meta: dict, store_systems: list[str], cache_systems
     if meta.get("notes"):
         parts += [""] + [f"Note: {n}" for n in meta["notes"]]
     failures = [d for d in docs if "error" in d]
+    failures += [
+        {"system": d["system"], "workload": d.get("workload"), "error": f"{r['op']}: {r['error']}"}
+        for d in docs
+        for r in d.get("results", [])
+        if "error" in r
+    ]
     if failures:
         parts += ["", "Failed or missing runs:"]
         seen = set()
