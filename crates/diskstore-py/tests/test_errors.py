@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import threading
 from pathlib import Path
 
@@ -52,12 +53,35 @@ def test_writing_through_diskread_is_impossible(db: str) -> None:
         reader["a"] = 2  # type: ignore[index]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def _make_read_only(path: str) -> None:
+    """Makes `path` unwritable even for root (which ignores permission bits)."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", path], check=True)
+    else:
+        os.chmod(path, stat.S_IRUSR)
+
+
+def _make_writable(path: str) -> None:
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", path], check=True)
+    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+
+
 def test_read_only_file(db: str) -> None:
-    DiskStore(db, config=BaseConfig())["a"] = 1
-    os.chmod(db, stat.S_IRUSR)
-    with pytest.raises(diskstore.ReadOnlyError):
-        DiskStore(db, config=BaseConfig())["b"] = 2
+    writer = DiskStore(db, config=BaseConfig())
+    writer["a"] = 1
+    writer.close_all()
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(db + suffix):
+            _make_read_only(db + suffix)
+    try:
+        reader = DiskStore(db, config=BaseConfig())
+        with pytest.raises(diskstore.ReadOnlyError):
+            reader["b"] = 2
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(db + suffix):
+                _make_writable(db + suffix)
 
 
 def test_schema_mismatch(db: str) -> None:
