@@ -99,6 +99,14 @@ impl Drop for Inner {
     }
 }
 
+/// The cache columns of a row being written.
+#[derive(Clone, Copy)]
+struct Stored<'a> {
+    expire: Option<i64>,
+    size: u64,
+    tag: Option<KeyRef<'a>>,
+}
+
 /// One cache table in one file, shared by all threads (a cheap, cloneable handle).
 #[derive(Clone)]
 pub struct CacheTable {
@@ -405,10 +413,18 @@ impl CacheTable {
         let expire = self.expire_at(ttl, now);
         self.atomic(|c| {
             self.room_without_eviction(c, now, key, size)?;
-            let mut st = c.prepare_cached(&self.inner.sql.delete)?;
-            st.raw_bind_parameter(1, key.checked()?)?;
-            first_row(&mut st, |_| Ok(()))?;
-            let rowid = self.insert_row(c, key, values, expire, size, tag)?;
+            // New keys (the common case) take one statement; an existing key is deleted
+            // and inserted again, so that rowid order stays store order.
+            let rowid = match self.insert_row(c, key, values, Stored { expire, size, tag }, true)? {
+                Some(rowid) => rowid,
+                None => {
+                    let mut st = c.prepare_cached(&self.inner.sql.delete)?;
+                    st.raw_bind_parameter(1, key.checked()?)?;
+                    first_row(&mut st, |_| Ok(()))?;
+                    self.insert_row(c, key, values, Stored { expire, size, tag }, false)?
+                        .ok_or_else(|| Error::Usage("the replaced entry came back".into()))?
+                }
+            };
             self.maintain(c, now, rowid)
         })
     }
@@ -433,18 +449,14 @@ impl CacheTable {
             let k = key.checked()?;
             c.prepare_cached(&self.inner.sql.delete_if_expired)?
                 .execute(rusqlite::params![k, now])?;
-            let exists = c
-                .prepare_cached(&self.inner.sql.expiry_of)?
-                .query([k])?
-                .next()?
-                .is_some();
-            if exists {
-                return Ok(false);
-            }
             self.room_without_eviction(c, now, key, size)?;
-            let rowid = self.insert_row(c, key, values, expire, size, tag)?;
-            self.maintain(c, now, rowid)?;
-            Ok(true)
+            match self.insert_row(c, key, values, Stored { expire, size, tag }, true)? {
+                Some(rowid) => {
+                    self.maintain(c, now, rowid)?;
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
         })
     }
 
@@ -575,7 +587,19 @@ impl CacheTable {
                     cells.extend(rest.iter().cloned());
                     let size = self.fits(key, &cells)?;
                     self.room_without_eviction(c, now, key, size)?;
-                    let rowid = self.insert_row(c, key, &cells, expire, size, None)?;
+                    let rowid = self
+                        .insert_row(
+                            c,
+                            key,
+                            &cells,
+                            Stored {
+                                expire,
+                                size,
+                                tag: None,
+                            },
+                            false,
+                        )?
+                        .ok_or_else(|| Error::Usage("the counter was not inserted".into()))?;
                     self.maintain(c, now, rowid)?;
                     Ok(new)
                 }
@@ -827,10 +851,10 @@ impl CacheTable {
         c: &Connection,
         key: KeyRef<'_>,
         values: &[Cell<'_>],
-        expire: Option<i64>,
-        size: u64,
-        tag: Option<KeyRef<'_>>,
-    ) -> Result<i64> {
+        meta: Stored<'_>,
+        if_absent: bool,
+    ) -> Result<Option<i64>> {
+        let Stored { expire, size, tag } = meta;
         let inner = &*self.inner;
         if values.len() != inner.width {
             return Err(Error::Usage(format!(
@@ -840,7 +864,12 @@ impl CacheTable {
             )));
         }
         let order = self.order_for_store(c)?;
-        let mut st = c.prepare_cached(&inner.sql.insert)?;
+        let sql = if if_absent {
+            &inner.sql.insert_new
+        } else {
+            &inner.sql.insert
+        };
+        let mut st = c.prepare_cached(sql)?;
         st.raw_bind_parameter(1, key.checked()?)?;
         for (i, v) in values.iter().enumerate() {
             st.raw_bind_parameter(i + 2, v)?;
@@ -850,8 +879,7 @@ impl CacheTable {
         st.raw_bind_parameter(n + 1, size as i64)?;
         st.raw_bind_parameter(n + 2, tag.map(KeyRef::checked).transpose()?)?;
         st.raw_bind_parameter(n + 3, order)?;
-        st.raw_execute()?;
-        Ok(c.last_insert_rowid())
+        Ok((st.raw_execute()? == 1).then(|| c.last_insert_rowid()))
     }
 
     fn purge_some(&self, c: &Connection, now: i64) -> Result<()> {
@@ -1012,7 +1040,7 @@ mod tests {
                 ("any_expired", &sql.any_expired),
                 ("touch", &sql.touch),
                 ("contains", &sql.contains),
-                ("expiry_of", &sql.expiry_of),
+                ("insert_new", &sql.insert_new),
                 ("delete_if_expired", &sql.delete_if_expired),
                 ("meta_read", &sql.meta_read),
                 ("evict_expired", &sql.evict_expired),

@@ -58,8 +58,6 @@ pub(crate) struct CacheSql {
     pub get_lru: String,
     /// `?1` key, `?2` now → the live row, counting a use (LFU).
     pub get_lfu: String,
-    /// `?1` key → `_expire_at` of the row, if any.
-    pub expiry_of: String,
     /// `?1` key → `_size` of the row, if any.
     pub size_of: String,
     /// Deletes every row.
@@ -72,6 +70,8 @@ pub(crate) struct CacheSql {
     pub delete_if_expired: String,
     /// `?1` key, `?2..` values, then `_expire_at, _size, _tag, _order` (plain insert).
     pub insert: String,
+    /// As `insert`, doing nothing when the key exists.
+    pub insert_new: String,
     /// `?1` key, `?2` now, `?3` new expiry → updates a live row's expiry.
     pub touch: String,
     /// `?1` key → the first value column and `_expire_at`.
@@ -201,7 +201,6 @@ impl CacheSql {
             get_lfu: format!(
                 "UPDATE {t} SET _hits = _hits + 1 WHERE _key = ?1 AND {live} {returning}"
             ),
-            expiry_of: format!("SELECT _expire_at FROM {t} WHERE _key = ?1"),
             size_of: format!("SELECT _size FROM {t} WHERE _key = ?1"),
             clear: format!("DELETE FROM {t}"),
             delete: format!("DELETE FROM {t} WHERE _key = ?1 RETURNING _expire_at"),
@@ -210,6 +209,10 @@ impl CacheSql {
             insert: format!(
                 "INSERT INTO {t} (_key{cols}, _expire_at, _size, _tag, _order) \
                  VALUES (?1{params}, {meta_params})"
+            ),
+            insert_new: format!(
+                "INSERT INTO {t} (_key{cols}, _expire_at, _size, _tag, _order) \
+                 VALUES (?1{params}, {meta_params}) ON CONFLICT(_key) DO NOTHING"
             ),
             touch: format!("UPDATE {t} SET _expire_at = ?3 WHERE _key = ?1 AND {live}"),
             first_value: format!("SELECT {first}, _expire_at FROM {t} WHERE _key = ?1"),
