@@ -254,14 +254,15 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     meta["load_end"] = load()
+    out_dir = Path(args.out_dir)
+    stem = started.strftime("%Y-%m-%d-%H%M")
+    if not args.no_save:  # the raw figures first, so that a report bug cannot lose a run
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"{stem}.json").write_text(json.dumps({"meta": meta, "runs": docs}, indent=1))
     text = report.render(docs, meta, store_systems, cache_systems)
     print(text)
     if not args.no_save:
-        out_dir = Path(args.out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        stem = started.strftime("%Y-%m-%d-%H%M")
         (out_dir / f"{stem}.md").write_text(text)
-        (out_dir / f"{stem}.json").write_text(json.dumps({"meta": meta, "runs": docs}, indent=1))
         print(f"saved {out_dir / stem}.md and .json", file=sys.stderr)
     return 0
 
