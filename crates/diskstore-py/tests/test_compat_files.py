@@ -98,9 +98,7 @@ def test_ours_reads_original_file(case, reference, tmp_path):
     assert got == expected
 
 
-# v07_lazy (string annotations) is written differently by ours on purpose (docs/compat.md):
-# see test_spec_string_annotations_documented_difference.
-@pytest.mark.parametrize("case", sorted(c for c in FILE_CASES if c != "v07_lazy"))
+@pytest.mark.parametrize("case", sorted(FILE_CASES))
 def test_original_reads_our_file(case, reference, tmp_path):
     gen = FILE_CASES[case]
     orig_dir, expected = reference(case)
@@ -115,30 +113,6 @@ def test_original_reads_our_file(case, reference, tmp_path):
     )
     assert by_original == expected
     assert by_ours == expected
-
-
-def test_spec_string_annotations_documented_difference(reference, tmp_path):
-    """docs/compat.md: ours resolves string annotations (``from __future__ import
-    annotations``) to column types, where the original made every such field BLOB.  The file
-    stays readable by the original; only values whose type differs from the annotation come
-    back converted by the column affinity."""
-    _, expected = reference("v07_lazy")
-    ours_dir = _mk(tmp_path, "ours")
-    _write(ours_python("0.7.0"), ours_dir, "v07_lazy")
-    columns = raw_layout(ours_dir / "store.db")["Lazy"]["columns"]
-    assert [c[:2] for c in columns] == [
-        ("_key", "BLOB"), ("name", "TEXT"), ("count", "INTEGER"), ("score", "REAL"),
-        ("blob", "BLOB"),
-    ]
-    got = dict(_dump(orig_python("0.7.0"), ours_dir, "v07_lazy"))
-    want = dict(expected)
-    assert got["rw.keys"] == want["rw.keys"]
-    assert got["rw.len"] == want["rw.len"]
-    # k1 was overwritten with Lazy(5, "7", b"x", 1.5): TEXT makes 5 '5', INTEGER makes '7' 7
-    k1 = ["nt", "Lazy", ["name", "count", "score", "blob"],
-          [["str", "5"], ["int", "7"], ["bytes", "78"], ["float", "1.5"]]]
-    assert got["rw.each"][1][0] == k1
-    assert got["rw.each"][1][1:] == want["rw.each"][1][1:]
 
 
 @pytest.mark.parametrize(("scenario", "case"),

@@ -1,7 +1,5 @@
 """Value models: raw values, the 0.1.0 value_class, and every 0.7.0 config."""
 
-from __future__ import annotations
-
 import dataclasses
 import sqlite3
 from typing import Any, ClassVar, NamedTuple
@@ -151,7 +149,7 @@ def test_pydantic_config_with_a_duck_typed_model(db: str) -> None:
             return f'{{"n": {self.n}}}'
 
         @classmethod
-        def model_validate_json(cls, data: str) -> Model:
+        def model_validate_json(cls, data: str) -> "Model":
             import json
 
             return cls(json.loads(data)["n"])

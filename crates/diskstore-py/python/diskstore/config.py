@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import typing
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -107,17 +106,11 @@ class BaseConfig:
         return f"{type(self).__name__}(tablename={self.tablename!r})"
 
 
-_NAMED_TYPES = {"str": str, "int": int, "bool": bool, "float": float, "bytes": bytes}
-
-
 def _annotations(cls: type) -> dict:
-    """The field types of `cls`, resolving string annotations (`from __future__ import
-    annotations`) where possible."""
-    try:
-        return typing.get_type_hints(cls)
-    except Exception:  # noqa: BLE001 - unresolvable names: fall back to the plain names
-        raw = dict(getattr(cls, "__annotations__", {}) or {})
-        return {k: _NAMED_TYPES.get(v, v) if isinstance(v, str) else v for k, v in raw.items()}
+    """The field annotations of `cls` as written. String annotations (`from __future__ import
+    annotations`) are not resolved, so such fields get BLOB columns, as in the original:
+    the same class gives the same file with either library."""
+    return dict(getattr(cls, "__annotations__", {}) or {})
 
 
 def _typed_fields(names: Iterable[str], annotations: dict, defaults: dict) -> tuple:
