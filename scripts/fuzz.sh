@@ -41,5 +41,5 @@ opts=(ops --sanitizer address --target-dir "$target_dir")
 echo "== building the fuzz target (target dir $target_dir)"
 cargo fuzz build "${opts[@]}" || { soak "the cargo-fuzz target does not build here"; exit; }
 echo "== fuzzing for ${secs}s"
-cargo fuzz run "${opts[@]}" fuzz/corpus/ops -- -max_total_time="$secs" -max_len=4096 \
+cargo fuzz run "${opts[@]}" fuzz/corpus/ops -- -max_total_time="$secs" -max_len=4096 -len_control=0 \
     -timeout=30 -rss_limit_mb=4096 -print_final_stats=1
