@@ -3,9 +3,9 @@
 use std::collections::VecDeque;
 
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyBytes, PyFloat, PyString, PyTuple};
 
-use diskstore::Direction;
+use diskstore::{Direction, ValueRef};
 
 use crate::errors::IntoPyResult;
 use crate::model::{OwnedRow, load_key};
@@ -38,6 +38,65 @@ pub struct StoreIter {
     next: i64,
     done: bool,
     page: VecDeque<OwnedRow>,
+    keys: KeyPage,
+}
+
+/// A page of keys stored in one buffer, so that iterating keys makes no allocation per row.
+#[derive(Default)]
+struct KeyPage {
+    bytes: Vec<u8>,
+    keys: VecDeque<KeyPos>,
+}
+
+/// Where one key of a [`KeyPage`] is.
+enum KeyPos {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(usize, usize),
+    Blob(usize, usize),
+}
+
+impl KeyPage {
+    fn push(&mut self, key: ValueRef<'_>) {
+        let mut span = |b: &[u8]| {
+            let start = self.bytes.len();
+            self.bytes.extend_from_slice(b);
+            (start, self.bytes.len())
+        };
+        let pos = match key {
+            ValueRef::Null => KeyPos::Null,
+            ValueRef::Integer(i) => KeyPos::Int(i),
+            ValueRef::Real(f) => KeyPos::Real(f),
+            ValueRef::Text(t) => {
+                let (a, b) = span(t.as_bytes());
+                KeyPos::Text(a, b)
+            }
+            ValueRef::Blob(x) => {
+                let (a, b) = span(x);
+                KeyPos::Blob(a, b)
+            }
+        };
+        self.keys.push_back(pos);
+    }
+
+    fn pop<'py>(&mut self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        let text = |a: usize, b: usize| {
+            // The bytes were copied from a `&str`, so they are valid UTF-8.
+            std::str::from_utf8(&self.bytes[a..b]).unwrap_or_default()
+        };
+        Some(match self.keys.pop_front()? {
+            KeyPos::Null => py.None().into_bound(py),
+            KeyPos::Int(i) => i.into_pyobject(py).expect("int conversion").into_any(),
+            KeyPos::Real(f) => PyFloat::new(py, f).into_any(),
+            KeyPos::Text(a, b) => PyString::new(py, text(a, b)).into_any(),
+            KeyPos::Blob(a, b) => PyBytes::new(py, &self.bytes[a..b]).into_any(),
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
 }
 
 impl StoreIter {
@@ -49,6 +108,7 @@ impl StoreIter {
             next: if reverse { i64::MAX } else { i64::MIN },
             done: false,
             page: VecDeque::new(),
+            keys: KeyPage::default(),
         }
     }
 
@@ -64,29 +124,51 @@ impl StoreIter {
             (self.next, i64::MAX, Direction::Forward)
         };
         let keys_only = self.kind == Kind::Keys;
+        if keys_only {
+            let page = &mut self.keys;
+            page.bytes.clear();
+            let mut last = None;
+            let n = py
+                .detach(|| {
+                    o.table.scan(from, to, dir, PAGE, true, |rowid, row| {
+                        page.push(row.key()?);
+                        last = Some(rowid);
+                        Ok(())
+                    })
+                })
+                .py()?;
+            self.advance(n, last);
+            return Ok(());
+        }
         let with_key = self.kind != Kind::Values || o.model.needs_key();
         let rows = py
             .detach(|| {
                 let mut rows = Vec::with_capacity(PAGE);
-                o.table.scan(from, to, dir, PAGE, keys_only, |rowid, row| {
+                o.table.scan(from, to, dir, PAGE, false, |rowid, row| {
                     rows.push((rowid, owned_row_with(row, with_key)?));
                     Ok(())
                 })?;
                 Ok(rows)
             })
             .py()?;
-        if rows.len() < PAGE {
+        let last = rows.last().map(|(rowid, _)| *rowid);
+        self.advance(rows.len(), last);
+        self.page.extend(rows.into_iter().map(|(_, r)| r));
+        Ok(())
+    }
+
+    /// Moves past a page of `n` rows whose last rowid was `last`.
+    fn advance(&mut self, n: usize, last: Option<i64>) {
+        if n < PAGE {
             self.done = true;
         }
-        if let Some((last, _)) = rows.last() {
+        if let Some(last) = last {
             match (self.reverse, last.checked_sub(1), last.checked_add(1)) {
                 (true, Some(n), _) => self.next = n,
                 (false, _, Some(n)) => self.next = n,
                 _ => self.done = true,
             }
         }
-        self.page.extend(rows.into_iter().map(|(_, r)| r));
-        Ok(())
     }
 }
 
@@ -100,6 +182,12 @@ impl StoreIter {
         mut slf: PyRefMut<'py, Self>,
         py: Python<'py>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if slf.kind == Kind::Keys {
+            if slf.keys.is_empty() && !slf.done {
+                slf.fill(py)?;
+            }
+            return Ok(slf.keys.pop(py));
+        }
         if slf.page.is_empty() && !slf.done {
             slf.fill(py)?;
         }
@@ -109,9 +197,6 @@ impl StoreIter {
         let kind = slf.kind;
         let store = slf.store.clone_ref(py);
         drop(slf);
-        if kind == Kind::Keys {
-            return Ok(Some(load_key(py, &row)));
-        }
         let store = store.bind(py);
         let o = Reader::opened(store)?.expect("rows come from an attached store");
         let value = o.model.load(py, &row)?;

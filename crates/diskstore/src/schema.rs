@@ -74,8 +74,6 @@ pub(crate) struct Statements {
     pub remove: String,
     pub pop_last: String,
     pub pop_first: String,
-    pub scan: [String; 2],
-    pub scan_keys: [String; 2],
     pub clear: String,
     pub select: String,
     pub create: String,
@@ -131,18 +129,6 @@ impl Statements {
                 auto_params.join(", ")
             )
         };
-        let scan = |order: &str| {
-            format!(
-                "SELECT _key{cols}, rowid FROM {t} WHERE rowid BETWEEN ?1 AND ?2 \
-                 ORDER BY rowid {order} LIMIT ?3"
-            )
-        };
-        let scan_keys = |order: &str| {
-            format!(
-                "SELECT _key, rowid FROM {t} WHERE rowid BETWEEN ?1 AND ?2 \
-                 ORDER BY rowid {order} LIMIT ?3"
-            )
-        };
         Ok(Statements {
             get: format!("SELECT _key{cols} FROM {t} WHERE _key = ?1"),
             contains: format!("SELECT 1 FROM {t} WHERE _key = ?1"),
@@ -162,8 +148,6 @@ impl Statements {
             pop_first: format!(
                 "DELETE FROM {t} WHERE rowid = (SELECT min(rowid) FROM {t}) RETURNING _key{cols}"
             ),
-            scan: [scan("ASC"), scan("DESC")],
-            scan_keys: [scan_keys("ASC"), scan_keys("DESC")],
             clear: format!("DELETE FROM {t}"),
             select: format!("SELECT _key{cols} FROM {t}"),
             create: format!(
@@ -176,8 +160,24 @@ impl Statements {
         })
     }
 
-    /// A key-ordered page: keys after `?1` (or from `?1` when `inclusive`), up to `?2`.
-    pub fn range(&self, lower: Edge, upper: Edge, reverse: bool) -> String {
+    /// A page of up to `limit` rows with rowids between `?1` and `?2`, in rowid order (or
+    /// reversed), rowid last; without the value columns when `keys_only`. The limit is a
+    /// literal: a bound `LIMIT ?` makes SQLite re-prepare the statement on every run.
+    pub fn scan(&self, reverse: bool, keys_only: bool, limit: usize) -> String {
+        let (t, cols) = (
+            &self.table,
+            if keys_only { "" } else { self.columns.as_str() },
+        );
+        let order = if reverse { "DESC" } else { "ASC" };
+        format!(
+            "SELECT _key{cols}, rowid FROM {t} WHERE rowid BETWEEN ?1 AND ?2 \
+             ORDER BY rowid {order} LIMIT {limit}"
+        )
+    }
+
+    /// A key-ordered page of up to `limit` rows between the ends `?1` and `?2` (a literal
+    /// limit, as in [`Statements::scan`]).
+    pub fn range(&self, lower: Edge, upper: Edge, reverse: bool, limit: usize) -> String {
         let (t, cols) = (&self.table, &self.columns);
         let mut conds = Vec::new();
         let (first, last, order) = if reverse {
@@ -205,7 +205,7 @@ impl Statements {
         } else {
             format!(" WHERE {}", conds.join(" AND "))
         };
-        format!("SELECT _key{cols} FROM {t}{filter} ORDER BY _key {order} LIMIT ?3")
+        format!("SELECT _key{cols} FROM {t}{filter} ORDER BY _key {order} LIMIT {limit}")
     }
 
     /// A trusted query: the caller's `WHERE` and `ORDER BY` fragments pasted in verbatim.

@@ -527,17 +527,15 @@ impl Table {
         keys_only: bool,
         mut f: impl FnMut(i64, &Row<'_>) -> Result<()>,
     ) -> Result<usize> {
-        let d = usize::from(direction == Direction::Reverse);
-        let (sql, width) = if keys_only {
-            (&self.inner.sql.scan_keys[d], 0)
-        } else {
-            (&self.inner.sql.scan[d], self.width())
-        };
+        let sql = self
+            .inner
+            .sql
+            .scan(direction == Direction::Reverse, keys_only, limit);
+        let width = if keys_only { 0 } else { self.width() };
         let r = self.inner.conns.with(|c| {
-            let mut st = c.prepare_cached(sql)?;
+            let mut st = c.prepare_cached(&sql)?;
             st.raw_bind_parameter(1, from)?;
             st.raw_bind_parameter(2, to)?;
-            st.raw_bind_parameter(3, i64::try_from(limit).unwrap_or(i64::MAX))?;
             let mut rows = st.raw_query();
             let mut n = 0;
             while let Some(r) = rows.next()? {
@@ -566,7 +564,7 @@ impl Table {
         let (le, lk) = split_end(lower);
         let (ue, uk) = split_end(upper);
         let reverse = direction == Direction::Reverse;
-        let sql = self.inner.sql.range(le, ue, reverse);
+        let sql = self.inner.sql.range(le, ue, reverse, limit);
         let (first, last) = if reverse { (uk, lk) } else { (lk, uk) };
         let r = self.inner.conns.with(|c| {
             let mut st = c.prepare_cached(&sql)?;
@@ -576,7 +574,6 @@ impl Table {
             if let Some(k) = last {
                 bind_key(&mut st, 2, k)?;
             }
-            st.raw_bind_parameter(3, i64::try_from(limit).unwrap_or(i64::MAX))?;
             let mut rows = st.raw_query();
             let mut n = 0;
             while let Some(r) = rows.next()? {
