@@ -22,7 +22,8 @@ use crate::value::{Cell, ColumnType, Value};
 /// Python library's default (`BaseConfig`).
 pub const DEFAULT_TABLE: &str = "DiskStore";
 
-const PAGE: usize = 256;
+/// Rows per page of the iterators.
+pub(crate) const PAGE: usize = 256;
 
 /// Options for opening a store; from [`DiskStore::builder`] or [`DiskRead::builder`].
 #[must_use]
@@ -475,12 +476,43 @@ impl<K: Key, V: Record> DiskStore<K, V> {
     }
 }
 
-/// An iterator over a store in insertion order, in pages; from [`DiskRead::iter`],
-/// [`DiskRead::keys`] and [`DiskRead::values`].
-pub struct Iter<T> {
+/// Where an [`Iter`] reads its pages from: a store's table or a cache's live entries.
+pub(crate) trait PageSource: Send + Sync {
+    /// Reads up to [`PAGE`] rows with rowids in `from..=to` in the given order and hands
+    /// each rowid and row to `f`; returns how many rows it read.
+    fn page(
+        &self,
+        from: i64,
+        to: i64,
+        direction: Direction,
+        f: &mut dyn FnMut(i64, &Row<'_>) -> Result<()>,
+    ) -> Result<usize>;
+}
+
+/// The rows of a store's table (keys only, or whole rows).
+struct TablePages {
     table: Table,
-    decode: fn(&Row<'_>) -> Result<T>,
     keys_only: bool,
+}
+
+impl PageSource for TablePages {
+    fn page(
+        &self,
+        from: i64,
+        to: i64,
+        direction: Direction,
+        f: &mut dyn FnMut(i64, &Row<'_>) -> Result<()>,
+    ) -> Result<usize> {
+        self.table
+            .scan(from, to, direction, PAGE, self.keys_only, f)
+    }
+}
+
+/// An iterator in insertion order, read in pages of 256 rows; from [`DiskRead::iter`],
+/// [`DiskRead::keys`], [`DiskRead::values`] and the cache's `iter` and `keys`.
+pub struct Iter<T> {
+    source: Box<dyn PageSource>,
+    decode: fn(&Row<'_>) -> Result<T>,
     from: i64,
     to: i64,
     direction: Direction,
@@ -490,10 +522,17 @@ pub struct Iter<T> {
 
 impl<T> Iter<T> {
     fn new(table: Table, decode: fn(&Row<'_>) -> Result<T>, keys_only: bool) -> Self {
+        Iter::over(TablePages { table, keys_only }, decode)
+    }
+
+    /// An iterator over the pages of `source`.
+    pub(crate) fn over(
+        source: impl PageSource + 'static,
+        decode: fn(&Row<'_>) -> Result<T>,
+    ) -> Self {
         Iter {
-            table,
+            source: Box::new(source),
             decode,
-            keys_only,
             from: i64::MIN,
             to: i64::MAX,
             direction: Direction::Forward,
@@ -524,17 +563,12 @@ impl<T> Iter<T> {
     fn fill(&mut self) -> Result<()> {
         let decode = self.decode;
         let buf = &mut self.buf;
-        let n = self.table.scan(
-            self.from,
-            self.to,
-            self.direction,
-            PAGE,
-            self.keys_only,
-            |rowid, row| {
+        let n = self
+            .source
+            .page(self.from, self.to, self.direction, &mut |rowid, row| {
                 buf.push_back((rowid, decode(row)?));
                 Ok(())
-            },
-        )?;
+            })?;
         let last = self.buf.back().map(|(r, _)| *r);
         match (last, self.direction) {
             (Some(r), Direction::Forward) => match r.checked_add(1) {

@@ -34,7 +34,6 @@ mod sql;
 mod stats;
 
 use std::borrow::Borrow;
-use std::collections::VecDeque;
 use std::fmt::Display;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -50,6 +49,7 @@ pub use self::stats::Stats;
 use crate::error::{Error, Result};
 use crate::key::{AsKey, Key};
 use crate::record::{Record, Row};
+use crate::store::{Iter, PageSource};
 use crate::table::Direction;
 use crate::transaction::Transaction;
 use crate::value::Cell;
@@ -447,12 +447,12 @@ impl<K: Key, V: Record> DiskCache<K, V> {
     /// Live entries in store order, oldest first (`.rev()` for newest first), read in
     /// pages of [`SCAN_PAGE`].
     pub fn iter(&self) -> CacheIter<(K, V)> {
-        CacheIter::new(self.core.clone(), decode_item::<K, V>)
+        Iter::over(self.core.clone(), decode_item::<K, V>)
     }
 
     /// Live keys in store order.
     pub fn keys(&self) -> CacheIter<K> {
-        CacheIter::new(self.core.clone(), decode_key::<K>)
+        Iter::over(self.core.clone(), decode_key::<K>)
     }
 
     /// SQLite's integrity check: empty when the file is healthy.
@@ -504,89 +504,23 @@ impl<K: Key> DiskCache<K, i64> {
     }
 }
 
-/// An iterator over a cache's live entries in store order, in pages; from
+/// An iterator over a cache's live entries in store order, in pages of [`SCAN_PAGE`]; from
 /// [`DiskCache::iter`] and [`DiskCache::keys`].
-pub struct CacheIter<T> {
-    core: CacheTable,
-    decode: fn(&Row<'_>) -> Result<T>,
-    from: i64,
-    to: i64,
-    direction: Direction,
-    buf: VecDeque<(i64, T)>,
-    done: bool,
-}
+pub type CacheIter<T> = Iter<T>;
 
-impl<T> CacheIter<T> {
-    fn new(core: CacheTable, decode: fn(&Row<'_>) -> Result<T>) -> Self {
-        CacheIter {
-            core,
-            decode,
-            from: i64::MIN,
-            to: i64::MAX,
-            direction: Direction::Forward,
-            buf: VecDeque::new(),
-            done: false,
-        }
-    }
-
-    /// The entries not yet returned, in the opposite order.
-    #[allow(clippy::should_implement_trait)]
-    #[must_use]
-    pub fn rev(mut self) -> Self {
-        if let Some((rowid, _)) = self.buf.front() {
-            match self.direction {
-                Direction::Forward => self.from = *rowid,
-                Direction::Reverse => self.to = *rowid,
-            }
-            self.done = self.from > self.to;
-        }
-        self.buf.clear();
-        self.direction = match self.direction {
-            Direction::Forward => Direction::Reverse,
-            Direction::Reverse => Direction::Forward,
-        };
-        self
-    }
-
-    fn fill(&mut self) -> Result<()> {
-        let decode = self.decode;
-        let buf = &mut self.buf;
-        let n = self
-            .core
-            .scan(self.from, self.to, self.direction, |rowid, row| {
-                buf.push_back((rowid, decode(row)?));
-                Ok(())
-            })?;
-        match (self.buf.back().map(|(r, _)| *r), self.direction) {
-            (Some(r), Direction::Forward) => match r.checked_add(1) {
-                Some(next) => self.from = next,
-                None => self.done = true,
-            },
-            (Some(r), Direction::Reverse) => match r.checked_sub(1) {
-                Some(next) => self.to = next,
-                None => self.done = true,
-            },
-            (None, _) => {}
-        }
-        if n < SCAN_PAGE {
-            self.done = true;
-        }
-        Ok(())
+impl PageSource for CacheTable {
+    fn page(
+        &self,
+        from: i64,
+        to: i64,
+        direction: Direction,
+        f: &mut dyn FnMut(i64, &Row<'_>) -> Result<()>,
+    ) -> Result<usize> {
+        self.scan(from, to, direction, f)
     }
 }
 
-impl<T> Iterator for CacheIter<T> {
-    type Item = Result<T>;
-
-    fn next(&mut self) -> Option<Result<T>> {
-        if self.buf.is_empty()
-            && !self.done
-            && let Err(e) = self.fill()
-        {
-            self.done = true;
-            self.buf.clear();
-            return Some(Err(e));
-        }
-        self.buf.pop_front().map(|(_, item)| Ok(item))
-    }
-}
+const _: () = assert!(
+    SCAN_PAGE == crate::store::PAGE,
+    "the iterator expects full pages"
+);
