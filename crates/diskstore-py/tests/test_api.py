@@ -1,7 +1,5 @@
 """Public names of both generations of the original API."""
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import diskstore

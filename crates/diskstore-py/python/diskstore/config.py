@@ -254,9 +254,14 @@ def _require(model: type, methods: tuple[str, ...], package: str) -> None:
         )
 
 
-class PydanticConfig(BaseConfig):
-    """One TEXT column holding a pydantic model as JSON (`model_dump_json` /
-    `model_validate_json`). Needs pydantic. The table is named after the model."""
+class _JsonModelConfig(BaseConfig):
+    """One column holding a model object as JSON through the model's own dump/validate
+    methods (named by the subclass). The table is named after the model."""
+
+    _dump: str
+    _validate: str
+    _column_type: str
+    _package: str
 
     def __init__(
         self,
@@ -267,7 +272,7 @@ class PydanticConfig(BaseConfig):
         pragmas: dict | None = None,
         auto_migrate: bool | None = None,
     ) -> None:
-        _require(model, ("model_dump_json", "model_validate_json"), "pydantic")
+        _require(model, (self._dump, self._validate), self._package)
         super().__init__(
             tablename=_class_table(model, tablename),
             key_type=key_type,
@@ -275,49 +280,42 @@ class PydanticConfig(BaseConfig):
             pragmas=pragmas,
             auto_migrate=auto_migrate,
         )
-        self.model = model
-        self.fields = (("value", "TEXT", NO_DEFAULT),)
+        self._model = model
+        self.fields = (("value", self._column_type, NO_DEFAULT),)
 
     def dump_value(self, key: Any, value: Any) -> Sequence:
-        """`(key, value.model_dump_json())`."""
-        return (key, value.model_dump_json())
+        """`(key, <the model's JSON>)`."""
+        return (key, getattr(value, self._dump)())
 
     def load_data(self, data: tuple) -> Any:
         """The model validated from its JSON."""
-        return self.model.model_validate_json(data[1])  # type: ignore[attr-defined]
+        return getattr(self._model, self._validate)(data[1])
 
 
-class StructtypeConfig(BaseConfig):
+class PydanticConfig(_JsonModelConfig):
+    """One TEXT column holding a pydantic model as JSON (`model_dump_json` /
+    `model_validate_json`). Needs pydantic. The table is named after the model."""
+
+    _dump, _validate, _column_type, _package = (
+        "model_dump_json", "model_validate_json", "TEXT", "pydantic")
+
+    @property
+    def model(self) -> type:
+        """The pydantic model class."""
+        return self._model
+
+
+class StructtypeConfig(_JsonModelConfig):
     """One BLOB column holding a structtype struct as JSON (`struct_dump_json` /
     `struct_validate_json`). Needs structtype. The table is named after the struct."""
 
-    def __init__(
-        self,
-        struct: type,
-        tablename: str | None = None,
-        key_type: Any = None,
-        timeout: float | None = None,
-        pragmas: dict | None = None,
-        auto_migrate: bool | None = None,
-    ) -> None:
-        _require(struct, ("struct_dump_json", "struct_validate_json"), "structtype")
-        super().__init__(
-            tablename=_class_table(struct, tablename),
-            key_type=key_type,
-            timeout=timeout,
-            pragmas=pragmas,
-            auto_migrate=auto_migrate,
-        )
-        self.struct = struct
-        self.fields = (("value", "BLOB", NO_DEFAULT),)
+    _dump, _validate, _column_type, _package = (
+        "struct_dump_json", "struct_validate_json", "BLOB", "structtype")
 
-    def dump_value(self, key: Any, value: Any) -> Sequence:
-        """`(key, value.struct_dump_json())`."""
-        return (key, value.struct_dump_json())
-
-    def load_data(self, data: tuple) -> Any:
-        """The struct validated from its JSON."""
-        return self.struct.struct_validate_json(data[1])  # type: ignore[attr-defined]
+    @property
+    def struct(self) -> type:
+        """The struct class."""
+        return self._model
 
 
 __all__ = [
