@@ -17,17 +17,17 @@ class Value(NamedTuple):
     def __int__(self) -> int:
         if isinstance(self.value, int):
             return self.value
-        raise ValueError(f"the stored value is a {type(self.value).__name__}, not an int")
+        raise ValueError(f"the stored value is of type {type(self.value).__name__}, not int")
 
     def __float__(self) -> float:
         if isinstance(self.value, float):
             return self.value
-        raise ValueError(f"the stored value is a {type(self.value).__name__}, not a float")
+        raise ValueError(f"the stored value is of type {type(self.value).__name__}, not float")
 
     def __bytes__(self) -> bytes:
         if isinstance(self.value, bytes):
             return self.value
-        raise ValueError(f"the stored value is a {type(self.value).__name__}, not bytes")
+        raise ValueError(f"the stored value is of type {type(self.value).__name__}, not bytes")
 
     def __str__(self) -> str:
         return str(self.value)
