@@ -37,6 +37,11 @@ fn literal(v: &Value) -> String {
     }
 }
 
+/// A row limit as an SQL integer literal (SQLite integers are 64-bit signed).
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
 /// The layout of one store table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TableSpec {
@@ -164,6 +169,7 @@ impl Statements {
     /// reversed), rowid last; without the value columns when `keys_only`. The limit is a
     /// literal: a bound `LIMIT ?` makes SQLite re-prepare the statement on every run.
     pub fn scan(&self, reverse: bool, keys_only: bool, limit: usize) -> String {
+        let limit = sql_limit(limit);
         let (t, cols) = (
             &self.table,
             if keys_only { "" } else { self.columns.as_str() },
@@ -178,6 +184,7 @@ impl Statements {
     /// A key-ordered page of up to `limit` rows between the ends `?1` and `?2` (a literal
     /// limit, as in [`Statements::scan`]).
     pub fn range(&self, lower: Edge, upper: Edge, reverse: bool, limit: usize) -> String {
+        let limit = sql_limit(limit);
         let (t, cols) = (&self.table, &self.columns);
         let mut conds = Vec::new();
         let (first, last, order) = if reverse {

@@ -320,3 +320,38 @@ fn a_column_default_fills_rows_added_before_the_column() {
         r#"CREATE TABLE IF NOT EXISTS "T" (_key TEXT PRIMARY KEY NOT NULL, "a" BLOB NOT NULL, "b" INTEGER DEFAULT 0)"#
     );
 }
+
+#[test]
+fn scans_and_ranges_without_a_limit_read_everything() {
+    let dir = TempDir::new().unwrap();
+    let t = open(&dir, ColumnType::Blob);
+    for i in 0..5 {
+        t.set(KeyRef::Int(i), &cells(ValueRef::Integer(i), None))
+            .unwrap();
+    }
+    let mut seen = 0;
+    let n = t
+        .scan(
+            i64::MIN,
+            i64::MAX,
+            Direction::Forward,
+            usize::MAX,
+            true,
+            |_, _| {
+                seen += 1;
+                Ok(())
+            },
+        )
+        .unwrap();
+    assert_eq!((n, seen), (5, 5));
+    let n = t
+        .range(
+            RangeEnd::Unbounded,
+            RangeEnd::Unbounded,
+            Direction::Reverse,
+            usize::MAX,
+            |_| Ok(()),
+        )
+        .unwrap();
+    assert_eq!(n, 5);
+}
