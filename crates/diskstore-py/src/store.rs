@@ -94,18 +94,29 @@ impl Reader {
             .ok_or_else(|| DiskStoreError::new_err("the store could not be opened"))
     }
 
-    fn fetch(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<Option<(OwnedRow, bool)>> {
+    /// The value stored under `key`, loaded through the model; `None` if absent.
+    fn lookup<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let py = slf.py();
         let Some(o) = Self::opened(slf)? else {
             crate::convert::key_ref(key)?;
             return Ok(None);
         };
         let k = crate::convert::key_ref(key)?;
+        if let Model::Raw = o.model {
+            // One value column and no key wanted: copy just that cell out of SQLite.
+            let v = py
+                .detach(|| o.table.get(k, |r| Ok(r.value(0)?.to_owned())))
+                .py()?;
+            return Ok(v.map(|v| to_py(py, &v)));
+        }
         let with_key = o.model.needs_key();
-        let row = slf
-            .py()
+        let row = py
             .detach(|| o.table.get(k, |r| owned_row_with(r, with_key)))
             .py()?;
-        Ok(row.map(|r| (r, true)))
+        row.map(|r| o.model.load(py, &r)).transpose()
     }
 }
 
@@ -204,13 +215,7 @@ impl Reader {
         slf: &Bound<'py, Self>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        match Self::fetch(slf, key)? {
-            Some((row, _)) => {
-                let o = slf.get().state.get().expect("attached");
-                o.model.load(slf.py(), &row)
-            }
-            None => Err(PyKeyError::new_err(key.clone().unbind())),
-        }
+        Self::lookup(slf, key)?.ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))
     }
 
     /// The value of `key`, or `default`.
@@ -220,11 +225,8 @@ impl Reader {
         key: &Bound<'py, PyAny>,
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        match Self::fetch(slf, key)? {
-            Some((row, _)) => {
-                let o = slf.get().state.get().expect("attached");
-                o.model.load(slf.py(), &row)
-            }
+        match Self::lookup(slf, key)? {
+            Some(v) => Ok(v),
             None => Ok(default.unwrap_or_else(|| slf.py().None().into_bound(slf.py()))),
         }
     }

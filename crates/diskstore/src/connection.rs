@@ -124,12 +124,69 @@ fn immutable_uri(path: &Path) -> String {
     uri
 }
 
+/// Statements of [`Connections::held`] reserved by the connection layer itself.
+pub(crate) mod held {
+    /// `BEGIN` (a read transaction).
+    pub const BEGIN: usize = 0;
+    /// `BEGIN IMMEDIATE` (a write transaction).
+    pub const BEGIN_IMMEDIATE: usize = 1;
+    /// `COMMIT`.
+    pub const COMMIT: usize = 2;
+    /// `ROLLBACK`.
+    pub const ROLLBACK: usize = 3;
+    /// The first id free for the table's own statements.
+    pub const TABLE: usize = 4;
+    /// How many ids the table's statements take (the cache's start after them).
+    pub const TABLE_COUNT: usize = 12;
+    /// The first id free for the cache's statements.
+    pub const CACHE: usize = TABLE + TABLE_COUNT;
+}
+
+/// A statement prepared on a slot's connection. Its borrow of the connection is erased:
+/// the slot keeps the connection boxed (it never moves) and drops or forgets every
+/// statement before it drops, replaces or forgets the connection.
+type HeldStatement = rusqlite::Statement<'static>;
+
+/// The held statements of one slot, indexed by id.
+#[derive(Default)]
+struct HeldList(Vec<Option<HeldStatement>>);
+
+// SAFETY: the statements belong to their slot's connection, which is `Send`; they move
+// between threads only together with it (when the slots are dropped), and are only used
+// by the thread that owns the slot.
+unsafe impl Send for HeldList {}
+
 struct Slot {
-    conn: Option<Connection>,
+    /// Declared before `conn`, so that dropping a slot finalizes these first.
+    statements: RefCell<HeldList>,
+    conn: Option<Box<Connection>>,
     generation: u64,
     epoch: u64,
     /// Depth of write transactions this thread opened on `conn`.
     depth: Cell<u32>,
+}
+
+impl Slot {
+    /// Gives up the connection and its statements: closed normally, or leaked when they
+    /// were inherited across fork() (closing them could disturb the parent's locks).
+    fn release(&mut self, inherited: bool) {
+        let statements = std::mem::take(self.statements.get_mut());
+        let conn = self.conn.take();
+        if inherited {
+            std::mem::forget(statements);
+            std::mem::forget(conn);
+        } else {
+            drop(statements);
+            drop(conn);
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let inherited = self.generation != FORK_GENERATION.load(Ordering::Relaxed);
+        self.release(inherited);
+    }
 }
 
 /// How connections to one file are opened.
@@ -203,6 +260,7 @@ impl Connections {
     fn slot(&self) -> &RefCell<Slot> {
         self.slots.get_or(|| {
             RefCell::new(Slot {
+                statements: RefCell::default(),
                 conn: None,
                 generation: 0,
                 epoch: 0,
@@ -229,21 +287,15 @@ impl Connections {
             let mut slot = cell
                 .try_borrow_mut()
                 .map_err(|_| Error::Usage("connection reopened while in use".into()))?;
-            if let Some(old) = slot.conn.take() {
-                if slot.generation == generation {
-                    drop(old);
-                } else {
-                    // Inherited across fork(): closing it could disturb the parent's locks.
-                    std::mem::forget(old);
-                }
-            }
+            let inherited = slot.generation != generation;
+            slot.release(inherited);
             slot.depth.set(0);
-            slot.conn = Some(self.open()?);
+            slot.conn = Some(Box::new(self.open()?));
             slot.generation = generation;
             slot.epoch = epoch;
         }
         let slot = cell.borrow();
-        f(slot.conn.as_ref().expect("connection was just opened"))
+        f(slot.conn.as_deref().expect("connection was just opened"))
     }
 
     /// Closes this thread's connection (it reopens on next use).
@@ -255,15 +307,53 @@ impl Connections {
             if slot.depth.get() > 0 {
                 return Err(Error::Usage("cannot close inside a transaction".into()));
             }
-            if let Some(conn) = slot.conn.take() {
-                if slot.generation == fork_generation() {
-                    drop(conn);
-                } else {
-                    std::mem::forget(conn);
-                }
-            }
+            let inherited = slot.generation != fork_generation();
+            slot.release(inherited);
         }
         Ok(())
+    }
+
+    /// Runs `f` with statement `id` of this thread's connection `conn` (the one handed
+    /// out by [`Connections::with`]), preparing `sql` on first use and keeping it
+    /// prepared for the next call. This skips the statement cache's hashing of the SQL
+    /// text on every call. Each `id` must always come with the same `sql`.
+    pub fn held<R>(
+        &self,
+        conn: &Connection,
+        id: usize,
+        sql: &str,
+        f: impl FnOnce(&mut rusqlite::Statement<'_>) -> Result<R>,
+    ) -> Result<R> {
+        let slot = self.slot().borrow();
+        let Some(own) = slot.conn.as_deref().filter(|c| std::ptr::eq(*c, conn)) else {
+            let mut st = conn.prepare_cached(sql)?;
+            return f(&mut st);
+        };
+        // Taken out while in use, so that a nested use of the same id prepares its own.
+        let taken = slot
+            .statements
+            .borrow_mut()
+            .0
+            .get_mut(id)
+            .and_then(Option::take);
+        let mut st = match taken {
+            Some(st) => st,
+            None => {
+                let st = own.prepare(sql)?;
+                // SAFETY: `own` is boxed in the slot and outlives the statement (see
+                // `HeldStatement`); the statement is only used on this thread.
+                unsafe { std::mem::transmute::<rusqlite::Statement<'_>, HeldStatement>(st) }
+            }
+        };
+        let result = f(&mut st);
+        // Bound values are copies; large ones should not stay alive between calls.
+        st.clear_bindings();
+        let list = &mut slot.statements.borrow_mut().0;
+        if list.len() <= id {
+            list.resize_with(id + 1, || None);
+        }
+        list[id] = Some(st);
+        result
     }
 
     /// Makes every thread reopen its connection on next use and closes this thread's one;
@@ -311,13 +401,24 @@ impl Connections {
             if !conn.is_autocommit() {
                 return f(conn);
             }
-            conn.execute_batch("BEGIN")?;
+            self.run(conn, held::BEGIN, "BEGIN")?;
             let result = f(conn);
-            let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-            let ended = conn.execute_batch(end);
+            let ended = if result.is_ok() {
+                self.run(conn, held::COMMIT, "COMMIT")
+            } else {
+                self.run(conn, held::ROLLBACK, "ROLLBACK")
+            };
             let value = result?;
             ended?;
             Ok(value)
+        })
+    }
+
+    /// Runs a held statement that takes no parameters and returns no rows.
+    fn run(&self, conn: &Connection, id: usize, sql: &str) -> Result<()> {
+        self.held(conn, id, sql, |st| {
+            st.raw_execute()?;
+            Ok(())
         })
     }
 
@@ -341,7 +442,7 @@ impl Connections {
         }
         self.check_writable()?;
         let guard = self.writer.lock(self.config.timeout, self.path())?;
-        self.with(|conn| Ok(conn.execute_batch("BEGIN IMMEDIATE")?))?;
+        self.with(|conn| self.run(conn, held::BEGIN_IMMEDIATE, "BEGIN IMMEDIATE"))?;
         std::mem::forget(guard); // released by `end`
         self.set_depth(1);
         Ok(true)
@@ -363,13 +464,13 @@ impl Connections {
                 return Ok(()); // SQLite already rolled back (e.g. after a full disk)
             }
             if commit {
-                if let Err(e) = conn.execute_batch("COMMIT") {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    return Err(e.into());
+                if let Err(e) = self.run(conn, held::COMMIT, "COMMIT") {
+                    let _ = self.run(conn, held::ROLLBACK, "ROLLBACK");
+                    return Err(e);
                 }
                 Ok(())
             } else {
-                Ok(conn.execute_batch("ROLLBACK")?)
+                self.run(conn, held::ROLLBACK, "ROLLBACK")
             }
         });
         self.writer.unlock();

@@ -155,6 +155,22 @@ impl Query {
     }
 }
 
+/// Ids of the table's statements kept prepared on every thread's connection.
+mod stmt {
+    use crate::connection::held::TABLE;
+    pub const GET: usize = TABLE;
+    pub const CONTAINS: usize = TABLE + 1;
+    pub const COUNT: usize = TABLE + 2;
+    pub const UPSERT: usize = TABLE + 3;
+    pub const INSERT_NEW: usize = TABLE + 4;
+    pub const INSERT_AUTO: usize = TABLE + 5;
+    pub const DELETE: usize = TABLE + 6;
+    pub const REMOVE: usize = TABLE + 7;
+    pub const POP_LAST: usize = TABLE + 8;
+    pub const POP_FIRST: usize = TABLE + 9;
+    const _: () = assert!(POP_FIRST < TABLE + crate::connection::held::TABLE_COUNT);
+}
+
 fn bind_key(st: &mut rusqlite::Statement<'_>, idx: usize, key: KeyRef<'_>) -> Result<()> {
     st.raw_bind_parameter(idx, key.checked()?)?;
     Ok(())
@@ -298,6 +314,31 @@ impl Table {
         self.inner.spec.columns.len()
     }
 
+    /// Runs `f` with one of this table's statements kept prepared on `c` (see
+    /// [`Connections::held`]); `id` comes from [`stmt`] or, for the cache, after it.
+    pub(crate) fn held<R>(
+        &self,
+        c: &Connection,
+        id: usize,
+        sql: &str,
+        f: impl FnOnce(&mut rusqlite::Statement<'_>) -> Result<R>,
+    ) -> Result<R> {
+        self.inner.conns.held(c, id, sql, f)
+    }
+
+    fn insert_new_with(
+        &self,
+        c: &Connection,
+        key: KeyRef<'_>,
+        values: &[Cell<'_>],
+    ) -> Result<bool> {
+        self.held(c, stmt::INSERT_NEW, &self.inner.sql.insert_new, |st| {
+            bind_key(st, 1, key)?;
+            bind_values(st, 2, values)?;
+            Ok(st.raw_execute()? == 1)
+        })
+    }
+
     /// Looks up `key` and hands its row to `f`.
     ///
     /// # Errors
@@ -308,13 +349,14 @@ impl Table {
         f: impl FnOnce(&Row<'_>) -> Result<T>,
     ) -> Result<Option<T>> {
         let r = self.inner.conns.with(|c| {
-            let mut st = c.prepare_cached(&self.inner.sql.get)?;
-            bind_key(&mut st, 1, key)?;
-            let mut rows = st.raw_query();
-            match rows.next()? {
-                Some(r) => f(&Row::new(r, self.width())).map(Some),
-                None => Ok(None),
-            }
+            self.held(c, stmt::GET, &self.inner.sql.get, |st| {
+                bind_key(st, 1, key)?;
+                let mut rows = st.raw_query();
+                match rows.next()? {
+                    Some(r) => f(&Row::new(r, self.width())).map(Some),
+                    None => Ok(None),
+                }
+            })
         });
         self.ctx(r)
     }
@@ -329,16 +371,17 @@ impl Table {
         mut f: impl FnMut(usize, Option<&Row<'_>>) -> Result<()>,
     ) -> Result<()> {
         let r = self.inner.conns.read(|c| {
-            let mut st = c.prepare_cached(&self.inner.sql.get)?;
-            for (i, key) in keys.iter().enumerate() {
-                bind_key(&mut st, 1, *key)?;
-                let mut rows = st.raw_query();
-                match rows.next()? {
-                    Some(r) => f(i, Some(&Row::new(r, self.width())))?,
-                    None => f(i, None)?,
+            self.held(c, stmt::GET, &self.inner.sql.get, |st| {
+                for (i, key) in keys.iter().enumerate() {
+                    bind_key(st, 1, *key)?;
+                    let mut rows = st.raw_query();
+                    match rows.next()? {
+                        Some(r) => f(i, Some(&Row::new(r, self.width())))?,
+                        None => f(i, None)?,
+                    }
                 }
-            }
-            Ok(())
+                Ok(())
+            })
         });
         self.ctx(r)
     }
@@ -349,9 +392,10 @@ impl Table {
     /// As [`Table::get`].
     pub fn contains(&self, key: KeyRef<'_>) -> Result<bool> {
         let r = self.inner.conns.with(|c| {
-            let mut st = c.prepare_cached(&self.inner.sql.contains)?;
-            bind_key(&mut st, 1, key)?;
-            Ok(st.raw_query().next()?.is_some())
+            self.held(c, stmt::CONTAINS, &self.inner.sql.contains, |st| {
+                bind_key(st, 1, key)?;
+                Ok(st.raw_query().next()?.is_some())
+            })
         });
         self.ctx(r)
     }
@@ -362,8 +406,9 @@ impl Table {
     /// File and lock errors.
     pub fn len(&self) -> Result<u64> {
         let r = self.inner.conns.with(|c| {
-            let mut st = c.prepare_cached(&self.inner.sql.count)?;
-            Ok(st.query_row([], |r| r.get::<_, i64>(0))? as u64)
+            self.held(c, stmt::COUNT, &self.inner.sql.count, |st| {
+                Ok(st.query_row([], |r| r.get::<_, i64>(0))? as u64)
+            })
         });
         self.ctx(r)
     }
@@ -383,11 +428,12 @@ impl Table {
     /// [`Error::Busy`], constraint errors from SQLite.
     pub fn set(&self, key: KeyRef<'_>, values: &[Cell<'_>]) -> Result<()> {
         let r = self.inner.conns.write(|c| {
-            let mut st = c.prepare_cached(&self.inner.sql.upsert)?;
-            bind_key(&mut st, 1, key)?;
-            bind_values(&mut st, 2, values)?;
-            st.raw_execute()?;
-            Ok(())
+            self.held(c, stmt::UPSERT, &self.inner.sql.upsert, |st| {
+                bind_key(st, 1, key)?;
+                bind_values(st, 2, values)?;
+                st.raw_execute()?;
+                Ok(())
+            })
         });
         self.ctx(r)
     }
@@ -397,12 +443,10 @@ impl Table {
     /// # Errors
     /// As [`Table::set`].
     pub fn insert_new(&self, key: KeyRef<'_>, values: &[Cell<'_>]) -> Result<bool> {
-        let r = self.inner.conns.write(|c| {
-            let mut st = c.prepare_cached(&self.inner.sql.insert_new)?;
-            bind_key(&mut st, 1, key)?;
-            bind_values(&mut st, 2, values)?;
-            Ok(st.raw_execute()? == 1)
-        });
+        let r = self
+            .inner
+            .conns
+            .write(|c| self.insert_new_with(c, key, values));
         self.ctx(r)
     }
 
@@ -419,16 +463,17 @@ impl Table {
             )));
         }
         let r = self.inner.conns.write(|c| {
-            let mut st = c.prepare_cached(&self.inner.sql.insert_auto)?;
-            bind_values(&mut st, 2, values)?;
-            let key = one_row(&mut st, 0, |row| match row.key()? {
-                ValueRef::Integer(i) => Ok(i),
-                other => Err(Error::Decode {
-                    column: "_key".into(),
-                    message: format!("assigned key is {}", other.type_name()),
-                }),
-            })?;
-            key.ok_or_else(|| Error::Usage("no key was assigned".into()))
+            self.held(c, stmt::INSERT_AUTO, &self.inner.sql.insert_auto, |st| {
+                bind_values(st, 2, values)?;
+                let key = one_row(st, 0, |row| match row.key()? {
+                    ValueRef::Integer(i) => Ok(i),
+                    other => Err(Error::Decode {
+                        column: "_key".into(),
+                        message: format!("assigned key is {}", other.type_name()),
+                    }),
+                })?;
+                key.ok_or_else(|| Error::Usage("no key was assigned".into()))
+            })
         });
         self.ctx(r)
     }
@@ -439,9 +484,10 @@ impl Table {
     /// As [`Table::set`].
     pub fn delete(&self, key: KeyRef<'_>) -> Result<bool> {
         let r = self.inner.conns.write(|c| {
-            let mut st = c.prepare_cached(&self.inner.sql.delete)?;
-            bind_key(&mut st, 1, key)?;
-            Ok(st.raw_execute()? > 0)
+            self.held(c, stmt::DELETE, &self.inner.sql.delete, |st| {
+                bind_key(st, 1, key)?;
+                Ok(st.raw_execute()? > 0)
+            })
         });
         self.ctx(r)
     }
@@ -456,9 +502,10 @@ impl Table {
         f: impl FnOnce(&Row<'_>) -> Result<T>,
     ) -> Result<Option<T>> {
         let r = self.inner.conns.write(|c| {
-            let mut st = c.prepare_cached(&self.inner.sql.remove)?;
-            bind_key(&mut st, 1, key)?;
-            one_row(&mut st, self.width(), f)
+            self.held(c, stmt::REMOVE, &self.inner.sql.remove, |st| {
+                bind_key(st, 1, key)?;
+                one_row(st, self.width(), f)
+            })
         });
         self.ctx(r)
     }
@@ -472,14 +519,14 @@ impl Table {
         end: Direction,
         f: impl FnOnce(&Row<'_>) -> Result<T>,
     ) -> Result<Option<T>> {
-        let sql = match end {
-            Direction::Reverse => &self.inner.sql.pop_last,
-            Direction::Forward => &self.inner.sql.pop_first,
+        let (id, sql) = match end {
+            Direction::Reverse => (stmt::POP_LAST, &self.inner.sql.pop_last),
+            Direction::Forward => (stmt::POP_FIRST, &self.inner.sql.pop_first),
         };
-        let r = self.inner.conns.write(|c| {
-            let mut st = c.prepare_cached(sql)?;
-            one_row(&mut st, self.width(), f)
-        });
+        let r = self
+            .inner
+            .conns
+            .write(|c| self.held(c, id, sql, |st| one_row(st, self.width(), f)));
         self.ctx(r)
     }
 
@@ -495,19 +542,15 @@ impl Table {
         f: impl FnOnce(&Row<'_>, bool) -> Result<T>,
     ) -> Result<T> {
         let r = self.inner.conns.atomic(|c| {
-            let inserted = {
-                let mut st = c.prepare_cached(&self.inner.sql.insert_new)?;
-                bind_key(&mut st, 1, key)?;
-                bind_values(&mut st, 2, values)?;
-                st.raw_execute()? == 1
-            };
-            let mut st = c.prepare_cached(&self.inner.sql.get)?;
-            bind_key(&mut st, 1, key)?;
-            let mut rows = st.raw_query();
-            let row = rows
-                .next()?
-                .ok_or_else(|| Error::Usage("row vanished inside a transaction".into()))?;
-            f(&Row::new(row, self.width()), inserted)
+            let inserted = self.insert_new_with(c, key, values)?;
+            self.held(c, stmt::GET, &self.inner.sql.get, |st| {
+                bind_key(st, 1, key)?;
+                let mut rows = st.raw_query();
+                let row = rows
+                    .next()?
+                    .ok_or_else(|| Error::Usage("row vanished inside a transaction".into()))?;
+                f(&Row::new(row, self.width()), inserted)
+            })
         });
         self.ctx(r)
     }
@@ -719,6 +762,14 @@ impl Table {
     /// Errors from `f`; opening errors.
     pub fn with_connection<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
         let r = self.inner.conns.with(f);
+        self.ctx(r)
+    }
+
+    /// Runs one write with this thread's connection: inside this thread's open
+    /// transaction, or else autocommitted under the in-process writer lock (so `f` should
+    /// make a single statement, which SQLite then applies atomically).
+    pub(crate) fn write_with<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let r = self.inner.conns.write(f);
         self.ctx(r)
     }
 
