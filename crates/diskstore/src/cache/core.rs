@@ -19,7 +19,7 @@ use crate::value::{Cell, ColumnType, Value, ValueRef};
 
 use super::clock::{Clock, SystemClock, micros};
 use super::policy::{EvictionPolicy, Ttl};
-use super::sql::{BATCH, CACHE_COLUMNS, CacheSql};
+use super::sql::{BATCH, CACHE_COLUMNS, CacheSql, stmt};
 use super::stats::{Pending, Stats};
 
 /// The page size of a new cache file (a store's default is 16 KiB). Every write commits
@@ -52,13 +52,16 @@ pub struct CacheOptions {
     pub stats: bool,
     /// The busy timeout.
     pub timeout: Duration,
-    /// Pragmas over the store defaults; starts with `page_size` = [`CACHE_PAGE_SIZE`].
+    /// Pragmas over the store defaults; starts with `page_size` = [`CACHE_PAGE_SIZE`],
+    /// `mmap_size` = 0 and `wal_autocheckpoint` = 1000, because the metadata page is
+    /// rewritten by every write (see `docs/cache.md`).
     pub pragmas: Vec<(String, String)>,
 }
 
 impl CacheOptions {
     /// Options with the defaults: no TTL, no limits, least-recently-stored, the system
-    /// clock, stats on, 10 s timeout, 4 KiB pages.
+    /// clock, stats on, 10 s timeout, 4 KiB pages, no memory-mapped reads, a checkpoint
+    /// every 1000 pages of log.
     pub fn new(path: impl Into<PathBuf>, table: impl Into<String>, columns: Vec<Column>) -> Self {
         CacheOptions {
             path: path.into(),
@@ -71,7 +74,11 @@ impl CacheOptions {
             clock: Arc::new(SystemClock),
             stats: true,
             timeout: DEFAULT_TIMEOUT,
-            pragmas: vec![("page_size".into(), CACHE_PAGE_SIZE.to_string())],
+            pragmas: vec![
+                ("page_size".into(), CACHE_PAGE_SIZE.to_string()),
+                ("mmap_size".into(), "0".into()),
+                ("wal_autocheckpoint".into(), "1000".into()),
+            ],
         }
     }
 }
@@ -173,15 +180,14 @@ fn flush_stats(inner: &Inner, c: &Connection) -> Result<()> {
         return Ok(());
     }
     let s = pending.take();
-    let r = (|| {
-        let mut st = c.prepare_cached(&inner.sql.add_stats)?;
+    let r = held(inner, c, stmt::ADD_STATS, &inner.sql.add_stats, |st| {
         st.execute(rusqlite::params![
             inner.name,
             s.hits as i64,
             s.misses as i64
         ])?;
         Ok(())
-    })();
+    });
     if r.is_err() {
         pending.restore(s);
     }
@@ -311,6 +317,17 @@ impl CacheTable {
         atomic(&self.inner, f)
     }
 
+    /// Runs a write made of one statement: on its own (autocommitted, or inside this
+    /// thread's open transaction) unless hit/miss counts are pending, which [`atomic`]
+    /// then writes out in the same transaction.
+    fn single<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        if self.inner.stats.is_empty() {
+            self.inner.table.write_with(f)
+        } else {
+            self.atomic(f)
+        }
+    }
+
     fn count(&self, hit: bool) {
         if self.inner.stats_on.load(Ordering::Relaxed) && self.inner.stats.count(hit) {
             // Enough counted in memory: write them out now (best effort; on failure the
@@ -349,33 +366,40 @@ impl CacheTable {
         let width = inner.width;
         if inner.policy.tracks_reads() {
             return self.atomic(|c| {
-                let mut st = if inner.policy == EvictionPolicy::LeastRecentlyUsed {
-                    let order = next_order(inner, c)?;
-                    let mut st = c.prepare_cached(&inner.sql.get_lru)?;
-                    st.raw_bind_parameter(3, order)?;
-                    st
+                let (id, sql, order) = if inner.policy == EvictionPolicy::LeastRecentlyUsed {
+                    (
+                        stmt::GET_LRU,
+                        &inner.sql.get_lru,
+                        Some(next_order(inner, c)?),
+                    )
                 } else {
-                    c.prepare_cached(&inner.sql.get_lfu)?
+                    (stmt::GET_LFU, &inner.sql.get_lfu, None)
                 };
-                st.raw_bind_parameter(1, key)?;
-                st.raw_bind_parameter(2, now)?;
-                let mut rows = st.raw_query();
-                let out = match rows.next()? {
-                    Some(r) => Some(f(&Row::new(r, width))?),
-                    None => None,
-                };
-                while rows.next()?.is_some() {}
-                Ok(out)
+                held(inner, c, id, sql, |st| {
+                    if let Some(order) = order {
+                        st.raw_bind_parameter(3, order)?;
+                    }
+                    st.raw_bind_parameter(1, key)?;
+                    st.raw_bind_parameter(2, now)?;
+                    let mut rows = st.raw_query();
+                    let out = match rows.next()? {
+                        Some(r) => Some(f(&Row::new(r, width))?),
+                        None => None,
+                    };
+                    while rows.next()?.is_some() {}
+                    Ok(out)
+                })
             });
         }
         inner.table.with_connection(|c| {
-            let mut st = c.prepare_cached(&inner.sql.get)?;
-            st.raw_bind_parameter(1, key)?;
-            let mut rows = st.raw_query();
-            match rows.next()? {
-                Some(r) if live(r.get(width + 1)?, now) => f(&Row::new(r, width)).map(Some),
-                _ => Ok(None),
-            }
+            held(inner, c, stmt::GET, &inner.sql.get, |st| {
+                st.raw_bind_parameter(1, key)?;
+                let mut rows = st.raw_query();
+                match rows.next()? {
+                    Some(r) if live(r.get(width + 1)?, now) => f(&Row::new(r, width)).map(Some),
+                    _ => Ok(None),
+                }
+            })
         })
     }
 
@@ -387,10 +411,12 @@ impl CacheTable {
         let key = key.checked()?;
         let now = self.now();
         self.inner.table.with_connection(|c| {
-            let mut st = c.prepare_cached(&self.inner.sql.contains)?;
-            st.raw_bind_parameter(1, now)?;
-            st.raw_bind_parameter(2, key)?;
-            Ok(st.raw_query().next()?.is_some())
+            let inner = &*self.inner;
+            held(inner, c, stmt::CONTAINS, &inner.sql.contains, |st| {
+                st.raw_bind_parameter(1, now)?;
+                st.raw_bind_parameter(2, key)?;
+                Ok(st.raw_query().next()?.is_some())
+            })
         })
     }
 
@@ -418,9 +444,11 @@ impl CacheTable {
             let rowid = match self.insert_row(c, key, values, Stored { expire, size, tag }, true)? {
                 Some(rowid) => rowid,
                 None => {
-                    let mut st = c.prepare_cached(&self.inner.sql.delete)?;
-                    st.raw_bind_parameter(1, key.checked()?)?;
-                    first_row(&mut st, |_| Ok(()))?;
+                    let inner = &*self.inner;
+                    held(inner, c, stmt::DELETE, &inner.sql.delete, |st| {
+                        st.raw_bind_parameter(1, key.checked()?)?;
+                        first_row(st, |_| Ok(()))
+                    })?;
                     self.insert_row(c, key, values, Stored { expire, size, tag }, false)?
                         .ok_or_else(|| Error::Usage("the replaced entry came back".into()))?
                 }
@@ -447,8 +475,7 @@ impl CacheTable {
         let expire = self.expire_at(ttl, now);
         self.atomic(|c| {
             let k = key.checked()?;
-            c.prepare_cached(&self.inner.sql.delete_if_expired)?
-                .execute(rusqlite::params![k, now])?;
+            self.delete_if_expired(c, k, now)?;
             self.room_without_eviction(c, now, key, size)?;
             match self.insert_row(c, key, values, Stored { expire, size, tag }, true)? {
                 Some(rowid) => {
@@ -468,11 +495,14 @@ impl CacheTable {
     pub fn delete(&self, key: KeyRef<'_>) -> Result<bool> {
         let key = key.checked()?;
         let now = self.now();
-        self.atomic(|c| {
-            let mut st = c.prepare_cached(&self.inner.sql.delete)?;
-            st.raw_bind_parameter(1, key)?;
-            let found = first_row(&mut st, |r| Ok(live(r.get(0)?, now)))?;
-            self.purge_some(c, now)?;
+        // One statement (its trigger keeps the totals in step), so it needs no explicit
+        // transaction; and a delete never grows the cache, so it skips the purge.
+        self.single(|c| {
+            let inner = &*self.inner;
+            let found = held(inner, c, stmt::DELETE, &inner.sql.delete, |st| {
+                st.raw_bind_parameter(1, key)?;
+                first_row(st, |r| Ok(live(r.get(0)?, now)))
+            })?;
             Ok(found == Some(true))
         })
     }
@@ -513,9 +543,10 @@ impl CacheTable {
         let now = self.now();
         let expire = self.expire_at(ttl, now);
         self.atomic(|c| {
-            let n = c
-                .prepare_cached(&self.inner.sql.touch)?
-                .execute(rusqlite::params![key, now, expire])?;
+            let inner = &*self.inner;
+            let n = held(inner, c, stmt::TOUCH, &inner.sql.touch, |st| {
+                Ok(st.execute(rusqlite::params![key, now, expire])?)
+            })?;
             self.purge_some(c, now)?;
             Ok(n == 1)
         })
@@ -544,14 +575,15 @@ impl CacheTable {
         let expire = self.expire_at(ttl, now);
         let overflow = || Error::InvalidValue("integer overflow in incr".into());
         self.atomic(|c| {
-            let current = c
-                .prepare_cached(&self.inner.sql.first_value)?
-                .query_row([k], |r| {
+            let inner = &*self.inner;
+            let current = held(inner, c, stmt::FIRST_VALUE, &inner.sql.first_value, |st| {
+                Ok(st.query_row([k], |r| {
                     Ok((
                         r.get::<_, rusqlite::types::Value>(0)?,
                         r.get::<_, Option<i64>>(1)?,
                     ))
-                });
+                }))
+            })?;
             let current = match current {
                 Ok(row) => Some(row),
                 Err(rusqlite::Error::QueryReturnedNoRows) => None,
@@ -571,15 +603,19 @@ impl CacheTable {
                         )));
                     };
                     let new = old.checked_add(delta).ok_or_else(overflow)?;
-                    c.prepare_cached(&self.inner.sql.set_first_value)?
-                        .execute(rusqlite::params![k, new])?;
+                    held(
+                        inner,
+                        c,
+                        stmt::SET_FIRST_VALUE,
+                        &inner.sql.set_first_value,
+                        |st| Ok(st.execute(rusqlite::params![k, new])?),
+                    )?;
                     self.purge_some(c, now)?;
                     Ok(new)
                 }
                 expired => {
                     if expired.is_some() {
-                        c.prepare_cached(&self.inner.sql.delete_if_expired)?
-                            .execute(rusqlite::params![k, now])?;
+                        self.delete_if_expired(c, k, now)?;
                     }
                     let new = default.checked_add(delta).ok_or_else(overflow)?;
                     let mut cells = Vec::with_capacity(rest.len() + 1);
@@ -864,32 +900,46 @@ impl CacheTable {
             )));
         }
         let order = self.order_for_store(c)?;
-        let sql = if if_absent {
-            &inner.sql.insert_new
+        let (id, sql) = if if_absent {
+            (stmt::INSERT_NEW, &inner.sql.insert_new)
         } else {
-            &inner.sql.insert
+            (stmt::INSERT, &inner.sql.insert)
         };
-        let mut st = c.prepare_cached(sql)?;
-        st.raw_bind_parameter(1, key.checked()?)?;
-        for (i, v) in values.iter().enumerate() {
-            st.raw_bind_parameter(i + 2, v)?;
-        }
-        let n = inner.width + 2;
-        st.raw_bind_parameter(n, expire)?;
-        st.raw_bind_parameter(n + 1, size as i64)?;
-        st.raw_bind_parameter(n + 2, tag.map(KeyRef::checked).transpose()?)?;
-        st.raw_bind_parameter(n + 3, order)?;
-        Ok((st.raw_execute()? == 1).then(|| c.last_insert_rowid()))
+        held(inner, c, id, sql, |st| {
+            st.raw_bind_parameter(1, key.checked()?)?;
+            for (i, v) in values.iter().enumerate() {
+                st.raw_bind_parameter(i + 2, v)?;
+            }
+            let n = inner.width + 2;
+            st.raw_bind_parameter(n, expire)?;
+            st.raw_bind_parameter(n + 1, size as i64)?;
+            st.raw_bind_parameter(n + 2, tag.map(KeyRef::checked).transpose()?)?;
+            st.raw_bind_parameter(n + 3, order)?;
+            Ok((st.raw_execute()? == 1).then(|| c.last_insert_rowid()))
+        })
+    }
+
+    fn delete_if_expired(&self, c: &Connection, key: ValueRef<'_>, now: i64) -> Result<()> {
+        let inner = &*self.inner;
+        held(
+            inner,
+            c,
+            stmt::DELETE_IF_EXPIRED,
+            &inner.sql.delete_if_expired,
+            |st| {
+                st.execute(rusqlite::params![key, now])?;
+                Ok(())
+            },
+        )
     }
 
     fn purge_some(&self, c: &Connection, now: i64) -> Result<()> {
         // A read probe first: a DELETE costs far more than a seek even when it deletes
         // nothing, and most writes find nothing expired.
-        let any = c
-            .prepare_cached(&self.inner.sql.any_expired)?
-            .query([now])?
-            .next()?
-            .is_some();
+        let inner = &*self.inner;
+        let any = held(inner, c, stmt::ANY_EXPIRED, &inner.sql.any_expired, |st| {
+            Ok(st.query([now])?.next()?.is_some())
+        })?;
         if any {
             c.prepare_cached(&self.inner.sql.purge)?.execute([now])?;
         }
@@ -947,21 +997,34 @@ fn evict_step(c: &Connection, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Res
 }
 
 fn next_order(inner: &Inner, c: &Connection) -> Result<i64> {
-    let mut st = c.prepare_cached(&inner.sql.next_order)?;
-    Ok(st.query_row([&inner.name], |r| r.get(0))?)
+    held(inner, c, stmt::NEXT_ORDER, &inner.sql.next_order, |st| {
+        Ok(st.query_row([&inner.name], |r| r.get(0))?)
+    })
+}
+
+/// Runs `f` with the cache statement `id` (from [`stmt`]) kept prepared on `c`.
+fn held<R>(
+    inner: &Inner,
+    c: &Connection,
+    id: usize,
+    sql: &str,
+    f: impl FnOnce(&mut rusqlite::Statement<'_>) -> Result<R>,
+) -> Result<R> {
+    inner.table.held(c, id, sql, f)
 }
 
 /// `(volume, count, stats)` from the metadata row.
 fn meta(inner: &Inner, c: &Connection) -> Result<(u64, u64, Stats)> {
-    let mut st = c.prepare_cached(&inner.sql.meta_read)?;
-    let row = st.query_row([&inner.name], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, i64>(3)?,
-        ))
-    });
+    let row = held(inner, c, stmt::META_READ, &inner.sql.meta_read, |st| {
+        Ok(st.query_row([&inner.name], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        }))
+    })?;
     let (v, n, h, m) = match row {
         Ok(row) => row,
         Err(rusqlite::Error::QueryReturnedNoRows) => {
@@ -1030,30 +1093,42 @@ mod tests {
                     .unwrap();
             }
             let sql = &c.inner.sql;
+            // (id, name, text): statements held by id, then ones from the statement cache.
             let texts = [
-                ("get", &sql.get),
-                ("get_lru", &sql.get_lru),
-                ("get_lfu", &sql.get_lfu),
-                ("delete", &sql.delete),
-                ("insert", &sql.insert),
-                ("purge", &sql.purge),
-                ("any_expired", &sql.any_expired),
-                ("touch", &sql.touch),
-                ("contains", &sql.contains),
-                ("insert_new", &sql.insert_new),
-                ("delete_if_expired", &sql.delete_if_expired),
-                ("meta_read", &sql.meta_read),
-                ("evict_expired", &sql.evict_expired),
-                ("count_expired", &sql.count_expired),
-                ("scan", &sql.scan[0]),
+                (Some(stmt::GET), "get", &sql.get),
+                (Some(stmt::GET_LRU), "get_lru", &sql.get_lru),
+                (Some(stmt::GET_LFU), "get_lfu", &sql.get_lfu),
+                (Some(stmt::DELETE), "delete", &sql.delete),
+                (Some(stmt::INSERT), "insert", &sql.insert),
+                (None, "purge", &sql.purge),
+                (Some(stmt::ANY_EXPIRED), "any_expired", &sql.any_expired),
+                (Some(stmt::TOUCH), "touch", &sql.touch),
+                (Some(stmt::CONTAINS), "contains", &sql.contains),
+                (Some(stmt::INSERT_NEW), "insert_new", &sql.insert_new),
+                (
+                    Some(stmt::DELETE_IF_EXPIRED),
+                    "delete_if_expired",
+                    &sql.delete_if_expired,
+                ),
+                (Some(stmt::META_READ), "meta_read", &sql.meta_read),
+                (None, "evict_expired", &sql.evict_expired),
+                (None, "count_expired", &sql.count_expired),
+                (None, "scan", &sql.scan[0]),
             ];
             let mut bad = Vec::new();
+            let status = |st: &mut rusqlite::Statement<'_>| {
+                Ok((
+                    st.get_status(StatementStatus::Run),
+                    st.get_status(StatementStatus::RePrepare),
+                ))
+            };
             c.table()
                 .with_connection(|conn| {
-                    for (name, text) in texts {
-                        let st = conn.prepare_cached(text)?;
-                        let runs = st.get_status(StatementStatus::Run);
-                        let re = st.get_status(StatementStatus::RePrepare);
+                    for (id, name, text) in texts {
+                        let (runs, re) = match id {
+                            Some(id) => held(&c.inner, conn, id, text, status)?,
+                            None => status(&mut *conn.prepare_cached(text)?)?,
+                        };
                         if re > 1 {
                             bad.push(format!(
                                 "{policy}: {name} re-prepared {re} times in {runs} runs"

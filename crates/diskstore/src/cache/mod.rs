@@ -130,8 +130,9 @@ impl<K: Key, V: Record> CacheBuilder<K, V> {
         self
     }
 
-    /// Sets a pragma on every connection, over the store defaults. Default: only
-    /// `page_size` = [`CACHE_PAGE_SIZE`] (for a new file).
+    /// Sets a pragma on every connection, over the store defaults. Defaults:
+    /// `page_size` = [`CACHE_PAGE_SIZE`] (for a new file), `mmap_size` = 0 and
+    /// `wal_autocheckpoint` = 1000.
     pub fn pragma(mut self, name: &str, value: impl Display) -> Self {
         self.options
             .pragmas

@@ -40,6 +40,27 @@ pub(crate) const BATCH: i64 = 1000;
 /// Rows per page of a scan.
 pub const SCAN_PAGE: usize = 256;
 
+/// Ids of the cache's statements kept prepared on every thread's connection (see
+/// `Table::held`), after the table's own.
+pub(crate) mod stmt {
+    use crate::connection::held::CACHE;
+    pub const GET: usize = CACHE;
+    pub const GET_LRU: usize = CACHE + 1;
+    pub const GET_LFU: usize = CACHE + 2;
+    pub const CONTAINS: usize = CACHE + 3;
+    pub const DELETE: usize = CACHE + 4;
+    pub const INSERT: usize = CACHE + 5;
+    pub const INSERT_NEW: usize = CACHE + 6;
+    pub const ANY_EXPIRED: usize = CACHE + 7;
+    pub const META_READ: usize = CACHE + 8;
+    pub const ADD_STATS: usize = CACHE + 9;
+    pub const NEXT_ORDER: usize = CACHE + 10;
+    pub const TOUCH: usize = CACHE + 11;
+    pub const FIRST_VALUE: usize = CACHE + 12;
+    pub const SET_FIRST_VALUE: usize = CACHE + 13;
+    pub const DELETE_IF_EXPIRED: usize = CACHE + 14;
+}
+
 /// The cache's own columns, after the value columns.
 pub(crate) const CACHE_COLUMNS: [&str; 5] = ["_expire_at", "_size", "_tag", "_order", "_hits"];
 
