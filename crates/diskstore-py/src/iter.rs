@@ -2,8 +2,9 @@
 
 use std::collections::VecDeque;
 
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyFloat, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyFloat, PyList, PyString, PyTuple};
 
 use diskstore::{Direction, ValueRef};
 
@@ -99,6 +100,27 @@ impl KeyPage {
     }
 }
 
+/// An iterator over a store's keys, oldest first or newest first: pages of keys read by
+/// a [`StoreIter`] and flattened by `itertools.chain`, so that each key costs no call
+/// into Rust (about a third of the time per key).
+pub(crate) fn key_iter<'py>(
+    store: &Bound<'py, Reader>,
+    reverse: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = store.py();
+    let pages = Bound::new(
+        py,
+        StoreIter::new(store.clone().unbind(), Kind::Keys, reverse),
+    )?;
+    let page_iter = py
+        .import(intern!(py, "builtins"))?
+        .getattr(intern!(py, "iter"))?
+        .call1((pages.getattr(intern!(py, "_page"))?, PyList::empty(py)))?;
+    py.import(intern!(py, "itertools"))?
+        .getattr(intern!(py, "chain"))?
+        .call_method1(intern!(py, "from_iterable"), (page_iter,))
+}
+
 impl StoreIter {
     pub(crate) fn new(store: Py<Reader>, kind: Kind, reverse: bool) -> StoreIter {
         StoreIter {
@@ -176,6 +198,23 @@ impl StoreIter {
 impl StoreIter {
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
+    }
+
+    /// The next page of keys as a list, empty at the end (key iterators only).
+    fn _page<'py>(mut slf: PyRefMut<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        if slf.kind != Kind::Keys {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "_page() is only for key iterators",
+            ));
+        }
+        if slf.keys.is_empty() && !slf.done {
+            slf.fill(py)?;
+        }
+        let mut keys = Vec::with_capacity(slf.keys.keys.len());
+        while let Some(k) = slf.keys.pop(py) {
+            keys.push(k);
+        }
+        PyList::new(py, keys)
     }
 
     fn __next__<'py>(

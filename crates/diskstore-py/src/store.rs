@@ -23,7 +23,7 @@ use diskstore::{
 
 use crate::convert::{cell, to_py};
 use crate::errors::{DiskStoreError, IntoPyResult};
-use crate::iter::{Kind, StoreIter};
+use crate::iter::{Kind, StoreIter, key_iter};
 use crate::model::{Dumped, Model, OwnedRow, load_key};
 
 /// An attached store: the engine table and the value model.
@@ -256,25 +256,33 @@ impl Reader {
     }
 
     /// Keys in insertion order.
-    fn __iter__(slf: &Bound<'_, Self>) -> StoreIter {
-        StoreIter::new(slf.clone().unbind(), Kind::Keys, false)
+    fn __iter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        key_iter(slf, false)
     }
 
     /// Keys, newest first.
-    fn __reversed__(slf: &Bound<'_, Self>) -> StoreIter {
-        StoreIter::new(slf.clone().unbind(), Kind::Keys, true)
+    fn __reversed__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        key_iter(slf, true)
     }
 
     /// An iterator of `"keys"`, `"values"` or `"items"`, optionally newest first.
     #[pyo3(signature = (kind, reverse=false))]
-    fn _iter(slf: &Bound<'_, Self>, kind: &str, reverse: bool) -> PyResult<StoreIter> {
+    fn _iter<'py>(
+        slf: &Bound<'py, Self>,
+        kind: &str,
+        reverse: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let kind = match kind {
-            "keys" => Kind::Keys,
+            "keys" => return key_iter(slf, reverse),
             "values" => Kind::Values,
             "items" => Kind::Items,
             other => return Err(PyValueError::new_err(format!("unknown kind {other:?}"))),
         };
-        Ok(StoreIter::new(slf.clone().unbind(), kind, reverse))
+        Ok(Bound::new(
+            slf.py(),
+            StoreIter::new(slf.clone().unbind(), kind, reverse),
+        )?
+        .into_any())
     }
 
     /// Runs `SELECT` with trusted `where`/`order` fragments; returns a list of `(key, value)`.

@@ -185,6 +185,17 @@ def test_iteration_spans_many_pages(store: DiskStore) -> None:
     assert sum(1 for _ in store.items()) == n
 
 
+def test_deleting_while_iterating_sees_each_key_once(store: DiskStore) -> None:
+    n = 700  # several pages of keys
+    store.update((i, i) for i in range(n))
+    seen = []
+    for k in store:
+        seen.append(k)
+        del store[k]
+    assert seen == list(range(n))
+    assert len(store) == 0
+
+
 def test_views_behave_like_dict_views(store: DiskStore) -> None:
     store.update({"a": 1, "b": 2})
     keys = store.keys()
