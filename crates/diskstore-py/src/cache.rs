@@ -287,6 +287,21 @@ pub struct PyCache {
 }
 
 impl PyCache {
+    /// Runs `op` for the encoded `key` with the GIL released, then loads the value it
+    /// found, if any.
+    fn load_with<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        op: impl FnOnce(&CacheTable, KeyRef<'_>) -> diskstore::Result<Option<Fetched>> + Send,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let st = self.st()?;
+        let k = st.codec.key(py, key)?;
+        let kr = k.key();
+        let found = py.detach(|| op(&st.core, kr)).py()?;
+        found.map(|f| st.codec.load(py, &f)).transpose()
+    }
+
     fn st(&self) -> PyResult<&State> {
         self.state
             .get()
@@ -376,13 +391,8 @@ impl PyCache {
         key: &Bound<'py, PyAny>,
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let st = self.st()?;
-        let k = st.codec.key(py, key)?;
-        let kr = k.key();
-        match py.detach(|| st.core.get(kr, fetched)).py()? {
-            Some(f) => st.codec.load(py, &f),
-            None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
-        }
+        let v = self.load_with(py, key, |core, k| core.get(k, fetched))?;
+        Ok(v.unwrap_or_else(|| default.unwrap_or_else(|| py.None().into_bound(py))))
     }
 
     /// The value of `key`; `KeyError` when it is absent or expired.
@@ -391,13 +401,8 @@ impl PyCache {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let st = self.st()?;
-        let k = st.codec.key(py, key)?;
-        let kr = k.key();
-        match py.detach(|| st.core.get(kr, fetched)).py()? {
-            Some(f) => st.codec.load(py, &f),
-            None => Err(PyKeyError::new_err(key.clone().unbind())),
-        }
+        self.load_with(py, key, |core, k| core.get(k, fetched))?
+            .ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))
     }
 
     /// True if `key` has a live entry.
@@ -473,13 +478,8 @@ impl PyCache {
         key: &Bound<'py, PyAny>,
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let st = self.st()?;
-        let k = st.codec.key(py, key)?;
-        let kr = k.key();
-        match py.detach(|| st.core.pop(kr, fetched)).py()? {
-            Some(f) => st.codec.load(py, &f),
-            None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
-        }
+        let v = self.load_with(py, key, |core, k| core.pop(k, fetched))?;
+        Ok(v.unwrap_or_else(|| default.unwrap_or_else(|| py.None().into_bound(py))))
     }
 
     /// Gives the live entry of `key` a new expiry (`None` → the default, `0` → never);
@@ -514,20 +514,15 @@ impl PyCache {
         let kr = k.key();
         let kind = [Cell::Borrowed(ValueRef::Integer(NATIVE | k.kind_bit()))];
         let table = st.core.table();
-        let r = py.detach(|| -> diskstore::Result<Option<i64>> {
-            let opened = table.begin()?;
-            let r = (|| {
+        let r = py.detach(|| {
+            table.atomic(|| {
                 if default.is_none() && !st.core.contains(kr)? {
                     return Ok(None);
                 }
                 st.core
                     .incr(kr, delta, default.unwrap_or(0), Ttl::Default, &kind)
                     .map(Some)
-            })();
-            let ended = table.end(opened, r.is_ok());
-            let v = r?;
-            ended?;
-            Ok(v)
+            })
         });
         match r {
             Ok(Some(v)) => Ok(v),

@@ -537,16 +537,10 @@ impl Writer {
             rows.push((d.key()?, d.cells()?));
         }
         py.detach(|| {
-            let opened = o.table.begin()?;
-            let mut result = Ok(());
-            for (k, cells) in &rows {
-                result = o.table.set(*k, cells);
-                if result.is_err() {
-                    break;
-                }
-            }
-            let end = o.table.end(opened, result.is_ok());
-            result.and(end)
+            o.table.atomic(|| {
+                rows.iter()
+                    .try_for_each(|(k, cells)| o.table.set(*k, cells))
+            })
         })
         .py()
     }

@@ -739,6 +739,20 @@ impl Table {
         self.ctx(r)
     }
 
+    /// Runs `f` in a write transaction: joins the one open on this thread, or opens one
+    /// with [`Table::begin`] and ends it after `f`, committing only if `f` succeeded.
+    ///
+    /// # Errors
+    /// Errors from `f` (first), then from [`Table::begin`] and [`Table::end`].
+    pub fn atomic<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        let opened = self.begin()?;
+        let result = f();
+        let ended = self.end(opened, result.is_ok());
+        let value = result?;
+        ended?;
+        Ok(value)
+    }
+
     /// How many transaction levels are open on this thread.
     pub fn depth(&self) -> u32 {
         self.inner.conns.depth()

@@ -162,16 +162,13 @@ fn first_row<T>(
 /// Runs `f` in a write transaction (joining one open on this thread), then writes out
 /// pending hit/miss counts in the same transaction.
 fn atomic<R>(inner: &Inner, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-    let opened = inner.table.begin()?;
-    let result = inner.table.with_connection(|c| {
-        let out = f(c)?;
-        flush_stats(inner, c)?;
-        Ok(out)
-    });
-    let ended = inner.table.end(opened, result.is_ok());
-    let value = result?;
-    ended?;
-    Ok(value)
+    inner.table.atomic(|| {
+        inner.table.with_connection(|c| {
+            let out = f(c)?;
+            flush_stats(inner, c)?;
+            Ok(out)
+        })
+    })
 }
 
 fn flush_stats(inner: &Inner, c: &Connection) -> Result<()> {
