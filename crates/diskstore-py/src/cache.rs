@@ -634,19 +634,27 @@ impl PyCache {
         py.detach(|| st.core.table().end(opened, commit)).py()
     }
 
-    /// One page of live keys by rowid, from `start` on: `(keys, next_start)`;
-    /// `next_start` is None at the end.
+    /// The largest rowid now, or None when empty: where a forward iteration that starts
+    /// now ends, so that keys added meanwhile are not visited.
+    fn _last_rowid(&self, py: Python<'_>) -> PyResult<Option<i64>> {
+        let st = self.st()?;
+        py.detach(|| st.core.table().max_rowid()).py()
+    }
+
+    /// One page of live keys with rowids from `start` to `end` (down to `end` when
+    /// `reverse`): `(keys, next_start)`; `next_start` is None at the end.
     fn _keys_page<'py>(
         &self,
         py: Python<'py>,
         start: i64,
+        end: i64,
         reverse: bool,
     ) -> PyResult<(Bound<'py, PyList>, Option<i64>)> {
         let st = self.st()?;
         let (from, to, direction) = if reverse {
-            (i64::MIN, start, Direction::Reverse)
+            (end, start, Direction::Reverse)
         } else {
-            (start, i64::MAX, Direction::Forward)
+            (start, end, Direction::Forward)
         };
         let mut rows: Vec<(Value, i64, i64)> = Vec::new();
         let n = py

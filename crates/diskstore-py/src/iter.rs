@@ -37,6 +37,9 @@ pub struct StoreIter {
     reverse: bool,
     /// The rowid after (forward) or before (reverse) the last row read.
     next: i64,
+    /// The last rowid a forward iteration visits: the largest when it read its first page,
+    /// so that keys added meanwhile are not visited (adding one per key read would loop).
+    end: Option<i64>,
     done: bool,
     page: VecDeque<OwnedRow>,
     keys: KeyPage,
@@ -128,6 +131,7 @@ impl StoreIter {
             kind,
             reverse,
             next: if reverse { i64::MAX } else { i64::MIN },
+            end: None,
             done: false,
             page: VecDeque::new(),
             keys: KeyPage::default(),
@@ -143,7 +147,14 @@ impl StoreIter {
         let (from, to, dir) = if self.reverse {
             (i64::MIN, self.next, Direction::Reverse)
         } else {
-            (self.next, i64::MAX, Direction::Forward)
+            if self.end.is_none() {
+                self.end = py.detach(|| o.table.max_rowid()).py()?;
+                if self.end.is_none() {
+                    self.done = true;
+                    return Ok(());
+                }
+            }
+            (self.next, self.end.unwrap_or(i64::MAX), Direction::Forward)
         };
         let keys_only = self.kind == Kind::Keys;
         if keys_only {

@@ -266,6 +266,17 @@ def test_iteration_orders_and_reversed(cache: DiskCache, clock: FakeClock) -> No
     assert list(reversed(cache)) == list(range(598, -1, -2))
 
 
+def test_iteration_ends_when_each_key_read_adds_one(cache: DiskCache) -> None:
+    for i in range(300):
+        cache[i] = i
+    seen = []
+    for k in cache:
+        seen.append(k)
+        cache[1000 + k] = 0
+    assert seen == list(range(300))
+    assert len(cache) == 600
+
+
 def test_values_are_pickled_with_protocol_5_bytes_in_the_file(path: str) -> None:
     c = DiskCache(path)
     c["k"] = ("a", 1)

@@ -196,6 +196,29 @@ def test_deleting_while_iterating_sees_each_key_once(store: DiskStore) -> None:
     assert len(store) == 0
 
 
+@pytest.mark.parametrize("view", ["keys", "values", "items"])
+def test_adding_while_iterating_ends_and_skips_the_new_keys(store: DiskStore, view: str) -> None:
+    # Each key read adds a new one; a dict raises here, a store must at least stop.
+    n = 600  # several pages
+    store.update((i, i) for i in range(n))
+    seen = []
+    for item in getattr(store, view)():
+        seen.append(item)
+        store[n + len(seen)] = 0
+    expected = {"keys": list(range(n)), "values": list(range(n))}
+    assert seen == expected.get(view, [(i, i) for i in range(n)])
+    assert len(store) == 2 * n
+
+
+def test_reversed_iteration_skips_keys_added_meanwhile(store: DiskStore) -> None:
+    store.update((i, i) for i in range(300))
+    seen = []
+    for k in reversed(store):
+        seen.append(k)
+        store[1000 + k] = 0
+    assert seen == list(reversed(range(300)))
+
+
 def test_views_behave_like_dict_views(store: DiskStore) -> None:
     store.update({"a": 1, "b": 2})
     keys = store.keys()

@@ -242,7 +242,9 @@ impl<K: Key, V: Record> DiskRead<K, V> {
     }
 
     /// All entries in insertion order (`.rev()` for newest first). Reads in pages of 256
-    /// rows, each a consistent snapshot; writes made meanwhile may or may not be seen.
+    /// rows, each a consistent snapshot. A forward iteration ends at the last row present
+    /// when it reads its first page: rows added later are not seen; other writes made
+    /// meanwhile may or may not be.
     pub fn iter(&self) -> Iter<(K, V)> {
         Iter::new(self.table.clone(), decode_item::<K, V>, false)
     }
@@ -487,6 +489,11 @@ pub(crate) trait PageSource: Send + Sync {
         direction: Direction,
         f: &mut dyn FnMut(i64, &Row<'_>) -> Result<()>,
     ) -> Result<usize>;
+
+    /// The largest rowid now, if any row exists: where a forward iteration that starts
+    /// now ends, so that rows added meanwhile are not visited (a loop that adds a row for
+    /// each row it reads would otherwise never end).
+    fn last_rowid(&self) -> Result<Option<i64>>;
 }
 
 /// The rows of a store's table (keys only, or whole rows).
@@ -505,6 +512,10 @@ impl PageSource for TablePages {
     ) -> Result<usize> {
         self.table
             .scan(from, to, direction, PAGE, self.keys_only, f)
+    }
+
+    fn last_rowid(&self) -> Result<Option<i64>> {
+        self.table.max_rowid()
     }
 }
 
@@ -561,6 +572,15 @@ impl<T> Iter<T> {
     }
 
     fn fill(&mut self) -> Result<()> {
+        if self.direction == Direction::Forward && self.to == i64::MAX {
+            match self.source.last_rowid()? {
+                Some(last) => self.to = last,
+                None => {
+                    self.done = true;
+                    return Ok(());
+                }
+            }
+        }
         let decode = self.decode;
         let buf = &mut self.buf;
         let n = self

@@ -86,6 +86,27 @@ fn rev_mid_way_yields_the_rest_in_the_other_direction() {
 }
 
 #[test]
+fn iteration_ends_at_the_rows_present_when_it_began() {
+    // Each row read adds one; without an end fixed at the start this would never stop.
+    let dir = TempDir::new().unwrap();
+    let s = store::<i64>(&dir);
+    let n = 600;
+    s.extend((0..n).map(|i| (k(i), i as i64))).unwrap();
+    let mut seen = Vec::new();
+    for item in s.keys() {
+        let key = item.unwrap();
+        s.insert(&k(n + seen.len()), &0).unwrap();
+        seen.push(key);
+    }
+    assert_eq!(seen, (0..n).map(k).collect::<Vec<_>>());
+    assert_eq!(s.len().unwrap(), 2 * n as u64);
+    // Rows written before the first page is read are still seen.
+    let it = s.values();
+    s.insert(&k(9999), &7).unwrap();
+    assert_eq!(it.last().unwrap().unwrap(), 7);
+}
+
+#[test]
 fn iterating_an_empty_store_yields_nothing() {
     let dir = TempDir::new().unwrap();
     let s = store::<i64>(&dir);

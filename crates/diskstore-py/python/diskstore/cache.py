@@ -114,9 +114,18 @@ class DiskCache(_Cache):
         return self.expire()
 
     def _keys(self, reverse: bool) -> Iterator[Any]:
-        start: int | None = _I64_MAX if reverse else _I64_MIN
+        # A forward pass ends at the last key present when it starts (keys added meanwhile
+        # are not visited); a reverse pass starts there by nature.
+        if reverse:
+            start: int | None = _I64_MAX
+            end = _I64_MIN
+        else:
+            start, last = _I64_MIN, self._last_rowid()
+            if last is None:
+                return
+            end = last
         while start is not None:
-            keys, start = self._keys_page(start, reverse)
+            keys, start = self._keys_page(start, end, reverse)
             yield from keys
 
     def __iter__(self) -> Iterator[Any]:

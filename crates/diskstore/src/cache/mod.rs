@@ -519,6 +519,10 @@ impl PageSource for CacheTable {
     ) -> Result<usize> {
         self.scan(from, to, direction, f)
     }
+
+    fn last_rowid(&self) -> Result<Option<i64>> {
+        self.table().max_rowid()
+    }
 }
 
 const _: () = assert!(
