@@ -6,16 +6,19 @@
 //! is abandoned (leaked, not closed, as SQLite requires) and replaced.
 
 use std::cell::{Cell, RefCell};
+use std::ffi::c_int;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, Once};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, ffi};
 use thread_local::ThreadLocal;
 
 use crate::error::{Error, Result};
+use crate::value::ValueRef;
 
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 
@@ -147,9 +150,127 @@ pub(crate) mod held {
 /// statement before it drops, replaces or forgets the connection.
 type HeldStatement = rusqlite::Statement<'static>;
 
-/// The held statements of one slot, indexed by id.
+/// The held statements of one slot, indexed by id, each with its SQLite handle (null
+/// when it could not be found; see [`handle_of`]).
 #[derive(Default)]
-struct HeldList(Vec<Option<HeldStatement>>);
+struct HeldList(Vec<Option<(HeldStatement, *mut ffi::sqlite3_stmt)>>);
+
+/// A statement handed to the work of [`Connections::held`]: a rusqlite statement (it
+/// derefs to one) that also binds text and blobs without copying them when it is held.
+/// `'k` is a lifetime that outlives the whole `held` call, so bound data cannot be a
+/// temporary of the work itself.
+pub(crate) struct Prepared<'s, 'c, 'k> {
+    st: &'s mut rusqlite::Statement<'c>,
+    /// The statement's SQLite handle, or null: bind through rusqlite (a copy).
+    raw: *mut ffi::sqlite3_stmt,
+    _bound: PhantomData<&'k [u8]>,
+}
+
+impl<'s, 'c, 'k> Prepared<'s, 'c, 'k> {
+    /// A statement that binds through rusqlite, which copies text and blobs.
+    fn copying(st: &'s mut rusqlite::Statement<'c>) -> Self {
+        Prepared {
+            st,
+            raw: std::ptr::null_mut(),
+            _bound: PhantomData,
+        }
+    }
+
+    /// Binds `value` to parameter `idx` (1-based). Text and blobs of a held statement
+    /// are bound in place (`SQLITE_STATIC`): `held` clears the bindings before `'k` can end.
+    pub(crate) fn bind(&mut self, idx: usize, value: ValueRef<'k>) -> Result<()> {
+        let (ptr, len, text) = match value {
+            ValueRef::Text(t) if !t.is_empty() => (t.as_ptr(), t.len(), true),
+            ValueRef::Blob(b) if !b.is_empty() => (b.as_ptr(), b.len(), false),
+            _ => (std::ptr::null(), 0, false),
+        };
+        let (Ok(col), false, false) = (c_int::try_from(idx), self.raw.is_null(), ptr.is_null())
+        else {
+            self.st.raw_bind_parameter(idx, value)?;
+            return Ok(());
+        };
+        // SAFETY: `raw` is the live handle of `self.st`; the data outlives the statement's
+        // use, since `held` clears the bindings before returning (see `'k`).
+        let rc = unsafe {
+            if text {
+                ffi::sqlite3_bind_text64(
+                    self.raw,
+                    col,
+                    ptr.cast(),
+                    len as u64,
+                    ffi::SQLITE_STATIC(),
+                    ffi::SQLITE_UTF8 as u8,
+                )
+            } else {
+                ffi::sqlite3_bind_blob64(
+                    self.raw,
+                    col,
+                    ptr.cast(),
+                    len as u64,
+                    ffi::SQLITE_STATIC(),
+                )
+            }
+        };
+        if rc == ffi::SQLITE_OK {
+            Ok(())
+        } else {
+            Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None).into())
+        }
+    }
+}
+
+impl<'c> std::ops::Deref for Prepared<'_, 'c, '_> {
+    type Target = rusqlite::Statement<'c>;
+    fn deref(&self) -> &Self::Target {
+        self.st
+    }
+}
+
+impl std::ops::DerefMut for Prepared<'_, '_, '_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.st
+    }
+}
+
+/// The SQLite handle of `st`, a statement `conn` just prepared, or null if it cannot be
+/// told apart. rusqlite does not expose it, so this walks the connection's statements and
+/// picks the one whose SQL, with a marker bound to every parameter, matches `st`'s.
+fn handle_of(conn: &Connection, st: &mut rusqlite::Statement<'_>) -> *mut ffi::sqlite3_stmt {
+    static MARKER: AtomicU64 = AtomicU64::new(0x5eed_0000_0000);
+    let n = st.parameter_count();
+    if n == 0 {
+        return std::ptr::null_mut();
+    }
+    let marker = MARKER.fetch_add(1, Ordering::Relaxed) as i64;
+    if (1..=n).any(|i| st.raw_bind_parameter(i, marker).is_err()) {
+        st.clear_bindings();
+        return std::ptr::null_mut();
+    }
+    let ours = st.expanded_sql();
+    let mut found = std::ptr::null_mut();
+    if let Some(ours) = ours {
+        // SAFETY: walks the statements of a connection used only by this thread; every
+        // string SQLite returns is freed with sqlite3_free.
+        unsafe {
+            let db = conn.handle();
+            let mut p = ffi::sqlite3_next_stmt(db, std::ptr::null_mut());
+            while !p.is_null() {
+                let text = ffi::sqlite3_expanded_sql(p);
+                if !text.is_null() {
+                    let same = std::ffi::CStr::from_ptr(text).to_bytes() == ours.as_bytes();
+                    ffi::sqlite3_free(text.cast());
+                    if same {
+                        found = p;
+                        break;
+                    }
+                }
+                p = ffi::sqlite3_next_stmt(db, p);
+            }
+        }
+    }
+    st.clear_bindings();
+    found
+}
 
 // SAFETY: the statements belong to their slot's connection, which is `Send`; they move
 // between threads only together with it (when the slots are dropped), and are only used
@@ -317,17 +438,17 @@ impl Connections {
     /// out by [`Connections::with`]), preparing `sql` on first use and keeping it
     /// prepared for the next call. This skips the statement cache's hashing of the SQL
     /// text on every call. Each `id` must always come with the same `sql`.
-    pub fn held<R>(
+    pub fn held<'k, R>(
         &self,
         conn: &Connection,
         id: usize,
         sql: &str,
-        f: impl FnOnce(&mut rusqlite::Statement<'_>) -> Result<R>,
+        f: impl FnOnce(&mut Prepared<'_, '_, 'k>) -> Result<R>,
     ) -> Result<R> {
         let slot = self.slot().borrow();
         let Some(own) = slot.conn.as_deref().filter(|c| std::ptr::eq(*c, conn)) else {
             let mut st = conn.prepare_cached(sql)?;
-            return f(&mut st);
+            return f(&mut Prepared::copying(&mut st));
         };
         // Taken out while in use, so that a nested use of the same id prepares its own.
         let taken = slot
@@ -336,23 +457,31 @@ impl Connections {
             .0
             .get_mut(id)
             .and_then(Option::take);
-        let mut st = match taken {
-            Some(st) => st,
+        let (mut st, raw) = match taken {
+            Some(held) => held,
             None => {
-                let st = own.prepare(sql)?;
+                let mut st = own.prepare(sql)?;
+                let raw = handle_of(own, &mut st);
                 // SAFETY: `own` is boxed in the slot and outlives the statement (see
                 // `HeldStatement`); the statement is only used on this thread.
-                unsafe { std::mem::transmute::<rusqlite::Statement<'_>, HeldStatement>(st) }
+                let st =
+                    unsafe { std::mem::transmute::<rusqlite::Statement<'_>, HeldStatement>(st) };
+                (st, raw)
             }
         };
-        let result = f(&mut st);
-        // Bound values are copies; large ones should not stay alive between calls.
+        let result = f(&mut Prepared {
+            st: &mut st,
+            raw,
+            _bound: PhantomData,
+        });
+        // Text and blobs were bound without a copy (see `Prepared::bind`): the data lives
+        // until this call returns, and no pointer to it may stay behind.
         st.clear_bindings();
         let list = &mut slot.statements.borrow_mut().0;
         if list.len() <= id {
             list.resize_with(id + 1, || None);
         }
-        list[id] = Some(st);
+        list[id] = Some((st, raw));
         result
     }
 
@@ -569,5 +698,31 @@ mod tests {
         assert!(pragma_sql(&[("x; DROP TABLE t".into(), "1".into())]).is_err());
         assert!(pragma_sql(&[("cache_size".into(), "1; DROP TABLE t".into())]).is_err());
         assert!(pragma_sql(&[("journal_mode".into(), "'wal''".into())]).is_err());
+    }
+
+    #[test]
+    fn handle_of_picks_this_statement_among_twins() {
+        let conn = Connection::open_in_memory().unwrap();
+        let sql = "SELECT ?1, ?2";
+        let mut older = conn.prepare(sql).unwrap();
+        let mut st = conn.prepare(sql).unwrap();
+        let newer = conn.prepare(sql).unwrap();
+        assert!(!handle_of(&conn, &mut older).is_null());
+        let raw = handle_of(&conn, &mut st);
+        assert!(!raw.is_null());
+        // Binding through the handle shows on `st` alone.
+        let text = "bound in place";
+        let mut p = Prepared {
+            st: &mut st,
+            raw,
+            _bound: PhantomData,
+        };
+        p.bind(1, ValueRef::Text(text)).unwrap();
+        p.bind(2, ValueRef::Blob(b"\x01")).unwrap();
+        assert_eq!(st.expanded_sql().unwrap(), "SELECT 'bound in place', x'01'");
+        assert_eq!(newer.expanded_sql().unwrap(), "SELECT NULL, NULL");
+        // No parameters: nothing to bind, no handle needed.
+        let mut none = conn.prepare("SELECT 1").unwrap();
+        assert!(handle_of(&conn, &mut none).is_null());
     }
 }

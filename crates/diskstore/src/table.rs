@@ -13,7 +13,8 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use crate::connection::{
-    ConnectionConfig, Connections, DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS, DEFAULT_TIMEOUT, pragma_sql,
+    ConnectionConfig, Connections, DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS, DEFAULT_TIMEOUT, Prepared,
+    pragma_sql,
 };
 use crate::error::{Error, Result};
 use crate::key::KeyRef;
@@ -171,14 +172,17 @@ mod stmt {
     const _: () = assert!(POP_FIRST < TABLE + crate::connection::held::TABLE_COUNT);
 }
 
-fn bind_key(st: &mut rusqlite::Statement<'_>, idx: usize, key: KeyRef<'_>) -> Result<()> {
-    st.raw_bind_parameter(idx, key.checked()?)?;
-    Ok(())
+fn bind_key<'k>(st: &mut Prepared<'_, '_, 'k>, idx: usize, key: KeyRef<'k>) -> Result<()> {
+    st.bind(idx, key.checked()?)
 }
 
-fn bind_values(st: &mut rusqlite::Statement<'_>, first: usize, values: &[Cell<'_>]) -> Result<()> {
+fn bind_values<'k>(
+    st: &mut Prepared<'_, '_, 'k>,
+    first: usize,
+    values: &'k [Cell<'_>],
+) -> Result<()> {
     for (i, v) in values.iter().enumerate() {
-        st.raw_bind_parameter(first + i, v)?;
+        st.bind(first + i, v.as_ref())?;
     }
     Ok(())
 }
@@ -316,12 +320,12 @@ impl Table {
 
     /// Runs `f` with one of this table's statements kept prepared on `c` (see
     /// [`Connections::held`]); `id` comes from [`stmt`] or, for the cache, after it.
-    pub(crate) fn held<R>(
+    pub(crate) fn held<'k, R>(
         &self,
         c: &Connection,
         id: usize,
         sql: &str,
-        f: impl FnOnce(&mut rusqlite::Statement<'_>) -> Result<R>,
+        f: impl FnOnce(&mut Prepared<'_, '_, 'k>) -> Result<R>,
     ) -> Result<R> {
         self.inner.conns.held(c, id, sql, f)
     }
@@ -612,10 +616,10 @@ impl Table {
         let r = self.inner.conns.with(|c| {
             let mut st = c.prepare_cached(&sql)?;
             if let Some(k) = first {
-                bind_key(&mut st, 1, k)?;
+                st.raw_bind_parameter(1, k.checked()?)?;
             }
             if let Some(k) = last {
-                bind_key(&mut st, 2, k)?;
+                st.raw_bind_parameter(2, k.checked()?)?;
             }
             let mut rows = st.raw_query();
             let mut n = 0;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, Statement};
 
-use crate::connection::DEFAULT_TIMEOUT;
+use crate::connection::{DEFAULT_TIMEOUT, Prepared};
 use crate::error::{Error, Result};
 use crate::key::KeyRef;
 use crate::record::{Column, Row};
@@ -376,7 +376,7 @@ impl CacheTable {
                     if let Some(order) = order {
                         st.raw_bind_parameter(3, order)?;
                     }
-                    st.raw_bind_parameter(1, key)?;
+                    st.bind(1, key)?;
                     st.raw_bind_parameter(2, now)?;
                     let mut rows = st.raw_query();
                     let out = match rows.next()? {
@@ -390,7 +390,7 @@ impl CacheTable {
         }
         inner.table.with_connection(|c| {
             held(inner, c, stmt::GET, &inner.sql.get, |st| {
-                st.raw_bind_parameter(1, key)?;
+                st.bind(1, key)?;
                 let mut rows = st.raw_query();
                 match rows.next()? {
                     Some(r) if live(r.get(width + 1)?, now) => f(&Row::new(r, width)).map(Some),
@@ -411,7 +411,7 @@ impl CacheTable {
             let inner = &*self.inner;
             held(inner, c, stmt::CONTAINS, &inner.sql.contains, |st| {
                 st.raw_bind_parameter(1, now)?;
-                st.raw_bind_parameter(2, key)?;
+                st.bind(2, key)?;
                 Ok(st.raw_query().next()?.is_some())
             })
         })
@@ -443,7 +443,7 @@ impl CacheTable {
                 None => {
                     let inner = &*self.inner;
                     held(inner, c, stmt::DELETE, &inner.sql.delete, |st| {
-                        st.raw_bind_parameter(1, key.checked()?)?;
+                        st.bind(1, key.checked()?)?;
                         first_row(st, |_| Ok(()))
                     })?;
                     self.insert_row(c, key, values, Stored { expire, size, tag }, false)?
@@ -497,7 +497,7 @@ impl CacheTable {
         self.single(|c| {
             let inner = &*self.inner;
             let found = held(inner, c, stmt::DELETE, &inner.sql.delete, |st| {
-                st.raw_bind_parameter(1, key)?;
+                st.bind(1, key)?;
                 first_row(st, |r| Ok(live(r.get(0)?, now)))
             })?;
             Ok(found == Some(true))
@@ -903,9 +903,9 @@ impl CacheTable {
             (stmt::INSERT, &inner.sql.insert)
         };
         held(inner, c, id, sql, |st| {
-            st.raw_bind_parameter(1, key.checked()?)?;
+            st.bind(1, key.checked()?)?;
             for (i, v) in values.iter().enumerate() {
-                st.raw_bind_parameter(i + 2, v)?;
+                st.bind(i + 2, v.as_ref())?;
             }
             let n = inner.width + 2;
             st.raw_bind_parameter(n, expire)?;
@@ -1000,12 +1000,12 @@ fn next_order(inner: &Inner, c: &Connection) -> Result<i64> {
 }
 
 /// Runs `f` with the cache statement `id` (from [`stmt`]) kept prepared on `c`.
-fn held<R>(
+fn held<'k, R>(
     inner: &Inner,
     c: &Connection,
     id: usize,
     sql: &str,
-    f: impl FnOnce(&mut rusqlite::Statement<'_>) -> Result<R>,
+    f: impl FnOnce(&mut Prepared<'_, '_, 'k>) -> Result<R>,
 ) -> Result<R> {
     inner.table.held(c, id, sql, f)
 }
@@ -1123,7 +1123,7 @@ mod tests {
                 .with_connection(|conn| {
                     for (id, name, text) in texts {
                         let (runs, re) = match id {
-                            Some(id) => held(&c.inner, conn, id, text, status)?,
+                            Some(id) => held(&c.inner, conn, id, text, |st| status(st))?,
                             None => status(&mut *conn.prepare_cached(text)?)?,
                         };
                         if re > 1 {
