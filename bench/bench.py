@@ -159,6 +159,8 @@ def run_rust(args, rnd: int) -> list[dict]:
                 if name in r:
                     r["ops_per_s"] = r[name]
         by_system.setdefault(r.pop("system"), []).append(r)
+    if "timer_us" in data:
+        base["timer_us"] = data["timer_us"]
     return [
         {**base, "system": s, "describe": f"{Path(args.rust_cli).name} bench", "results": rs}
         for s, rs in by_system.items()

@@ -26,7 +26,12 @@ STORE_OPS = [
     "mp",
 ]
 CACHE_OPS = ["set", "get", "get-miss", "delete", "incr"]
+#: Ops timed call by call (the rest are timed as a whole loop, or are a throughput), whose
+#: figures carry the harness's timer overhead: about 30 ns in Rust, 150-250 ns in Python.
+PER_CALL_OPS = ["set", "set-overwrite", "get", "get-miss", "contains", "delete", "len"]
 FLOOR = "sqlite-floor-rust"
+#: The systems the Rust CLI measures (the rest are Python workers).
+RUST = (FLOOR, "diskstore-rust")
 
 
 def fmt(x: float | None) -> str:
@@ -49,16 +54,24 @@ def value_of(result: dict) -> float:
     return result["median_us"]
 
 
-def per_round(docs: list[dict], workload: str, field: str | None = None) -> dict:
-    """{system: {op: {round: figure}}} for one workload (``field`` overrides the figure)."""
+def per_round(docs: list[dict], workload: str, field: str | None = None, net: bool = False) -> dict:
+    """{system: {op: {round: figure}}} for one workload (``field`` overrides the figure).
+
+    With ``net``, only the per-call ops, each minus the timer overhead its own process
+    measured (documents that did not measure it are left out).
+    """
     table: dict = defaultdict(lambda: defaultdict(dict))
     for doc in docs:
         if doc.get("workload") != workload or "results" not in doc:
             continue
+        if net and "timer_us" not in doc:
+            continue
         for r in doc["results"]:
-            if "error" in r:
+            if "error" in r or (net and r["op"] not in PER_CALL_OPS):
                 continue
             fig = r.get(field) if field else value_of(r)
+            if fig is not None and net:
+                fig -= doc["timer_us"]
             if fig is not None:
                 table[doc["system"]][r["op"]][doc["round"]] = fig
     return table
@@ -123,15 +136,24 @@ def check_line(ok: bool | None, text: str) -> str:
     return f"- {mark} {text}"
 
 
-def store_checks(table: dict) -> list[str]:
-    """Issue 3's targets: ours <= 1.15x the floor, and faster than 0.7.0/apsw, on every op."""
+def store_checks(table: dict, net: dict) -> list[str]:
+    """Issue 3's targets: ours <= 1.15x the floor, and faster than 0.7.0/apsw, on every op.
+
+    Against the Rust floor, per-call ops are judged net of each harness's own timer overhead
+    (``net``), when the run measured it; the raw ratio is printed beside it.
+    """
     out = []
     for op in STORE_OPS:
-        r = ratio(table, "diskstore", FLOOR, op)
+        raw = ratio(table, "diskstore", FLOOR, op)
+        r = ratio(net, "diskstore", FLOOR, op)
+        if r is None:
+            r, how = raw, ""
+        else:
+            how = f" net of timer overhead (raw {raw:.2f}×)"
         out.append(
             check_line(
                 None if r is None else r <= 1.15,
-                f"diskstore {op}: {('–' if r is None else f'{r:.2f}')}× the Rust floor "
+                f"diskstore {op}: {('–' if r is None else f'{r:.2f}')}× the Rust floor{how} "
                 "(target <= 1.15)",
             )
         )
@@ -218,18 +240,39 @@ def render(docs: list[dict], meta: dict, store_systems: list[str], cache_systems
             described.setdefault(d["system"], d["describe"])
     if described:
         parts += ["", "Versions:"] + [f"- {s}: {v}" for s, v in described.items()]
-    timers = [d["timer_us"] for d in docs if "timer_us" in d]
-    if timers:
+    timers = {
+        lang: [d["timer_us"] for d in docs if "timer_us" in d and (d["system"] in RUST) == rust]
+        for lang, rust in (("Python workers", False), ("Rust CLI", True))
+    }
+    if any(timers.values()):
+        said = ", ".join(
+            f"{lang} {statistics.median(t) * 1000:.0f} ns" for lang, t in timers.items() if t
+        )
         parts += [
             "",
             (
-                f"Timer overhead in every Python per-call figure (median of an empty timed region "
-                f"in the workers): {statistics.median(timers) * 1000:.0f} ns."
+                "Timer overhead in every per-call figure (median of an empty timed region, "
+                f"measured by each process; median over processes): {said}. Ratios to the floor "
+                "are shown raw and, for per-call ops, net of each process's own overhead."
             ),
         ]
 
     store = per_round(docs, "store")
+    store_net = per_round(docs, "store", net=True)
     systems = present(store, [FLOOR, "diskstore-rust"] + store_systems)
+    net_systems = present(store_net, systems)
+    net_part = []
+    if FLOOR in net_systems:
+        net_part = [
+            (
+                f"Ratio to `{FLOOR}` net of timer overhead: per-call ops only, each round's "
+                "median minus the timer overhead its own process measured (Python's timer costs "
+                "several times Rust's, so raw ratios overstate the gap)"
+            ),
+            "",
+            ratios_table(store_net, net_systems, PER_CALL_OPS, FLOOR),
+            "",
+        ]
     if systems:
         parts += [
             "",
@@ -249,6 +292,7 @@ def render(docs: list[dict], meta: dict, store_systems: list[str], cache_systems
             "",
             ratios_table(store, systems, STORE_OPS, FLOOR),
             "",
+            *net_part,
             (
                 "Ratio to the original `diskstore07-apsw` of the same round (geometric mean over "
                 "rounds; > 1 = slower than the original)"
@@ -273,7 +317,7 @@ def render(docs: list[dict], meta: dict, store_systems: list[str], cache_systems
             "",
             "Targets (issue 3):",
             "",
-            *store_checks(store),
+            *store_checks(store, store_net),
         ]
 
     cache = per_round(docs, "cache")

@@ -319,6 +319,16 @@ fn find<'a>(figures: &'a [Figure], system: &str, op: &str) -> Option<&'a Figure>
     figures.iter().find(|f| f.system == system && f.op == op)
 }
 
+/// Median ns of an empty timed region: what every per-op figure carries on top of the op
+/// (the Python workers report theirs, which is several times larger).
+pub fn timer_overhead_ns() -> f64 {
+    let mut ns: Vec<u64> = (0..20_000)
+        .map(|_| timed(|| Ok::<(), ()>(())).unwrap_or(0))
+        .collect();
+    ns.sort_unstable();
+    ns[ns.len() / 2] as f64
+}
+
 /// The figures as the JSON document other tools read.
 pub fn to_json(figures: &[Figure], ops: usize, value_size: usize) -> serde_json::Value {
     let results: Vec<serde_json::Value> = OPS
@@ -338,6 +348,7 @@ pub fn to_json(figures: &[Figure], ops: usize, value_size: usize) -> serde_json:
         "ops": ops,
         "value_size": value_size,
         "sqlite_version": diskstore::sqlite_version(),
+        "timer_us": timer_overhead_ns() / 1000.0,
         "results": results,
     })
 }
