@@ -133,6 +133,8 @@ def run_rust(args, rnd: int) -> list[dict]:
         str(args.n),
         "--value-size",
         str(args.value_size),
+        "--mp-seconds",
+        str(args.mp_seconds),
     ]
     base = {"workload": "store", "round": rnd}
     try:

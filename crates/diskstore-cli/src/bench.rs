@@ -11,9 +11,10 @@ use diskstore::rusqlite::{Connection, params};
 use diskstore::{DEFAULT_PRAGMAS, DiskStore, KeyRef};
 
 use crate::fail::{Fail, Outcome};
+use crate::mp;
 
 /// The ops of the workload, in report order.
-pub const OPS: [&str; 9] = [
+pub const OPS: [&str; 10] = [
     "set",
     "set-overwrite",
     "get",
@@ -23,6 +24,7 @@ pub const OPS: [&str; 9] = [
     "bulk",
     "iterate",
     "len",
+    "mp",
 ];
 
 /// How many ops run on one system before the other gets its turn.
@@ -31,11 +33,11 @@ const CHUNK: usize = 64;
 /// How many entries one timed sample of `iterate` covers (four of ours' 256-row pages).
 const ITER_CHUNK: usize = 1024;
 
-const TABLE: &str = "kv";
+pub(crate) const TABLE: &str = "kv";
 const CREATE: &str =
     r#"CREATE TABLE IF NOT EXISTS "kv" (_key TEXT PRIMARY KEY NOT NULL, "value" BLOB NOT NULL)"#;
-const UPSERT: &str = r#"INSERT INTO "kv" (_key, "value") VALUES (?1, ?2) ON CONFLICT(_key) DO UPDATE SET "value" = excluded."value""#;
-const GET: &str = r#"SELECT _key, "value" FROM "kv" WHERE _key = ?1"#;
+pub(crate) const UPSERT: &str = r#"INSERT INTO "kv" (_key, "value") VALUES (?1, ?2) ON CONFLICT(_key) DO UPDATE SET "value" = excluded."value""#;
+pub(crate) const GET: &str = r#"SELECT _key, "value" FROM "kv" WHERE _key = ?1"#;
 const CONTAINS: &str = r#"SELECT 1 FROM "kv" WHERE _key = ?1"#;
 const DELETE: &str = r#"DELETE FROM "kv" WHERE _key = ?1"#;
 const COUNT: &str = r#"SELECT COUNT(*) FROM "kv""#;
@@ -52,6 +54,8 @@ pub struct Figure {
     pub median_us: f64,
     /// Mean of the per-op timings, µs.
     pub mean_us: f64,
+    /// Throughput, for mp (whose timings are NaN).
+    pub ops_per_s: Option<f64>,
 }
 
 fn summarise(system: &'static str, op: &'static str, mut ns: Vec<u64>) -> Figure {
@@ -67,6 +71,7 @@ fn summarise(system: &'static str, op: &'static str, mut ns: Vec<u64>) -> Figure
         op,
         median_us: median / 1000.0,
         mean_us: ns.iter().sum::<u64>() as f64 / n / 1000.0,
+        ops_per_s: None,
     }
 }
 
@@ -113,7 +118,8 @@ fn interleave<'a>(
     Ok((ta, tb))
 }
 
-fn floor_connection(path: &Path) -> Outcome<Connection> {
+/// The floor's connection to `path`: 0.7.0's pragmas, its table created.
+pub(crate) fn floor_connection(path: &Path) -> Outcome<Connection> {
     let fail = |e: diskstore::rusqlite::Error| Fail::at(path, e);
     let conn = Connection::open(path).map_err(fail)?;
     conn.busy_timeout(diskstore::DEFAULT_TIMEOUT)
@@ -127,14 +133,21 @@ fn floor_connection(path: &Path) -> Outcome<Connection> {
     Ok(conn)
 }
 
-fn value(size: usize, seed: u8) -> Vec<u8> {
+/// Key `i` of the workload.
+pub(crate) fn key(i: usize) -> String {
+    format!("key-{i:09}")
+}
+
+/// A value of `size` bytes; `seed` tells values apart.
+pub(crate) fn value(size: usize, seed: u8) -> Vec<u8> {
     (0..size)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
         .collect()
 }
 
 /// Runs the workload in a temporary folder under `dir`; returns the figures of both systems.
-pub fn run(ops: usize, value_size: usize, dir: &Path) -> Outcome<Vec<Figure>> {
+/// mp runs for `mp_seconds` per system (0: no mp).
+pub fn run(ops: usize, value_size: usize, dir: &Path, mp_seconds: f64) -> Outcome<Vec<Figure>> {
     let tmp = tempfile::Builder::new()
         .prefix("diskstore-bench-")
         .tempdir_in(dir)
@@ -149,7 +162,7 @@ pub fn run(ops: usize, value_size: usize, dir: &Path) -> Outcome<Vec<Figure>> {
     let of = |e: diskstore::Error| Fail::engine(&ours_path, e);
     let ff = |e: diskstore::rusqlite::Error| Fail::at(&floor_path, e);
 
-    let keys: Vec<String> = (0..ops).map(|i| format!("key-{i:09}")).collect();
+    let keys: Vec<String> = (0..ops).map(key).collect();
     let misses: Vec<String> = (0..ops).map(|i| format!("miss-{i:09}")).collect();
     let v1 = value(value_size, 1);
     let v2 = value(value_size, 2);
@@ -312,6 +325,21 @@ pub fn run(ops: usize, value_size: usize, dir: &Path) -> Outcome<Vec<Figure>> {
     record("bulk", (a, b));
     drop(ours);
     drop(floor);
+    if mp_seconds > 0.0 {
+        for (system, name, path) in [
+            (mp::System::Ours, "diskstore-rust", &ours_path),
+            (mp::System::Floor, "sqlite-floor-rust", &floor_path),
+        ] {
+            let rate = mp::measure(system, path, ops, value_size, mp_seconds)?;
+            figures.push(Figure {
+                system: name,
+                op: "mp",
+                median_us: f64::NAN,
+                mean_us: f64::NAN,
+                ops_per_s: Some(rate),
+            });
+        }
+    }
     Ok(figures)
 }
 
@@ -335,12 +363,15 @@ pub fn to_json(figures: &[Figure], ops: usize, value_size: usize) -> serde_json:
         .iter()
         .flat_map(|op| ["diskstore-rust", "sqlite-floor-rust"].map(|s| (s, *op)))
         .filter_map(|(s, op)| find(figures, s, op))
-        .map(|f| {
-            serde_json::json!({
+        .map(|f| match f.ops_per_s {
+            Some(rate) => serde_json::json!({
+                "system": f.system, "op": f.op, "ops_per_s": rate.round(),
+            }),
+            None => serde_json::json!({
                 "system": f.system, "op": f.op,
                 "median_us": (f.median_us * 1000.0).round() / 1000.0,
                 "mean_us": (f.mean_us * 1000.0).round() / 1000.0,
-            })
+            }),
         })
         .collect();
     serde_json::json!({
@@ -371,6 +402,13 @@ pub fn to_table(figures: &[Figure], ops: usize, value_size: usize) -> String {
             find(figures, "diskstore-rust", op),
             find(figures, "sqlite-floor-rust", op),
         ) {
+            if let (Some(x), Some(y)) = (a.ops_per_s, b.ops_per_s) {
+                let ratio = if x > 0.0 { y / x } else { f64::NAN };
+                out.push_str(&format!(
+                    "{op:<14} {x:>10.0} {y:>10.0} {ratio:>6.2}×   (ops/s of 2 processes)\n"
+                ));
+                continue;
+            }
             let ratio = if b.median_us > 0.0 {
                 a.median_us / b.median_us
             } else {

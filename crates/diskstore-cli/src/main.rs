@@ -11,6 +11,7 @@ mod dump;
 mod fail;
 mod file;
 mod info;
+mod mp;
 mod progress;
 mod rows;
 mod show;
@@ -170,6 +171,27 @@ enum Command {
         /// Print machine-readable JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Seconds each system's two mp processes run (90 % get / 10 % set); 0 skips mp.
+        #[arg(long, default_value_t = 2.0)]
+        mp_seconds: f64,
+    },
+    /// One process of `bench`'s mp figure (run by `bench` itself).
+    #[command(hide = true)]
+    BenchMpChild {
+        #[arg(long, value_enum)]
+        system: mp::System,
+        #[arg(long)]
+        path: PathBuf,
+        #[arg(long)]
+        keys: usize,
+        #[arg(long)]
+        value_size: usize,
+        #[arg(long)]
+        seconds: f64,
+        #[arg(long)]
+        seed: u64,
+        #[arg(long)]
+        start_ns: u128,
     },
 }
 
@@ -242,12 +264,18 @@ fn run(cli: Cli) -> Outcome<()> {
             value_size,
             dir,
             json,
+            mp_seconds,
         } => {
             let ops = usize::try_from(ops).map_err(|_| Fail::usage("--ops is too large"))?;
             let size = usize::try_from(value_size)
                 .map_err(|_| Fail::usage("--value-size is too large"))?;
             let dir = dir.unwrap_or_else(std::env::temp_dir);
-            let figures = bench::run(ops, size, &dir)?;
+            if !(mp_seconds.is_finite() && mp_seconds >= 0.0) {
+                return Err(Fail::usage(
+                    "--mp-seconds must be a number of seconds, 0 or more",
+                ));
+            }
+            let figures = bench::run(ops, size, &dir, mp_seconds)?;
             if json {
                 println!("{}", bench::to_json(&figures, ops, size));
             } else {
@@ -255,6 +283,23 @@ fn run(cli: Cli) -> Outcome<()> {
             }
             Ok(())
         }
+        Command::BenchMpChild {
+            system,
+            path,
+            keys,
+            value_size,
+            seconds,
+            seed,
+            start_ns,
+        } => mp::child(&mp::Child {
+            system,
+            path: &path,
+            keys,
+            value_size,
+            seconds,
+            seed,
+            start_ns,
+        }),
     }
 }
 

@@ -654,6 +654,8 @@ fn bench_json_has_every_op_for_both_systems() {
         "--value-size",
         "64",
         "--json",
+        "--mp-seconds",
+        "0.2",
         "--dir",
         p(dir.path()),
     ]);
@@ -662,8 +664,18 @@ fn bench_json_has_every_op_for_both_systems() {
     assert_eq!(doc["ops"], 40);
     assert_eq!(doc["value_size"], 64);
     assert!(doc["date"].as_str().unwrap().ends_with('Z'));
+    let timer = doc["timer_us"].as_f64().unwrap();
+    assert!(timer > 0.0 && timer < 10.0, "{timer}");
     let results = doc["results"].as_array().unwrap();
-    assert_eq!(results.len(), 18);
+    assert_eq!(results.len(), 20);
+    for system in ["diskstore-rust", "sqlite-floor-rust"] {
+        let mp = results
+            .iter()
+            .find(|r| r["op"] == "mp" && r["system"] == system)
+            .unwrap_or_else(|| panic!("{system} mp missing"));
+        // Two processes doing at least one stride of 64 ops each in 0.2 s.
+        assert!(mp["ops_per_s"].as_f64().unwrap() >= 640.0, "{mp}");
+    }
     for op in [
         "set",
         "set-overwrite",
@@ -690,15 +702,26 @@ fn bench_json_has_every_op_for_both_systems() {
         "temporary files are removed"
     );
 
-    let table = run(&["bench", "--ops", "20", "--dir", p(dir.path())]);
+    let table = run(&[
+        "bench",
+        "--ops",
+        "20",
+        "--mp-seconds",
+        "0",
+        "--dir",
+        p(dir.path()),
+    ]);
     let text = stdout(&table);
     assert!(
-        text.contains("set-overwrite") && text.contains('×'),
+        text.contains("set-overwrite") && text.contains('×') && !text.contains("mp "),
         "{text}"
     );
     let zero = run(&["bench", "--ops", "0"]);
     assert_eq!(zero.status.code(), Some(2));
     assert!(stderr(&zero).contains("--ops"));
+    let negative = run(&["bench", "--mp-seconds=-1"]);
+    assert_eq!(negative.status.code(), Some(2));
+    assert!(stderr(&negative).contains("--mp-seconds"));
 }
 
 #[test]
