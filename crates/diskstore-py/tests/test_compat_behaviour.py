@@ -41,6 +41,10 @@ DOCUMENTED = {
         ["exc", "ValueError", None], "compat.md: update() values are checked like __setitem__"),
     ("v01_update_unchecked", "read back"): (
         ["list", []], "compat.md: a wrong value fails before anything is written"),
+    ("pragmas_v01", "pragma busy_timeout"): (
+        ["list", [["tuple", [["int", "0"]]]]], "compat.md: our own busy handler waits"),
+    ("pragmas_v07", "pragma busy_timeout"): (
+        ["list", [["tuple", [["int", "0"]]]]], "compat.md: our own busy handler waits"),
 }
 
 

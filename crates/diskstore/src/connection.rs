@@ -371,7 +371,7 @@ impl Connections {
                 flags | OpenFlags::SQLITE_OPEN_URI,
             )?;
         }
-        conn.busy_timeout(c.timeout)?;
+        crate::busy::install(&conn, c.timeout)?;
         conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(&c.pragma_sql)?;
         self.open_count.fetch_add(1, Ordering::Relaxed);
@@ -607,8 +607,8 @@ impl Connections {
     }
 }
 
-/// Serialises writers inside this process, so that SQLite's sleeping busy handler is
-/// only reached by contention between processes.
+/// Serialises writers inside this process, so that the busy handler (`busy.rs`) is only
+/// reached by contention between processes.
 #[derive(Default)]
 struct WriterLock {
     state: Mutex<LockState>,

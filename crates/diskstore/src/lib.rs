@@ -47,6 +47,7 @@
 
 #![warn(missing_docs)]
 
+mod busy;
 mod cache;
 mod connection;
 mod error;
