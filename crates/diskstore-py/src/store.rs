@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use pyo3::exceptions::{PyKeyError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
@@ -117,6 +117,37 @@ impl Reader {
             .detach(|| o.table.get(k, |r| owned_row_with(r, with_key)))
             .py()?;
         row.map(|r| o.model.load(py, &r)).transpose()
+    }
+}
+
+/// The key and value of one item of an `update()` sequence, with Python's unpacking errors.
+fn unpack_pair<'py>(pair: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    if let Ok(t) = pair.cast_exact::<PyTuple>()
+        && t.len() == 2
+    {
+        return Ok((t.get_item(0)?, t.get_item(1)?));
+    }
+    let Ok(items) = pair.try_iter() else {
+        return Err(PyTypeError::new_err(format!(
+            "cannot unpack non-iterable {} object",
+            pair.get_type().name()?
+        )));
+    };
+    let mut got = Vec::with_capacity(2);
+    for item in items {
+        got.push(item?);
+        if got.len() > 2 {
+            return Err(PyValueError::new_err(
+                "too many values to unpack (expected 2)",
+            ));
+        }
+    }
+    match <[_; 2]>::try_from(got) {
+        Ok([k, v]) => Ok((k, v)),
+        Err(got) => Err(PyValueError::new_err(format!(
+            "not enough values to unpack (expected 2, got {})",
+            got.len()
+        ))),
     }
 }
 
@@ -517,19 +548,21 @@ impl Writer {
         }
     }
 
-    /// Stores every `(key, value)` of a list in one transaction.
+    /// Stores every pair of a list in one transaction: each item is a `(key, value)`
+    /// tuple or any other iterable of two items (as `dict.update` takes them).
     fn _set_many(slf: &Bound<'_, Self>, pairs: &Bound<'_, PyList>) -> PyResult<()> {
         let py = slf.py();
         if pairs.is_empty() {
             return Ok(());
         }
-        let first = pairs.get_item(0)?;
-        let first_value = first.get_item(1)?;
-        let o = Reader::opened_for(reader(slf), &first_value)?;
-        let mut dumped = Vec::with_capacity(pairs.len());
-        for pair in pairs.iter() {
-            let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair.extract()?;
-            dumped.push(o.model.dump(&k, &v, o.width)?);
+        let unpacked = pairs
+            .iter()
+            .map(|p| unpack_pair(&p))
+            .collect::<PyResult<Vec<_>>>()?;
+        let o = Reader::opened_for(reader(slf), &unpacked[0].1)?;
+        let mut dumped = Vec::with_capacity(unpacked.len());
+        for (k, v) in &unpacked {
+            dumped.push(o.model.dump(k, v, o.width)?);
         }
         let mut rows: Vec<(KeyRef<'_>, Vec<diskstore::Cell<'_>>)> =
             Vec::with_capacity(dumped.len());

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import abc
 
 import pytest
@@ -161,6 +162,21 @@ def test_update_accepts_every_form(store: DiskStore) -> None:
     store.update(kw=3)
     store.update({"a": 9}, z=0)
     assert dict(store) == {"a": 9, "k1": "K1", "k2": "K2", "p": 1, "q": 2, "kw": 3, "z": 0}
+
+
+def test_update_unpacks_pairs_as_a_dict_does(store: DiskStore) -> None:
+    pairs = [("a", 1), ["b", 2], "cd", iter(("e", 5))]
+    store.update(pairs, f=6)
+    assert dict(store) == {"a": 1, "b": 2, "c": "d", "e": 5, "f": 6}
+    assert len(pairs) == 4  # the caller's list is not extended with the keywords
+    for bad, error, text in [
+        ([1], TypeError, "cannot unpack non-iterable int object"),
+        ([("x", 1, 2)], ValueError, "too many values to unpack"),
+        ([("x",)], ValueError, "not enough values to unpack (expected 2, got 1)"),
+    ]:
+        with pytest.raises(error, match=re.escape(text)):
+            store.update([("ok", 0), *bad])
+    assert "ok" not in store and "x" not in store
 
 
 def test_update_is_one_transaction(store: DiskStore) -> None:

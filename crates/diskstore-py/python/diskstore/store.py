@@ -276,10 +276,7 @@ class DiskStore(_diskstore._Writer, DiskRead, MutableMapping):
         elif hasattr(other, "keys"):
             pairs = [(k, other[k]) for k in other.keys()]  # noqa: SIM118
         else:
-            pairs = []
-            for pair in other:
-                key, value = pair
-                pairs.append((key, value))
+            pairs = list(other)  # each is unpacked (and checked) in Rust
         pairs.extend(kwargs.items())
         self._set_many(pairs)
 
