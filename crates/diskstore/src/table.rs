@@ -187,20 +187,28 @@ fn bind_values<'k>(
     Ok(())
 }
 
-/// Reads the single row a statement returns (stepping it to completion, which
-/// `RETURNING` statements need to finish promptly).
-fn one_row<T>(
+/// Runs a statement to completion (which `RETURNING` statements need to finish
+/// promptly), handing its first row, if any, to `f`.
+pub(crate) fn first_row<T>(
     st: &mut rusqlite::Statement<'_>,
-    values: usize,
-    f: impl FnOnce(&Row<'_>) -> Result<T>,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> Result<T>,
 ) -> Result<Option<T>> {
     let mut rows = st.raw_query();
     let out = match rows.next()? {
-        Some(r) => Some(f(&Row::new(r, values))?),
+        Some(r) => Some(f(r)?),
         None => None,
     };
     while rows.next()?.is_some() {}
     Ok(out)
+}
+
+/// [`first_row`] for a row of this table's layout: the key, then `values` value columns.
+pub(crate) fn one_row<T>(
+    st: &mut rusqlite::Statement<'_>,
+    values: usize,
+    f: impl FnOnce(&Row<'_>) -> Result<T>,
+) -> Result<Option<T>> {
+    first_row(st, |r| f(&Row::new(r, values)))
 }
 
 fn split_end(e: RangeEnd<'_>) -> (Edge, Option<KeyRef<'_>>) {

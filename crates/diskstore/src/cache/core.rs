@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rusqlite::{Connection, Statement};
+use rusqlite::Connection;
 
 use crate::connection::{DEFAULT_TIMEOUT, Prepared};
 use crate::error::{Error, Result};
 use crate::key::KeyRef;
 use crate::record::{Column, Row};
 use crate::schema::TableSpec;
-use crate::table::{Direction, Table, TableOptions};
+use crate::table::{Direction, Table, TableOptions, first_row, one_row};
 use crate::value::{Cell, ColumnType, Value, ValueRef};
 
 use super::clock::{Clock, SystemClock, micros};
@@ -143,20 +143,6 @@ pub fn entry_size(key: KeyRef<'_>, values: &[Cell<'_>]) -> u64 {
 
 fn live(expire_at: Option<i64>, now: i64) -> bool {
     expire_at.is_none_or(|e| e > now)
-}
-
-/// Runs a statement to completion, handing its first row (if any) to `f`.
-fn first_row<T>(
-    st: &mut Statement<'_>,
-    f: impl FnOnce(&rusqlite::Row<'_>) -> Result<T>,
-) -> Result<Option<T>> {
-    let mut rows = st.raw_query();
-    let out = match rows.next()? {
-        Some(r) => Some(f(r)?),
-        None => None,
-    };
-    while rows.next()?.is_some() {}
-    Ok(out)
 }
 
 /// Runs `f` in a write transaction (joining one open on this thread), then writes out
@@ -378,13 +364,7 @@ impl CacheTable {
                     }
                     st.bind(1, key)?;
                     st.raw_bind_parameter(2, now)?;
-                    let mut rows = st.raw_query();
-                    let out = match rows.next()? {
-                        Some(r) => Some(f(&Row::new(r, width))?),
-                        None => None,
-                    };
-                    while rows.next()?.is_some() {}
-                    Ok(out)
+                    one_row(st, width, f)
                 })
             });
         }
