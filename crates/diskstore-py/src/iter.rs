@@ -147,14 +147,17 @@ impl StoreIter {
         let (from, to, dir) = if self.reverse {
             (i64::MIN, self.next, Direction::Reverse)
         } else {
-            if self.end.is_none() {
-                self.end = py.detach(|| o.table.max_rowid()).py()?;
-                if self.end.is_none() {
-                    self.done = true;
-                    return Ok(());
-                }
-            }
-            (self.next, self.end.unwrap_or(i64::MAX), Direction::Forward)
+            let end = match self.end {
+                Some(end) => end,
+                None => match py.detach(|| o.table.max_rowid()).py()? {
+                    Some(end) => *self.end.insert(end),
+                    None => {
+                        self.done = true;
+                        return Ok(());
+                    }
+                },
+            };
+            (self.next, end, Direction::Forward)
         };
         let keys_only = self.kind == Kind::Keys;
         if keys_only {
