@@ -57,15 +57,14 @@ pub fn measure(
     let exe = std::env::current_exe()
         .map_err(|e| Fail::new(format!("cannot find this program to run mp: {e}")))?;
     let start_ns = unix_ns() + LEAD.as_nanos();
-    let name = match system {
-        System::Ours => "ours",
-        System::Floor => "floor",
-    };
+    let name = clap::ValueEnum::to_possible_value(&system)
+        .map(|v| v.get_name().to_owned())
+        .ok_or_else(|| Fail::new("mp: a system without a name"))?;
     let children = (0..2u64)
         .map(|seed| {
             Command::new(&exe)
                 .arg("bench-mp-child")
-                .args(["--system", name, "--path"])
+                .args(["--system", &name, "--path"])
                 .arg(path)
                 .args(["--keys", &keys.to_string()])
                 .args(["--value-size", &value_size.to_string()])
