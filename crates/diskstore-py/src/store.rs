@@ -60,6 +60,53 @@ pub(crate) fn owned_value(ob: &Bound<'_, PyAny>) -> PyResult<Value> {
     })
 }
 
+/// True if `k` is an integer that a REAL key column would round (beyond 2**53 and not
+/// a double): such a key could never be found again, so it is refused.
+fn inexact_real_key(o: &Opened, k: &KeyRef<'_>) -> bool {
+    if o.table.spec().key_type != ColumnType::Real {
+        return false;
+    }
+    match *k {
+        KeyRef::Int(i) => (i as f64) as i128 != i128::from(i),
+        _ => false,
+    }
+}
+
+/// The engine key for a read of `key`, or `None` when the key can address no row of this
+/// table: `None` (SQL NULL never equals a key) or an integer a REAL key column would
+/// round. Keys of a type that cannot be stored at all are errors.
+fn read_key<'a>(o: &Opened, key: &'a Bound<'_, PyAny>) -> PyResult<Option<KeyRef<'a>>> {
+    if key.is_none() {
+        return Ok(None);
+    }
+    let k = crate::convert::key_ref(key)?;
+    Ok(if inexact_real_key(o, &k) {
+        None
+    } else {
+        Some(k)
+    })
+}
+
+/// Refuses a key for a write that the table would store as another key.
+fn check_write_key(o: &Opened, k: &KeyRef<'_>) -> PyResult<()> {
+    if let (true, KeyRef::Int(i)) = (inexact_real_key(o, k), k) {
+        return Err(PyValueError::new_err(format!(
+            "the key {i} is not exactly representable as a float, and the key column of \
+             table {:?} is REAL: it would be stored rounded",
+            o.table.spec().name
+        )));
+    }
+    Ok(())
+}
+
+/// The error for a `None` key where the table cannot assign one (only INTEGER keys can).
+fn null_key_error(o: &Opened) -> PyErr {
+    crate::errors::IntegrityError::new_err(format!(
+        "NOT NULL constraint failed: {}._key (only an INTEGER key column assigns a key for None)",
+        o.table.spec().name
+    ))
+}
+
 /// The read side of a store (base class of `DiskRead`).
 #[pyclass(frozen, subclass, module = "diskstore._diskstore", name = "_Reader")]
 pub struct Reader {
@@ -89,9 +136,17 @@ impl Reader {
             return Ok(o);
         }
         slf.call_method1(intern!(slf.py(), "_settle"), (value,))?;
-        me.state
-            .get()
-            .ok_or_else(|| DiskStoreError::new_err("the store could not be opened"))
+        me.state.get().ok_or_else(|| {
+            if value.is_none() {
+                // Neither model can store None: the 0.7.0 column is NOT NULL, and a
+                // 0.1.0 store takes only `Value`s.
+                crate::errors::IntegrityError::new_err(
+                    "None cannot be stored as a value (NOT NULL constraint)",
+                )
+            } else {
+                DiskStoreError::new_err("the store could not be opened")
+            }
+        })
     }
 
     /// The value stored under `key`, loaded through the model; `None` if absent.
@@ -101,10 +156,14 @@ impl Reader {
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let py = slf.py();
         let Some(o) = Self::opened(slf)? else {
-            crate::convert::key_ref(key)?;
+            if !key.is_none() {
+                crate::convert::key_ref(key)?;
+            }
             return Ok(None);
         };
-        let k = crate::convert::key_ref(key)?;
+        let Some(k) = read_key(o, key)? else {
+            return Ok(None);
+        };
         if let Model::Raw = o.model {
             // One value column and no key wanted: copy just that cell out of SQLite.
             let v = py
@@ -262,14 +321,21 @@ impl Reader {
         }
     }
 
-    /// True if `key` is stored. Keys of a type that cannot be stored are never contained.
+    /// True if `key` is stored. A key that cannot be stored (another type, an int beyond
+    /// 64 bits, NaN, a string with a lone surrogate, None) is never contained.
     fn __contains__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let Some(o) = Self::opened(slf)? else {
             return Ok(false);
         };
-        let k = match crate::convert::key_ref(key) {
-            Ok(k) => k,
-            Err(e) if e.is_instance_of::<pyo3::exceptions::PyTypeError>(slf.py()) => {
+        let py = slf.py();
+        let k = match read_key(o, key) {
+            Ok(Some(k)) => k,
+            Ok(None) => return Ok(false),
+            Err(e)
+                if e.is_instance_of::<PyTypeError>(py)
+                    || e.is_instance_of::<PyValueError>(py)
+                    || e.is_instance_of::<pyo3::exceptions::PyOverflowError>(py) =>
+            {
                 return Ok(false);
             }
             Err(e) => return Err(e),
@@ -368,19 +434,20 @@ impl Reader {
         Ok(out)
     }
 
-    /// Closes this thread's connection (it reopens on next use).
-    fn close(&self) -> PyResult<()> {
+    /// Closes this thread's connection (it reopens on next use). Runs without the GIL:
+    /// closing may wait for the connection's lock.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
         match self.state.get() {
-            Some(o) => o.table.close().py(),
+            Some(o) => py.detach(|| o.table.close()).py(),
             None => Ok(()),
         }
     }
 
     /// Makes every thread reopen its connection; returns how many were opened since the
-    /// last call.
-    fn close_all(&self) -> PyResult<u64> {
+    /// last call. Runs without the GIL, as `close`.
+    fn close_all(&self, py: Python<'_>) -> PyResult<u64> {
         match self.state.get() {
-            Some(o) => o.table.close_all().py(),
+            Some(o) => py.detach(|| o.table.close_all()).py(),
             None => Ok(0),
         }
     }
@@ -414,7 +481,24 @@ fn reader<'a, 'py>(slf: &'a Bound<'py, Writer>) -> &'a Bound<'py, Reader> {
 
 impl Writer {
     fn set_dumped(py: Python<'_>, o: &Opened, d: &Dumped<'_>) -> PyResult<()> {
-        d.with_cells(|k, cells| py.detach(|| o.table.set(k, cells)).py())
+        if d.key_is_none() {
+            // SQLite's rule for NULL in an INTEGER PRIMARY KEY: the next rowid.
+            Self::insert_auto(py, o, d)?;
+            return Ok(());
+        }
+        d.with_cells(|k, cells| {
+            check_write_key(o, &k)?;
+            py.detach(|| o.table.set(k, cells)).py()
+        })
+    }
+
+    /// Inserts under the next integer key; an IntegrityError on other key types.
+    fn insert_auto(py: Python<'_>, o: &Opened, d: &Dumped<'_>) -> PyResult<i64> {
+        if o.table.spec().key_type != ColumnType::Integer {
+            return Err(null_key_error(o));
+        }
+        let cells = d.cells()?;
+        py.detach(|| o.table.insert_auto(&cells)).py()
     }
 }
 
@@ -444,9 +528,14 @@ impl Writer {
     /// Deletes `key`; `KeyError` if it is absent.
     fn __delitem__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
-        let k = crate::convert::key_ref(key)?;
+        if !key.is_none() {
+            crate::convert::key_ref(key)?;
+        }
         let deleted = match Reader::opened(reader(slf))? {
-            Some(o) => py.detach(|| o.table.delete(k)).py()?,
+            Some(o) => match read_key(o, key)? {
+                Some(k) => py.detach(|| o.table.delete(k)).py()?,
+                None => false,
+            },
             None => false,
         };
         if deleted {
@@ -466,16 +555,18 @@ impl Writer {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let o = Reader::opened_for(reader(slf), value)?;
-        if key.is_none() {
-            let d = o.model.dump(key, value, o.width)?;
-            let cells = d.cells()?;
-            let k = py.detach(|| o.table.insert_auto(&cells)).py()?;
+        // A config's dump_value may derive the key from the value (even for add(None, v)).
+        let d = o.model.dump(key, value, o.width)?;
+        if d.key_is_none() {
+            let k = Self::insert_auto(py, o, &d)?;
             return Ok(k.into_pyobject(py)?.into_any());
         }
-        let d = o.model.dump(key, value, o.width)?;
-        let inserted = d.with_cells(|k, cells| py.detach(|| o.table.insert_new(k, cells)).py())?;
+        let inserted = d.with_cells(|k, cells| {
+            check_write_key(o, &k)?;
+            py.detach(|| o.table.insert_new(k, cells)).py()
+        })?;
         Ok(if inserted {
-            key.clone()
+            d.key_object().clone()
         } else {
             py.None().into_bound(py)
         })
@@ -496,9 +587,14 @@ impl Writer {
             )));
         }
         let default = default.get_item(0).ok();
-        let k = crate::convert::key_ref(key)?;
+        if !key.is_none() {
+            crate::convert::key_ref(key)?;
+        }
         let (row, o) = match Reader::opened(reader(slf))? {
-            Some(o) => (py.detach(|| o.table.remove(k, owned_row)).py()?, Some(o)),
+            Some(o) => match read_key(o, key)? {
+                Some(k) => (py.detach(|| o.table.remove(k, owned_row)).py()?, Some(o)),
+                None => (None, None),
+            },
             None => (None, None),
         };
         match (row, o) {
@@ -534,7 +630,13 @@ impl Writer {
         };
         let o = Reader::opened_for(reader(slf), &default)?;
         let d = o.model.dump(key, &default, o.width)?;
+        if d.key_is_none() {
+            // No key can equal None: the default is added under a new key (INTEGER keys).
+            Self::insert_auto(py, o, &d)?;
+            return Ok(default);
+        }
         let (row, inserted) = d.with_cells(|k, cells| {
+            check_write_key(o, &k)?;
             py.detach(|| {
                 o.table
                     .get_or_insert(k, cells, |r, inserted| Ok((owned_row(r)?, inserted)))
@@ -564,15 +666,27 @@ impl Writer {
         for (k, v) in &unpacked {
             dumped.push(o.model.dump(k, v, o.width)?);
         }
-        let mut rows: Vec<(KeyRef<'_>, Vec<diskstore::Cell<'_>>)> =
+        // A None key takes the next rowid (INTEGER keys only), as in __setitem__.
+        let mut rows: Vec<(Option<KeyRef<'_>>, Vec<diskstore::Cell<'_>>)> =
             Vec::with_capacity(dumped.len());
         for d in &dumped {
-            rows.push((d.key()?, d.cells()?));
+            if d.key_is_none() {
+                if o.table.spec().key_type != ColumnType::Integer {
+                    return Err(null_key_error(o));
+                }
+                rows.push((None, d.cells()?));
+            } else {
+                let k = d.key()?;
+                check_write_key(o, &k)?;
+                rows.push((Some(k), d.cells()?));
+            }
         }
         py.detach(|| {
             o.table.atomic(|| {
-                rows.iter()
-                    .try_for_each(|(k, cells)| o.table.set(*k, cells))
+                rows.iter().try_for_each(|(k, cells)| match k {
+                    Some(k) => o.table.set(*k, cells),
+                    None => o.table.insert_auto(cells).map(|_| ()),
+                })
             })
         })
         .py()
@@ -642,16 +756,42 @@ pub(crate) fn _roundtrip<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, 
 pub struct Transaction {
     store: Py<Writer>,
     opened: Option<bool>,
+    retry: bool,
+}
+
+/// How long `transact(retry=True)` keeps retrying a busy `BEGIN` (0.1.0's `TIMEOUT`).
+const RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// `_begin`, retried while the file is busy until [`RETRY_FOR`] has passed (0.1.0's
+/// `transact(retry=True)`); the pauses release the GIL.
+fn begin_retrying(store: &Bound<'_, Writer>) -> PyResult<bool> {
+    let py = store.py();
+    let until = std::time::Instant::now() + RETRY_FOR;
+    loop {
+        match Writer::_begin(store) {
+            Err(e)
+                if e.is_instance_of::<crate::errors::BusyError>(py)
+                    && std::time::Instant::now() < until =>
+            {
+                py.detach(|| std::thread::sleep(Duration::from_millis(1)));
+                py.check_signals()?;
+            }
+            other => return other,
+        }
+    }
 }
 
 #[pymethods]
 impl Transaction {
-    /// A transaction on `store` (begun by `__enter__`).
+    /// A transaction on `store` (begun by `__enter__`); `retry` keeps retrying a busy
+    /// `BEGIN` for 60 s after the store's own timeout.
     #[new]
-    fn new(store: Py<Writer>) -> Self {
+    #[pyo3(signature = (store, retry=false))]
+    fn new(store: Py<Writer>, retry: bool) -> Self {
         Transaction {
             store,
             opened: None,
+            retry,
         }
     }
 
@@ -662,7 +802,11 @@ impl Transaction {
         }
         let store = slf.store.clone_ref(py);
         let bound = store.bind(py);
-        slf.opened = Some(Writer::_begin(bound)?);
+        slf.opened = Some(if slf.retry {
+            begin_retrying(bound)?
+        } else {
+            Writer::_begin(bound)?
+        });
         Ok(crate::cursor::Cursor::new(
             bound.as_super().clone().unbind(),
         ))

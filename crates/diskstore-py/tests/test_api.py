@@ -54,7 +54,8 @@ def test_config_helpers() -> None:
     assert is_bindable_default(None) and is_bindable_default(b"") and not is_bindable_default([])
     assert isinstance(JsonConfig(), ConfigProtocol)
     cfg = BaseConfig(timeout=-1, key_type=str)
-    assert cfg.timeout == const.TIMEOUT and cfg.key_type == "TEXT"
+    # Kept as given (as the original does); a store reads a negative timeout as the default.
+    assert cfg.timeout == -1.0 and cfg.key_type == "TEXT"
     assert cfg.tablename == "DiskStore" and cfg.auto_migrate is True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -144,6 +145,29 @@ def default_layout(table: str, timeout: float) -> Layout:
     if table == TABLE_01:
         return from_value_class(Value, TABLE_01, None, timeout, True, None)
     return from_config(BaseConfig(tablename=TABLE_07, timeout=timeout))
+
+
+def create_file(path: str) -> None:
+    """Creates `path` as an empty file (an empty SQLite database) if it does not exist.
+
+    Raises `NotFoundError` when its folder is missing and `ReadOnlyError` when it cannot be
+    written, as opening the store would.
+    """
+    if os.path.exists(path):
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError as e:
+        raise _diskstore.NotFoundError(
+            f"cannot create the store file {path}: its folder does not exist"
+        ) from e
+    except OSError as e:
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise _diskstore.ReadOnlyError(
+                f"cannot create the store file {path}: {e.strerror}"
+            ) from e
+        raise
+    os.close(fd)
 
 
 def settle_default(path: str, timeout: float, value: Any, read_only: bool) -> Layout | None:

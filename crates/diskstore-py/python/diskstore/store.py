@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING, Any
 from . import _diskstore
 from ._model import (
     Layout,
+    create_file,
     from_config,
     from_value_class,
     is_config,
     settle_default,
     timeout_of,
 )
+from ._sqlite import Connection
 from .config import NamedTupleConfig
 
 if TYPE_CHECKING:
@@ -161,6 +163,12 @@ class DiskRead(_diskstore._Reader, Mapping):
         return None if self._layout is None else self._layout.table
 
     @property
+    def _con(self) -> Connection:
+        """This thread's connection, for direct SQL (the original's private `_con`, used
+        with `diskstore._sqlite.get_pragma`/`table_columns`)."""
+        return Connection(self)
+
+    @property
     def config(self) -> Any:
         """The config object given to the constructor, or None."""
         return self._config
@@ -194,8 +202,15 @@ class DiskRead(_diskstore._Reader, Mapping):
 
         `where` and `order` are trusted SQL fragments (column names are `_key` and the
         field names); pass values as `parameters`: a sequence for `?` placeholders or a
-        dict for `:name` ones.
+        dict for `:name` ones. As in SQLite, a negative `limit` means no limit and a
+        negative `offset` counts as 0.
         """
+        if limit is not None:
+            limit = int(limit)
+            if limit < 0:
+                limit = None
+        if offset is not None:
+            offset = max(int(offset), 0)
         yield from self._query(where, parameters, order, limit, offset)
 
     def open(self) -> Self:
@@ -262,6 +277,10 @@ class DiskStore(_diskstore._Writer, DiskRead, MutableMapping):
         self._setup(filename, config, old, read_only=False)
         # Create or migrate the table now; a default-model store follows an existing file.
         self._settle(None)
+        if not self._is_attached():
+            # A new default-model file: the first value decides its table, but the file
+            # itself exists from now on, and a bad path fails here.
+            create_file(self._filename)
 
     @staticmethod
     def get_field_types(value_class: type) -> list[str]:
@@ -297,12 +316,12 @@ class DiskStore(_diskstore._Writer, DiskRead, MutableMapping):
         """A write transaction on this thread (`BEGIN IMMEDIATE`): every operation of this
         store on this thread inside the block runs in it; it commits at the end and rolls
         back on an exception. Nested blocks join the outer one. Yields a cursor for direct
-        SQL on the same connection. (`retry` is accepted for 0.1.0 code: waiting for the
-        lock up to the timeout is always done.)"""
-        del retry
+        SQL on the same connection. `BEGIN` waits for the lock up to the store's timeout,
+        then raises `BusyError`; with `retry=True` (0.1.0) it keeps retrying for 60 s
+        more."""
         if not self._is_attached() and self.tablename is None:
             return self._deferred_transact()
-        return _diskstore._Transaction(self)
+        return _diskstore._Transaction(self, bool(retry))
 
     def _on_attached(self) -> None:
         deferred = self._deferred

@@ -1,0 +1,81 @@
+"""The exception classes of diskstore.
+
+Code written for the original diskstore 0.7.0 on its standard-library backend catches
+`sqlite3.Error`, `sqlite3.OperationalError` or `sqlite3.IntegrityError`; every class here
+derives from the matching `sqlite3` class as well as from `diskstore.Error`, so such code
+keeps working. The classes are plain Python classes (the extension module raises them),
+so they pickle like any exception: a worker process can send one back to its parent.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+
+class Error(sqlite3.Error):
+    """Base class of every diskstore error (a `sqlite3.Error`)."""
+
+
+class BusyError(Error, sqlite3.OperationalError):
+    """The file stayed locked by another connection for longer than the timeout."""
+
+
+class ReadOnlyError(Error, sqlite3.OperationalError):
+    """The store, the file or its folder cannot be written."""
+
+
+class NotFoundError(Error, sqlite3.OperationalError):
+    """The store file (or its folder) does not exist; read-only stores never create one."""
+
+
+class NotADatabaseError(Error, sqlite3.DatabaseError):
+    """The file exists but is not an SQLite database."""
+
+
+class CorruptError(Error, sqlite3.DatabaseError):
+    """SQLite found damage in the file."""
+
+
+class DiskFullError(Error, sqlite3.OperationalError):
+    """The disk or a quota is full; the failed write was not kept."""
+
+
+class SchemaError(Error, sqlite3.OperationalError):
+    """The table in the file does not fit the value model and cannot be migrated safely."""
+
+
+class DecodeError(Error, sqlite3.OperationalError):
+    """A stored value cannot be read back (for example text that is not UTF-8)."""
+
+
+class SQLError(Error, sqlite3.OperationalError):
+    """Any other SQLite error (for example bad SQL passed to query() or a cursor)."""
+
+
+class IntegrityError(Error, sqlite3.IntegrityError, ValueError):
+    """A constraint of the table refused a write (NOT NULL, UNIQUE, a key of the wrong
+    type for an INTEGER key column). Also a `ValueError`, which is what earlier
+    releases of this package raised there."""
+
+
+# Shown (and pickled) as `diskstore.<Name>`, where the package exports them.
+for _cls in (
+    Error, BusyError, ReadOnlyError, NotFoundError, NotADatabaseError, CorruptError,
+    DiskFullError, SchemaError, DecodeError, SQLError, IntegrityError,
+):
+    _cls.__module__ = "diskstore"
+del _cls
+
+__all__ = [
+    "BusyError",
+    "CorruptError",
+    "DecodeError",
+    "DiskFullError",
+    "Error",
+    "IntegrityError",
+    "NotADatabaseError",
+    "NotFoundError",
+    "ReadOnlyError",
+    "SQLError",
+    "SchemaError",
+]
