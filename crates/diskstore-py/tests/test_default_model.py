@@ -98,3 +98,48 @@ def test_cursor_on_a_new_file_settles_the_07_model(db: str) -> None:
     with store.transact() as cur:
         cur.execute('INSERT INTO "DiskStore" (_key, value) VALUES (?, ?)', ("k", 1))
     assert store["k"] == 1
+
+
+# --- issue 12 item 8 / issue 11: the file exists once the constructor returns --------------
+
+
+def test_the_file_exists_after_the_constructor(tmp_path) -> None:
+    path = tmp_path / "new.db"
+    store = DiskStore(path)  # a pathlib.Path, the default model
+    assert store.tablename is None
+    import os
+
+    assert os.path.exists(store.filename)
+    # An empty file is an empty store, for us and for SQLite.
+    assert len(DiskRead(path)) == 0
+    store["k"] = 1
+    assert tables(str(path)) == ["DiskStore"]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"config": BaseConfig()}, {"value_class": Value}])
+def test_a_bad_path_fails_at_construction(tmp_path, kwargs: dict) -> None:
+    import diskstore
+
+    with pytest.raises(diskstore.NotFoundError):
+        DiskStore(tmp_path / "no-such-folder" / "x.db", **kwargs)
+    with pytest.raises(diskstore.NotFoundError):
+        DiskStore("$NO_SUCH_VARIABLE_HERE/x.db", **kwargs)  # never expanded
+
+
+def test_an_unwritable_place_fails_at_construction_with_readonly() -> None:
+    import diskstore
+
+    # /sys is a read-only file system in containers and on hosts alike (even for root).
+    with pytest.raises(diskstore.ReadOnlyError):
+        DiskStore("/sys/diskstore-test.db")
+
+
+def test_a_first_write_of_none_is_the_documented_valueerror(db: str) -> None:
+    import diskstore
+
+    store = DiskStore(db)
+    with pytest.raises(ValueError, match="None") as info:
+        store["k"] = None
+    assert isinstance(info.value, sqlite3.IntegrityError)
+    assert isinstance(info.value, diskstore.IntegrityError)
+    assert store.tablename is None  # nothing decided by a refused write
