@@ -20,7 +20,7 @@ import functools
 import inspect
 import os
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._diskstore import _Cache
@@ -87,6 +87,19 @@ class DiskCache(_Cache):
         clock: Callable[[], float] | None = None,
     ) -> None:
         path = os.path.expanduser(os.path.expandvars(os.fspath(filename)))
+        # What pickling passes to a new instance (the same options, the secret included).
+        self._options = {
+            "filename": path,
+            "default_expiration": default_expiration,
+            "size_limit": size_limit,
+            "count_limit": count_limit,
+            "eviction_policy": eviction_policy,
+            "tablename": tablename,
+            "timeout": timeout,
+            "statistics": statistics,
+            "secret": secret,
+            "clock": clock,
+        }
         self._open(
             path,
             tablename,
@@ -102,6 +115,13 @@ class DiskCache(_Cache):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.filename!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as the options it was opened with (file name, limits, policy, secret,
+        clock...), so that a cache can be passed to another process, which opens the same
+        file. The secret travels in the pickle: keep such pickles as private as the
+        secret."""
+        return (_reopen, (type(self), self._options))
 
     def __enter__(self) -> Self:
         return self
@@ -136,17 +156,12 @@ class DiskCache(_Cache):
         """Live keys, newest stored first."""
         return self._keys(True)
 
-    @contextmanager
-    def transact(self) -> Iterator[DiskCache]:
+    def transact(self) -> AbstractContextManager[DiskCache]:
         """A write transaction on this thread: the cache calls inside are all-or-nothing
-        (rolled back on an exception) and other writers wait. Nests."""
-        opened = self._begin()
-        try:
-            yield self
-        except BaseException:
-            self._end(opened, False)
-            raise
-        self._end(opened, True)
+        (rolled back on an exception) and other writers wait. Nests (an inner block joins
+        the outer one). The context manager is native: a `KeyboardInterrupt` cannot land
+        between the `BEGIN` and the block, so it never leaves a transaction open."""
+        return super().transact()  # type: ignore[no-any-return]
 
     def memoize(
         self,
@@ -211,3 +226,10 @@ class DiskCache(_Cache):
             return wrapper  # type: ignore[return-value]
 
         return decorator
+
+
+def _reopen(cls: type[DiskCache], options: dict[str, Any]) -> DiskCache:
+    """Unpickles a `DiskCache`: opens the file again with the same options."""
+    options = dict(options)
+    filename = options.pop("filename")
+    return cls(filename, **options)
