@@ -61,8 +61,8 @@ mod value;
 
 pub use cache::{
     CACHE_PAGE_SIZE, CacheBuilder, CacheIter, CacheOptions, CacheTable, Clock, DEFAULT_CACHE_TABLE,
-    DiskCache, EvictionPolicy, ManualClock, NEVER, PURGE_PER_WRITE, SCAN_PAGE, Stats, SystemClock,
-    IncrRefusal, Ttl, entry_size,
+    DiskCache, EvictionPolicy, IncrRefusal, ManualClock, NEVER, PURGE_PER_WRITE, SCAN_PAGE, Stats,
+    SystemClock, Ttl, entry_size,
 };
 pub use connection::{DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS, DEFAULT_TIMEOUT};
 pub use error::{Error, Result};
