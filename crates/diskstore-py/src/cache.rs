@@ -802,8 +802,11 @@ impl PyCache {
         py.detach(|| st.core.table().close()).py()
     }
 
-    /// A context manager for a write transaction on this thread (see
-    /// `DiskCache.transact`).
+    /// A write transaction on this thread, as a context manager (`with
+    /// cache.transact():`): the cache calls inside are all-or-nothing (rolled back on an
+    /// exception) and other writers wait. Nests (an inner block joins the outer one). The
+    /// context manager is native: a `KeyboardInterrupt` cannot land between the `BEGIN`
+    /// and the block, so it never leaves a transaction open.
     fn transact(slf: Bound<'_, Self>) -> CacheTransaction {
         CacheTransaction {
             cache: slf.unbind(),

@@ -280,6 +280,8 @@ def test_iteration_ends_when_each_key_read_adds_one(cache: DiskCache) -> None:
 def test_values_are_pickled_with_protocol_5_bytes_in_the_file(path: str) -> None:
     c = DiskCache(path)
     c["k"] = ("a", 1)
+    c.close()
+    del c  # Python's sqlite3 must not share the file with a live handle (sqlite_guard)
     import sqlite3
 
     con = sqlite3.connect(path)

@@ -20,9 +20,9 @@ import functools
 import inspect
 import os
 from collections.abc import Callable, Collection, Iterator
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import sqlite_guard
 from ._diskstore import _Cache
 from .const import TIMEOUT
 
@@ -48,6 +48,8 @@ _MISS = object()
 _KWARGS_MARK = (None,)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+sqlite_guard.install()
 
 
 class DiskCache(_Cache):
@@ -87,6 +89,7 @@ class DiskCache(_Cache):
         clock: Callable[[], float] | None = None,
     ) -> None:
         path = os.path.expanduser(os.path.expandvars(os.fspath(filename)))
+        sqlite_guard.check_file(path)
         # What pickling passes to a new instance (the same options, the secret included).
         self._options = {
             "filename": path,
@@ -112,6 +115,7 @@ class DiskCache(_Cache):
             None if secret is None else bytes(secret),
             clock,
         )
+        sqlite_guard.register(path, self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.filename!r})"
@@ -155,13 +159,6 @@ class DiskCache(_Cache):
     def __reversed__(self) -> Iterator[Any]:
         """Live keys, newest stored first."""
         return self._keys(True)
-
-    def transact(self) -> AbstractContextManager[DiskCache]:
-        """A write transaction on this thread: the cache calls inside are all-or-nothing
-        (rolled back on an exception) and other writers wait. Nests (an inner block joins
-        the outer one). The context manager is native: a `KeyboardInterrupt` cannot land
-        between the `BEGIN` and the block, so it never leaves a transaction open."""
-        return super().transact()  # type: ignore[no-any-return]
 
     def memoize(
         self,

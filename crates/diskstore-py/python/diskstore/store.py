@@ -21,7 +21,7 @@ from collections.abc import (
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
-from . import _diskstore
+from . import _diskstore, sqlite_guard
 from ._model import (
     Layout,
     create_file,
@@ -106,6 +106,7 @@ class DiskRead(_diskstore._Reader, Mapping):
         self, filename: os.PathLike | str, config: Any, old: dict[str, Any], read_only: bool
     ) -> None:
         self._filename = os.path.expanduser(os.fspath(filename))
+        sqlite_guard.check_file(self._filename)  # warns if Python's sqlite3 has it open
         self._deferred = threading.local()  # transact() before the model is decided
         self._read_only = read_only
         self._config = config
@@ -140,6 +141,7 @@ class DiskRead(_diskstore._Reader, Mapping):
                 return
             self._layout = layout
         layout.attach(self, self._filename, self._read_only)
+        sqlite_guard.register(self._filename, self)
         self._on_attached()
 
     def _on_attached(self) -> None:
