@@ -551,10 +551,19 @@ impl PyCache {
             .ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))
     }
 
-    /// True if `key` has a live entry.
+    /// True if `key` has a live entry; False for a key that cannot be stored (NaN, a
+    /// lone surrogate, an unpicklable object raising `TypeError`), as a dict's `in`.
     fn __contains__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let st = self.ready(py)?;
-        let k = st.codec.key(py, key)?;
+        let k = match st.codec.key(py, key) {
+            Ok(k) => k,
+            Err(e)
+                if e.is_instance_of::<PyValueError>(py) || e.is_instance_of::<PyTypeError>(py) =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
         let kr = k.key();
         py.detach(|| st.core.contains(kr)).py()
     }
