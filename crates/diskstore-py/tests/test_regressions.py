@@ -323,6 +323,23 @@ def test_r03_a_store_opened_while_python_sqlite3_has_the_file_warns(tmp_path: Pa
         con.close()
 
 
+def test_r03_a_second_descriptor_on_the_shm_file_warns(tmp_path: Path) -> None:
+    """diskstore already has the file open (a live handle), then Python's sqlite3 reads
+    it too: the next diskstore handle sees two descriptors on the -shm file."""
+    path = str(tmp_path / "c.db")
+    c = DiskCache(path)
+    c["k"] = 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SharedFileWarning)
+        con = sqlite3.connect(path)
+    try:
+        assert con.execute('SELECT count(*) FROM "Cache"').fetchone() == (1,)
+        with pytest.warns(SharedFileWarning, match="-shm open 2 times"):
+            DiskCache(path)
+    finally:
+        con.close()
+
+
 def test_r03_sqlite3_connect_on_a_file_diskstore_uses_warns(tmp_path: Path) -> None:
     path = str(tmp_path / "s.db")
     s = DiskStore(path)
