@@ -855,7 +855,8 @@ impl PyCache {
     }
 
     /// The largest rowid now, or None when empty: where a forward iteration that starts
-    /// now ends, so that keys added meanwhile are not visited.
+    /// now ends, so that keys added meanwhile are not visited (unless the newest entries
+    /// were deleted first: SQLite reuses their rowids).
     fn _last_rowid(&self, py: Python<'_>) -> PyResult<Option<i64>> {
         let st = self.ready(py)?;
         py.detach(|| st.core.table().max_rowid()).py()

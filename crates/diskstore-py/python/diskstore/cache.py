@@ -138,8 +138,10 @@ class DiskCache(_Cache):
         return self.expire()
 
     def _keys(self, reverse: bool) -> Iterator[Any]:
-        # A forward pass ends at the last key present when it starts (keys added meanwhile
-        # are not visited); a reverse pass starts there by nature.
+        # A forward pass ends at the last rowid present when it starts, so that a loop
+        # that stores a key per key read ends. A key stored meanwhile is not visited, unless
+        # the newest entries were deleted first: SQLite then gives the new row a rowid
+        # at or below that end. A reverse pass starts there by nature.
         if reverse:
             start: int | None = _I64_MAX
             end = _I64_MIN
