@@ -243,8 +243,9 @@ def test_r02_sigint_while_cache_transact_waits_leaves_no_transaction_open(
     assert out["keys"] in (["held", "later", "other"], ["held", "inside", "later", "other"])
 
 
+@pytest.mark.parametrize("mode", ["transact", "incr"])
 def test_r02c_random_sigints_into_cache_transactions_never_leak_the_lock(
-    tmp_path: Path,
+    tmp_path: Path, mode: str
 ) -> None:
     out = run_child(
         """
@@ -260,8 +261,11 @@ def test_r02c_random_sigints_into_cache_transactions_never_leak_the_lock(
                 i = 0
                 while True:
                     i += 1
-                    with c.transact():
-                        c.set(("a", r, i), i); c.set(("b", r, i), i)
+                    if sys.argv[2] == "transact":
+                        with c.transact():
+                            c.set(("a", r, i), i); c.set(("b", r, i), i)
+                    else:
+                        c.incr("n"); c.incr("n")  # each its own transaction
             except KeyboardInterrupt:
                 pass
             ok = []
@@ -280,6 +284,7 @@ def test_r02c_random_sigints_into_cache_transactions_never_leak_the_lock(
         print(json.dumps({"leaks": leaks, "halves": [k for k, n in pairs.items() if n != 2]}))
         """,
         str(tmp_path),
+        mode,
         timeout=120,
     )
     assert out == {"leaks": [], "halves": []}
