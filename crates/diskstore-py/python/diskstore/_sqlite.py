@@ -7,12 +7,14 @@ handle on the calling thread's connection of a store (what `store._con` returns)
 `Cursor` is the cursor `transact()` yields. The helpers also accept a standard-library
 `sqlite3` connection or cursor: they only call `execute`.
 
-`connect()` is not provided: a second SQLite library opening the same file in this process
-does not see our locks (see docs/compat.md).
+`connect()` opens a store on the file and returns its `Connection`, so the statements run
+on our engine's connection (with its locks); it never opens the file with a second SQLite
+library, which would not see our locks (see docs/compat.md).
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from . import _diskstore
@@ -58,6 +60,17 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"<diskstore Connection of {self._store!r}>"
+
+
+def connect(
+    filename: os.PathLike | str, *, readonly: bool = False, timeout: float = TIMEOUT
+) -> Connection:
+    """A `Connection` on `filename` through a store of the default model (`DiskRead` when
+    `readonly`). Direct SQL on a new file settles that file as a 0.7.0 store."""
+    from .store import DiskRead, DiskStore
+
+    store = DiskRead(filename, timeout=timeout) if readonly else DiskStore(filename, timeout=timeout)
+    return Connection(store)
 
 
 def _quote_identifier(name: str) -> str:
@@ -140,6 +153,7 @@ __all__ = [
     "Cursor",
     "Error",
     "SQLError",
+    "connect",
     "execute",
     "executemany",
     "format_sql_value",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Union
 
-from ._sqlite import Connection, Cursor, set_pragma
+from ._sqlite import Connection, Cursor, connect, set_pragma
 from .config import BaseConfig, ConfigProtocol, escape_name
 from .const import DEFAULT_RO_PRAGMAS, MISSING, TIMEOUT, KeyType
 from .store import DiskItemsView, DiskKeysView, DiskRead, DiskValuesView
@@ -32,6 +32,7 @@ __all__ = [
     "DiskValuesView",
     "KeyType",
     "Value",
+    "connect",
     "escape_name",
     "set_pragma",
 ]

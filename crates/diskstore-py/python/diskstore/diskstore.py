@@ -10,6 +10,7 @@ from ._errors import BusyError, SQLError
 from ._sqlite import (
     Connection,
     Cursor,
+    connect,
     execute,
     executemany,
     format_sql_value,
@@ -33,6 +34,7 @@ __all__ = [
     "DiskStore",
     "KeyType",
     "SQLError",
+    "connect",
     "escape_name",
     "execute",
     "executemany",
