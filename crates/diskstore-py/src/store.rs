@@ -99,6 +99,18 @@ fn check_write_key(o: &Opened, k: &KeyRef<'_>) -> PyResult<()> {
     Ok(())
 }
 
+/// True if a key column of type `t` stores `k` unchanged (no affinity conversion).
+fn stored_as_given(t: ColumnType, k: &KeyRef<'_>) -> bool {
+    matches!(
+        (t, k),
+        (ColumnType::Blob, _)
+            | (ColumnType::Integer, KeyRef::Int(_))
+            | (ColumnType::Real, KeyRef::Float(_))
+            | (ColumnType::Text, KeyRef::Text(_))
+            | (_, KeyRef::Blob(_))
+    )
+}
+
 /// The error for a `None` key where the table cannot assign one (only INTEGER keys can).
 fn null_key_error(o: &Opened) -> PyErr {
     crate::errors::IntegrityError::new_err(format!(
@@ -561,14 +573,25 @@ impl Writer {
             let k = Self::insert_auto(py, o, &d)?;
             return Ok(k.into_pyobject(py)?.into_any());
         }
-        let inserted = d.with_cells(|k, cells| {
+        let stored = d.with_cells(|k, cells| {
             check_write_key(o, &k)?;
-            py.detach(|| o.table.insert_new(k, cells)).py()
+            py.detach(|| {
+                if !o.table.insert_new(k, cells)? {
+                    return Ok(None);
+                }
+                // The key as the column stored it (SQLite's affinity: "5" in an INTEGER
+                // column is 5), as the original's `RETURNING _key` gives it.
+                if stored_as_given(o.table.spec().key_type, &k) {
+                    return Ok(Some(None));
+                }
+                Ok(o.table.get(k, |r| Ok(r.key()?.to_owned()))?.map(Some))
+            })
+            .py()
         })?;
-        Ok(if inserted {
-            d.key_object().clone()
-        } else {
-            py.None().into_bound(py)
+        Ok(match stored {
+            None => py.None().into_bound(py),
+            Some(None) => d.key_object().clone(),
+            Some(Some(k)) => to_py(py, &k),
         })
     }
 

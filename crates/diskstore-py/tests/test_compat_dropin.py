@@ -279,6 +279,8 @@ for key_type in (int, float, str, bytes):
         show(f"{{key_type.__name__}} get {{k!r}}", lambda: ds.get(k, "-"))
         show(f"{{key_type.__name__}} in {{k!r}}", lambda: k in ds)
     show(f"{{key_type.__name__}} add None", lambda: ds.add(None, "w"))
+    for k in ("77", 78.0, 79, b"80", "81.5"):
+        show(f"{{key_type.__name__}} add {{k!r}}", lambda: ds.add(k, "w"))
 '''
 
 SCENARIO_V07_ITEMS = _PRELUDE + '''

@@ -211,3 +211,13 @@ def test_engine_errors_are_caught_as_sqlite3_errors(tmp_path: Path) -> None:
         list(store.query(where="no_such_column = 1"))
     with store.transact() as cur, pytest.raises(sqlite3.IntegrityError):
         cur.execute(f'INSERT INTO "{store.tablename}" (_key, value) VALUES (1, NULL)')
+
+
+def test_errors_carry_sqlite_result_codes_like_sqlite3_errors() -> None:
+    from diskstore._sqlite import is_busy
+
+    busy = diskstore.BusyError("locked")
+    assert (busy.sqlite_errorcode, busy.sqlite_errorname) == (5, "SQLITE_BUSY")
+    assert is_busy(busy) and not is_busy(diskstore.SQLError("syntax"))
+    assert diskstore.IntegrityError("x").sqlite_errorname == "SQLITE_CONSTRAINT"
+    assert diskstore.NotFoundError("x").sqlite_errorname == "SQLITE_CANTOPEN"

@@ -363,6 +363,8 @@ def test_integer_keys_follow_sqlite_affinity(tmp_path) -> None:
     store[3.0] = "three"
     assert list(store.items()) == [(1, "one"), (2, "two"), (3, "three")]
     assert 1.5 not in store and "abc" not in store
+    assert store.add("4", "four") == 4  # the key as stored, as RETURNING _key gives it
+    assert store.add("4", "again") is None
     with pytest.raises(ValueError, match="datatype mismatch"):
         store[1.5] = "x"
 

@@ -58,6 +58,23 @@ class IntegrityError(Error, sqlite3.IntegrityError, ValueError):
     releases of this package raised there."""
 
 
+# SQLite's primary result code and its name, as `sqlite3` errors carry them (0.7.0 code
+# checks `sqlite_errorname` to recognise a busy file). Class attributes: every instance of
+# a class has the same code.
+for _cls, _code, _name in (
+    (Error, 1, "SQLITE_ERROR"),
+    (BusyError, 5, "SQLITE_BUSY"),
+    (ReadOnlyError, 8, "SQLITE_READONLY"),
+    (NotFoundError, 14, "SQLITE_CANTOPEN"),
+    (NotADatabaseError, 26, "SQLITE_NOTADB"),
+    (CorruptError, 11, "SQLITE_CORRUPT"),
+    (DiskFullError, 13, "SQLITE_FULL"),
+    (IntegrityError, 19, "SQLITE_CONSTRAINT"),
+):
+    _cls.sqlite_errorcode = _code  # type: ignore[attr-defined]
+    _cls.sqlite_errorname = _name  # type: ignore[attr-defined]
+del _cls, _code, _name
+
 # Shown (and pickled) as `diskstore.<Name>`, where the package exports them.
 for _cls in (
     Error, BusyError, ReadOnlyError, NotFoundError, NotADatabaseError, CorruptError,
