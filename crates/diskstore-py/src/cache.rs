@@ -14,8 +14,8 @@
 //! before or after the engine call, a Python clock is read before it, and dropping the
 //! last handle (which writes out pending hit/miss counts) releases the GIL first.
 
+use std::cell::Cell as StdCell;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -47,20 +47,22 @@ const KEY_PICKLED: i64 = 4;
 /// Length of an HMAC-SHA256 tag.
 const TAG_LEN: usize = 32;
 
-/// The time a Python clock callable gave last, for tests that patch the time source.
-///
-/// The engine reads it from inside its calls, where it may hold a lock; so the Python
-/// callable is never called from there: [`PyCache::ready`] calls it, with the GIL, before
-/// each engine call and stores the answer here. (Threads sharing one cache then share the
-/// latest reading, which is all a test clock needs.)
-#[derive(Default)]
-struct SnapshotClock {
-    micros: AtomicU64,
+thread_local! {
+    /// What a Python clock said last on this thread, in microseconds since the epoch.
+    static PY_NOW: StdCell<u64> = const { StdCell::new(0) };
 }
+
+/// The time a Python clock callable gave, for tests that patch the time source.
+///
+/// The engine reads the clock from inside its calls, where it may hold a lock; so the
+/// Python callable is never called from there: [`PyCache::ready`] calls it, with the GIL,
+/// before each engine call and leaves the answer in a thread-local, which the engine call
+/// (run on the same thread with the GIL released) reads.
+struct SnapshotClock;
 
 impl Clock for SnapshotClock {
     fn now(&self) -> Duration {
-        Duration::from_micros(self.micros.load(Ordering::Relaxed))
+        Duration::from_micros(PY_NOW.with(StdCell::get))
     }
 }
 
@@ -78,8 +80,8 @@ struct State {
     core: CacheTable,
     codec: Codec,
     default_ttl: Option<f64>,
-    /// Set when the cache reads a Python clock.
-    clock: Option<Arc<SnapshotClock>>,
+    /// Whether the cache reads a Python clock.
+    py_clock: bool,
 }
 
 /// How a pickle is signed.
@@ -425,7 +427,7 @@ impl PyCache {
     /// call that may look at the time.
     fn ready(&self, py: Python<'_>) -> PyResult<&State> {
         let st = self.st()?;
-        if let Some(snapshot) = &st.clock {
+        if st.py_clock {
             // Take the callable out of the mutex before calling it: Python code may switch
             // threads, and no thread may wait on this mutex while another runs Python.
             let clock = self
@@ -440,7 +442,7 @@ impl PyCache {
                 PyValueError::new_err(format!("the clock returned a bad time: {t}"))
             })?;
             let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-            snapshot.micros.store(micros, Ordering::Relaxed);
+            PY_NOW.with(|now| now.set(micros));
         }
         Ok(st)
     }
@@ -497,15 +499,14 @@ impl PyCache {
         options.timeout = Duration::try_from_secs_f64(timeout)
             .map_err(|_| PyValueError::new_err("timeout must be a finite number of seconds"))?;
         options.stats = statistics;
-        let snapshot = clock.map(|c| {
+        let py_clock = clock.is_some();
+        if let Some(c) = clock {
             *self
                 .py_clock
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(c);
-            let snapshot = Arc::new(SnapshotClock::default());
-            options.clock = snapshot.clone();
-            snapshot
-        });
+            options.clock = Arc::new(SnapshotClock);
+        }
         if secret.as_ref().is_some_and(Vec::is_empty) {
             return Err(PyValueError::new_err("secret must not be empty"));
         }
@@ -523,7 +524,7 @@ impl PyCache {
             core: py.detach(|| CacheTable::open(options)).py()?,
             codec,
             default_ttl,
-            clock: snapshot,
+            py_clock,
         };
         let _ = self.state.set(state);
         Ok(())

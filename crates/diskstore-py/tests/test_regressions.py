@@ -815,3 +815,35 @@ def test_r10j_a_store_in_a_reference_cycle_is_collected(tmp_path: Path) -> None:
     del s, config
     gc.collect()
     assert ref() is None
+
+
+def test_r05_each_thread_sees_what_the_clock_told_it(tmp_path: Path) -> None:
+    """The clock is read before each engine call and that reading is what the call uses,
+    even while other threads read other times from the same clock."""
+    local = threading.local()
+
+    def clock() -> float:
+        return local.now
+
+    local.now = 1_000.0
+    c = DiskCache(str(tmp_path / "c.db"), default_expiration=0, clock=clock)
+    c.set("k", 1, expire=500)  # lives until 1,500
+    wrong: list[tuple[float, object]] = []
+
+    def reader(now: float, expected: object) -> None:
+        local.now = now
+        for _ in range(300):
+            got = c.get("k")
+            if got != expected:
+                wrong.append((now, got))
+
+    threads = [
+        threading.Thread(target=reader, args=(1_200.0, 1)),
+        threading.Thread(target=reader, args=(2_000.0, None)),
+        threading.Thread(target=reader, args=(1_400.0, 1)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
