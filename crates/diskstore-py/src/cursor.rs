@@ -74,7 +74,7 @@ fn run(
     params: &Params,
 ) -> diskstore::Result<Ran> {
     let mut st = conn.prepare(sql)?;
-    let columns = st.column_names().into_iter().map(str::to_owned).collect();
+    let columns = st.column_names().map(str::to_owned).collect();
     match params {
         Params::Positional(ps) => {
             for (i, p) in ps.iter().enumerate() {

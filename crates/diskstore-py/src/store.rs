@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
@@ -31,6 +32,34 @@ pub(crate) struct Opened {
     pub(crate) table: Table,
     pub(crate) model: Model,
     pub(crate) width: usize,
+    /// For the default model (neither `value_class` nor `config`): which generation's
+    /// table this is, [`GEN_01`] (`"Value"`) or [`GEN_07`] (`"DiskStore"`).
+    pub(crate) generation: Option<usize>,
+}
+
+/// The default model's 0.1.0 generation: `Value` rows in table `"Value"`.
+const GEN_01: usize = 0;
+/// The default model's 0.7.0 generation: raw values in table `"DiskStore"`.
+const GEN_07: usize = 1;
+
+/// The `diskstore.Value` class, imported once.
+fn value_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static VALUE: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+    VALUE
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("diskstore.value")?.getattr("Value")?.unbind())
+        })
+        .map(|v| v.bind(py))
+}
+
+/// The generation a written value names: a `Value` is 0.1.0 code, anything else 0.7.0.
+fn generation_of(value: &Bound<'_, PyAny>) -> PyResult<usize> {
+    // Only a tuple can be a `Value` (a NamedTuple): one flag test on the common path.
+    if value.is_instance_of::<PyTuple>() && value.is_instance(value_class(value.py())?)? {
+        Ok(GEN_01)
+    } else {
+        Ok(GEN_07)
+    }
 }
 
 /// Copies a row (key and values) out of SQLite.
@@ -122,33 +151,55 @@ fn null_key_error(o: &Opened) -> PyErr {
 /// The read side of a store (base class of `DiskRead`).
 #[pyclass(frozen, subclass, module = "diskstore._diskstore", name = "_Reader")]
 pub struct Reader {
-    state: OnceLock<Opened>,
+    /// The attached tables: slot 0 for a store with a named model; for the default model
+    /// one slot per generation ([`GEN_01`], [`GEN_07`]), attached when first used.
+    slots: [OnceLock<Opened>; 2],
+    /// The slot in use (a default-model store switches when a write names the other
+    /// generation).
+    active: AtomicUsize,
 }
 
 impl Reader {
+    /// The table in use, if attached.
+    fn state(&self) -> Option<&Opened> {
+        self.slots[self.active.load(Ordering::Acquire)].get()
+    }
+
     /// The attached store, asking the Python side to settle it first if needed; `None`
     /// while a new file has no table yet.
     pub(crate) fn opened<'a>(slf: &'a Bound<'_, Self>) -> PyResult<Option<&'a Opened>> {
         let me = slf.get();
-        if let Some(o) = me.state.get() {
+        if let Some(o) = me.state() {
             return Ok(Some(o));
         }
         let py = slf.py();
         slf.call_method1(intern!(py, "_settle"), (py.None(),))?;
-        Ok(me.state.get())
+        Ok(me.state())
     }
 
     /// The attached store for a write of `value`, settling the default model with it.
+    /// A default-model store given a value of the other generation (a `Value` in a 0.7.0
+    /// store, anything else in a 0.1.0 one) switches to that generation's table, as the
+    /// original of that generation would write there.
     pub(crate) fn opened_for<'a>(
         slf: &'a Bound<'_, Self>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<&'a Opened> {
         let me = slf.get();
-        if let Some(o) = me.state.get() {
-            return Ok(o);
+        if let Some(o) = me.state() {
+            match o.generation {
+                Some(g) if !value.is_none() && !value.is(slf.py().Ellipsis().bind(slf.py())) => {
+                    let want = generation_of(value)?;
+                    if want == g {
+                        return Ok(o);
+                    }
+                    return Self::switch(slf, o, want);
+                }
+                _ => return Ok(o),
+            }
         }
         slf.call_method1(intern!(slf.py(), "_settle"), (value,))?;
-        me.state.get().ok_or_else(|| {
+        me.state().ok_or_else(|| {
             if value.is_none() {
                 // Neither model can store None: the 0.7.0 column is NOT NULL, and a
                 // 0.1.0 store takes only `Value`s.
@@ -159,6 +210,24 @@ impl Reader {
                 DiskStoreError::new_err("the store could not be opened")
             }
         })
+    }
+
+    /// Switches a default-model store to generation `want`'s table (attaching it through
+    /// the Python side's `_switch`). Refused inside a transaction of the current table.
+    fn switch<'a>(slf: &'a Bound<'_, Self>, current: &Opened, want: usize) -> PyResult<&'a Opened> {
+        if current.table.depth() > 0 {
+            return Err(PyValueError::new_err(format!(
+                "this store holds {} values (table {:?}); a value of the other generation \
+                 cannot be written inside its transact() block",
+                if want == GEN_01 { "raw" } else { "Value" },
+                current.table.spec().name
+            )));
+        }
+        slf.call_method1(intern!(slf.py(), "_switch"), (want,))?;
+        let me = slf.get();
+        me.state()
+            .filter(|o| o.generation == Some(want))
+            .ok_or_else(|| DiskStoreError::new_err("the store could not switch tables"))
     }
 
     /// The value stored under `key`, loaded through the model; `None` if absent.
@@ -247,12 +316,13 @@ impl Reader {
     #[pyo3(signature = (*_args, **_kwargs))]
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyAny>>) -> Self {
         Reader {
-            state: OnceLock::new(),
+            slots: [OnceLock::new(), OnceLock::new()],
+            active: AtomicUsize::new(0),
         }
     }
 
     /// Opens the engine for this store (called once by the Python side).
-    #[pyo3(signature = (path, read_only, table, key_type, timeout, pragmas, fields, auto_migrate, kind, model, no_default))]
+    #[pyo3(signature = (path, read_only, table, key_type, timeout, pragmas, fields, auto_migrate, kind, model, no_default, generation=None))]
     #[allow(clippy::too_many_arguments)]
     fn _attach(
         &self,
@@ -268,9 +338,16 @@ impl Reader {
         kind: &str,
         model: Py<PyAny>,
         no_default: Bound<'_, PyAny>,
+        generation: Option<usize>,
     ) -> PyResult<()> {
-        if self.state.get().is_some() {
-            return Ok(()); // attached by another thread meanwhile
+        let slot = generation.unwrap_or(0);
+        if slot >= self.slots.len() {
+            return Err(PyValueError::new_err("unknown generation"));
+        }
+        if self.slots[slot].get().is_some() {
+            // Attached before (or by another thread meanwhile): make it the one in use.
+            self.active.store(slot, Ordering::Release);
+            return Ok(());
         }
         let columns = fields
             .into_iter()
@@ -294,22 +371,24 @@ impl Reader {
         let model = Model::from_kind(kind, model)?;
         let table = py.detach(|| Table::open(options)).py()?;
         // A concurrent attach may have won; either result is equivalent.
-        let _ = self.state.set(Opened {
+        let _ = self.slots[slot].set(Opened {
             table,
             model,
             width,
+            generation,
         });
+        self.active.store(slot, Ordering::Release);
         Ok(())
     }
 
     /// True once the engine is attached.
     fn _is_attached(&self) -> bool {
-        self.state.get().is_some()
+        self.state().is_some()
     }
 
     /// The table name of the attached store, or None.
     fn _attached_table(&self) -> Option<String> {
-        self.state.get().map(|o| o.table.spec().name.clone())
+        self.state().map(|o| o.table.spec().name.clone())
     }
 
     /// The value of `key`; `KeyError` if it is absent.
@@ -449,19 +528,20 @@ impl Reader {
     /// Closes this thread's connection (it reopens on next use). Runs without the GIL:
     /// closing may wait for the connection's lock.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        match self.state.get() {
-            Some(o) => py.detach(|| o.table.close()).py(),
-            None => Ok(()),
+        for o in self.slots.iter().filter_map(OnceLock::get) {
+            py.detach(|| o.table.close()).py()?;
         }
+        Ok(())
     }
 
     /// Makes every thread reopen its connection; returns how many were opened since the
     /// last call. Runs without the GIL, as `close`.
     fn close_all(&self, py: Python<'_>) -> PyResult<u64> {
-        match self.state.get() {
-            Some(o) => py.detach(|| o.table.close_all()).py(),
-            None => Ok(0),
+        let mut closed = 0;
+        for o in self.slots.iter().filter_map(OnceLock::get) {
+            closed += py.detach(|| o.table.close_all()).py()?;
         }
+        Ok(closed)
     }
 
     /// Opens this thread's connection now (it normally opens on first use).
@@ -754,8 +834,7 @@ impl Writer {
         let o = slf
             .as_super()
             .get()
-            .state
-            .get()
+            .state()
             .ok_or_else(|| DiskStoreError::new_err("no transaction is open"))?;
         py.detach(|| o.table.end(opened, commit)).py()
     }

@@ -23,8 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from . import _diskstore, sqlite_guard
 from ._model import (
+    GENERATION_01,
+    TABLE_01,
+    TABLE_07,
     Layout,
     create_file,
+    default_layout,
     from_config,
     from_value_class,
     is_config,
@@ -143,6 +147,14 @@ class DiskRead(_diskstore._Reader, Mapping):
         layout.attach(self, self._filename, self._read_only)
         sqlite_guard.register(self._filename, self)
         self._on_attached()
+
+    def _switch(self, generation: int) -> None:
+        """Makes a default-model store use the other generation's table (called by the
+        binding when a write names it: a `Value` is 0.1.0 code, anything else 0.7.0)."""
+        table = TABLE_01 if generation == GENERATION_01 else TABLE_07
+        layout = default_layout(table, self._timeout)
+        layout.attach(self, self._filename, self._read_only)
+        self._layout = layout
 
     def _on_attached(self) -> None:
         """Called once the engine is attached (DiskStore begins a deferred transaction)."""
