@@ -478,3 +478,46 @@ def test_files_with_affinity_keys_and_duck_values_both_ways(writer: str, tmp_pat
         outs.append(proc.stdout)
     assert outs[1] == outs[0]
     assert "('x', 'str', 'text key')" in outs[0]  # a REAL column keeps text that is no number
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Files that hold both generations (item 11)
+# --------------------------------------------------------------------------------------------
+
+# Each program writes before it reads. A read before any write is the one ambiguous call
+# (both programs open the file the same way): it follows the file (docs/compat.md), so a
+# 0.7.0 program reading a file that has only a "Value" table sees the 0.1.0 entries.
+GEN01_PROGRAM = """
+import sys
+from diskstore import DiskStore, Value
+ds = DiskStore("/tmp/both.db")
+ds["a" + sys.argv[1]] = Value("from 0.1.0 code")
+print(sorted(ds.items()), len(ds))
+"""
+
+GEN07_PROGRAM = """
+import sys
+from diskstore import DiskStore
+ds = DiskStore("/tmp/both.db")
+ds["b" + sys.argv[1]] = "from 0.7.0 code"
+print(sorted(ds.items()), len(ds))
+"""
+
+
+def test_01_then_07_code_on_one_path_like_the_originals(tmp_path: Path) -> None:
+    steps = [("0.1.0", GEN01_PROGRAM), ("0.7.0", GEN07_PROGRAM), ("0.1.0", GEN01_PROGRAM),
+             ("0.7.0", GEN07_PROGRAM)]
+    outputs = {}
+    for side in ("orig", "ours"):
+        workdir = tmp_path / side
+        outs = []
+        for step, (version, code) in enumerate(steps):
+            proc = run_code(side, version, code, workdir, args=(str(step),))
+            assert proc.returncode == 0, (side, version, proc.stderr[-3000:])
+            outs.append(proc.stdout)
+        outputs[side] = (outs, cs.raw_layout(workdir / "both.db"))
+    assert outputs["ours"][0] == outputs["orig"][0]
+    ours, orig = outputs["ours"][1], outputs["orig"][1]
+    assert ours["tables"] == orig["tables"] == ["DiskStore", "Value"]
+    for table in ("DiskStore", "Value"):
+        assert ours[table]["rows"] == orig[table]["rows"], table
