@@ -256,8 +256,8 @@ def test_r02c_random_sigints_into_cache_transactions_never_leak_the_lock(
         leaks = []
         for r in range(25):
             delay = random.uniform(0.001, 0.03)
-            threading.Timer(delay, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
-            try:
+            try:  # (the interrupt may land while the timer's thread starts)
+                threading.Timer(delay, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
                 i = 0
                 while True:
                     i += 1
