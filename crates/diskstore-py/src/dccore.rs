@@ -38,27 +38,31 @@ const UPDATE_ROW: &str = "UPDATE Cache SET store_time = ?1, expire_time = ?2, ac
      access_count = 0, tag = ?3, size = ?4, mode = ?5, filename = ?6, value = ?7 WHERE rowid = ?8";
 const INSERT_ROW: &str = "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, \
      access_count, tag, size, mode, filename, value) VALUES (?1, ?2, ?3, ?4, ?3, 0, ?5, ?6, ?7, ?8, ?9)";
-const CULL_EXPIRED: &str = "DELETE FROM Cache WHERE rowid IN (SELECT rowid FROM Cache \
-     WHERE expire_time IS NOT NULL AND expire_time < ?1 ORDER BY expire_time LIMIT ?2) \
-     RETURNING filename";
+const SELECT_EXPIRED: &str = "SELECT rowid, filename FROM Cache \
+     WHERE expire_time IS NOT NULL AND expire_time < ?1 ORDER BY expire_time LIMIT ?2";
+const DELETE_ROWID: &str = "DELETE FROM Cache WHERE rowid = ?1";
 const VOLUME: &str = "SELECT (SELECT page_count FROM pragma_page_count()) * \
      (SELECT page_size FROM pragma_page_size()) + (SELECT size FROM Meta WHERE id = 0)";
 
-/// The cull statement of a policy that evicts (`None` for the policy `none`).
-fn cull_policy_sql(policy: u8) -> Option<&'static str> {
+/// The index a policy's eviction order needs and the statement selecting its next victims
+/// (`None` for the policy `none`).
+///
+/// The index is made by the first cull that evicts by policy, not when the cache is made:
+/// a cache that never reaches its size limit then never writes an index page per write.
+fn cull_policy_sql(policy: u8) -> Option<(&'static str, &'static str)> {
     match policy {
-        POLICY_LRS => Some(
-            "DELETE FROM Cache WHERE rowid IN (SELECT rowid FROM Cache ORDER BY store_time \
-             LIMIT ?1) RETURNING filename",
-        ),
-        POLICY_LRU => Some(
-            "DELETE FROM Cache WHERE rowid IN (SELECT rowid FROM Cache ORDER BY access_time \
-             LIMIT ?1) RETURNING filename",
-        ),
-        POLICY_LFU => Some(
-            "DELETE FROM Cache WHERE rowid IN (SELECT rowid FROM Cache ORDER BY access_count \
-             LIMIT ?1) RETURNING filename",
-        ),
+        POLICY_LRS => Some((
+            "CREATE INDEX IF NOT EXISTS Cache_store_time ON Cache (store_time)",
+            "SELECT rowid, filename FROM Cache ORDER BY store_time LIMIT ?1",
+        )),
+        POLICY_LRU => Some((
+            "CREATE INDEX IF NOT EXISTS Cache_access_time ON Cache (access_time)",
+            "SELECT rowid, filename FROM Cache ORDER BY access_time LIMIT ?1",
+        )),
+        POLICY_LFU => Some((
+            "CREATE INDEX IF NOT EXISTS Cache_access_count ON Cache (access_count)",
+            "SELECT rowid, filename FROM Cache ORDER BY access_count LIMIT ?1",
+        )),
         _ => None,
     }
 }
@@ -229,20 +233,28 @@ fn collect_rows(
     Ok(out)
 }
 
-fn filenames(
-    stmt: &mut rusqlite::CachedStatement<'_>,
+/// Deletes the rows a `SELECT rowid, filename ...` finds (a read first, so that a cull
+/// finding nothing writes nothing) and adds their files to `out`; returns how many.
+fn delete_selected(
+    conn: &Connection,
+    select: &str,
     args: impl rusqlite::Params,
     out: &mut Vec<String>,
 ) -> OpResult<usize> {
-    let mut rows = stmt.query(args)?;
-    let mut n = 0;
-    while let Some(row) = rows.next()? {
-        n += 1;
-        if let Some(name) = row.get::<_, Option<String>>(0)? {
-            out.push(name);
-        }
+    let victims: Vec<(i64, Option<String>)> = {
+        let mut stmt = conn.prepare_cached(select)?;
+        let rows = stmt.query_map(args, |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    if victims.is_empty() {
+        return Ok(0);
     }
-    Ok(n)
+    let mut delete = conn.prepare_cached(DELETE_ROWID)?;
+    for (rowid, file) in &victims {
+        delete.execute([rowid])?;
+        out.extend(file.clone());
+    }
+    Ok(victims.len())
 }
 
 /// Runs `f` inside a write transaction: its own `BEGIN IMMEDIATE`/`COMMIT` when the
@@ -282,19 +294,20 @@ fn cull(
     if left <= 0 {
         return Ok(());
     }
-    let n = filenames(&mut conn.prepare_cached(CULL_EXPIRED)?, (now, left), out)?;
+    let n = delete_selected(conn, SELECT_EXPIRED, (now, left), out)?;
     left -= i64::try_from(n).unwrap_or(i64::MAX);
     if left <= 0 {
         return Ok(());
     }
-    let Some(sql) = cull_policy_sql(cfg.policy) else {
+    let Some((index, select)) = cull_policy_sql(cfg.policy) else {
         return Ok(());
     };
     let volume: i64 = conn.prepare_cached(VOLUME)?.query_row([], |r| r.get(0))?;
     if volume < cfg.size_limit {
         return Ok(());
     }
-    filenames(&mut conn.prepare_cached(sql)?, [left], out)?;
+    conn.prepare_cached(index)?.execute([])?;
+    delete_selected(conn, select, [left], out)?;
     Ok(())
 }
 

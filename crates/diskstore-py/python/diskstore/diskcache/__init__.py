@@ -53,5 +53,12 @@ __all__ = [
     "throttle",
 ]
 
+try:  # Django is optional: DjangoCache exists when it imports.
+    from .djangocache import DjangoCache  # noqa: F401
+
+    __all__.append("DjangoCache")
+except Exception:  # noqa: BLE001, S110 (no Django, or Django not configured)
+    pass
+
 __version__ = "5.6.3"
 """The python-diskcache version whose API this module follows."""

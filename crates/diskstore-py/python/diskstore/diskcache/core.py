@@ -339,7 +339,10 @@ _SCHEMA = (
         " tag BLOB, size INTEGER DEFAULT 0, mode INTEGER DEFAULT 0, filename TEXT, value BLOB)"
     ),
     "CREATE UNIQUE INDEX IF NOT EXISTS Cache_key_raw ON Cache(key, raw)",
-    "CREATE INDEX IF NOT EXISTS Cache_expire_time ON Cache (expire_time)",
+    (
+        "CREATE INDEX IF NOT EXISTS Cache_expire_time ON Cache (expire_time)"
+        " WHERE expire_time IS NOT NULL"
+    ),
     (
         "CREATE TRIGGER IF NOT EXISTS Meta_insert AFTER INSERT ON Cache FOR EACH ROW BEGIN"
         " UPDATE Meta SET count = count + 1, size = size + NEW.size WHERE id = 0; END"
@@ -408,12 +411,10 @@ class Cache:
                 sql("INSERT OR REPLACE INTO Settings VALUES (?, ?)", [key, _setting_cell(value)])
         kwargs = {key[5:]: value for key, value in sets.items() if key.startswith("disk_")}
         self._disk = disk(self._directory, **kwargs)
+        self._plain_disk = type(self._disk) is Disk
         for key, value in sets.items():
             object.__setattr__(self, key, value)
         self._page_size = sql("PRAGMA page_size")[0][0]
-        init = EVICTION_POLICY[sets["eviction_policy"]]["init"]
-        if init is not None:
-            sql(init)
         if sets["tag_index"]:
             self.create_tag_index()
         else:
@@ -481,10 +482,6 @@ class Cache:
         elif key.startswith("disk_"):
             setattr(self._disk, key[5:], value)
         object.__setattr__(self, key, value)
-        if key == "eviction_policy":
-            init = EVICTION_POLICY[value]["init"]
-            if init is not None:
-                self._retry(self._core.execute, init)
         if key in ("cull_limit", "size_limit", "eviction_policy", "statistics"):
             self._configure()
         return value
@@ -554,9 +551,18 @@ class Cache:
         """Stores `value` under `key` (`expire` seconds to live, `read=True`: a binary file
         object's bytes) and returns `True`."""
         now = time.time()
-        db_key, raw = self._disk.put(key)
         expire_time = None if expire is None else now + expire
-        size, mode, filename, db_value = self._disk.store(value, read, key=key)
+        if (
+            self._plain_disk
+            and _is_plain_key(key)
+            and not read
+            and _is_small_plain(value, self._disk)
+        ):
+            # What Disk.put and Disk.store return for these, without the two calls.
+            db_key, raw, size, mode, filename, db_value = key, True, 0, MODE_RAW, None, value
+        else:
+            db_key, raw = self._disk.put(key)
+            size, mode, filename, db_value = self._disk.store(value, read, key=key)
         while True:
             try:
                 files = self._core.set(
@@ -672,7 +678,11 @@ class Cache:
     ) -> Any:
         """The value of `key`, or `default`; with `expire_time`/`tag`, a tuple adding them;
         `read=True`: an open file for a value stored as a file."""
-        db_key, raw = self._disk.put(key)
+        plain = self._plain_disk
+        if plain and _is_plain_key(key):
+            db_key, raw = key, True
+        else:
+            db_key, raw = self._disk.put(key)
         while True:
             try:
                 row = self._core.get(db_key, raw, time.time())
@@ -686,14 +696,17 @@ class Cache:
             if expire_time or tag:
                 return default, None
             return default
-        try:
-            value = self._disk.fetch(row[3], row[4], row[5], read)
-        except OSError:
-            if expire_time and tag:
-                return default, None, None
-            if expire_time or tag:
-                return default, None
-            return default
+        if plain and row[3] == MODE_RAW:
+            value = row[5]
+        else:
+            try:
+                value = self._disk.fetch(row[3], row[4], row[5], read)
+            except OSError:
+                if expire_time and tag:
+                    return default, None, None
+                if expire_time or tag:
+                    return default, None
+                return default
         if expire_time and tag:
             return value, row[1], row[2]
         if expire_time:
@@ -1052,6 +1065,7 @@ class Cache:
         try:
             while self.volume() > self.size_limit:  # type: ignore[attr-defined]
                 with self._transact(retry):
+                    self._core.execute(EVICTION_POLICY[self.eviction_policy]["init"])  # type: ignore[arg-type,attr-defined]
                     rows = self._core.execute(
                         f"DELETE FROM Cache WHERE rowid IN ({victims}) RETURNING filename"
                     )
@@ -1238,6 +1252,25 @@ class Cache:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._directory!r})"
+
+
+def _is_plain_key(key: Any) -> bool:
+    """Whether `Disk.put` stores `key` as it is (`str`, `bytes`, `float`, 64-bit `int`)."""
+    kind = type(key)
+    return (
+        kind is str
+        or kind is bytes
+        or kind is float
+        or (kind is int and _I64_MIN <= key <= _I64_MAX)
+    )
+
+
+def _is_small_plain(value: Any, disk: Disk) -> bool:
+    """Whether `Disk.store` keeps `value` in the row as it is (`MODE_RAW`)."""
+    kind = type(value)
+    if kind is str or kind is bytes:
+        return len(value) < disk.min_file_size
+    return kind is float or (kind is int and _I64_MIN <= value <= _I64_MAX)
 
 
 def _pragma_text(value: Any) -> str:
