@@ -128,23 +128,28 @@ def orig_source(version: str) -> Path:
     return root / f"diskstore-{version}"
 
 
+EXAMPLE_DEPS = ("pydantic>=2", "structtype", "msgspec")
+
+
 def example_deps(version: str) -> Path:
     """A folder (for PYTHONPATH) holding the third-party packages the original's examples
-    import (pydantic, structtype), installed once with the original's pip."""
+    and tests import (pydantic, structtype, msgspec), installed once with the original's
+    pip."""
     python = orig_python(version)
     target = Path(f"/tmp/diskstore-example-deps-{version}")
     marker = target / ".compat-ready"
+    wanted = " ".join(EXAMPLE_DEPS)
     with open(f"{target}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not marker.exists():
+        if not marker.exists() or marker.read_text() != wanted:
             if target.exists():
                 shutil.rmtree(target)
             _check(
                 [python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                 "--target", str(target), "pydantic>=2", "structtype"],
+                 "--target", str(target), *EXAMPLE_DEPS],
                 timeout=900,
             )
-            marker.write_text("ok")
+            marker.write_text(wanted)
     return target
 
 

@@ -178,8 +178,9 @@ class DiskRead(_diskstore._Reader, Mapping):
 
     @property
     def _con(self) -> Connection:
-        """This thread's connection, for direct SQL (the original's private `_con`, used
-        with `diskstore._sqlite.get_pragma`/`table_columns`)."""
+        """This thread's connection, opened if needed, for direct SQL (the original's
+        private `_con`, used with `diskstore._sqlite.get_pragma`/`table_columns`)."""
+        self._connect()
         return Connection(self)
 
     @property
