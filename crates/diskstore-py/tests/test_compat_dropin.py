@@ -232,12 +232,21 @@ def test_every_public_name_of_the_original_imports_from_the_same_place(version: 
         assert getattr(diskstore, m.split(".")[1]).__name__ == m
 
 
+def test_the_0_1_0_diskcache_module_path() -> None:
+    # The diskcache package is another engineer's; this checks the import line 0.1.0 code
+    # uses (its remaining 0.1.0 names are listed in docs/compat.md).
+    from diskstore.diskcache import CacheValue, DiskCache
+
+    assert CacheValue._fields == ("value", "expires_at")
+    assert callable(DiskCache)
+
+
 def test_the_0_7_0_private_sqlite_helpers() -> None:
     # `_sqlite` is private, but code that inspects a store uses these; `connect` is left
     # out on purpose (a second SQLite library on the same file: docs/compat.md).
     from diskstore import _sqlite
 
-    for name in ("get_pragma", "set_pragma", "table_columns", "is_busy", "quote_literal",
+    for name in ("get_pragma", "set_pragma", "table_columns", "is_busy", "quote_literal", "connect",
                  "format_sql_value", "execute", "executemany", "BusyError", "SQLError",
                  "Error", "Connection", "Cursor", "BACKEND_NAME", "TIMEOUT"):
         assert hasattr(_sqlite, name), name
