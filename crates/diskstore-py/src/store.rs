@@ -490,6 +490,14 @@ impl Reader {
         let mut params = Vec::new();
         let mut named = Vec::new();
         if let Some(p) = parameters.as_ref().filter(|p| !p.is_none()) {
+            if p.is_instance_of::<pyo3::types::PyString>()
+                || p.is_instance_of::<pyo3::types::PyBytes>()
+            {
+                // A string is a sequence of characters, never what was meant.
+                return Err(PyTypeError::new_err(
+                    "parameters must be a sequence or a dict, not a string",
+                ));
+            }
             if let Ok(d) = p.cast::<pyo3::types::PyDict>() {
                 for (k, v) in d.iter() {
                     named.push((k.extract::<String>()?, owned_value(&v)?));

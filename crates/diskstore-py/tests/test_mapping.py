@@ -376,3 +376,10 @@ def test_query_limit_minus_one_is_no_limit(store: DiskStore) -> None:
     assert list(store.query(limit=-1, offset=100)) == []
     assert [k for k, _ in store.query(limit=2, offset=-5)] == ["a", "b"]
     assert [k for k, _ in store.query(limit=2.9)] == ["a", "b"]  # int(), as the original
+
+
+def test_query_parameters_as_a_string_are_refused(store: DiskStore) -> None:
+    store["a"] = 1
+    with pytest.raises(TypeError, match="not a string"):
+        list(store.query(where="_key IN (?, ?)", parameters="ab"))
+    assert list(store.query(where="_key IN (?, ?)", parameters=["a", "b"])) == [("a", 1)]
