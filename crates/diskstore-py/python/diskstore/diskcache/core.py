@@ -796,12 +796,6 @@ class Cache:
 
     # -- queues --------------------------------------------------------------------------
 
-    @staticmethod
-    def _queue_bounds(prefix: str | None) -> tuple[Any, Any]:
-        if prefix is None:
-            return 0, 999999999999999
-        return prefix + "-000000000000000", prefix + "-999999999999999"
-
     def push(
         self,
         value: Any,
@@ -814,32 +808,23 @@ class Cache:
     ) -> Any:
         """Appends `value` to the queue named `prefix` (`side` "back" or "front") and
         returns its generated key (500000000000000 for the first; "prefix-<15 digits>")."""
-        lo, hi = self._queue_bounds(prefix)
+        back = {"back": True, "front": False}[side]
         now = time.time()
         expire_time = None if expire is None else now + expire
-        order = {"back": "DESC", "front": "ASC"}[side]
         size, mode, filename, db_value = self._disk.store(value, read)
-        with self._transact(retry, filename):
-            rows = self._core.execute(
-                f"SELECT key FROM Cache WHERE ? < key AND key < ? AND raw = 1 ORDER BY key {order} LIMIT 1",
-                [lo, hi],
-            )
-            if rows:
-                last = rows[0][0]
-                num = int(last[last.rfind("-") + 1 :]) if prefix is not None else last
-                num += 1 if side == "back" else -1
-            else:
-                num = 500000000000000
-            db_key = f"{prefix}-{num:015d}" if prefix is not None else num
-            # A plain INSERT: a generated key that collides with a stored one fails (with
-            # ValueError) instead of overwriting it.
-            self._core.execute(
-                "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count,"
-                " tag, size, mode, filename, value) VALUES (?, 1, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
-                [db_key, now, expire_time, now, tag, size, mode, filename, db_value],
-            )
-            files = self._core.cull(now)
-        self._remove(files)
+        while True:
+            try:
+                db_key, files = self._core.push(
+                    prefix, back, now, expire_time, tag, size, mode, filename, db_value
+                )
+                break
+            except Timeout:
+                if not retry:
+                    if filename is not None:
+                        self._disk.remove(filename)
+                    raise
+        if files:
+            self._remove(files)
         return db_key
 
     def _queue_take(
@@ -852,32 +837,24 @@ class Cache:
         retry: bool,
         remove: bool,
     ) -> Any:
-        lo, hi = self._queue_bounds(prefix)
-        order = {"front": "ASC", "back": "DESC"}[side]
+        front = {"front": True, "back": False}[side]
         if expire_time and tag:
             default = default, None, None
         elif expire_time or tag:
             default = default, None
-        select = (
-            "SELECT rowid, key, expire_time, tag, mode, filename, value FROM Cache"
-            f" WHERE ? < key AND key < ? AND raw = 1 ORDER BY key {order} LIMIT 1"
-        )
         while True:
-            expired: list[str] = []
-            with self._transact(retry):
-                while True:
-                    rows = self._core.execute(select, [lo, hi])
-                    if not rows:
-                        self._remove(expired)
-                        return default
-                    rowid, key, db_expire, db_tag, mode, name, db_value = rows[0]
-                    stale = db_expire is not None and db_expire < time.time()
-                    if remove or stale:
-                        self._core.execute("DELETE FROM Cache WHERE rowid = ?", [rowid])
-                    if not stale:
-                        break
-                    expired.append(name)
-            self._remove(expired)
+            while True:
+                try:
+                    row, expired = self._core.pull(prefix, front, remove, time.time())
+                    break
+                except Timeout:
+                    if not retry:
+                        raise
+            if expired:
+                self._remove(expired)
+            if row is None:
+                return default
+            key, db_expire, db_tag, mode, name, db_value = row
             try:
                 value = self._disk.fetch(mode, name, db_value, False)
             except OSError:
@@ -1180,13 +1157,13 @@ class Cache:
             first = "SELECT key, raw FROM Cache ORDER BY key DESC, raw DESC LIMIT 1"
             after = (
                 "SELECT key, raw FROM Cache WHERE key = ? AND raw < ? OR key < ?"
-                " ORDER BY key DESC, raw DESC LIMIT ?"
+                " ORDER BY key DESC, raw DESC LIMIT 100"
             )
         else:
             first = "SELECT key, raw FROM Cache ORDER BY key ASC, raw ASC LIMIT 1"
             after = (
                 "SELECT key, raw FROM Cache WHERE key = ? AND raw > ? OR key > ?"
-                " ORDER BY key ASC, raw ASC LIMIT ?"
+                " ORDER BY key ASC, raw ASC LIMIT 100"
             )
         load = self._disk.get
         rows = self._core.execute(first)
@@ -1195,7 +1172,7 @@ class Cache:
         key, raw = rows[0]
         yield load(key, raw)
         while True:
-            rows = self._core.execute(after, [key, raw, key, 100])
+            rows = self._core.execute(after, [key, raw, key])
             if not rows:
                 return
             for key, raw in rows:
@@ -1210,9 +1187,9 @@ class Cache:
         load = self._disk.get
         rowid = 0 if ascending else bound
         order = "ASC" if ascending else "DESC"
-        select = f"SELECT rowid, key, raw FROM Cache WHERE ? < rowid AND rowid < ? ORDER BY rowid {order} LIMIT ?"
+        select = f"SELECT rowid, key, raw FROM Cache WHERE ? < rowid AND rowid < ? ORDER BY rowid {order} LIMIT 100"
         while True:
-            args = [rowid, bound, 100] if ascending else [0, rowid, 100]
+            args = [rowid, bound] if ascending else [0, rowid]
             rows = self._core.execute(select, args)
             if not rows:
                 return

@@ -155,6 +155,9 @@ class Deque(Sequence):
 
     def append(self, value: Any) -> None:
         """Adds `value` on the right (dropping from the left past `maxlen`)."""
+        if self._maxlen == float("inf"):
+            self._cache.push(value, retry=True)
+            return
         with self._cache.transact(retry=True):
             self._cache.push(value, retry=True)
             if len(self._cache) > self._maxlen:
@@ -162,6 +165,9 @@ class Deque(Sequence):
 
     def appendleft(self, value: Any) -> None:
         """Adds `value` on the left (dropping from the right past `maxlen`)."""
+        if self._maxlen == float("inf"):
+            self._cache.push(value, side="front", retry=True)
+            return
         with self._cache.transact(retry=True):
             self._cache.push(value, side="front", retry=True)
             if len(self._cache) > self._maxlen:
