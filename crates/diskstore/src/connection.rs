@@ -368,6 +368,7 @@ impl FileConnections {
 
     /// Runs `f` with this thread's connection, opening it first if needed.
     fn with<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let _inside = fork::enter();
         let slot = self.slot();
         let conn = self.connection(slot)?;
         slot.in_use.set(slot.in_use.get() + 1);
