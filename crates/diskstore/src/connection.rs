@@ -30,7 +30,7 @@ use thread_local::ThreadLocal;
 
 use crate::error::{Error, Result};
 use crate::fork;
-use crate::statement::{HeldStatements, Prepared, held, with_cached, with_held};
+use crate::statement::{HeldStatements, Namespace, Prepared, held, with_cached, with_held};
 use crate::writer::{WriterGuard, WriterLock};
 
 /// True when a read-only connection cannot read a WAL-mode file because SQLite can neither
@@ -240,8 +240,9 @@ pub(crate) struct FileConnections {
     /// Connections opened in the current epoch (what `close_all` closes).
     current: AtomicU64,
     writer: Arc<WriterLock>,
-    /// Statement namespaces: index + 1 is the namespace of a table name.
-    namespaces: Mutex<Vec<String>>,
+    /// Statement namespaces of the open table handles: entry `i` is namespace `i + 1`,
+    /// with its current generation and whether a handle holds it.
+    namespaces: Mutex<Vec<(u64, bool)>>,
 }
 
 type Registry = Mutex<Vec<((FileId, ConnectionConfig), Weak<FileConnections>)>>;
@@ -282,16 +283,29 @@ impl FileConnections {
         Ok(file)
     }
 
-    fn namespace(&self, table: &str) -> usize {
+    /// A statement namespace for a new table handle (a free one again, in a new generation).
+    fn claim_namespace(&self) -> Namespace {
         let mut names = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
-        let i = match names.iter().position(|n| n == table) {
+        let index = match names.iter().position(|(_, used)| !used) {
             Some(i) => i,
             None => {
-                names.push(table.to_owned());
+                names.push((0, false));
                 names.len() - 1
             }
         };
-        i + 1
+        let entry = &mut names[index];
+        *entry = (entry.0 + 1, true);
+        Namespace {
+            index: index + 1,
+            generation: entry.0,
+        }
+    }
+
+    fn release_namespace(&self, ns: Namespace) {
+        let mut names = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = names.get_mut(ns.index - 1) {
+            entry.1 = false;
+        }
     }
 
     fn open(&self) -> Result<Connection> {
@@ -443,7 +457,7 @@ impl FileConnections {
     }
 
     fn run(&self, conn: &Connection, id: usize, sql: &str) -> Result<()> {
-        self.held(conn, 0, id, sql, |st| {
+        self.held(conn, Namespace::CONNECTION, id, sql, |st| {
             st.raw_execute()?;
             Ok(())
         })
@@ -452,7 +466,7 @@ impl FileConnections {
     fn held<'k, R>(
         &self,
         conn: &Connection,
-        ns: usize,
+        ns: Namespace,
         id: usize,
         sql: &str,
         f: impl FnOnce(&mut Prepared<'_, '_, 'k>) -> Result<R>,
@@ -624,14 +638,21 @@ impl Drop for ReadLevel<'_> {
 /// own statement namespace.
 pub(crate) struct Connections {
     file: Arc<FileConnections>,
-    ns: usize,
+    ns: Namespace,
+}
+
+impl Drop for Connections {
+    fn drop(&mut self) {
+        self.file.release_namespace(self.ns);
+    }
 }
 
 impl Connections {
-    /// The connections of `config`'s file (shared with other handles of it), for `table`.
-    pub fn new(config: ConnectionConfig, table: &str) -> Result<Connections> {
+    /// The connections of `config`'s file (shared with other handles of it) for a new
+    /// table handle.
+    pub fn new(config: ConnectionConfig) -> Result<Connections> {
         let file = FileConnections::shared(config)?;
-        let ns = file.namespace(table);
+        let ns = file.claim_namespace();
         Ok(Connections { file, ns })
     }
 
@@ -660,7 +681,7 @@ impl Connections {
     /// Runs `f` with statement `id` of this table, kept prepared on this thread's
     /// connection `conn` (the one handed out by [`Connections::with`]): `sql` is prepared
     /// on first use and kept for the next call, which skips the statement cache's hashing
-    /// of the text. A statement is reused only for the same `sql`.
+    /// of the text. Each `id` must always come with the same `sql`.
     pub fn held<'k, R>(
         &self,
         conn: &Connection,

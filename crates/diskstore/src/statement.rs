@@ -161,32 +161,50 @@ fn handle_of(conn: &Connection, st: &mut rusqlite::Statement<'_>) -> *mut ffi::s
     found
 }
 
-/// A held statement with the SQL it was prepared from (compared on every use, so that two
-/// tables sharing a namespace, or a reused id, can never run each other's statement).
+/// Whose statements these are: one namespace per open table handle of a file (index 0 is
+/// the connection layer's own). An index is reused after its handle is dropped, with a new
+/// generation, so a statement held for a dropped handle is never run for a new one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Namespace {
+    pub index: usize,
+    pub generation: u64,
+}
+
+impl Namespace {
+    /// The connection layer's statements (`BEGIN`, `COMMIT`, …).
+    pub const CONNECTION: Namespace = Namespace {
+        index: 0,
+        generation: 0,
+    };
+}
+
+/// A held statement and the generation of the namespace it was prepared for.
 pub(crate) struct Held {
     st: HeldStatement,
     raw: *mut ffi::sqlite3_stmt,
-    sql: Box<str>,
+    generation: u64,
 }
 
-/// The held statements of one thread's connection, by namespace (one per table name of
-/// the file, 0 for the connection layer) and id.
+/// The held statements of one thread's connection, by namespace and id.
 #[derive(Default)]
 pub(crate) struct HeldStatements(Vec<Vec<Option<Held>>>);
 
 impl HeldStatements {
-    /// Takes statement `id` of namespace `ns` out (to be put back with [`Self::put`]), if
-    /// it is held and was prepared from the same `sql`.
-    fn take(&mut self, ns: usize, id: usize, sql: &str) -> Option<Held> {
-        let held = self.0.get_mut(ns)?.get_mut(id)?.take()?;
-        (*held.sql == *sql).then_some(held)
+    /// Takes statement `id` of `ns` out (to be put back with [`Self::put`]), if it is held
+    /// for this generation of the namespace.
+    fn take(&mut self, ns: Namespace, id: usize) -> Option<Held> {
+        let slot = self.0.get_mut(ns.index)?.get_mut(id)?;
+        match slot {
+            Some(h) if h.generation == ns.generation => slot.take(),
+            _ => None,
+        }
     }
 
-    fn put(&mut self, ns: usize, id: usize, held: Held) {
-        if self.0.len() <= ns {
-            self.0.resize_with(ns + 1, Vec::new);
+    fn put(&mut self, ns: Namespace, id: usize, held: Held) {
+        if self.0.len() <= ns.index {
+            self.0.resize_with(ns.index + 1, Vec::new);
         }
-        let list = &mut self.0[ns];
+        let list = &mut self.0[ns.index];
         if list.len() <= id {
             list.resize_with(id + 1, || None);
         }
@@ -201,25 +219,21 @@ unsafe impl Send for HeldStatements {}
 
 /// Runs `f` with statement `id` of namespace `ns` held on `own` (the slot's connection at
 /// its fixed address), preparing `sql` on first use; the statement goes back into `list`
-/// afterwards with its bindings cleared.
+/// afterwards with its bindings cleared. Each (namespace, id) always comes with one `sql`.
 ///
 /// # Safety
 /// `own` must stay at its address and alive until every statement in `list` is dropped.
 pub(crate) unsafe fn with_held<'k, R>(
     list: &std::cell::RefCell<HeldStatements>,
     own: &Connection,
-    ns: usize,
+    ns: Namespace,
     id: usize,
     sql: &str,
     f: impl FnOnce(&mut Prepared<'_, '_, 'k>) -> Result<R>,
 ) -> Result<R> {
     // Taken out while in use, so that a nested use of the same id prepares its own.
-    let taken = list.borrow_mut().take(ns, id, sql);
-    let Held {
-        mut st,
-        raw,
-        sql: text,
-    } = match taken {
+    let taken = list.borrow_mut().take(ns, id);
+    let Held { mut st, raw, .. } = match taken {
         Some(held) => held,
         None => {
             let mut st = own.prepare(sql)?;
@@ -229,7 +243,7 @@ pub(crate) unsafe fn with_held<'k, R>(
             Held {
                 st,
                 raw,
-                sql: sql.into(),
+                generation: ns.generation,
             }
         }
     };
@@ -241,7 +255,16 @@ pub(crate) unsafe fn with_held<'k, R>(
     // Text and blobs were bound without a copy (see `Prepared::bind`): the data lives
     // until this call returns, and no pointer to it may stay behind.
     st.clear_bindings();
-    list.borrow_mut().put(ns, id, Held { st, raw, sql: text });
+    let generation = ns.generation;
+    list.borrow_mut().put(
+        ns,
+        id,
+        Held {
+            st,
+            raw,
+            generation,
+        },
+    );
     result
 }
 

@@ -230,15 +230,12 @@ impl Table {
     /// [`Error::Busy`] when another process holds the lock too long.
     pub fn open(options: TableOptions) -> Result<Table> {
         let sql = Statements::new(&options.spec)?;
-        let conns = Connections::new(
-            ConnectionConfig {
-                path: options.path.clone(),
-                read_only: options.read_only,
-                timeout: options.timeout,
-                pragma_sql: connection_sql(options.read_only, &options.pragmas)?,
-            },
-            &options.spec.name,
-        )
+        let conns = Connections::new(ConnectionConfig {
+            path: options.path.clone(),
+            read_only: options.read_only,
+            timeout: options.timeout,
+            pragma_sql: connection_sql(options.read_only, &options.pragmas)?,
+        })
         .map_err(|e| e.at(&options.path, options.timeout))?;
         let table = Table {
             inner: Arc::new(Inner {
