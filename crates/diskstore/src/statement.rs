@@ -8,7 +8,6 @@
 
 use std::ffi::c_int;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::{Connection, ffi};
 
@@ -121,44 +120,32 @@ impl std::ops::DerefMut for Prepared<'_, '_, '_> {
     }
 }
 
-/// The SQLite handle of `st`, a statement `conn` just prepared, or null if it cannot be
-/// told apart. rusqlite does not expose it, so this walks the connection's statements and
-/// picks the one whose SQL, with a marker bound to every parameter, matches `st`'s.
-fn handle_of(conn: &Connection, st: &mut rusqlite::Statement<'_>) -> *mut ffi::sqlite3_stmt {
-    static MARKER: AtomicU64 = AtomicU64::new(0x5eed_0000_0000);
-    let n = st.parameter_count();
-    if n == 0 {
-        return std::ptr::null_mut();
+/// Prepares `sql` on `conn` and finds the new statement's SQLite handle (rusqlite does not
+/// expose it): SQLite links every new statement at the head of its connection's list, so
+/// right after the prepare, on the thread that owns the connection, the head is ours; its
+/// SQL text is compared to be sure. The handle is null when it is not needed (no
+/// parameters) or not confirmed: binding then copies through rusqlite.
+fn prepare_with_handle<'c>(
+    conn: &'c Connection,
+    sql: &str,
+) -> Result<(rusqlite::Statement<'c>, *mut ffi::sqlite3_stmt)> {
+    let st = conn.prepare(sql)?;
+    if st.parameter_count() == 0 {
+        return Ok((st, std::ptr::null_mut()));
     }
-    let marker = MARKER.fetch_add(1, Ordering::Relaxed) as i64;
-    if (1..=n).any(|i| st.raw_bind_parameter(i, marker).is_err()) {
-        st.clear_bindings();
-        return std::ptr::null_mut();
-    }
-    let ours = st.expanded_sql();
-    let mut found = std::ptr::null_mut();
-    if let Some(ours) = ours {
-        // SAFETY: walks the statements of a connection used only by this thread; every
-        // string SQLite returns is freed with sqlite3_free.
-        unsafe {
-            let db = conn.handle();
-            let mut p = ffi::sqlite3_next_stmt(db, std::ptr::null_mut());
-            while !p.is_null() {
-                let text = ffi::sqlite3_expanded_sql(p);
-                if !text.is_null() {
-                    let same = std::ffi::CStr::from_ptr(text).to_bytes() == ours.as_bytes();
-                    ffi::sqlite3_free(text.cast());
-                    if same {
-                        found = p;
-                        break;
-                    }
-                }
-                p = ffi::sqlite3_next_stmt(db, p);
-            }
-        }
-    }
-    st.clear_bindings();
-    found
+    // SAFETY: reads the connection's newest statement and its SQL text, on the thread
+    // that owns the connection, before anything else can prepare on it.
+    let raw = unsafe {
+        let head = ffi::sqlite3_next_stmt(conn.handle(), std::ptr::null_mut());
+        let text = if head.is_null() {
+            std::ptr::null()
+        } else {
+            ffi::sqlite3_sql(head)
+        };
+        let same = !text.is_null() && std::ffi::CStr::from_ptr(text).to_bytes() == sql.as_bytes();
+        if same { head } else { std::ptr::null_mut() }
+    };
+    Ok((st, raw))
 }
 
 /// Whose statements these are: one namespace per open table handle of a file (index 0 is
@@ -236,8 +223,7 @@ pub(crate) unsafe fn with_held<'k, R>(
     let Held { mut st, raw, .. } = match taken {
         Some(held) => held,
         None => {
-            let mut st = own.prepare(sql)?;
-            let raw = handle_of(own, &mut st);
+            let (st, raw) = prepare_with_handle(own, sql)?;
             // SAFETY: the caller keeps `own` at its address until the statement drops.
             let st = unsafe { std::mem::transmute::<rusqlite::Statement<'_>, HeldStatement>(st) };
             Held {
@@ -284,15 +270,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn handle_of_picks_this_statement_among_twins() {
+    fn the_handle_found_is_the_new_statements_among_twins() {
         let conn = Connection::open_in_memory().unwrap();
         let sql = "SELECT ?1, ?2";
-        let mut older = conn.prepare(sql).unwrap();
-        let mut st = conn.prepare(sql).unwrap();
+        let (older, older_raw) = prepare_with_handle(&conn, sql).unwrap();
+        let (mut st, raw) = prepare_with_handle(&conn, sql).unwrap();
+        assert!(!raw.is_null() && !older_raw.is_null() && raw != older_raw);
         let newer = conn.prepare(sql).unwrap();
-        assert!(!handle_of(&conn, &mut older).is_null());
-        let raw = handle_of(&conn, &mut st);
-        assert!(!raw.is_null());
         // Binding through the handle shows on `st` alone.
         let text = "bound in place";
         let mut p = Prepared {
@@ -304,8 +288,9 @@ mod tests {
         p.bind(2, ValueRef::Blob(b"\x01")).unwrap();
         assert_eq!(st.expanded_sql().unwrap(), "SELECT 'bound in place', x'01'");
         assert_eq!(newer.expanded_sql().unwrap(), "SELECT NULL, NULL");
+        assert_eq!(older.expanded_sql().unwrap(), "SELECT NULL, NULL");
         // No parameters: nothing to bind, no handle needed.
-        let mut none = conn.prepare("SELECT 1").unwrap();
-        assert!(handle_of(&conn, &mut none).is_null());
+        let (_, none) = prepare_with_handle(&conn, "SELECT 1").unwrap();
+        assert!(none.is_null());
     }
 }

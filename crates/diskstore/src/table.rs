@@ -654,13 +654,16 @@ impl Table {
                     .ok_or_else(|| Error::Usage(format!("the query has no parameter {name:?}")))?;
                 st.raw_bind_parameter(idx, p)?;
             }
-            // LIMIT and OFFSET are the statement's last two parameters.
+            // LIMIT and OFFSET are the statement's last two parameters (unless a fragment
+            // swallowed them, e.g. with an unclosed comment).
             let n = st.parameter_count();
+            let own = n.checked_sub(2).ok_or_else(|| {
+                Error::Usage("a query fragment hides the query's LIMIT and OFFSET".into())
+            })?;
             let given = q.params.len() + q.named.len();
-            if given != n - 2 {
+            if given != own {
                 return Err(Error::Usage(format!(
-                    "the query has {} parameter(s) but {given} were given",
-                    n - 2
+                    "the query has {own} parameter(s) but {given} were given"
                 )));
             }
             let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
