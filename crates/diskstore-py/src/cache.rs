@@ -4,23 +4,30 @@
 //! Keys and values of type `int`, `float`, `str`, `bytes` (and `None` values) are stored
 //! natively; anything else is pickled. With a `secret`, every pickle is stored behind an
 //! HMAC-SHA256 tag and refused on load unless the tag verifies, so that a file someone
-//! else can write cannot make this process unpickle (= run) their code. The table has two
-//! value columns: `value` and `kind` (bits 0–1: value encoding, bit 2: pickled key).
+//! else can write cannot make this process unpickle (= run) their code. A value's tag also
+//! covers the table name and the key it is stored under, so that a signed value cannot be
+//! moved to another key. The table has two value columns: `value` and `kind` (bits 0–1:
+//! value encoding, bit 2: pickled key).
 //!
-//! Every engine call runs with the GIL released; pickling and HMAC run before or after.
+//! Every engine call runs with the GIL released, and nothing here waits for a lock while
+//! holding the GIL (the holder of a lock may need the GIL to finish): pickling and HMAC run
+//! before or after the engine call, a Python clock is read before it, and dropping the
+//! last handle (which writes out pending hit/miss counts) releases the GIL first.
 
+use std::cell::Cell as StdCell;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use diskstore::{
-    CacheOptions, CacheTable, Cell, Clock, Column, ColumnType, Direction, EvictionPolicy, KeyRef,
-    Row, SCAN_PAGE, SystemClock, Ttl, Value, ValueRef,
+    CacheOptions, CacheTable, Cell, Clock, Column, ColumnType, Direction, EvictionPolicy,
+    IncrRefusal, KeyRef, Row, SCAN_PAGE, Ttl, Value, ValueRef,
 };
 
 use crate::convert::to_py;
@@ -30,39 +37,38 @@ use crate::errors::{DecodeError, DiskStoreError, IntoPyResult};
 const NATIVE: i64 = 0;
 /// Value pickled.
 const PICKLED: i64 = 1;
-/// Value pickled behind an HMAC-SHA256 tag.
+/// Value pickled behind an HMAC-SHA256 tag of the pickle alone (written before the tag
+/// covered the key; still read, see `docs/cache.md`). Also how pickled keys are signed.
 const SIGNED: i64 = 2;
+/// Value pickled behind an HMAC-SHA256 tag of the table name, the key and the pickle.
+const SIGNED_KEYED: i64 = 3;
 /// Bit set when the key is a pickle (signed if the cache has a secret).
 const KEY_PICKLED: i64 = 4;
 /// Length of an HMAC-SHA256 tag.
 const TAG_LEN: usize = 32;
 
-/// A clock that asks a Python callable for the time (seconds since the epoch), for tests
-/// that patch the time source. Called by the engine before it takes any lock.
-struct PyClock(Py<PyAny>);
+thread_local! {
+    /// What a Python clock said last on this thread, in microseconds since the epoch.
+    static PY_NOW: StdCell<u64> = const { StdCell::new(0) };
+}
 
-impl Clock for PyClock {
+/// The time a Python clock callable gave, for tests that patch the time source.
+///
+/// The engine reads the clock from inside its calls, where it may hold a lock; so the
+/// Python callable is never called from there: [`PyCache::ready`] calls it, with the GIL,
+/// before each engine call and leaves the answer in a thread-local, which the engine call
+/// (run on the same thread with the GIL released) reads.
+struct SnapshotClock;
+
+impl Clock for SnapshotClock {
     fn now(&self) -> Duration {
-        Python::attach(|py| {
-            match self
-                .0
-                .call0(py)
-                .and_then(|t| t.extract::<f64>(py))
-                .and_then(|t| {
-                    Duration::try_from_secs_f64(t)
-                        .map_err(|_| PyValueError::new_err("the clock returned a bad time"))
-                }) {
-                Ok(d) => d,
-                Err(e) => {
-                    e.write_unraisable(py, Some(self.0.bind(py)));
-                    SystemClock.now()
-                }
-            }
-        })
+        Duration::from_micros(PY_NOW.with(StdCell::get))
     }
 }
 
 struct Codec {
+    /// The table, part of what a value's tag covers.
+    table: String,
     secret: Option<Vec<u8>>,
     dumps: Py<PyAny>,
     loads: Py<PyAny>,
@@ -74,6 +80,62 @@ struct State {
     core: CacheTable,
     codec: Codec,
     default_ttl: Option<f64>,
+    /// Whether the cache reads a Python clock.
+    py_clock: bool,
+}
+
+/// How a pickle is signed.
+#[derive(Clone, Copy)]
+enum Signed<'a> {
+    /// Not at all.
+    No,
+    /// A tag of the pickle alone.
+    Alone,
+    /// A tag of the table, this key and the pickle.
+    Under(KeyRef<'a>),
+}
+
+/// Appends `bytes` with its length in front (so that concatenations cannot be ambiguous).
+fn put_sized(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// What a value's tag covers besides the pickle: the table and the key as SQLite compares
+/// it (an integral float and the equal integer, or 0.0 and -0.0, find the same row, so
+/// they are written the same way here).
+fn binding(table: &str, key: KeyRef<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48 + table.len());
+    out.extend_from_slice(b"diskstore cache entry v1\0");
+    put_sized(&mut out, table.as_bytes());
+    // 2^63 is exactly representable; the i64 range is [-2^63, 2^63).
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    let as_int = |f: f64| (f.fract() == 0.0 && (-TWO_63..TWO_63).contains(&f)).then_some(f as i64);
+    match key {
+        KeyRef::Int(i) => {
+            out.push(b'i');
+            put_sized(&mut out, &i.to_le_bytes());
+        }
+        KeyRef::Float(f) => match as_int(f) {
+            Some(i) => {
+                out.push(b'i');
+                put_sized(&mut out, &i.to_le_bytes());
+            }
+            None => {
+                out.push(b'f');
+                put_sized(&mut out, &f.to_bits().to_le_bytes());
+            }
+        },
+        KeyRef::Text(t) => {
+            out.push(b't');
+            put_sized(&mut out, t.as_bytes());
+        }
+        KeyRef::Blob(b) => {
+            out.push(b'b');
+            put_sized(&mut out, b);
+        }
+    }
+    out
 }
 
 /// A key ready for the engine: borrowed from a native Python key, or a pickle.
@@ -110,74 +172,91 @@ fn fetched(row: &Row<'_>) -> diskstore::Result<Fetched> {
 }
 
 impl Codec {
-    fn sign(&self, py: Python<'_>, payload: &[u8]) -> PyResult<Option<Vec<u8>>> {
+    /// The HMAC-SHA256 tag of `prefix` followed by `payload`, or None without a secret.
+    fn tag(&self, py: Python<'_>, prefix: &[u8], payload: &[u8]) -> PyResult<Option<Vec<u8>>> {
         let Some(secret) = &self.secret else {
             return Ok(None);
         };
+        let message = if prefix.is_empty() {
+            PyBytes::new(py, payload)
+        } else {
+            PyBytes::new_with(py, prefix.len() + payload.len(), |buf| {
+                buf[..prefix.len()].copy_from_slice(prefix);
+                buf[prefix.len()..].copy_from_slice(payload);
+                Ok(())
+            })?
+        };
         let tag = self.digest.call1(
             py,
-            (
-                PyBytes::new(py, secret),
-                PyBytes::new(py, payload),
-                intern!(py, "sha256"),
-            ),
+            (PyBytes::new(py, secret), message, intern!(py, "sha256")),
         )?;
-        let tag = tag.bind(py).cast::<PyBytes>()?.as_bytes();
-        let mut out = Vec::with_capacity(tag.len() + payload.len());
-        out.extend_from_slice(tag);
-        out.extend_from_slice(payload);
-        Ok(Some(out))
+        Ok(Some(tag.bind(py).cast::<PyBytes>()?.as_bytes().to_vec()))
     }
 
-    /// A pickle (signed with the secret, if any) and its kind.
-    fn pickle(&self, py: Python<'_>, ob: &Bound<'_, PyAny>) -> PyResult<(Vec<u8>, i64)> {
+    fn prefix(&self, how: Signed<'_>) -> Vec<u8> {
+        match how {
+            Signed::Under(key) => binding(&self.table, key),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A pickle (signed with the secret, if any, under `key` when given) and its kind.
+    fn pickle(
+        &self,
+        py: Python<'_>,
+        ob: &Bound<'_, PyAny>,
+        key: Option<KeyRef<'_>>,
+    ) -> PyResult<(Vec<u8>, i64)> {
         let p = self.dumps.call1(py, (ob, 5))?;
         let p = p.bind(py).cast::<PyBytes>()?.as_bytes();
-        Ok(match self.sign(py, p)? {
-            Some(signed) => (signed, SIGNED),
+        let how = key.map_or(Signed::Alone, Signed::Under);
+        Ok(match self.tag(py, &self.prefix(how), p)? {
+            Some(tag) => {
+                let mut out = Vec::with_capacity(tag.len() + p.len());
+                out.extend_from_slice(&tag);
+                out.extend_from_slice(p);
+                (out, if key.is_some() { SIGNED_KEYED } else { SIGNED })
+            }
             None => (p.to_vec(), PICKLED),
         })
     }
 
-    /// Unpickles `data` stored as `kind`, refusing what the secret does not vouch for.
+    /// Unpickles `data` signed as `how`, refusing what the secret does not vouch for.
     fn unpickle<'py>(
         &self,
         py: Python<'py>,
         data: &[u8],
-        signed: bool,
+        how: Signed<'_>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let payload = match (&self.secret, signed) {
-            (None, false) => data,
-            (Some(_), true) => {
+        let payload = match (&self.secret, how) {
+            (None, Signed::No) => data,
+            (Some(_), Signed::Alone | Signed::Under(_)) => {
                 if data.len() < TAG_LEN {
                     return Err(DecodeError::new_err("signed pickle is too short; refused"));
                 }
                 let (tag, payload) = data.split_at(TAG_LEN);
-                let expected = self.sign(py, payload)?.expect("a secret is set");
+                let expected = self
+                    .tag(py, &self.prefix(how), payload)?
+                    .expect("a secret is set");
                 let ok = self
                     .compare
-                    .call1(
-                        py,
-                        (
-                            PyBytes::new(py, tag),
-                            PyBytes::new(py, &expected[..TAG_LEN]),
-                        ),
-                    )?
+                    .call1(py, (PyBytes::new(py, tag), PyBytes::new(py, &expected)))?
                     .is_truthy(py)?;
                 if !ok {
                     return Err(DecodeError::new_err(
                         "a pickled entry fails its HMAC check (the file was changed by someone \
-                         without the secret); refusing to unpickle it",
+                         without the secret, or the entry was moved from another key); \
+                         refusing to unpickle it",
                     ));
                 }
                 payload
             }
-            (Some(_), false) => {
+            (Some(_), Signed::No) => {
                 return Err(DecodeError::new_err(
                     "an unsigned pickle in a cache opened with a secret; refusing to unpickle it",
                 ));
             }
-            (None, true) => {
+            (None, _) => {
                 return Err(DecodeError::new_err(
                     "a signed pickle, but this cache was opened without the secret to check it",
                 ));
@@ -207,7 +286,7 @@ impl Codec {
             }
             return Ok(EncKey::Native(KeyRef::Float(f)));
         }
-        Ok(EncKey::Pickled(self.pickle(py, ob)?.0))
+        Ok(EncKey::Pickled(self.pickle(py, ob, None)?.0))
     }
 
     fn load_key<'py>(
@@ -217,13 +296,25 @@ impl Codec {
         kind: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
         match (key, kind & KEY_PICKLED != 0) {
-            (Value::Blob(b), true) => self.unpickle(py, b, self.secret.is_some()),
+            (Value::Blob(b), true) => {
+                let how = if self.secret.is_some() {
+                    Signed::Alone
+                } else {
+                    Signed::No
+                };
+                self.unpickle(py, b, how)
+            }
             _ => Ok(to_py(py, key)),
         }
     }
 
-    /// The value cell and kind of a Python value.
-    fn value<'a>(&self, py: Python<'_>, ob: &'a Bound<'_, PyAny>) -> PyResult<(Cell<'a>, i64)> {
+    /// The value cell and kind of a Python value stored under `key`.
+    fn value<'a>(
+        &self,
+        py: Python<'_>,
+        ob: &'a Bound<'_, PyAny>,
+        key: KeyRef<'_>,
+    ) -> PyResult<(Cell<'a>, i64)> {
         if let Ok(b) = ob.cast_exact::<PyBytes>() {
             return Ok((Cell::Borrowed(ValueRef::Blob(b.as_bytes())), NATIVE));
         }
@@ -244,15 +335,22 @@ impl Codec {
                 return Ok((Cell::Borrowed(ValueRef::Real(f)), NATIVE));
             }
         }
-        let (p, kind) = self.pickle(py, ob)?;
+        let (p, kind) = self.pickle(py, ob, Some(key))?;
         Ok((Cell::Owned(Value::Blob(p)), kind))
     }
 
-    fn load<'py>(&self, py: Python<'py>, (value, kind): &Fetched) -> PyResult<Bound<'py, PyAny>> {
+    /// Loads the value found under `key`.
+    fn load<'py>(
+        &self,
+        py: Python<'py>,
+        (value, kind): &Fetched,
+        key: KeyRef<'_>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         match (kind & 3, value) {
             (NATIVE, v) => Ok(to_py(py, v)),
-            (PICKLED, Value::Blob(b)) => self.unpickle(py, b, false),
-            (SIGNED, Value::Blob(b)) => self.unpickle(py, b, true),
+            (PICKLED, Value::Blob(b)) => self.unpickle(py, b, Signed::No),
+            (SIGNED, Value::Blob(b)) => self.unpickle(py, b, Signed::Alone),
+            (SIGNED_KEYED, Value::Blob(b)) => self.unpickle(py, b, Signed::Under(key)),
             _ => Err(DecodeError::new_err(format!(
                 "unknown cache entry encoding {kind}"
             ))),
@@ -284,6 +382,23 @@ fn ttl_of(expire: Option<&Bound<'_, PyAny>>, none: Ttl) -> PyResult<Ttl> {
 #[pyclass(frozen, subclass, module = "diskstore._diskstore", name = "_Cache")]
 pub struct PyCache {
     state: OnceLock<State>,
+    /// The Python clock callable, if any (apart from `state` so that `__clear__` can
+    /// drop it).
+    py_clock: Mutex<Option<Py<PyAny>>>,
+}
+
+impl Drop for PyCache {
+    fn drop(&mut self) {
+        let Some(State { core, codec, .. }) = self.state.take() else {
+            return;
+        };
+        // Dropping the last handle writes out pending hit/miss counts, which may wait for
+        // the write lock: never with the GIL held, as the lock's holder may need it.
+        Python::attach(|py| {
+            py.detach(move || drop(core));
+            drop(codec);
+        });
+    }
 }
 
 impl PyCache {
@@ -295,17 +410,41 @@ impl PyCache {
         key: &Bound<'py, PyAny>,
         op: impl FnOnce(&CacheTable, KeyRef<'_>) -> diskstore::Result<Option<Fetched>> + Send,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let st = self.st()?;
+        let st = self.ready(py)?;
         let k = st.codec.key(py, key)?;
         let kr = k.key();
         let found = py.detach(|| op(&st.core, kr)).py()?;
-        found.map(|f| st.codec.load(py, &f)).transpose()
+        found.map(|f| st.codec.load(py, &f, kr)).transpose()
     }
 
     fn st(&self) -> PyResult<&State> {
         self.state
             .get()
             .ok_or_else(|| DiskStoreError::new_err("the cache is not open"))
+    }
+
+    /// The open state, with the Python clock (if any) read: call before every engine
+    /// call that may look at the time.
+    fn ready(&self, py: Python<'_>) -> PyResult<&State> {
+        let st = self.st()?;
+        if st.py_clock {
+            // Take the callable out of the mutex before calling it: Python code may switch
+            // threads, and no thread may wait on this mutex while another runs Python.
+            let clock = self
+                .py_clock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_ref()
+                .map(|c| c.clone_ref(py))
+                .ok_or_else(|| DiskStoreError::new_err("the cache's clock was cleared"))?;
+            let t: f64 = clock.call0(py)?.extract(py)?;
+            let d = Duration::try_from_secs_f64(t).map_err(|_| {
+                PyValueError::new_err(format!("the clock returned a bad time: {t}"))
+            })?;
+            let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+            PY_NOW.with(|now| now.set(micros));
+        }
+        Ok(st)
     }
 }
 
@@ -317,6 +456,7 @@ impl PyCache {
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyAny>>) -> Self {
         PyCache {
             state: OnceLock::new(),
+            py_clock: Mutex::new(None),
         }
     }
 
@@ -345,7 +485,7 @@ impl PyCache {
             Column::new("value", ColumnType::Blob, true, None),
             Column::new("kind", ColumnType::Integer, false, Some(Value::Integer(0))),
         ];
-        let mut options = CacheOptions::new(path, table, columns);
+        let mut options = CacheOptions::new(path, table.clone(), columns);
         let default_ttl = default_ttl.filter(|t| *t != 0.0 && t.is_finite());
         if let Some(t) = default_ttl {
             options.default_ttl = Some(
@@ -359,8 +499,13 @@ impl PyCache {
         options.timeout = Duration::try_from_secs_f64(timeout)
             .map_err(|_| PyValueError::new_err("timeout must be a finite number of seconds"))?;
         options.stats = statistics;
+        let py_clock = clock.is_some();
         if let Some(c) = clock {
-            options.clock = Arc::new(PyClock(c));
+            *self
+                .py_clock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(c);
+            options.clock = Arc::new(SnapshotClock);
         }
         if secret.as_ref().is_some_and(Vec::is_empty) {
             return Err(PyValueError::new_err("secret must not be empty"));
@@ -368,18 +513,20 @@ impl PyCache {
         let pickle = py.import("pickle")?;
         let hmac = py.import("hmac")?;
         let codec = Codec {
+            table: table.clone(),
             secret,
             dumps: pickle.getattr("dumps")?.unbind(),
             loads: pickle.getattr("loads")?.unbind(),
             digest: hmac.getattr("digest")?.unbind(),
             compare: hmac.getattr("compare_digest")?.unbind(),
         };
-        let core = py.detach(|| CacheTable::open(options)).py()?;
-        let _ = self.state.set(State {
-            core,
+        let state = State {
+            core: py.detach(|| CacheTable::open(options)).py()?,
             codec,
             default_ttl,
-        });
+            py_clock,
+        };
+        let _ = self.state.set(state);
         Ok(())
     }
 
@@ -405,10 +552,19 @@ impl PyCache {
             .ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))
     }
 
-    /// True if `key` has a live entry.
+    /// True if `key` has a live entry; False for a key that cannot be stored (NaN, a
+    /// lone surrogate, an unpicklable object raising `TypeError`), as a dict's `in`.
     fn __contains__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let st = self.st()?;
-        let k = st.codec.key(py, key)?;
+        let st = self.ready(py)?;
+        let k = match st.codec.key(py, key) {
+            Ok(k) => k,
+            Err(e)
+                if e.is_instance_of::<PyValueError>(py) || e.is_instance_of::<PyTypeError>(py) =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
         let kr = k.key();
         py.detach(|| st.core.contains(kr)).py()
     }
@@ -455,7 +611,7 @@ impl PyCache {
 
     /// Deletes `key`; returns whether it had a live entry.
     fn delete(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let st = self.st()?;
+        let st = self.ready(py)?;
         let k = st.codec.key(py, key)?;
         let kr = k.key();
         py.detach(|| st.core.delete(kr)).py()
@@ -471,6 +627,9 @@ impl PyCache {
     }
 
     /// Removes `key` and returns its value, or `default` when it had no live entry.
+    ///
+    /// The value is loaded (unpickled, checked) inside the transaction, before the entry
+    /// is deleted: when loading fails, the error is raised and the entry stays.
     #[pyo3(signature = (key, default=None))]
     fn pop<'py>(
         &self,
@@ -478,8 +637,38 @@ impl PyCache {
         key: &Bound<'py, PyAny>,
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let v = self.load_with(py, key, |core, k| core.pop(k, fetched))?;
-        Ok(v.unwrap_or_else(|| default.unwrap_or_else(|| py.None().into_bound(py))))
+        let st = self.ready(py)?;
+        let k = st.codec.key(py, key)?;
+        let kr = k.key();
+        let mut failed: Option<PyErr> = None;
+        let popped = py.detach(|| {
+            st.core.table().atomic(|| {
+                // No engine statement is active while the value loads (Python code that
+                // may use this cache again on this thread).
+                let Some(found) = st.core.lookup(kr, fetched)? else {
+                    return Ok(None);
+                };
+                match Python::attach(|py| st.codec.load(py, &found, kr).map(Bound::unbind)) {
+                    Ok(value) => {
+                        st.core.delete(kr)?;
+                        Ok(Some(value))
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        Err(diskstore::Error::Usage(
+                            "the value could not be loaded".into(),
+                        ))
+                    }
+                }
+            })
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok(match popped.py()? {
+            Some(v) => v.into_bound(py),
+            None => default.unwrap_or_else(|| py.None().into_bound(py)),
+        })
     }
 
     /// Gives the live entry of `key` a new expiry (`None` → the default, `0` → never);
@@ -491,7 +680,7 @@ impl PyCache {
         key: &Bound<'_, PyAny>,
         expire: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        let st = self.st()?;
+        let st = self.ready(py)?;
         let ttl = ttl_of(expire, Ttl::Default)?;
         let k = st.codec.key(py, key)?;
         let kr = k.key();
@@ -509,7 +698,7 @@ impl PyCache {
         delta: i64,
         default: Option<i64>,
     ) -> PyResult<i64> {
-        let st = self.st()?;
+        let st = self.ready(py)?;
         let k = st.codec.key(py, key)?;
         let kr = k.key();
         let kind = [Cell::Borrowed(ValueRef::Integer(NATIVE | k.kind_bit()))];
@@ -520,17 +709,19 @@ impl PyCache {
                     return Ok(None);
                 }
                 st.core
-                    .incr(kr, delta, default.unwrap_or(0), Ttl::Default, &kind)
+                    .try_incr(kr, delta, default.unwrap_or(0), Ttl::Default, &kind)
                     .map(Some)
             })
         });
-        match r {
-            Ok(Some(v)) => Ok(v),
-            Ok(None) => Err(PyKeyError::new_err(key.clone().unbind())),
-            Err(diskstore::Error::InvalidValue(m)) if m.starts_with("cannot increment") => {
-                Err(PyTypeError::new_err(m))
+        match r.py()? {
+            Some(Ok(v)) => Ok(v),
+            None => Err(PyKeyError::new_err(key.clone().unbind())),
+            Some(Err(refusal @ IncrRefusal::NotAnInteger(_))) => {
+                Err(PyTypeError::new_err(refusal.to_string()))
             }
-            Err(e) => Err(crate::errors::to_py_err(e)),
+            Some(Err(refusal @ IncrRefusal::Overflow)) => {
+                Err(PyValueError::new_err(refusal.to_string()))
+            }
         }
     }
 
@@ -551,13 +742,13 @@ impl PyCache {
 
     /// Deletes every expired entry now; returns how many.
     fn expire(&self, py: Python<'_>) -> PyResult<u64> {
-        let st = self.st()?;
+        let st = self.ready(py)?;
         py.detach(|| st.core.expire()).py()
     }
 
     /// Deletes every entry tagged `tag`; returns how many.
     fn evict(&self, py: Python<'_>, tag: &Bound<'_, PyAny>) -> PyResult<u64> {
-        let st = self.st()?;
+        let st = self.ready(py)?;
         let t = st.codec.key(py, tag)?;
         let tr = t.key();
         py.detach(|| st.core.evict(tr)).py()
@@ -565,20 +756,20 @@ impl PyCache {
 
     /// Deletes every entry.
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
-        let st = self.st()?;
+        let st = self.ready(py)?;
         py.detach(|| st.core.clear()).py()
     }
 
     /// The number of live entries.
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
-        let st = self.st()?;
+        let st = self.ready(py)?;
         let n = py.detach(|| st.core.len()).py()?;
         usize::try_from(n).map_err(|_| PyValueError::new_err("too many entries"))
     }
 
     /// The bytes of keys and values stored (never above `size_limit` after a write).
     fn volume(&self, py: Python<'_>) -> PyResult<u64> {
-        let st = self.st()?;
+        let st = self.ready(py)?;
         py.detach(|| st.core.volume()).py()
     }
 
@@ -586,7 +777,7 @@ impl PyCache {
     /// on or off for this handle, `reset` zeroes the counters (returning the old counts).
     #[pyo3(signature = (enable=true, reset=false))]
     fn stats(&self, py: Python<'_>, enable: bool, reset: bool) -> PyResult<(u64, u64)> {
-        let st = self.st()?;
+        let st = self.ready(py)?;
         st.core.set_stats_enabled(enable);
         let s = py
             .detach(|| {
@@ -603,7 +794,7 @@ impl PyCache {
     /// SQLite's integrity check: `[]` when healthy; `vacuum=True` then rebuilds the file.
     #[pyo3(signature = (vacuum=false))]
     fn check(&self, py: Python<'_>, vacuum: bool) -> PyResult<Vec<String>> {
-        let st = self.st()?;
+        let st = self.ready(py)?;
         let table = st.core.table();
         py.detach(|| {
             let msgs = table.check()?;
@@ -621,23 +812,54 @@ impl PyCache {
         py.detach(|| st.core.table().close()).py()
     }
 
+    /// A write transaction on this thread, as a context manager (`with
+    /// cache.transact():`): the cache calls inside are all-or-nothing (rolled back on an
+    /// exception) and other writers wait. Nests (an inner block joins the outer one). The
+    /// context manager is native: a `KeyboardInterrupt` cannot land between the `BEGIN`
+    /// and the block, so it never leaves a transaction open.
+    fn transact(slf: Bound<'_, Self>) -> CacheTransaction {
+        CacheTransaction {
+            cache: slf.unbind(),
+            opened: None,
+        }
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(clock) = self.py_clock.try_lock() {
+            visit.call(clock.as_ref())?;
+        }
+        if let Some(st) = self.state.get() {
+            let c = &st.codec;
+            for f in [&c.dumps, &c.loads, &c.digest, &c.compare] {
+                visit.call(f)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        let clock = self.py_clock.try_lock().ok().and_then(|mut c| c.take());
+        drop(clock);
+    }
+
     /// Opens a write transaction on this thread (or joins the open one); returns whether
     /// this call opened it, for `_end`.
     fn _begin(&self, py: Python<'_>) -> PyResult<bool> {
-        let st = self.st()?;
+        let st = self.ready(py)?;
         py.detach(|| st.core.table().begin()).py()
     }
 
     /// Ends what `_begin` started: commit, or roll back when `commit` is false.
     fn _end(&self, py: Python<'_>, opened: bool, commit: bool) -> PyResult<()> {
-        let st = self.st()?;
+        let st = self.ready(py)?;
         py.detach(|| st.core.table().end(opened, commit)).py()
     }
 
     /// The largest rowid now, or None when empty: where a forward iteration that starts
-    /// now ends, so that keys added meanwhile are not visited.
+    /// now ends, so that keys added meanwhile are not visited (unless the newest entries
+    /// were deleted first: SQLite reuses their rowids).
     fn _last_rowid(&self, py: Python<'_>) -> PyResult<Option<i64>> {
-        let st = self.st()?;
+        let st = self.ready(py)?;
         py.detach(|| st.core.table().max_rowid()).py()
     }
 
@@ -650,7 +872,7 @@ impl PyCache {
         end: i64,
         reverse: bool,
     ) -> PyResult<(Bound<'py, PyList>, Option<i64>)> {
-        let st = self.st()?;
+        let st = self.ready(py)?;
         let (from, to, direction) = if reverse {
             (end, start, Direction::Reverse)
         } else {
@@ -729,9 +951,9 @@ impl PyCache {
         tag: Option<&Bound<'_, PyAny>>,
         only_new: bool,
     ) -> PyResult<bool> {
-        let st = self.st()?;
+        let st = self.ready(py)?;
         let k = st.codec.key(py, key)?;
-        let (v, kind) = st.codec.value(py, value)?;
+        let (v, kind) = st.codec.value(py, value, k.key())?;
         let t = tag
             .filter(|t| !t.is_none())
             .map(|t| st.codec.key(py, t))
@@ -749,7 +971,67 @@ impl PyCache {
     }
 }
 
-/// Adds the class to the module.
+/// The context manager `DiskCache.transact()` returns: `BEGIN IMMEDIATE` on enter (or
+/// joining this thread's open transaction), commit on a clean exit, rollback on an
+/// exception. Native, so that no signal (`KeyboardInterrupt`) can land between beginning
+/// the transaction and arming its exit, as one could in a Python generator.
+///
+/// A child process forked inside the block does not own the transaction (the parent
+/// does): leaving the block in the child ends nothing there.
+#[pyclass(module = "diskstore._diskstore", name = "_CacheTransaction")]
+pub struct CacheTransaction {
+    cache: Py<PyCache>,
+    /// While open: whether `__enter__` opened it (rather than joined), and in which
+    /// process.
+    opened: Option<(bool, u32)>,
+}
+
+#[pymethods]
+impl CacheTransaction {
+    /// Begins the transaction; returns the cache.
+    fn __enter__<'py>(
+        mut slf: PyRefMut<'py, Self>,
+        py: Python<'py>,
+    ) -> PyResult<Bound<'py, PyCache>> {
+        if slf.opened.is_some() {
+            return Err(DiskStoreError::new_err("this transaction is already open"));
+        }
+        let cache = slf.cache.clone_ref(py).into_bound(py);
+        let st = cache.get().st()?;
+        let opened = py.detach(|| st.core.table().begin()).py()?;
+        slf.opened = Some((opened, std::process::id()));
+        Ok(cache)
+    }
+
+    /// Commits (no exception) or rolls back; never swallows the exception.
+    fn __exit__(
+        mut slf: PyRefMut<'_, Self>,
+        py: Python<'_>,
+        exc_type: &Bound<'_, PyAny>,
+        _exc_value: &Bound<'_, PyAny>,
+        _traceback: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let Some((opened, pid)) = slf.opened.take() else {
+            return Ok(false);
+        };
+        if pid != std::process::id() {
+            return Ok(false);
+        }
+        let cache = slf.cache.clone_ref(py).into_bound(py);
+        drop(slf);
+        let st = cache.get().st()?;
+        let commit = exc_type.is_none();
+        py.detach(|| st.core.table().end(opened, commit)).py()?;
+        Ok(false)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.cache)
+    }
+}
+
+/// Adds the classes to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PyCache>()
+    m.add_class::<PyCache>()?;
+    m.add_class::<CacheTransaction>()
 }

@@ -20,6 +20,17 @@ pub struct Cursor {
     store: Py<Reader>,
     rows: VecDeque<Vec<Value>>,
     rowcount: i64,
+    /// Column names of the last statement's result (empty when it returns no rows).
+    columns: Vec<String>,
+    lastrowid: Option<i64>,
+}
+
+/// What one statement produced.
+struct Ran {
+    rows: Vec<Vec<Value>>,
+    changes: i64,
+    columns: Vec<String>,
+    lastrowid: i64,
 }
 
 enum Params {
@@ -61,8 +72,9 @@ fn run(
     conn: &diskstore::rusqlite::Connection,
     sql: &str,
     params: &Params,
-) -> diskstore::Result<(Vec<Vec<Value>>, i64)> {
+) -> diskstore::Result<Ran> {
     let mut st = conn.prepare(sql)?;
+    let columns = st.column_names().map(str::to_owned).collect();
     match params {
         Params::Positional(ps) => {
             for (i, p) in ps.iter().enumerate() {
@@ -111,7 +123,12 @@ fn run(
     } else {
         conn.changes() as i64
     };
-    Ok((rows, changes))
+    Ok(Ran {
+        rows,
+        changes,
+        columns,
+        lastrowid: conn.last_insert_rowid(),
+    })
 }
 
 impl Cursor {
@@ -120,6 +137,8 @@ impl Cursor {
             store,
             rows: VecDeque::new(),
             rowcount: -1,
+            columns: Vec::new(),
+            lastrowid: None,
         }
     }
 
@@ -127,11 +146,13 @@ impl Cursor {
         let store = self.store.bind(py);
         // On a new default-model file, direct SQL settles the 0.7.0 model (no Value seen).
         let o = Reader::opened_for(store, py.Ellipsis().bind(py))?;
-        let (rows, changes) = py
+        let ran = py
             .detach(|| o.table.with_connection(|c| run(c, sql, p)))
             .py()?;
-        self.rows = rows.into();
-        self.rowcount = changes;
+        self.rows = ran.rows.into();
+        self.rowcount = ran.changes;
+        self.columns = ran.columns;
+        self.lastrowid = Some(ran.lastrowid);
         Ok(())
     }
 }
@@ -190,6 +211,47 @@ impl Cursor {
     #[getter]
     fn rowcount(&self) -> i64 {
         self.rowcount
+    }
+
+    /// The result columns of the last statement, as DB-API 7-tuples `(name, None, None,
+    /// None, None, None, None)`; None when it returned no columns.
+    #[getter]
+    fn description<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        if self.columns.is_empty() {
+            return Ok(None);
+        }
+        let cols = self
+            .columns
+            .iter()
+            .map(|name| {
+                let none = py.None();
+                PyTuple::new(
+                    py,
+                    [
+                        name.into_pyobject(py)?.into_any().unbind(),
+                        none.clone_ref(py),
+                        none.clone_ref(py),
+                        none.clone_ref(py),
+                        none.clone_ref(py),
+                        none.clone_ref(py),
+                        none,
+                    ],
+                )
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyTuple::new(py, cols).map(Some)
+    }
+
+    /// The rowid of the last row inserted on this connection (SQLite's
+    /// `last_insert_rowid()`), None before any statement ran.
+    #[getter]
+    fn lastrowid(&self) -> Option<i64> {
+        self.lastrowid
+    }
+
+    /// Closes the cursor (drops its buffered rows); the connection stays open.
+    fn close(&mut self) {
+        self.rows.clear();
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {

@@ -1,71 +1,31 @@
 //! The Python exception hierarchy and the one place where engine errors become Python
 //! exceptions ([`IntoPyResult::py`]).
 
-use pyo3::exceptions::{PyException, PyOverflowError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use diskstore::Error;
 
-pyo3::create_exception!(
-    diskstore,
-    DiskStoreError,
-    PyException,
-    "Base class of every diskstore error."
-);
-pyo3::create_exception!(
-    diskstore,
-    BusyError,
-    DiskStoreError,
-    "The file stayed locked by another connection for longer than the timeout."
-);
-pyo3::create_exception!(
-    diskstore,
-    ReadOnlyError,
-    DiskStoreError,
-    "The store, the file or its folder cannot be written."
-);
-pyo3::create_exception!(
-    diskstore,
-    NotFoundError,
-    DiskStoreError,
-    "The store file does not exist (read-only stores never create one)."
-);
-pyo3::create_exception!(
-    diskstore,
-    NotADatabaseError,
-    DiskStoreError,
-    "The file exists but is not an SQLite database."
-);
-pyo3::create_exception!(
-    diskstore,
-    CorruptError,
-    DiskStoreError,
-    "SQLite found damage in the file."
-);
-pyo3::create_exception!(
-    diskstore,
-    DiskFullError,
-    DiskStoreError,
-    "The disk or a quota is full; the failed write was not kept."
-);
-pyo3::create_exception!(
-    diskstore,
-    SchemaError,
-    DiskStoreError,
-    "The table in the file does not fit the value model and cannot be migrated safely."
-);
-pyo3::create_exception!(
-    diskstore,
-    DecodeError,
-    DiskStoreError,
-    "A stored value cannot be read back (for example text that is not UTF-8)."
-);
-pyo3::create_exception!(
-    diskstore,
-    SQLError,
-    DiskStoreError,
-    "Any other SQLite error (for example bad SQL passed to query() or a cursor)."
-);
+/// The exception classes, defined in Python (`diskstore/_errors.py`) so that each can
+/// derive from its `sqlite3` counterpart and pickle like any Python exception.
+mod classes {
+    pyo3::import_exception!(diskstore._errors, Error);
+    pyo3::import_exception!(diskstore._errors, BusyError);
+    pyo3::import_exception!(diskstore._errors, ReadOnlyError);
+    pyo3::import_exception!(diskstore._errors, NotFoundError);
+    pyo3::import_exception!(diskstore._errors, NotADatabaseError);
+    pyo3::import_exception!(diskstore._errors, CorruptError);
+    pyo3::import_exception!(diskstore._errors, DiskFullError);
+    pyo3::import_exception!(diskstore._errors, SchemaError);
+    pyo3::import_exception!(diskstore._errors, DecodeError);
+    pyo3::import_exception!(diskstore._errors, SQLError);
+    pyo3::import_exception!(diskstore._errors, IntegrityError);
+}
+
+pub(crate) use classes::{
+    BusyError, CorruptError, DecodeError, DiskFullError, Error as DiskStoreError, IntegrityError,
+    NotADatabaseError, NotFoundError, ReadOnlyError, SQLError, SchemaError,
+};
 
 /// Registers the exception classes on the module (as `Error`, `BusyError`, …).
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -80,6 +40,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SchemaError", py.get_type::<SchemaError>())?;
     m.add("DecodeError", py.get_type::<DecodeError>())?;
     m.add("SQLError", py.get_type::<SQLError>())?;
+    m.add("IntegrityError", py.get_type::<IntegrityError>())?;
     Ok(())
 }
 
@@ -106,8 +67,13 @@ fn sqlite_error(e: &diskstore::rusqlite::Error, msg: String) -> PyErr {
     use diskstore::rusqlite::{Error as E, ErrorCode};
     match e {
         E::ToSqlConversionFailure(_) | E::InvalidParameterCount(..) => PyTypeError::new_err(msg),
-        E::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation => {
-            PyValueError::new_err(msg)
+        E::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                ErrorCode::ConstraintViolation | ErrorCode::TypeMismatch
+            ) =>
+        {
+            IntegrityError::new_err(msg)
         }
         _ => SQLError::new_err(msg),
     }

@@ -1,10 +1,11 @@
 //! Iteration over a store in insertion (rowid) order, read in pages.
 
 use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyFloat, PyList, PyString, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use diskstore::{Direction, ValueRef};
 
@@ -29,9 +30,15 @@ pub(crate) enum Kind {
 /// An iterator over a store's keys, values or items, oldest first or newest first.
 ///
 /// It reads pages of rows by rowid, so entries written or deleted while it runs may or
-/// may not be seen, but none is seen twice.
-#[pyclass(module = "diskstore._diskstore")]
+/// may not be seen, but none is seen twice. Threads may share one: each row goes to one
+/// of them (a thread that finds another inside waits for it with the GIL released).
+#[pyclass(frozen, module = "diskstore._diskstore")]
 pub struct StoreIter {
+    state: Mutex<IterState>,
+}
+
+/// Where a [`StoreIter`] is.
+struct IterState {
     store: Py<Reader>,
     kind: Kind,
     reverse: bool,
@@ -103,41 +110,56 @@ impl KeyPage {
     }
 }
 
-/// An iterator over a store's keys, oldest first or newest first: pages of keys read by
-/// a [`StoreIter`] and flattened by `itertools.chain`, so that each key costs no call
-/// into Rust (about a third of the time per key).
+/// An iterator over a store's keys, oldest first or newest first.
+///
+/// (Pages of keys used to be flattened by `itertools.chain`, but a `chain` shared by
+/// threads can drop a page: two threads that both find its current page used up each fetch
+/// one, and the second replaces the first's. Measured on a release build, 200,000 text
+/// keys, 9 interleaved passes, 2026-12-06: this iterator's own `__next__` took 128–227 ns
+/// per key (fastest pass) against 138–261 ns through `chain`: no slower.)
 pub(crate) fn key_iter<'py>(
     store: &Bound<'py, Reader>,
     reverse: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = store.py();
-    let pages = Bound::new(
+    Ok(Bound::new(
         py,
         StoreIter::new(store.clone().unbind(), Kind::Keys, reverse),
-    )?;
-    let page_iter = py
-        .import(intern!(py, "builtins"))?
-        .getattr(intern!(py, "iter"))?
-        .call1((pages.getattr(intern!(py, "_page"))?, PyList::empty(py)))?;
-    py.import(intern!(py, "itertools"))?
-        .getattr(intern!(py, "chain"))?
-        .call_method1(intern!(py, "from_iterable"), (page_iter,))
+    )?
+    .into_any())
 }
 
 impl StoreIter {
     pub(crate) fn new(store: Py<Reader>, kind: Kind, reverse: bool) -> StoreIter {
         StoreIter {
-            store,
-            kind,
-            reverse,
-            next: if reverse { i64::MAX } else { i64::MIN },
-            end: None,
-            done: false,
-            page: VecDeque::new(),
-            keys: KeyPage::default(),
+            state: Mutex::new(IterState {
+                store,
+                kind,
+                reverse,
+                next: if reverse { i64::MAX } else { i64::MIN },
+                end: None,
+                done: false,
+                page: VecDeque::new(),
+                keys: KeyPage::default(),
+            }),
         }
     }
 
+    /// The state, waiting (with the GIL released) while another thread is inside.
+    fn lock(&self, py: Python<'_>) -> MutexGuard<'_, IterState> {
+        loop {
+            match self.state.try_lock() {
+                Ok(guard) => return guard,
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    py.detach(|| drop(self.state.lock()));
+                }
+            }
+        }
+    }
+}
+
+impl IterState {
     fn fill(&mut self, py: Python<'_>) -> PyResult<()> {
         let store = self.store.bind(py);
         let Some(o) = Reader::opened(store)? else {
@@ -215,7 +237,8 @@ impl StoreIter {
     }
 
     /// The next page of keys as a list, empty at the end (key iterators only).
-    fn _page<'py>(mut slf: PyRefMut<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    fn _page<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let mut slf = self.lock(py);
         if slf.kind != Kind::Keys {
             return Err(pyo3::exceptions::PyTypeError::new_err(
                 "_page() is only for key iterators",
@@ -231,10 +254,8 @@ impl StoreIter {
         PyList::new(py, keys)
     }
 
-    fn __next__<'py>(
-        mut slf: PyRefMut<'py, Self>,
-        py: Python<'py>,
-    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let mut slf = self.lock(py);
         if slf.kind == Kind::Keys {
             if slf.keys.is_empty() && !slf.done {
                 slf.fill(py)?;
@@ -257,5 +278,12 @@ impl StoreIter {
             Kind::Values => value,
             _ => PyTuple::new(py, [load_key(py, &row), value])?.into_any(),
         }))
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(state) = self.state.try_lock() {
+            visit.call(&state.store)?;
+        }
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 mod cache;
 mod convert;
 mod cursor;
+mod dccore;
 mod errors;
 mod iter;
 mod model;
@@ -32,5 +33,6 @@ fn _diskstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(store::_roundtrip, m)?)?;
     m.add("SQLITE_VERSION", diskstore::sqlite_version())?;
     cache::register(m)?;
+    dccore::register(m)?;
     Ok(())
 }

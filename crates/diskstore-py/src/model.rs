@@ -46,6 +46,16 @@ impl<'py> Dumped<'py> {
         key_ref(&self.key)
     }
 
+    /// The key object (after `dump_value`, which may derive it).
+    pub(crate) fn key_object(&self) -> &Bound<'py, PyAny> {
+        &self.key
+    }
+
+    /// True if the key is `None` (the key column assigns it: next rowid on INTEGER keys).
+    pub(crate) fn key_is_none(&self) -> bool {
+        self.key.is_none()
+    }
+
     /// Runs `f` with the engine key and the cells of the value.
     pub(crate) fn with_cells<R>(
         &self,
@@ -101,23 +111,29 @@ impl Model {
                         value.get_type().name()?
                     )));
                 }
-                let t = value.cast::<PyTuple>().map_err(|_| {
-                    PyTypeError::new_err(format!(
-                        "value must be a tuple of {width} fields, not {}",
-                        value
-                            .get_type()
-                            .name()
-                            .map(|n| n.to_string())
-                            .unwrap_or_default()
-                    ))
+                // Duck-typed like the original: anything that iterates over its field
+                // values (a NamedTuple, a dataclass with `__iter__`, ...).
+                let items = sequence_items(value).map_err(|e| {
+                    if e.is_instance_of::<PyTypeError>(py) {
+                        PyTypeError::new_err(format!(
+                            "value must be a tuple (or an iterable) of {width} fields, not {}",
+                            value
+                                .get_type()
+                                .name()
+                                .map(|n| n.to_string())
+                                .unwrap_or_default()
+                        ))
+                    } else {
+                        e
+                    }
                 })?;
-                if t.len() != width {
+                if items.len() != width {
                     return Err(PyValueError::new_err(format!(
                         "value has {} fields, the table has {width} value columns",
-                        t.len()
+                        items.len()
                     )));
                 }
-                Items::Many(t.iter().collect())
+                Items::Many(items)
             }
             Model::Config(cfg) => {
                 let seq = cfg

@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
@@ -31,6 +32,34 @@ pub(crate) struct Opened {
     pub(crate) table: Table,
     pub(crate) model: Model,
     pub(crate) width: usize,
+    /// For the default model (neither `value_class` nor `config`): which generation's
+    /// table this is, [`GEN_01`] (`"Value"`) or [`GEN_07`] (`"DiskStore"`).
+    pub(crate) generation: Option<usize>,
+}
+
+/// The default model's 0.1.0 generation: `Value` rows in table `"Value"`.
+const GEN_01: usize = 0;
+/// The default model's 0.7.0 generation: raw values in table `"DiskStore"`.
+const GEN_07: usize = 1;
+
+/// The `diskstore.Value` class, imported once.
+fn value_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static VALUE: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+    VALUE
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("diskstore.value")?.getattr("Value")?.unbind())
+        })
+        .map(|v| v.bind(py))
+}
+
+/// The generation a written value names: a `Value` is 0.1.0 code, anything else 0.7.0.
+fn generation_of(value: &Bound<'_, PyAny>) -> PyResult<usize> {
+    // Only a tuple can be a `Value` (a NamedTuple): one flag test on the common path.
+    if value.is_instance_of::<PyTuple>() && value.is_instance(value_class(value.py())?)? {
+        Ok(GEN_01)
+    } else {
+        Ok(GEN_07)
+    }
 }
 
 /// Copies a row (key and values) out of SQLite.
@@ -60,38 +89,145 @@ pub(crate) fn owned_value(ob: &Bound<'_, PyAny>) -> PyResult<Value> {
     })
 }
 
+/// True if `k` is an integer that a REAL key column would round (beyond 2**53 and not
+/// a double): such a key could never be found again, so it is refused.
+fn inexact_real_key(o: &Opened, k: &KeyRef<'_>) -> bool {
+    if o.table.spec().key_type != ColumnType::Real {
+        return false;
+    }
+    match *k {
+        KeyRef::Int(i) => (i as f64) as i128 != i128::from(i),
+        _ => false,
+    }
+}
+
+/// The engine key for a read of `key`, or `None` when the key can address no row of this
+/// table: `None` (SQL NULL never equals a key) or an integer a REAL key column would
+/// round. Keys of a type that cannot be stored at all are errors.
+fn read_key<'a>(o: &Opened, key: &'a Bound<'_, PyAny>) -> PyResult<Option<KeyRef<'a>>> {
+    if key.is_none() {
+        return Ok(None);
+    }
+    let k = crate::convert::key_ref(key)?;
+    Ok(if inexact_real_key(o, &k) {
+        None
+    } else {
+        Some(k)
+    })
+}
+
+/// Refuses a key for a write that the table would store as another key.
+fn check_write_key(o: &Opened, k: &KeyRef<'_>) -> PyResult<()> {
+    if let (true, KeyRef::Int(i)) = (inexact_real_key(o, k), k) {
+        return Err(PyValueError::new_err(format!(
+            "the key {i} is not exactly representable as a float, and the key column of \
+             table {:?} is REAL: it would be stored rounded",
+            o.table.spec().name
+        )));
+    }
+    Ok(())
+}
+
+/// True if a key column of type `t` stores `k` unchanged (no affinity conversion).
+fn stored_as_given(t: ColumnType, k: &KeyRef<'_>) -> bool {
+    matches!(
+        (t, k),
+        (ColumnType::Blob, _)
+            | (ColumnType::Integer, KeyRef::Int(_))
+            | (ColumnType::Real, KeyRef::Float(_))
+            | (ColumnType::Text, KeyRef::Text(_))
+            | (_, KeyRef::Blob(_))
+    )
+}
+
+/// The error for a `None` key where the table cannot assign one (only INTEGER keys can).
+fn null_key_error(o: &Opened) -> PyErr {
+    crate::errors::IntegrityError::new_err(format!(
+        "NOT NULL constraint failed: {}._key (only an INTEGER key column assigns a key for None)",
+        o.table.spec().name
+    ))
+}
+
 /// The read side of a store (base class of `DiskRead`).
 #[pyclass(frozen, subclass, module = "diskstore._diskstore", name = "_Reader")]
 pub struct Reader {
-    state: OnceLock<Opened>,
+    /// The attached tables: slot 0 for a store with a named model; for the default model
+    /// one slot per generation ([`GEN_01`], [`GEN_07`]), attached when first used.
+    slots: [OnceLock<Opened>; 2],
+    /// The slot in use (a default-model store switches when a write names the other
+    /// generation).
+    active: AtomicUsize,
 }
 
 impl Reader {
+    /// The table in use, if attached.
+    fn state(&self) -> Option<&Opened> {
+        self.slots[self.active.load(Ordering::Acquire)].get()
+    }
+
     /// The attached store, asking the Python side to settle it first if needed; `None`
     /// while a new file has no table yet.
     pub(crate) fn opened<'a>(slf: &'a Bound<'_, Self>) -> PyResult<Option<&'a Opened>> {
         let me = slf.get();
-        if let Some(o) = me.state.get() {
+        if let Some(o) = me.state() {
             return Ok(Some(o));
         }
         let py = slf.py();
         slf.call_method1(intern!(py, "_settle"), (py.None(),))?;
-        Ok(me.state.get())
+        Ok(me.state())
     }
 
     /// The attached store for a write of `value`, settling the default model with it.
+    /// A default-model store given a value of the other generation (a `Value` in a 0.7.0
+    /// store, anything else in a 0.1.0 one) switches to that generation's table, as the
+    /// original of that generation would write there.
     pub(crate) fn opened_for<'a>(
         slf: &'a Bound<'_, Self>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<&'a Opened> {
         let me = slf.get();
-        if let Some(o) = me.state.get() {
-            return Ok(o);
+        if let Some(o) = me.state() {
+            match o.generation {
+                Some(g) if !value.is_none() && !value.is(slf.py().Ellipsis().bind(slf.py())) => {
+                    let want = generation_of(value)?;
+                    if want == g {
+                        return Ok(o);
+                    }
+                    return Self::switch(slf, o, want);
+                }
+                _ => return Ok(o),
+            }
         }
         slf.call_method1(intern!(slf.py(), "_settle"), (value,))?;
-        me.state
-            .get()
-            .ok_or_else(|| DiskStoreError::new_err("the store could not be opened"))
+        me.state().ok_or_else(|| {
+            if value.is_none() {
+                // Neither model can store None: the 0.7.0 column is NOT NULL, and a
+                // 0.1.0 store takes only `Value`s.
+                crate::errors::IntegrityError::new_err(
+                    "None cannot be stored as a value (NOT NULL constraint)",
+                )
+            } else {
+                DiskStoreError::new_err("the store could not be opened")
+            }
+        })
+    }
+
+    /// Switches a default-model store to generation `want`'s table (attaching it through
+    /// the Python side's `_switch`). Refused inside a transaction of the current table.
+    fn switch<'a>(slf: &'a Bound<'_, Self>, current: &Opened, want: usize) -> PyResult<&'a Opened> {
+        if current.table.depth() > 0 {
+            return Err(PyValueError::new_err(format!(
+                "this store holds {} values (table {:?}); a value of the other generation \
+                 cannot be written inside its transact() block",
+                if want == GEN_01 { "raw" } else { "Value" },
+                current.table.spec().name
+            )));
+        }
+        slf.call_method1(intern!(slf.py(), "_switch"), (want,))?;
+        let me = slf.get();
+        me.state()
+            .filter(|o| o.generation == Some(want))
+            .ok_or_else(|| DiskStoreError::new_err("the store could not switch tables"))
     }
 
     /// The value stored under `key`, loaded through the model; `None` if absent.
@@ -101,10 +237,14 @@ impl Reader {
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let py = slf.py();
         let Some(o) = Self::opened(slf)? else {
-            crate::convert::key_ref(key)?;
+            if !key.is_none() {
+                crate::convert::key_ref(key)?;
+            }
             return Ok(None);
         };
-        let k = crate::convert::key_ref(key)?;
+        let Some(k) = read_key(o, key)? else {
+            return Ok(None);
+        };
         if let Model::Raw = o.model {
             // One value column and no key wanted: copy just that cell out of SQLite.
             let v = py
@@ -176,12 +316,13 @@ impl Reader {
     #[pyo3(signature = (*_args, **_kwargs))]
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyAny>>) -> Self {
         Reader {
-            state: OnceLock::new(),
+            slots: [OnceLock::new(), OnceLock::new()],
+            active: AtomicUsize::new(0),
         }
     }
 
     /// Opens the engine for this store (called once by the Python side).
-    #[pyo3(signature = (path, read_only, table, key_type, timeout, pragmas, fields, auto_migrate, kind, model, no_default))]
+    #[pyo3(signature = (path, read_only, table, key_type, timeout, pragmas, fields, auto_migrate, kind, model, no_default, generation=None))]
     #[allow(clippy::too_many_arguments)]
     fn _attach(
         &self,
@@ -197,9 +338,16 @@ impl Reader {
         kind: &str,
         model: Py<PyAny>,
         no_default: Bound<'_, PyAny>,
+        generation: Option<usize>,
     ) -> PyResult<()> {
-        if self.state.get().is_some() {
-            return Ok(()); // attached by another thread meanwhile
+        let slot = generation.unwrap_or(0);
+        if slot >= self.slots.len() {
+            return Err(PyValueError::new_err("unknown generation"));
+        }
+        if self.slots[slot].get().is_some() {
+            // Attached before (or by another thread meanwhile): make it the one in use.
+            self.active.store(slot, Ordering::Release);
+            return Ok(());
         }
         let columns = fields
             .into_iter()
@@ -223,22 +371,24 @@ impl Reader {
         let model = Model::from_kind(kind, model)?;
         let table = py.detach(|| Table::open(options)).py()?;
         // A concurrent attach may have won; either result is equivalent.
-        let _ = self.state.set(Opened {
+        let _ = self.slots[slot].set(Opened {
             table,
             model,
             width,
+            generation,
         });
+        self.active.store(slot, Ordering::Release);
         Ok(())
     }
 
     /// True once the engine is attached.
     fn _is_attached(&self) -> bool {
-        self.state.get().is_some()
+        self.state().is_some()
     }
 
     /// The table name of the attached store, or None.
     fn _attached_table(&self) -> Option<String> {
-        self.state.get().map(|o| o.table.spec().name.clone())
+        self.state().map(|o| o.table.spec().name.clone())
     }
 
     /// The value of `key`; `KeyError` if it is absent.
@@ -262,14 +412,21 @@ impl Reader {
         }
     }
 
-    /// True if `key` is stored. Keys of a type that cannot be stored are never contained.
+    /// True if `key` is stored. A key that cannot be stored (another type, an int beyond
+    /// 64 bits, NaN, a string with a lone surrogate, None) is never contained.
     fn __contains__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let Some(o) = Self::opened(slf)? else {
             return Ok(false);
         };
-        let k = match crate::convert::key_ref(key) {
-            Ok(k) => k,
-            Err(e) if e.is_instance_of::<pyo3::exceptions::PyTypeError>(slf.py()) => {
+        let py = slf.py();
+        let k = match read_key(o, key) {
+            Ok(Some(k)) => k,
+            Ok(None) => return Ok(false),
+            Err(e)
+                if e.is_instance_of::<PyTypeError>(py)
+                    || e.is_instance_of::<PyValueError>(py)
+                    || e.is_instance_of::<pyo3::exceptions::PyOverflowError>(py) =>
+            {
                 return Ok(false);
             }
             Err(e) => return Err(e),
@@ -368,21 +525,23 @@ impl Reader {
         Ok(out)
     }
 
-    /// Closes this thread's connection (it reopens on next use).
-    fn close(&self) -> PyResult<()> {
-        match self.state.get() {
-            Some(o) => o.table.close().py(),
-            None => Ok(()),
+    /// Closes this thread's connection (it reopens on next use). Runs without the GIL:
+    /// closing may wait for the connection's lock.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        for o in self.slots.iter().filter_map(OnceLock::get) {
+            py.detach(|| o.table.close()).py()?;
         }
+        Ok(())
     }
 
     /// Makes every thread reopen its connection; returns how many were opened since the
-    /// last call.
-    fn close_all(&self) -> PyResult<u64> {
-        match self.state.get() {
-            Some(o) => o.table.close_all().py(),
-            None => Ok(0),
+    /// last call. Runs without the GIL, as `close`.
+    fn close_all(&self, py: Python<'_>) -> PyResult<u64> {
+        let mut closed = 0;
+        for o in self.slots.iter().filter_map(OnceLock::get) {
+            closed += py.detach(|| o.table.close_all()).py()?;
         }
+        Ok(closed)
     }
 
     /// Opens this thread's connection now (it normally opens on first use).
@@ -414,7 +573,24 @@ fn reader<'a, 'py>(slf: &'a Bound<'py, Writer>) -> &'a Bound<'py, Reader> {
 
 impl Writer {
     fn set_dumped(py: Python<'_>, o: &Opened, d: &Dumped<'_>) -> PyResult<()> {
-        d.with_cells(|k, cells| py.detach(|| o.table.set(k, cells)).py())
+        if d.key_is_none() {
+            // SQLite's rule for NULL in an INTEGER PRIMARY KEY: the next rowid.
+            Self::insert_auto(py, o, d)?;
+            return Ok(());
+        }
+        d.with_cells(|k, cells| {
+            check_write_key(o, &k)?;
+            py.detach(|| o.table.set(k, cells)).py()
+        })
+    }
+
+    /// Inserts under the next integer key; an IntegrityError on other key types.
+    fn insert_auto(py: Python<'_>, o: &Opened, d: &Dumped<'_>) -> PyResult<i64> {
+        if o.table.spec().key_type != ColumnType::Integer {
+            return Err(null_key_error(o));
+        }
+        let cells = d.cells()?;
+        py.detach(|| o.table.insert_auto(&cells)).py()
     }
 }
 
@@ -444,9 +620,14 @@ impl Writer {
     /// Deletes `key`; `KeyError` if it is absent.
     fn __delitem__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
-        let k = crate::convert::key_ref(key)?;
+        if !key.is_none() {
+            crate::convert::key_ref(key)?;
+        }
         let deleted = match Reader::opened(reader(slf))? {
-            Some(o) => py.detach(|| o.table.delete(k)).py()?,
+            Some(o) => match read_key(o, key)? {
+                Some(k) => py.detach(|| o.table.delete(k)).py()?,
+                None => false,
+            },
             None => false,
         };
         if deleted {
@@ -466,18 +647,31 @@ impl Writer {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let o = Reader::opened_for(reader(slf), value)?;
-        if key.is_none() {
-            let d = o.model.dump(key, value, o.width)?;
-            let cells = d.cells()?;
-            let k = py.detach(|| o.table.insert_auto(&cells)).py()?;
+        // A config's dump_value may derive the key from the value (even for add(None, v)).
+        let d = o.model.dump(key, value, o.width)?;
+        if d.key_is_none() {
+            let k = Self::insert_auto(py, o, &d)?;
             return Ok(k.into_pyobject(py)?.into_any());
         }
-        let d = o.model.dump(key, value, o.width)?;
-        let inserted = d.with_cells(|k, cells| py.detach(|| o.table.insert_new(k, cells)).py())?;
-        Ok(if inserted {
-            key.clone()
-        } else {
-            py.None().into_bound(py)
+        let stored = d.with_cells(|k, cells| {
+            check_write_key(o, &k)?;
+            py.detach(|| {
+                if !o.table.insert_new(k, cells)? {
+                    return Ok(None);
+                }
+                // The key as the column stored it (SQLite's affinity: "5" in an INTEGER
+                // column is 5), as the original's `RETURNING _key` gives it.
+                if stored_as_given(o.table.spec().key_type, &k) {
+                    return Ok(Some(None));
+                }
+                Ok(o.table.get(k, |r| Ok(r.key()?.to_owned()))?.map(Some))
+            })
+            .py()
+        })?;
+        Ok(match stored {
+            None => py.None().into_bound(py),
+            Some(None) => d.key_object().clone(),
+            Some(Some(k)) => to_py(py, &k),
         })
     }
 
@@ -496,9 +690,14 @@ impl Writer {
             )));
         }
         let default = default.get_item(0).ok();
-        let k = crate::convert::key_ref(key)?;
+        if !key.is_none() {
+            crate::convert::key_ref(key)?;
+        }
         let (row, o) = match Reader::opened(reader(slf))? {
-            Some(o) => (py.detach(|| o.table.remove(k, owned_row)).py()?, Some(o)),
+            Some(o) => match read_key(o, key)? {
+                Some(k) => (py.detach(|| o.table.remove(k, owned_row)).py()?, Some(o)),
+                None => (None, None),
+            },
             None => (None, None),
         };
         match (row, o) {
@@ -534,7 +733,13 @@ impl Writer {
         };
         let o = Reader::opened_for(reader(slf), &default)?;
         let d = o.model.dump(key, &default, o.width)?;
+        if d.key_is_none() {
+            // No key can equal None: the default is added under a new key (INTEGER keys).
+            Self::insert_auto(py, o, &d)?;
+            return Ok(default);
+        }
         let (row, inserted) = d.with_cells(|k, cells| {
+            check_write_key(o, &k)?;
             py.detach(|| {
                 o.table
                     .get_or_insert(k, cells, |r, inserted| Ok((owned_row(r)?, inserted)))
@@ -564,15 +769,27 @@ impl Writer {
         for (k, v) in &unpacked {
             dumped.push(o.model.dump(k, v, o.width)?);
         }
-        let mut rows: Vec<(KeyRef<'_>, Vec<diskstore::Cell<'_>>)> =
+        // A None key takes the next rowid (INTEGER keys only), as in __setitem__.
+        let mut rows: Vec<(Option<KeyRef<'_>>, Vec<diskstore::Cell<'_>>)> =
             Vec::with_capacity(dumped.len());
         for d in &dumped {
-            rows.push((d.key()?, d.cells()?));
+            if d.key_is_none() {
+                if o.table.spec().key_type != ColumnType::Integer {
+                    return Err(null_key_error(o));
+                }
+                rows.push((None, d.cells()?));
+            } else {
+                let k = d.key()?;
+                check_write_key(o, &k)?;
+                rows.push((Some(k), d.cells()?));
+            }
         }
         py.detach(|| {
             o.table.atomic(|| {
-                rows.iter()
-                    .try_for_each(|(k, cells)| o.table.set(*k, cells))
+                rows.iter().try_for_each(|(k, cells)| match k {
+                    Some(k) => o.table.set(*k, cells),
+                    None => o.table.insert_auto(cells).map(|_| ()),
+                })
             })
         })
         .py()
@@ -617,8 +834,7 @@ impl Writer {
         let o = slf
             .as_super()
             .get()
-            .state
-            .get()
+            .state()
             .ok_or_else(|| DiskStoreError::new_err("no transaction is open"))?;
         py.detach(|| o.table.end(opened, commit)).py()
     }
@@ -642,16 +858,42 @@ pub(crate) fn _roundtrip<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, 
 pub struct Transaction {
     store: Py<Writer>,
     opened: Option<bool>,
+    retry: bool,
+}
+
+/// How long `transact(retry=True)` keeps retrying a busy `BEGIN` (0.1.0's `TIMEOUT`).
+const RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// `_begin`, retried while the file is busy until [`RETRY_FOR`] has passed (0.1.0's
+/// `transact(retry=True)`); the pauses release the GIL.
+fn begin_retrying(store: &Bound<'_, Writer>) -> PyResult<bool> {
+    let py = store.py();
+    let until = std::time::Instant::now() + RETRY_FOR;
+    loop {
+        match Writer::_begin(store) {
+            Err(e)
+                if e.is_instance_of::<crate::errors::BusyError>(py)
+                    && std::time::Instant::now() < until =>
+            {
+                py.detach(|| std::thread::sleep(Duration::from_millis(1)));
+                py.check_signals()?;
+            }
+            other => return other,
+        }
+    }
 }
 
 #[pymethods]
 impl Transaction {
-    /// A transaction on `store` (begun by `__enter__`).
+    /// A transaction on `store` (begun by `__enter__`); `retry` keeps retrying a busy
+    /// `BEGIN` for 60 s after the store's own timeout.
     #[new]
-    fn new(store: Py<Writer>) -> Self {
+    #[pyo3(signature = (store, retry=false))]
+    fn new(store: Py<Writer>, retry: bool) -> Self {
         Transaction {
             store,
             opened: None,
+            retry,
         }
     }
 
@@ -662,7 +904,11 @@ impl Transaction {
         }
         let store = slf.store.clone_ref(py);
         let bound = store.bind(py);
-        slf.opened = Some(Writer::_begin(bound)?);
+        slf.opened = Some(if slf.retry {
+            begin_retrying(bound)?
+        } else {
+            Writer::_begin(bound)?
+        });
         Ok(crate::cursor::Cursor::new(
             bound.as_super().clone().unbind(),
         ))

@@ -100,6 +100,54 @@ def orig_python(version: str) -> str:
     return str(python)
 
 
+def orig_source(version: str) -> Path:
+    """The original's source distribution (README, docs, scripts), unpacked once under /tmp.
+
+    Downloaded from PyPI with the original's own pip; a failure raises (never skips).
+    """
+    python = orig_python(version)
+    root = Path(f"/tmp/diskstore-orig-src-{version}")
+    marker = root / ".compat-ready"
+    with open(f"/tmp/diskstore-orig-src-{version}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists():
+            if root.exists():
+                shutil.rmtree(root)
+            root.mkdir()
+            _check(
+                [python, "-m", "pip", "download", "-q", "--disable-pip-version-check",
+                 "--no-deps", "--no-binary", ":all:", f"diskstore=={version}", "-d", str(root)],
+                timeout=600,
+            )
+            import tarfile
+
+            (archive,) = root.glob("diskstore-*.tar.gz")
+            with tarfile.open(archive) as tar:
+                tar.extractall(root, filter="data")
+            marker.write_text(version)
+    return root / f"diskstore-{version}"
+
+
+def example_deps(version: str) -> Path:
+    """A folder (for PYTHONPATH) holding the third-party packages the original's examples
+    import (pydantic, structtype), installed once with the original's pip."""
+    python = orig_python(version)
+    target = Path(f"/tmp/diskstore-example-deps-{version}")
+    marker = target / ".compat-ready"
+    with open(f"{target}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists():
+            if target.exists():
+                shutil.rmtree(target)
+            _check(
+                [python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                 "--target", str(target), "pydantic>=2", "structtype"],
+                timeout=900,
+            )
+            marker.write_text("ok")
+    return target
+
+
 def ours_python(generation: str) -> str:
     """The interpreter whose ``import diskstore`` is OUR package (the one running the tests).
 

@@ -54,7 +54,8 @@ def test_config_helpers() -> None:
     assert is_bindable_default(None) and is_bindable_default(b"") and not is_bindable_default([])
     assert isinstance(JsonConfig(), ConfigProtocol)
     cfg = BaseConfig(timeout=-1, key_type=str)
-    assert cfg.timeout == const.TIMEOUT and cfg.key_type == "TEXT"
+    # Kept as given (as the original does); a store reads a negative timeout as the default.
+    assert cfg.timeout == -1.0 and cfg.key_type == "TEXT"
     assert cfg.tablename == "DiskStore" and cfg.auto_migrate is True
 
 
@@ -94,3 +95,91 @@ def test_expanduser(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     store = DiskStore("~/home.db", config=BaseConfig())
     assert store.filename == f"{tmp_path}/home.db"
+
+
+# --- issue 12 items 1, 2, 7, 13: module paths, version, retry, cursor ---------------------
+
+
+def test_the_originals_import_lines_work() -> None:
+    # Taken from code written for 0.1.0 and 0.7.0 (the full dir() comparison against the
+    # installed originals is in test_compat_dropin.py).
+    from diskstore import diskread
+    from diskstore.config import AnyLite, KeyType, NamedTupleConfig  # noqa: F401
+    from diskstore.const import DEFAULT_PRAGMAS, TIMEOUT, AnyLite, KeyType  # noqa: F401, F811
+    from diskstore.diskread import BasicType, DiskKeysView, DiskRead, Value  # noqa: F401
+    from diskstore.diskstore import BusyError, DiskStore, SQLError  # noqa: F401
+
+    assert diskread.DiskRead is diskstore.DiskRead
+    assert diskstore.diskstore.DiskStore is diskstore.DiskStore
+
+
+def test_version_is_above_every_original() -> None:
+    import importlib.metadata
+
+    assert diskstore.__version__ == importlib.metadata.version("diskstore")
+    assert tuple(int(p) for p in diskstore.__version__.split(".")[:2]) > (0, 7)
+
+
+def test_sqlite_helpers_inspect_a_store(tmp_path) -> None:
+    from diskstore._sqlite import get_pragma, set_pragma, table_columns
+
+    store = DiskStore(tmp_path / "s.db", config=BaseConfig(key_type=int))
+    assert get_pragma(store._con, "journal_mode") == "wal"
+    assert [c[1:3] for c in table_columns(store._con, store.tablename)] == [
+        ("_key", "INTEGER"),
+        ("value", "BLOB"),
+    ]
+    assert table_columns(store._con, "no such table") == []
+    set_pragma(store._con, "cache_size", -1000)
+    assert get_pragma(store._con, "cache_size") == -1000
+    with pytest.raises(ValueError, match="invalid pragma"):
+        get_pragma(store._con, "x; DROP TABLE t")
+
+
+def test_transact_cursor_has_description_rowcount_lastrowid(tmp_path) -> None:
+    store = DiskStore(tmp_path / "s.db", config=BaseConfig(key_type=int))
+    with store.transact() as cur:
+        assert cur.lastrowid is None and cur.description is None
+        cur.execute(f'INSERT INTO "{store.tablename}" (_key, value) VALUES (7, ?)', ("x",))
+        assert cur.rowcount == 1 and cur.lastrowid == 7 and cur.description is None
+        cur.execute(f'SELECT _key, value AS v FROM "{store.tablename}"')
+        assert [d[0] for d in cur.description] == ["_key", "v"]
+        assert all(len(d) == 7 and d[1:] == (None,) * 6 for d in cur.description)
+        assert cur.fetchall() == [(7, "x")]
+        cur.close()
+    assert store[7] == "x"
+
+
+def _hold_lock_in_another_process(path: str, seconds: float):
+    import subprocess
+    import sys
+
+    code = (
+        "import sqlite3, sys, time\n"
+        "con = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "con.execute('BEGIN IMMEDIATE')\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(float(sys.argv[2]))\n"
+        "con.execute('COMMIT')\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, path, str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_transact_retry_waits_past_the_timeout(tmp_path) -> None:
+    path = str(tmp_path / "s.db")
+    store = DiskStore(path, timeout=0.05)
+    store["a"] = Value(1)
+    proc = _hold_lock_in_another_process(path, 0.6)
+    try:
+        with pytest.raises(diskstore.BusyError), store.transact():
+            pass  # no retry: BusyError after the 0.05 s timeout
+        with store.transact(retry=True):
+            store["b"] = Value(2)  # got the lock once the other process let it go
+    finally:
+        proc.wait(10)
+    assert proc.returncode == 0
+    assert dict(store.items()) == {"a": Value(1), "b": Value(2)}

@@ -141,3 +141,83 @@ def test_config_and_01_arguments_do_not_mix(db: str) -> None:
 def test_bad_pragma_is_refused(db: str) -> None:
     with pytest.raises(diskstore.Error, match="pragma"):
         DiskStore(db, synchronous="1; DROP TABLE x")
+
+
+# --- issue 12 item 13: catchable as sqlite3's classes, picklable ---------------------------
+
+ALL_ERRORS = (
+    "Error",
+    "BusyError",
+    "ReadOnlyError",
+    "NotFoundError",
+    "NotADatabaseError",
+    "CorruptError",
+    "DiskFullError",
+    "SchemaError",
+    "DecodeError",
+    "SQLError",
+    "IntegrityError",
+)
+
+
+def test_every_error_is_a_sqlite3_error_of_the_matching_kind() -> None:
+    import sqlite3
+
+    for name in ALL_ERRORS:
+        assert issubclass(getattr(diskstore, name), sqlite3.Error), name
+    for name in ("BusyError", "ReadOnlyError", "NotFoundError", "SQLError", "SchemaError"):
+        assert issubclass(getattr(diskstore, name), sqlite3.OperationalError), name
+    for name in ("NotADatabaseError", "CorruptError"):
+        assert issubclass(getattr(diskstore, name), sqlite3.DatabaseError), name
+    assert issubclass(diskstore.IntegrityError, sqlite3.IntegrityError)
+    assert issubclass(diskstore.IntegrityError, ValueError)
+    from diskstore.diskstore import BusyError, SQLError
+
+    assert BusyError is diskstore.BusyError and SQLError is diskstore.SQLError
+
+
+@pytest.mark.parametrize("name", ALL_ERRORS)
+def test_every_error_pickles(name: str) -> None:
+    import pickle
+
+    cls = getattr(diskstore, name)
+    back = pickle.loads(pickle.dumps(cls("the message")))
+    assert type(back) is cls and str(back) == "the message"
+
+
+def _raise_busy(_: int) -> None:
+    raise diskstore.BusyError("from a worker")
+
+
+def test_an_error_raised_in_a_pool_worker_reaches_the_parent() -> None:
+    import multiprocessing
+
+    with (
+        multiprocessing.get_context("spawn").Pool(1) as pool,
+        pytest.raises(diskstore.BusyError, match="from a worker"),
+    ):
+        pool.map(_raise_busy, [1])
+
+
+def test_engine_errors_are_caught_as_sqlite3_errors(tmp_path: Path) -> None:
+    import sqlite3
+
+    with pytest.raises(sqlite3.OperationalError):
+        DiskStore(tmp_path / "missing" / "x.db", config=BaseConfig())
+    store = DiskStore(tmp_path / "ints.db", config=BaseConfig(key_type=int))
+    with pytest.raises(sqlite3.IntegrityError, match="datatype mismatch"):
+        store["not a number"] = 1
+    with pytest.raises(sqlite3.OperationalError):
+        list(store.query(where="no_such_column = 1"))
+    with store.transact() as cur, pytest.raises(sqlite3.IntegrityError):
+        cur.execute(f'INSERT INTO "{store.tablename}" (_key, value) VALUES (1, NULL)')
+
+
+def test_errors_carry_sqlite_result_codes_like_sqlite3_errors() -> None:
+    from diskstore._sqlite import is_busy
+
+    busy = diskstore.BusyError("locked")
+    assert (busy.sqlite_errorcode, busy.sqlite_errorname) == (5, "SQLITE_BUSY")
+    assert is_busy(busy) and not is_busy(diskstore.SQLError("syntax"))
+    assert diskstore.IntegrityError("x").sqlite_errorname == "SQLITE_CONSTRAINT"
+    assert diskstore.NotFoundError("x").sqlite_errorname == "SQLITE_CANTOPEN"

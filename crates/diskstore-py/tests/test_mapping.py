@@ -6,7 +6,7 @@ import re
 from collections import abc
 
 import pytest
-from diskstore import DiskRead, DiskStore
+from diskstore import DiskRead, DiskStore, Value
 from diskstore.config import BaseConfig
 
 
@@ -102,7 +102,7 @@ def test_one_two_and_true_are_one_key(store: DiskStore) -> None:
     assert list(store) == list(ref)  # the first key object stays, as in a dict
 
 
-@pytest.mark.parametrize("bad", [None, [1], (1,), {"a": 1}, object()])
+@pytest.mark.parametrize("bad", [[1], (1,), {"a": 1}, object()])
 def test_other_key_types_are_a_typeerror_naming_the_accepted_ones(
     store: DiskStore, bad: object
 ) -> None:
@@ -110,6 +110,34 @@ def test_other_key_types_are_a_typeerror_naming_the_accepted_ones(
         store[bad] = 1  # type: ignore[index]
     with pytest.raises(TypeError, match="int, float, str or bytes"):
         store[bad]  # type: ignore[index]
+
+
+def test_none_key_is_never_found_and_only_integer_keys_assign_one(
+    store: DiskStore, tmp_path
+) -> None:
+    import sqlite3
+
+    store["a"] = 1
+    assert store.get(None, "absent") == "absent"
+    assert None not in store
+    with pytest.raises(KeyError):
+        store[None]
+    with pytest.raises(KeyError):
+        del store[None]
+    assert store.pop(None, "d") == "d"
+    # A BLOB key column is NOT NULL and assigns nothing, as SQLite says.
+    with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+        store[None] = 2
+    with pytest.raises(ValueError, match="NOT NULL"):
+        store.update([(None, 2)])
+    assert dict(store.items()) == {"a": 1}
+    # An INTEGER key column gives None the next rowid (0.1.0 documents it).
+    ints = DiskStore(tmp_path / "ints.db", config=BaseConfig(key_type=int))
+    ints[5] = "five"
+    ints[None] = "six"
+    ints.update([(None, "seven"), (None, "eight")])
+    assert ints.add(None, "nine") == 9
+    assert dict(ints.items()) == {5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
 
 
 def test_nan_key_is_a_valueerror(store: DiskStore) -> None:
@@ -295,3 +323,56 @@ def test_close_all_counts_connections(store: DiskStore) -> None:
     assert store.close_all() >= 1
     assert store["a"] == 1
     assert store.close_all() == 1
+
+
+# --- issue 11 item 9 / issue 12 items 4 and 5 -----------------------------------------------
+
+
+@pytest.mark.parametrize("key", [2**64, -(2**70), float("nan"), "\ud800", None, [1], {}])
+def test_in_is_false_for_keys_that_cannot_be_stored(store: DiskStore, key: object) -> None:
+    store["a"] = 1
+    assert (key in store) is False
+
+
+def test_a_real_keyed_store_refuses_ints_it_would_round(tmp_path) -> None:
+    for store in (
+        DiskStore(tmp_path / "a.db", config=BaseConfig(key_type=float)),
+        DiskStore(tmp_path / "b.db", key_type=float),
+    ):
+        value: object = 1 if store.config is not None else Value(1)
+        store[2**53] = value  # exact
+        store[3] = value
+        for bad in (2**53 + 1, 2**63 - 1, -(2**53) - 1):
+            with pytest.raises(ValueError, match="not exactly representable"):
+                store[bad] = value
+            with pytest.raises(ValueError, match="not exactly representable"):
+                store.add(bad, value)
+            assert bad not in store and store.get(bad) is None
+            with pytest.raises(KeyError):
+                del store[bad]
+        assert sorted(store) == [3.0, float(2**53)]
+        assert all(type(k) is float for k in store)
+
+
+def test_integer_keys_follow_sqlite_affinity(tmp_path) -> None:
+    store = DiskStore(tmp_path / "i.db", config=BaseConfig(key_type=int))
+    store[1] = "one"
+    for same in ("1", 1.0, "1.0", True):
+        assert store[same] == "one" and same in store
+    store["2"] = "two"
+    store[3.0] = "three"
+    assert list(store.items()) == [(1, "one"), (2, "two"), (3, "three")]
+    assert 1.5 not in store and "abc" not in store
+    assert store.add("4", "four") == 4  # the key as stored, as RETURNING _key gives it
+    assert store.add("4", "again") is None
+    with pytest.raises(ValueError, match="datatype mismatch"):
+        store[1.5] = "x"
+
+
+def test_query_limit_minus_one_is_no_limit(store: DiskStore) -> None:
+    store.update((k, k) for k in "abcde")
+    assert [k for k, _ in store.query(limit=-1, offset=2)] == ["c", "d", "e"]
+    assert [k for k, _ in store.query(offset=3)] == ["d", "e"]
+    assert list(store.query(limit=-1, offset=100)) == []
+    assert [k for k, _ in store.query(limit=2, offset=-5)] == ["a", "b"]
+    assert [k for k, _ in store.query(limit=2.9)] == ["a", "b"]  # int(), as the original

@@ -55,15 +55,36 @@ def test_readers_and_writers_together(db: str) -> None:
 
 
 def test_a_store_shared_with_user_code_that_uses_it_in_load(db: str) -> None:
-    # load_data runs after the engine call, so it may use the store itself.
-    inner = DiskStore(db, config=BaseConfig(tablename="inner"))
-    inner["x"] = "from inner"
-
+    # load_data runs after the engine call, so it may use the very store it loads for, from
+    # several threads at once: read it, and write to it.
     class Reentrant(BaseConfig):
-        def load_data(self, data: tuple) -> object:
-            return (data[1], inner["x"])
+        store: DiskStore | None = None
 
-    outer = DiskStore(db, config=Reentrant(tablename="outer"))
-    outer["a"] = 1
-    assert outer["a"] == (1, "from inner")
-    assert list(outer.values()) == [(1, "from inner")]
+        def load_data(self, data: tuple) -> object:
+            s = self.store
+            assert s is not None
+            key = f"seen-{threading.get_ident()}"
+            s[key] = threading.get_ident()  # a write from inside load
+            return (data[1], "a" in s, len(s) >= 1)
+
+    config = Reentrant()
+    store = DiskStore(db, config=config)
+    config.store = store
+    store["a"] = 1
+    assert store["a"] == (1, True, True)
+    errors: list[BaseException] = []
+
+    def work(_: int) -> None:
+        try:
+            for _ in range(20):
+                assert store["a"] == (1, True, True)
+                assert store.get("a") == (1, True, True)
+                with store.transact():
+                    store["a"] = 1
+                    assert store["a"] == (1, True, True)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    run_threads(4, work)
+    assert errors == []
+    assert sum(1 for k in store if str(k).startswith("seen-")) >= 2  # main and workers

@@ -214,3 +214,82 @@ def test_diskread_reads_what_diskstore_wrote(db: str) -> None:
     assert DiskStore(db, config=DataclassConfig(Item)).get_readonly_instance()["x"] == Item(
         "nut", 0, True
     )
+
+
+# --- issue 12 item 3: value classes are duck-typed, as in the original ---------------------
+
+
+@dataclasses.dataclass
+class DuckPoint:
+    """A dataclass that looks like a NamedTuple: `_fields` and iteration."""
+
+    _fields: ClassVar[tuple[str, ...]] = ("x", "y")
+    x: int
+    y: int
+
+    def __iter__(self):
+        return iter((self.x, self.y))
+
+
+class Packed:
+    """Several attributes in one JSON column, through `_make` and `__iter__`."""
+
+    _fields = ("blob",)
+    blob: str  # the column's type
+
+    def __init__(self, a: int, b: list) -> None:
+        self.a, self.b = a, b
+
+    def __iter__(self):
+        import json
+
+        return iter((json.dumps([self.a, self.b]),))
+
+    @classmethod
+    def _make(cls, row):
+        import json
+
+        return cls(*json.loads(row[0]))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Packed) and (self.a, self.b) == (other.a, other.b)
+
+
+@pytest.mark.parametrize("style", ["value_class", "config"])
+def test_duck_typed_value_classes(db: str, style: str) -> None:
+    def open_(cls: type) -> DiskStore:
+        if style == "value_class":
+            return DiskStore(db, value_class=cls)
+        return DiskStore(db, config=NamedTupleConfig(cls))
+
+    points = open_(DuckPoint)
+    points["p"] = DuckPoint(1, 2)
+    assert points["p"] == DuckPoint(1, 2)  # built back with cls(*row): no _make
+    packed = open_(Packed)
+    packed["k"] = Packed(3, [1, "two"])
+    assert packed["k"] == Packed(3, [1, "two"])
+    with sqlite3.connect(db) as con:
+        assert con.execute('SELECT blob FROM "Packed"').fetchall() == [('[3, [1, "two"]]',)]
+    if style == "value_class":
+        # 0.1.0 still type-checks __setitem__ against the class.
+        with pytest.raises(ValueError, match="instance of"):
+            points["q"] = (1, 2)
+    else:
+        points["q"] = (5, 6)  # 0.7.0 NamedTupleConfig dumps (key, *value)
+        assert points["q"] == DuckPoint(5, 6)
+    with pytest.raises(ValueError if style == "value_class" else TypeError):
+        points["r"] = 7
+
+
+def test_config_dump_value_may_derive_the_key(db: str) -> None:
+    class KeyFromValue(BaseConfig):
+        def dump_value(self, key: Any, value: Any):
+            return (value["id"] if key is None else key, value["name"])
+
+        def load_data(self, data: tuple):
+            return {"id": data[0], "name": data[1]}
+
+    store = DiskStore(db, config=KeyFromValue(key_type=int))
+    assert store.add(None, {"id": 42, "name": "x"}) == 42
+    assert store[42] == {"id": 42, "name": "x"}
+    assert store.add(None, {"id": 42, "name": "y"}) is None  # exists: nothing added

@@ -8,13 +8,15 @@
 
 from __future__ import annotations
 
-from . import config, const
-from ._diskstore import (
+# Submodules, including the original's `diskstore.diskstore` and `diskstore.diskread`.
+from . import config, const, diskread, diskstore
+from ._errors import (
     BusyError,
     CorruptError,
     DecodeError,
     DiskFullError,
     Error,
+    IntegrityError,
     NotADatabaseError,
     NotFoundError,
     ReadOnlyError,
@@ -25,6 +27,9 @@ from .cache import DiskCache
 from .const import DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS, MISSING, TIMEOUT, AnyLite, KeyType
 from .store import DiskItemsView, DiskKeysView, DiskRead, DiskStore, DiskValuesView
 from .value import Value
+
+__version__ = "1.0.0"
+"""The version of this package (above every release of the original it replaces)."""
 
 __all__ = [
     "DEFAULT_PRAGMAS",
@@ -43,6 +48,7 @@ __all__ = [
     "DiskStore",
     "DiskValuesView",
     "Error",
+    "IntegrityError",
     "KeyType",
     "NotADatabaseError",
     "NotFoundError",
@@ -50,7 +56,10 @@ __all__ = [
     "SQLError",
     "SchemaError",
     "Value",
+    "__version__",
     "config",
     "const",
+    "diskread",
+    "diskstore",
 ]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +16,9 @@ from .value import Value
 #: Table names of the default models: 0.1.0 stores `Value` rows, 0.7.0 raw values.
 TABLE_01 = "Value"
 TABLE_07 = "DiskStore"
+#: Their generation numbers, as the binding knows them.
+GENERATION_01 = 0
+GENERATION_07 = 1
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,9 @@ class Layout:
     auto_migrate: bool
     kind: str
     model: Any
+    generation: int | None = None
+    """For the default model: 0 for the 0.1.0 `"Value"` table, 1 for the 0.7.0
+    `"DiskStore"` table (a store switches between them by the values written)."""
 
     def attach(self, store: Any, path: str, read_only: bool) -> None:
         """Opens the engine of `store` with this layout."""
@@ -43,6 +51,7 @@ class Layout:
             self.kind,
             self.model,
             NO_DEFAULT,
+            self.generation,
         )
 
 
@@ -142,8 +151,33 @@ def from_value_class(
 def default_layout(table: str, timeout: float) -> Layout:
     """The layout of a default-model store once its table is known."""
     if table == TABLE_01:
-        return from_value_class(Value, TABLE_01, None, timeout, True, None)
-    return from_config(BaseConfig(tablename=TABLE_07, timeout=timeout))
+        layout = from_value_class(Value, TABLE_01, None, timeout, True, None)
+        return dataclasses.replace(layout, generation=GENERATION_01)
+    layout = from_config(BaseConfig(tablename=TABLE_07, timeout=timeout))
+    return dataclasses.replace(layout, generation=GENERATION_07)
+
+
+def create_file(path: str) -> None:
+    """Creates `path` as an empty file (an empty SQLite database) if it does not exist.
+
+    Raises `NotFoundError` when its folder is missing and `ReadOnlyError` when it cannot be
+    written, as opening the store would.
+    """
+    if os.path.exists(path):
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError as e:
+        raise _diskstore.NotFoundError(
+            f"cannot create the store file {path}: its folder does not exist"
+        ) from e
+    except OSError as e:
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise _diskstore.ReadOnlyError(
+                f"cannot create the store file {path}: {e.strerror}"
+            ) from e
+        raise
+    os.close(fd)
 
 
 def settle_default(path: str, timeout: float, value: Any, read_only: bool) -> Layout | None:

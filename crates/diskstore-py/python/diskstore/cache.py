@@ -20,9 +20,9 @@ import functools
 import inspect
 import os
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import sqlite_guard
 from ._diskstore import _Cache
 from .const import TIMEOUT
 
@@ -48,6 +48,8 @@ _MISS = object()
 _KWARGS_MARK = (None,)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+sqlite_guard.install()
 
 
 class DiskCache(_Cache):
@@ -87,6 +89,20 @@ class DiskCache(_Cache):
         clock: Callable[[], float] | None = None,
     ) -> None:
         path = os.path.expanduser(os.path.expandvars(os.fspath(filename)))
+        sqlite_guard.check_file(path)
+        # What pickling passes to a new instance (the same options, the secret included).
+        self._options = {
+            "filename": path,
+            "default_expiration": default_expiration,
+            "size_limit": size_limit,
+            "count_limit": count_limit,
+            "eviction_policy": eviction_policy,
+            "tablename": tablename,
+            "timeout": timeout,
+            "statistics": statistics,
+            "secret": secret,
+            "clock": clock,
+        }
         self._open(
             path,
             tablename,
@@ -99,9 +115,17 @@ class DiskCache(_Cache):
             None if secret is None else bytes(secret),
             clock,
         )
+        sqlite_guard.register(path, self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.filename!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as the options it was opened with (file name, limits, policy, secret,
+        clock...), so that a cache can be passed to another process, which opens the same
+        file. The secret travels in the pickle: keep such pickles as private as the
+        secret."""
+        return (_reopen, (type(self), self._options))
 
     def __enter__(self) -> Self:
         return self
@@ -114,8 +138,10 @@ class DiskCache(_Cache):
         return self.expire()
 
     def _keys(self, reverse: bool) -> Iterator[Any]:
-        # A forward pass ends at the last key present when it starts (keys added meanwhile
-        # are not visited); a reverse pass starts there by nature.
+        # A forward pass ends at the last rowid present when it starts, so that a loop
+        # that stores a key per key read ends. A key stored meanwhile is not visited, unless
+        # the newest entries were deleted first: SQLite then gives the new row a rowid
+        # at or below that end. A reverse pass starts there by nature.
         if reverse:
             start: int | None = _I64_MAX
             end = _I64_MIN
@@ -135,18 +161,6 @@ class DiskCache(_Cache):
     def __reversed__(self) -> Iterator[Any]:
         """Live keys, newest stored first."""
         return self._keys(True)
-
-    @contextmanager
-    def transact(self) -> Iterator[DiskCache]:
-        """A write transaction on this thread: the cache calls inside are all-or-nothing
-        (rolled back on an exception) and other writers wait. Nests."""
-        opened = self._begin()
-        try:
-            yield self
-        except BaseException:
-            self._end(opened, False)
-            raise
-        self._end(opened, True)
 
     def memoize(
         self,
@@ -211,3 +225,10 @@ class DiskCache(_Cache):
             return wrapper  # type: ignore[return-value]
 
         return decorator
+
+
+def _reopen(cls: type[DiskCache], options: dict[str, Any]) -> DiskCache:
+    """Unpickles a `DiskCache`: opens the file again with the same options."""
+    options = dict(options)
+    filename = options.pop("filename")
+    return cls(filename, **options)

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from .const import NO_DEFAULT, TIMEOUT
+from .const import NO_DEFAULT, TIMEOUT, AnyLite, KeyType
 
 _SQL_TYPES = ("BLOB", "TEXT", "INTEGER", "REAL")
 
@@ -73,8 +73,8 @@ class BaseConfig:
     or bytes). Table `"DiskStore"` unless `tablename` is given.
 
     `key_type`: `int`, `float`, `str`, `bytes` or an SQL type name; default BLOB, which
-    accepts keys of every type. `timeout`: seconds to wait for a lock (a negative value
-    means the default, `TIMEOUT`). `pragmas`: merged over `DEFAULT_PRAGMAS`.
+    accepts keys of every type. `timeout`: seconds to wait for a lock, kept as given (a
+    store given a negative value uses the default, `TIMEOUT`). `pragmas`: merged over `DEFAULT_PRAGMAS`.
     `auto_migrate`: add missing columns when the store opens (default True).
     """
 
@@ -89,10 +89,10 @@ class BaseConfig:
     ) -> None:
         self.tablename: str = "DiskStore" if tablename is None else tablename
         self.key_type: str = "BLOB" if key_type is None else get_sqlite_type(key_type)
-        self.timeout: float = TIMEOUT if timeout is None or timeout < 0 else float(timeout)
+        self.timeout: float = TIMEOUT if timeout is None else float(timeout)
         self.pragmas: dict = {} if pragmas is None else dict(pragmas)
         self.auto_migrate: bool = True if auto_migrate is None else bool(auto_migrate)
-        self.fields: Sequence[tuple[str, str, Any]] = (("value", "BLOB", NO_DEFAULT),)
+        self.fields: Sequence[tuple[str, str, Any]] = [("value", "BLOB", NO_DEFAULT)]
 
     def dump_value(self, key: Any, value: Any) -> Sequence:
         """`(key, value)`."""
@@ -113,11 +113,15 @@ def _annotations(cls: type) -> dict:
     return dict(getattr(cls, "__annotations__", {}) or {})
 
 
-def _typed_fields(names: Iterable[str], annotations: dict, defaults: dict) -> tuple:
+def _typed_fields(
+    names: Iterable[str], annotations: dict, defaults: dict, owner: object
+) -> tuple:
     fields = []
     for name in names:
         if name == "_key":
-            raise ValueError("a field cannot be named _key: that is the key column")
+            raise ValueError(
+                f"Name _key is not allowed as a field of {owner}: it is the key column"
+            )
         default = defaults.get(name, NO_DEFAULT)
         if default is not NO_DEFAULT and not is_bindable_default(default):
             default = NO_DEFAULT
@@ -161,7 +165,8 @@ class NamedTupleConfig(BaseConfig):
         return _typed_fields(
             value_class._fields,  # type: ignore[attr-defined]
             _annotations(value_class),
-            getattr(value_class, "_field_defaults", {}),
+            getattr(value_class, "_field_defaults", {}) or {},
+            value_class,
         )
 
     def dump_value(self, key: Any, value: Any) -> Sequence:
@@ -234,7 +239,9 @@ class DataclassConfig(BaseConfig):
             raise ValueError(f"{dataclass!r} is not a dataclass")
         dc_fields = dataclasses.fields(dataclass)
         defaults = {f.name: f.default for f in dc_fields if f.default is not dataclasses.MISSING}
-        return _typed_fields([f.name for f in dc_fields], _annotations(dataclass), defaults)
+        return _typed_fields(
+            [f.name for f in dc_fields], _annotations(dataclass), defaults, dataclass
+        )
 
     def dump_value(self, key: Any, value: Any) -> Sequence:
         """`(key, *fields)`."""
@@ -319,10 +326,14 @@ class StructtypeConfig(_JsonModelConfig):
 
 
 __all__ = [
+    "NO_DEFAULT",
+    "TIMEOUT",
+    "AnyLite",
     "BaseConfig",
     "ConfigProtocol",
     "DataclassConfig",
     "JsonConfig",
+    "KeyType",
     "NamedTupleConfig",
     "PydanticConfig",
     "StructtypeConfig",

@@ -21,15 +21,21 @@ from collections.abc import (
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
-from . import _diskstore
+from . import _diskstore, sqlite_guard
 from ._model import (
+    GENERATION_01,
+    TABLE_01,
+    TABLE_07,
     Layout,
+    create_file,
+    default_layout,
     from_config,
     from_value_class,
     is_config,
     settle_default,
     timeout_of,
 )
+from ._sqlite import Connection
 from .config import NamedTupleConfig
 
 if TYPE_CHECKING:
@@ -104,6 +110,7 @@ class DiskRead(_diskstore._Reader, Mapping):
         self, filename: os.PathLike | str, config: Any, old: dict[str, Any], read_only: bool
     ) -> None:
         self._filename = os.path.expanduser(os.fspath(filename))
+        sqlite_guard.check_file(self._filename)  # warns if Python's sqlite3 has it open
         self._deferred = threading.local()  # transact() before the model is decided
         self._read_only = read_only
         self._config = config
@@ -138,7 +145,16 @@ class DiskRead(_diskstore._Reader, Mapping):
                 return
             self._layout = layout
         layout.attach(self, self._filename, self._read_only)
+        sqlite_guard.register(self._filename, self)
         self._on_attached()
+
+    def _switch(self, generation: int) -> None:
+        """Makes a default-model store use the other generation's table (called by the
+        binding when a write names it: a `Value` is 0.1.0 code, anything else 0.7.0)."""
+        table = TABLE_01 if generation == GENERATION_01 else TABLE_07
+        layout = default_layout(table, self._timeout)
+        layout.attach(self, self._filename, self._read_only)
+        self._layout = layout
 
     def _on_attached(self) -> None:
         """Called once the engine is attached (DiskStore begins a deferred transaction)."""
@@ -159,6 +175,12 @@ class DiskRead(_diskstore._Reader, Mapping):
         if self._layout is None:
             self._settle(None)
         return None if self._layout is None else self._layout.table
+
+    @property
+    def _con(self) -> Connection:
+        """This thread's connection, for direct SQL (the original's private `_con`, used
+        with `diskstore._sqlite.get_pragma`/`table_columns`)."""
+        return Connection(self)
 
     @property
     def config(self) -> Any:
@@ -194,8 +216,15 @@ class DiskRead(_diskstore._Reader, Mapping):
 
         `where` and `order` are trusted SQL fragments (column names are `_key` and the
         field names); pass values as `parameters`: a sequence for `?` placeholders or a
-        dict for `:name` ones.
+        dict for `:name` ones. As in SQLite, a negative `limit` means no limit and a
+        negative `offset` counts as 0.
         """
+        if limit is not None:
+            limit = int(limit)
+            if limit < 0:
+                limit = None
+        if offset is not None:
+            offset = max(int(offset), 0)
         yield from self._query(where, parameters, order, limit, offset)
 
     def open(self) -> Self:
@@ -262,6 +291,10 @@ class DiskStore(_diskstore._Writer, DiskRead, MutableMapping):
         self._setup(filename, config, old, read_only=False)
         # Create or migrate the table now; a default-model store follows an existing file.
         self._settle(None)
+        if not self._is_attached():
+            # A new default-model file: the first value decides its table, but the file
+            # itself exists from now on, and a bad path fails here.
+            create_file(self._filename)
 
     @staticmethod
     def get_field_types(value_class: type) -> list[str]:
@@ -297,12 +330,12 @@ class DiskStore(_diskstore._Writer, DiskRead, MutableMapping):
         """A write transaction on this thread (`BEGIN IMMEDIATE`): every operation of this
         store on this thread inside the block runs in it; it commits at the end and rolls
         back on an exception. Nested blocks join the outer one. Yields a cursor for direct
-        SQL on the same connection. (`retry` is accepted for 0.1.0 code: waiting for the
-        lock up to the timeout is always done.)"""
-        del retry
+        SQL on the same connection. `BEGIN` waits for the lock up to the store's timeout,
+        then raises `BusyError`; with `retry=True` (0.1.0) it keeps retrying for 60 s
+        more."""
         if not self._is_attached() and self.tablename is None:
             return self._deferred_transact()
-        return _diskstore._Transaction(self)
+        return _diskstore._Transaction(self, bool(retry))
 
     def _on_attached(self) -> None:
         deferred = self._deferred

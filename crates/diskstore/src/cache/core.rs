@@ -20,7 +20,9 @@ use crate::value::{Cell, ColumnType, Value, ValueRef};
 
 use super::clock::{Clock, SystemClock, micros};
 use super::policy::{EvictionPolicy, Ttl};
-use super::sql::{BATCH, CACHE_COLUMNS, CacheSql, stmt};
+use super::sql::{
+    BATCH, CACHE_COLUMNS, CacheSql, INDEX_SUFFIXES, LEASE_TABLE, META_TABLE, TRIGGER_SUFFIXES, stmt,
+};
 use super::stats::{Pending, Stats};
 
 /// The page size of a new cache file (a store's default is 16 KiB). Every write commits
@@ -115,6 +117,27 @@ struct Stored<'a> {
     tag: Option<KeyRef<'a>>,
 }
 
+/// Why [`CacheTable::try_incr`] left an entry alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IncrRefusal {
+    /// The live value is not an integer: its storage type (`None` for NULL).
+    NotAnInteger(Option<ColumnType>),
+    /// The sum does not fit in 64 bits.
+    Overflow,
+}
+
+impl std::fmt::Display for IncrRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IncrRefusal::NotAnInteger(None) => write!(f, "cannot increment a NULL value"),
+            IncrRefusal::NotAnInteger(Some(t)) => {
+                write!(f, "cannot increment a {} value", t.sql())
+            }
+            IncrRefusal::Overflow => write!(f, "integer overflow in incr"),
+        }
+    }
+}
+
 /// One cache table in one file, shared by all threads (a cheap, cloneable handle).
 #[derive(Clone)]
 pub struct CacheTable {
@@ -196,6 +219,7 @@ impl CacheTable {
                 c.name
             )));
         }
+        check_names(&options)?;
         let width = options.columns.len();
         let value_names: Vec<String> = options.columns.iter().map(|c| c.name.clone()).collect();
         let mut columns = options.columns;
@@ -485,10 +509,15 @@ impl CacheTable {
         })
     }
 
-    /// Deletes the entry of `key` and hands its row to `f` if it was live.
+    /// Hands the live entry of `key` to `f`, then deletes it (an expired entry is deleted
+    /// too, and reported as absent).
+    ///
+    /// `f` runs before anything is deleted, inside the same write transaction: when it
+    /// fails (a value that cannot be decoded), the entry stays, even when this call joined
+    /// a transaction that goes on to commit.
     ///
     /// # Errors
-    /// As [`CacheTable::delete`]; errors from `f` (the entry stays deleted).
+    /// As [`CacheTable::delete`]; errors from `f` (nothing is deleted then).
     pub fn pop<T>(
         &self,
         key: KeyRef<'_>,
@@ -498,15 +527,26 @@ impl CacheTable {
         let now = self.now();
         let width = self.inner.width;
         self.atomic(|c| {
-            let mut st = c.prepare_cached(&self.inner.sql.remove)?;
-            st.raw_bind_parameter(1, key)?;
-            let mut rows = st.raw_query();
-            let out = match rows.next()? {
-                Some(r) if live(r.get(width + 1)?, now) => Some(f(&Row::new(r, width))?),
-                _ => None,
+            let inner = &*self.inner;
+            // None: no row; Some(None): an expired row; Some(Some(_)): the live value.
+            let found = held(inner, c, stmt::GET, &inner.sql.get, |st| {
+                st.bind(1, key)?;
+                let mut rows = st.raw_query();
+                match rows.next()? {
+                    Some(r) if live(r.get(width + 1)?, now) => {
+                        f(&Row::new(r, width)).map(|v| Some(Some(v)))
+                    }
+                    Some(_) => Ok(Some(None)),
+                    None => Ok(None),
+                }
+            })?;
+            let Some(out) = found else {
+                return Ok(None);
             };
-            while rows.next()?.is_some() {}
-            drop(rows);
+            held(inner, c, stmt::DELETE, &inner.sql.delete, |st| {
+                st.bind(1, key)?;
+                first_row(st, |_| Ok(()))
+            })?;
             self.purge_some(c, now)?;
             Ok(out)
         })
@@ -537,7 +577,8 @@ impl CacheTable {
     ///
     /// # Errors
     /// [`Error::InvalidValue`] when the stored value is not an integer or the sum
-    /// overflows; [`Error::Usage`] when `rest` does not fill the other columns; as
+    /// overflows (see [`CacheTable::try_incr`] to tell these apart by type);
+    /// [`Error::Usage`] when `rest` does not fill the other columns; as
     /// [`CacheTable::set`].
     pub fn incr(
         &self,
@@ -547,11 +588,28 @@ impl CacheTable {
         ttl: Ttl,
         rest: &[Cell<'_>],
     ) -> Result<i64> {
+        self.try_incr(key, delta, default, ttl, rest)?
+            .map_err(|refusal| Error::InvalidValue(refusal.to_string()))
+    }
+
+    /// As [`CacheTable::incr`], but an entry that cannot be incremented is an
+    /// [`IncrRefusal`] (the inner `Err`) instead of an error: nothing is written then.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when `rest` does not fill the other columns; as
+    /// [`CacheTable::set`].
+    pub fn try_incr(
+        &self,
+        key: KeyRef<'_>,
+        delta: i64,
+        default: i64,
+        ttl: Ttl,
+        rest: &[Cell<'_>],
+    ) -> Result<std::result::Result<i64, IncrRefusal>> {
         let key = key_checked(key)?;
         let k = key.checked()?;
         let now = self.now();
         let expire = self.expire_at(ttl, now);
-        let overflow = || Error::InvalidValue("integer overflow in incr".into());
         self.atomic(|c| {
             let inner = &*self.inner;
             let current = held(inner, c, stmt::FIRST_VALUE, &inner.sql.first_value, |st| {
@@ -569,18 +627,21 @@ impl CacheTable {
             };
             match current {
                 Some((value, expire_at)) if live(expire_at, now) => {
-                    let rusqlite::types::Value::Integer(old) = value else {
-                        return Err(Error::InvalidValue(format!(
-                            "cannot increment {key:?}: its value is {}",
-                            match value {
-                                rusqlite::types::Value::Null => "NULL",
-                                rusqlite::types::Value::Real(_) => "REAL",
-                                rusqlite::types::Value::Text(_) => "TEXT",
-                                _ => "BLOB",
-                            }
-                        )));
+                    let old = match value {
+                        rusqlite::types::Value::Integer(old) => old,
+                        other => {
+                            let found = match other {
+                                rusqlite::types::Value::Null => None,
+                                rusqlite::types::Value::Real(_) => Some(ColumnType::Real),
+                                rusqlite::types::Value::Text(_) => Some(ColumnType::Text),
+                                _ => Some(ColumnType::Blob),
+                            };
+                            return Ok(Err(IncrRefusal::NotAnInteger(found)));
+                        }
                     };
-                    let new = old.checked_add(delta).ok_or_else(overflow)?;
+                    let Some(new) = old.checked_add(delta) else {
+                        return Ok(Err(IncrRefusal::Overflow));
+                    };
                     held(
                         inner,
                         c,
@@ -589,13 +650,15 @@ impl CacheTable {
                         |st| Ok(st.execute(rusqlite::params![k, new])?),
                     )?;
                     self.purge_some(c, now)?;
-                    Ok(new)
+                    Ok(Ok(new))
                 }
                 expired => {
+                    let Some(new) = default.checked_add(delta) else {
+                        return Ok(Err(IncrRefusal::Overflow));
+                    };
                     if expired.is_some() {
                         self.delete_if_expired(c, k, now)?;
                     }
-                    let new = default.checked_add(delta).ok_or_else(overflow)?;
                     let mut cells = Vec::with_capacity(rest.len() + 1);
                     cells.push(Cell::Borrowed(ValueRef::Integer(new)));
                     cells.extend(rest.iter().cloned());
@@ -615,7 +678,7 @@ impl CacheTable {
                         )?
                         .ok_or_else(|| Error::Usage("the counter was not inserted".into()))?;
                     self.maintain(c, now, rowid)?;
-                    Ok(new)
+                    Ok(Ok(new))
                 }
             }
         })
@@ -958,6 +1021,85 @@ impl CacheTable {
     }
 }
 
+/// Refuses, before anything is created, a cache whose table or internal objects would
+/// clash with what the file already has under the same names (SQLite names are
+/// case-insensitive): a user table named like another cache's index, or a cache named like
+/// the shared bookkeeping tables. Without this the open would fail half-way with "there is
+/// already a table named …" (or leave an empty table behind).
+fn check_names(options: &CacheOptions) -> Result<()> {
+    let name = options.table.as_str();
+    for reserved in [META_TABLE, LEASE_TABLE] {
+        if name.eq_ignore_ascii_case(reserved) {
+            return Err(Error::Usage(format!(
+                "the table name {reserved:?} is reserved for the cache's own bookkeeping; \
+                 choose another table name"
+            )));
+        }
+    }
+    if !options.path.exists() {
+        return Ok(());
+    }
+    // (kind, object name, the table it must belong to; None: any)
+    let mut wanted: Vec<(&str, String, Option<&str>)> = vec![
+        ("table", name.to_owned(), Some(name)),
+        ("table", META_TABLE.to_owned(), None),
+        ("table", LEASE_TABLE.to_owned(), None),
+    ];
+    wanted.extend(
+        INDEX_SUFFIXES
+            .iter()
+            .map(|s| ("index", format!("{name}_{s}"), Some(name))),
+    );
+    wanted.extend(
+        TRIGGER_SUFFIXES
+            .iter()
+            .map(|s| ("trigger", format!("{name}_cache_{s}"), Some(name))),
+    );
+    // Best effort: a file that cannot be read here gives its real error when opened.
+    let Ok(found) = schema_objects(options) else {
+        return Ok(());
+    };
+    for (kind, object, owner) in &wanted {
+        let clash = found.iter().find(|(k, n, t)| {
+            n.eq_ignore_ascii_case(object)
+                && (k != kind || owner.is_some_and(|o| !t.eq_ignore_ascii_case(o)))
+        });
+        if let Some((k, n, t)) = clash {
+            let what = if *kind == "table" && object == name {
+                format!("the cache table {name:?}")
+            } else {
+                format!("the {kind} {object:?} that cache {name:?} needs")
+            };
+            let article = if k == "index" { "an" } else { "a" };
+            let on = if k == "table" {
+                String::new()
+            } else {
+                format!(" (on table {t:?})")
+            };
+            return Err(Error::Usage(format!(
+                "the file already has {article} {k} named {n:?}{on}, which clashes with \
+                 {what}; give one of the two another table name"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `(type, name, tbl_name)` of every table, index and trigger in the file.
+fn schema_objects(options: &CacheOptions) -> rusqlite::Result<Vec<(String, String, String)>> {
+    let conn = Connection::open_with_flags(
+        &options.path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(options.timeout)?;
+    let mut st = conn.prepare(
+        "SELECT type, name, tbl_name FROM sqlite_master \
+         WHERE type IN ('table', 'index', 'trigger', 'view')",
+    )?;
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect()
+}
+
 /// A float key stored as an integer-valued REAL compares equal to the integer: fine. This
 /// only refuses NaN early so that sizes are never computed for a key that cannot be stored.
 fn key_checked(key: KeyRef<'_>) -> Result<KeyRef<'_>> {
@@ -1029,6 +1171,109 @@ fn meta(inner: &Inner, c: &Connection) -> Result<(u64, u64, Stats)> {
 mod tests {
     use super::*;
     use rusqlite::StatementStatus;
+
+    fn open_cache(path: &std::path::Path, table: &str) -> Result<CacheTable> {
+        let columns = vec![Column::new("value", ColumnType::Blob, false, None)];
+        CacheTable::open(CacheOptions::new(path, table, columns))
+    }
+
+    fn blob(b: &[u8]) -> [Cell<'_>; 1] {
+        [Cell::Borrowed(ValueRef::Blob(b))]
+    }
+
+    #[test]
+    fn a_pop_whose_decoding_fails_deletes_nothing_even_inside_a_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open_cache(&dir.path().join("c.db"), "c").unwrap();
+        let k = KeyRef::Text("k");
+        c.set(k, &blob(b"v"), Ttl::Never, None).unwrap();
+        let refuse = |_: &Row<'_>| -> Result<()> { Err(Error::Usage("cannot decode".into())) };
+        assert!(c.pop(k, refuse).is_err());
+        assert!(c.contains(k).unwrap());
+        // Joined to an outer transaction that commits: still there.
+        c.table()
+            .atomic(|| {
+                assert!(c.pop(k, refuse).is_err());
+                Ok(())
+            })
+            .unwrap();
+        assert!(c.contains(k).unwrap());
+        let got = c.pop(k, |r| Ok(r.value(0)?.to_owned())).unwrap();
+        assert_eq!(got, Some(Value::Blob(b"v".to_vec())));
+        assert!(!c.contains(k).unwrap());
+        assert_eq!(c.pop(k, |_| Ok(())).unwrap(), None);
+    }
+
+    #[test]
+    fn clashing_names_are_refused_before_anything_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        open_cache(&path, "Cache_expire_at").unwrap();
+        let e = open_cache(&path, "Cache").err().expect("a clash");
+        assert!(
+            matches!(&e, Error::Usage(m) if m.contains("\"Cache_expire_at\"")),
+            "{e}"
+        );
+        let other = dir.path().join("d.db");
+        open_cache(&other, "Cache").unwrap();
+        let e = open_cache(&other, "cache_EXPIRE_AT")
+            .err()
+            .expect("a clash");
+        assert!(matches!(&e, Error::Usage(m) if m.contains("index")), "{e}");
+        for reserved in [META_TABLE, LEASE_TABLE] {
+            let e = open_cache(&other, reserved).err().expect("reserved");
+            assert!(
+                matches!(&e, Error::Usage(m) if m.contains("reserved")),
+                "{e}"
+            );
+        }
+        // Nothing was created by the refused opens; the first caches still work.
+        let names: Vec<String> = open_cache(&other, "Cache")
+            .unwrap()
+            .table()
+            .with_connection(|conn| {
+                let mut st = conn
+                    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")?;
+                Ok(st
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()?)
+            })
+            .unwrap();
+        assert_eq!(names, ["Cache", "_cache_lease", "_cache_meta"]);
+    }
+
+    #[test]
+    fn try_incr_tells_a_wrong_type_from_an_overflow_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open_cache(&dir.path().join("c.db"), "c").unwrap();
+        let (t, n) = (KeyRef::Text("t"), KeyRef::Text("n"));
+        c.set(t, &[Cell::Borrowed(ValueRef::Text("x"))], Ttl::Never, None)
+            .unwrap();
+        let r = c.try_incr(t, 1, 0, Ttl::Never, &[]).unwrap();
+        assert_eq!(r, Err(IncrRefusal::NotAnInteger(Some(ColumnType::Text))));
+        assert_eq!(
+            c.try_incr(n, i64::MAX, 0, Ttl::Never, &[]).unwrap(),
+            Ok(i64::MAX)
+        );
+        assert_eq!(
+            c.try_incr(n, 1, 0, Ttl::Never, &[]).unwrap(),
+            Err(IncrRefusal::Overflow)
+        );
+        assert_eq!(
+            c.try_incr(KeyRef::Int(1), 1, i64::MAX, Ttl::Never, &[])
+                .unwrap(),
+            Err(IncrRefusal::Overflow)
+        );
+        assert!(!c.contains(KeyRef::Int(1)).unwrap());
+        assert_eq!(
+            c.try_incr(n, -1, 0, Ttl::Never, &[]).unwrap(),
+            Ok(i64::MAX - 1)
+        );
+        assert!(matches!(
+            c.incr(t, 1, 0, Ttl::Never, &[]),
+            Err(Error::InvalidValue(_))
+        ));
+    }
 
     /// SQLite re-prepares a statement on every new binding when its plan depended on a
     /// bound value; on the hot paths that would cost more than the statement itself.

@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::clock::{Clock, ManualClock, SystemClock};
-pub use self::core::{CACHE_PAGE_SIZE, CacheOptions, CacheTable, entry_size};
+pub use self::core::{CACHE_PAGE_SIZE, CacheOptions, CacheTable, IncrRefusal, entry_size};
 pub use self::policy::{EvictionPolicy, Ttl};
 pub use self::sql::{PURGE_PER_WRITE, SCAN_PAGE};
 pub use self::stats::Stats;
@@ -309,7 +309,7 @@ impl<K: Key, V: Record> DiskCache<K, V> {
     /// Deletes `key` and returns its live value.
     ///
     /// # Errors
-    /// Write errors; [`Error::Decode`] (the entry is deleted all the same).
+    /// Write errors; [`Error::Decode`] (nothing is deleted then).
     pub fn pop<Q: AsKey + ?Sized>(&self, key: &Q) -> Result<Option<V>>
     where
         K: Borrow<Q>,

@@ -64,6 +64,12 @@ pub(crate) mod stmt {
 /// The cache's own columns, after the value columns.
 pub(crate) const CACHE_COLUMNS: [&str; 5] = ["_expire_at", "_size", "_tag", "_order", "_hits"];
 
+/// Suffixes of the cache's indexes: `<table>_<suffix>`.
+pub(crate) const INDEX_SUFFIXES: [&str; 4] = ["expire_at", "tag", "order", "hits"];
+
+/// Suffixes of the cache's triggers: `<table>_cache_<suffix>`.
+pub(crate) const TRIGGER_SUFFIXES: [&str; 3] = ["insert", "delete", "resize"];
+
 /// An SQL string literal (only for names baked into trigger bodies, which cannot take
 /// parameters).
 fn text_literal(s: &str) -> String {
@@ -85,8 +91,6 @@ pub(crate) struct CacheSql {
     pub clear: String,
     /// `?1` key → deletes it, returning `_expire_at`.
     pub delete: String,
-    /// `?1` key → deletes it, returning `_key, values…, _expire_at`.
-    pub remove: String,
     /// `?1` key, `?2` now → deletes the row only if it has expired.
     pub delete_if_expired: String,
     /// `?1` key, `?2..` values, then `_expire_at, _size, _tag, _order` (plain insert).
@@ -225,7 +229,6 @@ impl CacheSql {
             size_of: format!("SELECT _size FROM {t} WHERE _key = ?1"),
             clear: format!("DELETE FROM {t}"),
             delete: format!("DELETE FROM {t} WHERE _key = ?1 RETURNING _expire_at"),
-            remove: format!("DELETE FROM {t} WHERE _key = ?1 {returning}"),
             delete_if_expired: format!("DELETE FROM {t} WHERE _key = ?1 AND _expire_at <= ?2"),
             insert: format!(
                 "INSERT INTO {t} (_key{cols}, _expire_at, _size, _tag, _order) \

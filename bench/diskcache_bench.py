@@ -1,0 +1,290 @@
+"""diskstore.diskcache against python-diskcache 5.6.3: the same workloads, each run in its own
+process, rounds interleaved (ours, theirs, ours, theirs, ...), medians and ratios reported.
+
+    python bench/diskcache_bench.py [--n 5000] [--rounds 3] [--only cache-set,cache-get]
+        [--json out.json] [--md out.md]
+
+The interpreter running it must import both `diskcache` (python-diskcache) and `diskstore`
+(ours); measure a release build (`maturin build --release`, then install the wheel). A
+ratio is diskcache's time divided by ours: above 1 means ours is faster. Keys are `str`,
+values 1 KiB `bytes` (stored inline by both: diskcache's files start at 32 KiB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+SYSTEMS = ("ours", "diskcache")
+VALUE = b"v" * 1024
+FANOUT_PROCS = 4
+
+
+def _module(system: str) -> Any:
+    if system == "ours":
+        from diskstore import diskcache as mod
+    else:
+        import diskcache as mod
+    return mod
+
+
+def _per_op(start: float, n: int) -> float:
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def _cache_set(mod: Any, n: int, d: str) -> float:
+    c = mod.Cache(d)
+    keys = [f"key-{i}" for i in range(n)]
+    t = time.perf_counter()
+    for k in keys:
+        c.set(k, VALUE)
+    return _per_op(t, n)
+
+
+def _cache_get(mod: Any, n: int, d: str) -> float:
+    c = mod.Cache(d)
+    keys = [f"key-{i}" for i in range(n)]
+    with c.transact():
+        for k in keys:
+            c.set(k, VALUE)
+    t = time.perf_counter()
+    for k in keys:
+        c.get(k)
+    return _per_op(t, n)
+
+
+def _cache_incr(mod: Any, n: int, d: str) -> float:
+    c = mod.Cache(d)
+    t = time.perf_counter()
+    for i in range(n):
+        c.incr(f"counter-{i % 10}")
+    return _per_op(t, n)
+
+
+def _deque_append(mod: Any, n: int, d: str) -> float:
+    q = mod.Deque(directory=d)
+    t = time.perf_counter()
+    for _ in range(n):
+        q.append(VALUE)
+    return _per_op(t, n)
+
+
+def _deque_popleft(mod: Any, n: int, d: str) -> float:
+    q = mod.Deque(directory=d)
+    with q.transact():
+        for _ in range(n):
+            q.append(VALUE)
+    t = time.perf_counter()
+    for _ in range(n):
+        q.popleft()
+    return _per_op(t, n)
+
+
+def _index_set(mod: Any, n: int, d: str) -> float:
+    ix = mod.Index(d)
+    keys = [f"key-{i}" for i in range(n)]
+    t = time.perf_counter()
+    for k in keys:
+        ix[k] = VALUE
+    return _per_op(t, n)
+
+
+def _index_get(mod: Any, n: int, d: str) -> float:
+    ix = mod.Index(d)
+    keys = [f"key-{i}" for i in range(n)]
+    with ix.transact():
+        for k in keys:
+            ix[k] = VALUE
+    t = time.perf_counter()
+    for k in keys:
+        ix[k]
+    return _per_op(t, n)
+
+
+def _fanout_writer(system: str, d: str, n: int, worker: int, start_at: float) -> None:
+    mod = _module(system)
+    c = mod.FanoutCache(d, shards=8)
+    while time.time() < start_at:
+        time.sleep(0.001)
+    for i in range(n):
+        c.set(f"w{worker}-key-{i}", VALUE)
+
+
+def _fanout_set_mp(system: str, n: int, d: str) -> float:
+    mod = _module(system)
+    mod.FanoutCache(d, shards=8).close()
+    per = max(1, n // FANOUT_PROCS)
+    start_at = time.time() + 0.5
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_fanout_writer, args=(system, d, per, w, start_at))
+        for w in range(FANOUT_PROCS)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    elapsed = time.time() - start_at
+    return elapsed / (per * FANOUT_PROCS) * 1e6
+
+
+def _django_setup() -> Any:
+    import django
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(CACHES={}, USE_TZ=True)
+        django.setup()
+    return settings
+
+
+def _django(system: str, n: int, d: str, op: str) -> float:
+    _django_setup()
+    from django.core.cache import caches  # noqa: F401
+    from django.core.cache.backends.base import BaseCache  # noqa: F401
+
+    backend = "diskstore.diskcache.DjangoCache" if system == "ours" else "diskcache.DjangoCache"
+    from django.utils.module_loading import import_string
+
+    cls = import_string(backend)
+    cache = cls(d, {"OPTIONS": {}})
+    keys = [f"key-{i}" for i in range(n)]
+    if op == "set":
+        t = time.perf_counter()
+        for k in keys:
+            cache.set(k, VALUE)
+        return _per_op(t, n)
+    for k in keys:
+        cache.set(k, VALUE)
+    t = time.perf_counter()
+    for k in keys:
+        cache.get(k)
+    return _per_op(t, n)
+
+
+WORKLOADS = {
+    "cache-set": lambda s, n, d: _cache_set(_module(s), n, d),
+    "cache-get": lambda s, n, d: _cache_get(_module(s), n, d),
+    "cache-incr": lambda s, n, d: _cache_incr(_module(s), n, d),
+    "deque-append": lambda s, n, d: _deque_append(_module(s), n, d),
+    "deque-popleft": lambda s, n, d: _deque_popleft(_module(s), n, d),
+    "index-set": lambda s, n, d: _index_set(_module(s), n, d),
+    "index-get": lambda s, n, d: _index_get(_module(s), n, d),
+    "fanout-set-4proc": _fanout_set_mp,
+    "django-set": lambda s, n, d: _django(s, n, d, "set"),
+    "django-get": lambda s, n, d: _django(s, n, d, "get"),
+}
+"""Workload name -> function(system, n, directory) -> µs per operation."""
+
+TARGETS = {
+    "cache-set": 3.0,
+    "cache-get": 2.0,
+    "fanout-set-4proc": 3.0,
+    "deque-append": 2.0,
+    "deque-popleft": 2.0,
+    "index-set": 2.0,
+    "index-get": 2.0,
+    "django-set": 2.0,
+    "django-get": 2.0,
+}
+"""Issue 14's speed targets (ratio diskcache / ours)."""
+
+
+def _child(system: str, workload: str, n: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="dcbench-") as d:
+        us = WORKLOADS[workload](system, n, os.path.join(d, "c"))
+    print(json.dumps({"us": us}))
+
+
+def _run(system: str, workload: str, n: int) -> float | None:
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--child", system, workload, str(n)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        print(
+            f"  {system} {workload} failed: {out.stderr.strip().splitlines()[-1:]}", file=sys.stderr
+        )
+        return None
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["us"])
+
+
+def main() -> None:
+    """Runs the interleaved rounds and prints (and optionally saves) the table."""
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--json")
+    ap.add_argument("--md")
+    ap.add_argument("--child", nargs=3, metavar=("SYSTEM", "WORKLOAD", "N"))
+    args = ap.parse_args()
+    if args.child:
+        system, workload, n = args.child
+        _child(system, workload, int(n))
+        return
+    names = [w for w in WORKLOADS if not args.only or w in args.only.split(",")]
+    times: dict[str, dict[str, list[float]]] = {w: {s: [] for s in SYSTEMS} for w in names}
+    for r in range(args.rounds):
+        for w in names:
+            order = SYSTEMS if r % 2 == 0 else tuple(reversed(SYSTEMS))
+            for s in order:
+                us = _run(s, w, args.n)
+                if us is not None:
+                    times[w][s].append(us)
+        print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+    lines = [
+        (
+            f"n = {args.n}, rounds = {args.rounds}, python {sys.version.split()[0]},"
+            f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}"
+        ),
+        "",
+        "| workload | ours µs/op | diskcache µs/op | ratio (median) | per-round ratios | target |",
+        "|---|---:|---:|---:|---|---:|",
+    ]
+    report: dict[str, Any] = {}
+    for w in names:
+        ours, theirs = times[w]["ours"], times[w]["diskcache"]
+        if not ours or not theirs:
+            lines.append(
+                f"| {w} | {'-' if not ours else f'{statistics.median(ours):.1f}'} |"
+                f" {'-' if not theirs else f'{statistics.median(theirs):.1f}'} | - | - | - |"
+            )
+            continue
+        per_round = [t / o for o, t in zip(ours, theirs)]
+        ratio = statistics.median(theirs) / statistics.median(ours)
+        target = TARGETS.get(w)
+        mark = (
+            ""
+            if target is None
+            else (f"{target:.0f}× " + ("met" if ratio >= target else "NOT met"))
+        )
+        lines.append(
+            f"| {w} | {statistics.median(ours):.1f} | {statistics.median(theirs):.1f} | {ratio:.2f}× |"
+            f" {', '.join(f'{x:.2f}' for x in per_round)} | {mark} |"
+        )
+        report[w] = {"ours": ours, "diskcache": theirs, "ratio": ratio}
+    text = "\n".join(lines)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"n": args.n, "rounds": args.rounds, "results": report}, f, indent=1)
+    if args.md:
+        with open(args.md, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

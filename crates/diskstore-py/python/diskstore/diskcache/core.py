@@ -1,0 +1,1285 @@
+"""`Cache`, `Disk` and `JSONDisk`: python-diskcache 5.6's core API on our bundled SQLite.
+
+The SQL work of each hot operation (`get`, `set`, `add`) is one call into the native
+`_DcCore`, which keeps one connection per thread; the rest runs statements through
+`_DcCore.execute`. Keys and values go through a `Disk` exactly as in diskcache, so custom
+`Disk` subclasses keep working.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import json
+import os
+import os.path as op
+import pickle
+import pickletools
+import secrets
+import struct
+import tempfile
+import threading
+import time
+import warnings
+import zlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from .._diskstore import DcTimeout, _DcCore
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = [
+    "DEFAULT_SETTINGS",
+    "ENOVAL",
+    "EVICTION_POLICY",
+    "UNKNOWN",
+    "Cache",
+    "Disk",
+    "EmptyDirWarning",
+    "JSONDisk",
+    "Timeout",
+    "UnknownFileWarning",
+]
+
+DBNAME = "diskstore-cache.db"
+"""The database file inside a cache directory (not diskcache's `cache.db`: the schema is ours)."""
+
+Timeout = DcTimeout
+"""Raised when the database stays locked longer than the cache's `timeout`."""
+
+
+class Constant(tuple):
+    """A named marker value that prints as its name."""
+
+    def __new__(cls, name: str) -> Self:
+        return tuple.__new__(cls, (name,))
+
+    def __repr__(self) -> str:
+        return str(self[0])
+
+
+ENOVAL = Constant("ENOVAL")
+"""Marks "no value" where `None` is a valid value."""
+UNKNOWN = Constant("UNKNOWN")
+"""Marks a key or value the `Disk` is not told."""
+
+MODE_NONE = 0
+MODE_RAW = 1
+MODE_BINARY = 2
+MODE_TEXT = 3
+MODE_PICKLE = 4
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "statistics": 0,
+    "tag_index": 0,
+    "eviction_policy": "least-recently-stored",
+    "size_limit": 2**30,
+    "cull_limit": 10,
+    "sqlite_auto_vacuum": 1,
+    "sqlite_cache_size": 2**13,
+    "sqlite_journal_mode": "wal",
+    "sqlite_mmap_size": 2**26,
+    "sqlite_synchronous": 1,
+    "disk_min_file_size": 2**15,
+    "disk_pickle_protocol": pickle.HIGHEST_PROTOCOL,
+}
+"""Settings a new cache starts with (diskcache's defaults)."""
+
+METADATA = {"count": 0, "size": 0, "hits": 0, "misses": 0}
+"""Counters kept by the database itself (readable with `reset(name)`)."""
+
+EVICTION_POLICY: dict[str, dict[str, str | None]] = {
+    "none": {"init": None, "get": None, "cull": None},
+    "least-recently-stored": {
+        "init": "CREATE INDEX IF NOT EXISTS Cache_store_time ON Cache (store_time)",
+        "get": None,
+        "cull": "SELECT {fields} FROM Cache ORDER BY store_time LIMIT ?",
+    },
+    "least-recently-used": {
+        "init": "CREATE INDEX IF NOT EXISTS Cache_access_time ON Cache (access_time)",
+        "get": "access_time = {now}",
+        "cull": "SELECT {fields} FROM Cache ORDER BY access_time LIMIT ?",
+    },
+    "least-frequently-used": {
+        "init": "CREATE INDEX IF NOT EXISTS Cache_access_count ON Cache (access_count)",
+        "get": "access_count = access_count + 1",
+        "cull": "SELECT {fields} FROM Cache ORDER BY access_count LIMIT ?",
+    },
+}
+"""The eviction policies by name: the index each needs, what a read updates, what culls."""
+
+_POLICY_NUMBER = {
+    "none": 0,
+    "least-recently-stored": 1,
+    "least-recently-used": 2,
+    "least-frequently-used": 3,
+}
+
+_RECORDED_ONLY = frozenset({"sqlite_mmap_size"})
+"""Settings kept and reported but not applied: memory-mapped reads make every read walk the
+WAL's hash chain of the page the cache rewrites on each write (docs/diskcache.md)."""
+
+_LIVE = "(expire_time IS NULL OR expire_time > ?)"
+_I64_MIN = -(2**63)
+_I64_MAX = 2**63 - 1
+
+
+class EmptyDirWarning(UserWarning):
+    """`check()` found an empty directory in the cache directory."""
+
+
+class UnknownFileWarning(UserWarning):
+    """`check()` found a file no entry refers to."""
+
+
+def full_name(func: Callable[..., Any]) -> str:
+    """`module.qualname` of a callable: the default memoize name."""
+    return func.__module__ + "." + func.__qualname__
+
+
+def args_to_key(
+    base: tuple[Any, ...],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    typed: bool,
+    ignore: Any,
+) -> tuple[Any, ...]:
+    """The memoize key of a call: `base`, the positional arguments not ignored, a `None`
+    marker, then the sorted keyword items, then (if `typed`) the argument types."""
+    kept = tuple(a for i, a in enumerate(args) if i not in ignore)
+    key = base + kept + (None,)
+    items: list[tuple[str, Any]] = []
+    if kwargs:
+        items = sorted((k, v) for k, v in kwargs.items() if k not in ignore)
+        for item in items:
+            key += item
+    if typed:
+        key += tuple(type(a) for a in kept)
+        if kwargs:
+            key += tuple(type(v) for _, v in items)
+    return key
+
+
+class Disk:
+    """Turns keys and values into database cells and files (diskcache's `Disk` protocol).
+
+    Keys and values of type `bytes`, `str`, `int` (64-bit) and `float` are stored as they
+    are; anything else is pickled. Values of at least `min_file_size` bytes go to a file
+    in the cache directory.
+    """
+
+    def __init__(self, directory: str, min_file_size: int = 0, pickle_protocol: int = 0):
+        self._directory = directory
+        self.min_file_size = min_file_size
+        self.pickle_protocol = pickle_protocol
+
+    def hash(self, key: Any) -> int:
+        """A stable 32-bit hash of `key` (the same in every process), for sharding."""
+        db_key, _ = self.put(key)
+        if isinstance(db_key, bytes):
+            return zlib.adler32(db_key) & 0xFFFFFFFF
+        if isinstance(db_key, str):
+            return zlib.adler32(db_key.encode("utf-8")) & 0xFFFFFFFF
+        if isinstance(db_key, int):
+            return db_key % 0xFFFFFFFF
+        return zlib.adler32(struct.pack("!d", db_key)) & 0xFFFFFFFF
+
+    def put(self, key: Any) -> tuple[Any, bool]:
+        """`(db_key, raw)`: the key's database cell and whether it is stored as is."""
+        kind = type(key)
+        if kind is str or kind is bytes or kind is float:
+            return key, True
+        if kind is int and _I64_MIN <= key <= _I64_MAX:
+            return key, True
+        data = pickle.dumps(key, protocol=self.pickle_protocol)
+        return pickletools.optimize(data), False
+
+    def get(self, key: Any, raw: bool) -> Any:
+        """The key a database cell stands for."""
+        if raw:
+            return bytes(key) if isinstance(key, memoryview) else key
+        return pickle.load(io.BytesIO(key))
+
+    def store(self, value: Any, read: bool, key: Any = UNKNOWN) -> tuple[int, int, str | None, Any]:
+        """`(size, mode, filename, db_value)` for a value (`read=True`: a binary file
+        object whose bytes are stored)."""
+        kind = type(value)
+        small = self.min_file_size
+        if (kind is int and _I64_MIN <= value <= _I64_MAX) or kind is float:
+            return 0, MODE_RAW, None, value
+        if kind is str:
+            if len(value) < small:
+                return 0, MODE_RAW, None, value
+            filename, full_path = self.filename(key, value)
+            self._write(full_path, io.StringIO(value), "x", "UTF-8")
+            return op.getsize(full_path), MODE_TEXT, filename, None
+        if kind is bytes:
+            if len(value) < small:
+                return 0, MODE_RAW, None, value
+            filename, full_path = self.filename(key, value)
+            self._write(full_path, io.BytesIO(value), "xb")
+            return len(value), MODE_BINARY, filename, None
+        if read:
+            filename, full_path = self.filename(key, value)
+            size = self._write(full_path, iter(functools.partial(value.read, 2**22), b""), "xb")
+            return size, MODE_BINARY, filename, None
+        data = pickle.dumps(value, protocol=self.pickle_protocol)
+        if len(data) < small:
+            return 0, MODE_PICKLE, None, data
+        filename, full_path = self.filename(key, value)
+        self._write(full_path, io.BytesIO(data), "xb")
+        return len(data), MODE_PICKLE, filename, None
+
+    def _write(self, full_path: str, chunks: Any, mode: str, encoding: str | None = None) -> int:
+        os.makedirs(op.dirname(full_path), exist_ok=True)
+        size = 0
+        with open(full_path, mode, encoding=encoding) as f:
+            if isinstance(chunks, (io.StringIO, io.BytesIO)):
+                chunks = iter(functools.partial(chunks.read, 2**22), chunks.read(0))
+            for chunk in chunks:
+                size += len(chunk)
+                f.write(chunk)
+        return size
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+        """The value of a row (`read=True` and a file: an open binary file object).
+
+        Raises `OSError` (`IOError`) when the file has gone."""
+        if mode == MODE_RAW:
+            return bytes(value) if isinstance(value, memoryview) else value
+        if mode == MODE_BINARY:
+            assert filename is not None
+            path = op.join(self._directory, filename)
+            if read:
+                return open(path, "rb")
+            with open(path, "rb") as f:
+                return f.read()
+        if mode == MODE_TEXT:
+            assert filename is not None
+            with open(op.join(self._directory, filename), encoding="UTF-8") as f:
+                return f.read()
+        if mode == MODE_PICKLE:
+            if value is None:
+                assert filename is not None
+                with open(op.join(self._directory, filename), "rb") as f:
+                    return pickle.load(f)
+            return pickle.load(io.BytesIO(value))
+        return None
+
+    def filename(self, key: Any = UNKNOWN, value: Any = UNKNOWN) -> tuple[str, str]:
+        """`(filename, full_path)` for a new value file: a random name two directories
+        deep."""
+        name = secrets.token_hex(16)
+        filename = op.join(name[:2], name[2:4], name[4:] + ".val")
+        return filename, op.join(self._directory, filename)
+
+    def remove(self, file_path: str) -> None:
+        """Removes a value file (relative to the directory) and the sub-directories it
+        leaves empty; a file or directory already gone is fine."""
+        full_path = op.join(self._directory, file_path)
+        with contextlib.suppress(OSError):
+            os.remove(full_path)
+        parent = op.dirname(full_path)
+        top = op.normpath(self._directory)
+        while op.normpath(parent) != top and op.normpath(parent).startswith(top):
+            try:
+                os.rmdir(parent)
+            except OSError:
+                break
+            parent = op.dirname(parent)
+
+
+class JSONDisk(Disk):
+    """A `Disk` storing keys and values as zlib-compressed JSON instead of pickles."""
+
+    def __init__(self, directory: str, compress_level: int = 1, **kwargs: Any):
+        self.compress_level = compress_level
+        super().__init__(directory, **kwargs)
+
+    def _pack(self, obj: Any) -> bytes:
+        return zlib.compress(json.dumps(obj).encode("utf-8"), self.compress_level)
+
+    @staticmethod
+    def _unpack(data: bytes) -> Any:
+        return json.loads(zlib.decompress(data).decode("utf-8"))
+
+    def put(self, key: Any) -> tuple[Any, bool]:
+        """Stores the key as compressed JSON bytes."""
+        return super().put(self._pack(key))
+
+    def get(self, key: Any, raw: bool) -> Any:
+        """Decodes a stored key."""
+        return self._unpack(super().get(key, raw))
+
+    def store(self, value: Any, read: bool, key: Any = UNKNOWN) -> tuple[int, int, str | None, Any]:
+        """Stores the value as compressed JSON bytes (`read=True`: the file's bytes)."""
+        if not read:
+            value = self._pack(value)
+        return super().store(value, read, key=key)
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+        """Decodes a stored value (`read=True`: the open file)."""
+        data = super().fetch(mode, filename, value, read)
+        return data if read else self._unpack(data)
+
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS Settings (key TEXT NOT NULL PRIMARY KEY, value)",
+    (
+        "CREATE TABLE IF NOT EXISTS Meta (id INTEGER PRIMARY KEY, count INTEGER NOT NULL,"
+        " size INTEGER NOT NULL, hits INTEGER NOT NULL, misses INTEGER NOT NULL)"
+    ),
+    "INSERT OR IGNORE INTO Meta VALUES (0, 0, 0, 0, 0)",
+    (
+        "CREATE TABLE IF NOT EXISTS Cache (rowid INTEGER PRIMARY KEY, key BLOB, raw INTEGER,"
+        " store_time REAL, expire_time REAL, access_time REAL, access_count INTEGER DEFAULT 0,"
+        " tag BLOB, size INTEGER DEFAULT 0, mode INTEGER DEFAULT 0, filename TEXT, value BLOB)"
+    ),
+    "CREATE UNIQUE INDEX IF NOT EXISTS Cache_key_raw ON Cache(key, raw)",
+    (
+        "CREATE INDEX IF NOT EXISTS Cache_expire_time ON Cache (expire_time)"
+        " WHERE expire_time IS NOT NULL"
+    ),
+    (
+        "CREATE TRIGGER IF NOT EXISTS Meta_insert AFTER INSERT ON Cache FOR EACH ROW BEGIN"
+        " UPDATE Meta SET count = count + 1, size = size + NEW.size WHERE id = 0; END"
+    ),
+    (
+        "CREATE TRIGGER IF NOT EXISTS Meta_delete AFTER DELETE ON Cache FOR EACH ROW BEGIN"
+        " UPDATE Meta SET count = count - 1, size = size - OLD.size WHERE id = 0; END"
+    ),
+    (
+        "CREATE TRIGGER IF NOT EXISTS Meta_size AFTER UPDATE OF size ON Cache FOR EACH ROW"
+        " WHEN NEW.size != OLD.size BEGIN"
+        " UPDATE Meta SET size = size + NEW.size - OLD.size WHERE id = 0; END"
+    ),
+)
+
+
+class Cache:
+    """A disk and file backed cache: python-diskcache's `Cache`, on our SQLite.
+
+    `Cache(directory=None, timeout=60, disk=Disk, **settings)`; `directory=None` makes a
+    temporary directory. Settings are those of `DEFAULT_SETTINGS`, kept in the database and
+    changed with `reset(name, value)`.
+    """
+
+    def __init__(
+        self, directory: Any = None, timeout: float = 60, disk: type = Disk, **settings: Any
+    ):
+        try:
+            ok = issubclass(disk, Disk)
+        except TypeError:
+            ok = False
+        if not ok:
+            raise ValueError("disk must subclass diskstore.diskcache.Disk")
+        if directory is None:
+            directory = tempfile.mkdtemp(prefix="diskcache-")
+        directory = op.expandvars(op.expanduser(os.fspath(directory)))
+        self._directory = str(directory)
+        self._timeout = timeout
+        self._txn_id: int | None = None
+        if not op.isdir(directory):
+            try:
+                os.makedirs(directory, 0o755, exist_ok=True)
+            except OSError as error:
+                raise OSError(
+                    error.errno,
+                    f'Cache directory "{directory}" does not exist and could not be created',
+                ) from None
+        self._core = _DcCore(op.join(self._directory, DBNAME), float(timeout), [])
+        sql = self._core.execute
+        existing = sql("SELECT count(*) FROM sqlite_master WHERE name = 'Settings'")[0][0]
+        current = dict(sql("SELECT key, value FROM Settings")) if existing else {}
+        sets = dict(DEFAULT_SETTINGS)
+        sets.update(current)
+        sets.update(settings)
+        for key in METADATA:
+            sets.pop(key, None)
+        if sets["eviction_policy"] not in EVICTION_POLICY:
+            raise ValueError(f"unknown eviction policy: {sets['eviction_policy']!r}")
+        for key, value in sorted(sets.items()):
+            if key.startswith("sqlite_") and key not in _RECORDED_ONLY:
+                self._core.pragma(key[7:], _pragma_text(value))
+        with self._transact(retry=True):
+            for stmt in _SCHEMA:
+                sql(stmt)
+            for key, value in sets.items():
+                sql("INSERT OR REPLACE INTO Settings VALUES (?, ?)", [key, _setting_cell(value)])
+        kwargs = {key[5:]: value for key, value in sets.items() if key.startswith("disk_")}
+        self._disk = disk(self._directory, **kwargs)
+        self._plain_disk = type(self._disk) is Disk
+        for key, value in sets.items():
+            object.__setattr__(self, key, value)
+        self._page_size = sql("PRAGMA page_size")[0][0]
+        if sets["tag_index"]:
+            self.create_tag_index()
+        else:
+            self.drop_tag_index()
+        self._configure()
+
+    # -- properties and settings ---------------------------------------------------------
+
+    @property
+    def directory(self) -> str:
+        """The cache directory."""
+        return self._directory
+
+    @property
+    def timeout(self) -> float:
+        """Seconds a statement waits for a locked database before `Timeout`."""
+        return self._timeout
+
+    @property
+    def disk(self) -> Disk:
+        """The `Disk` that serializes keys and values."""
+        return self._disk
+
+    def _configure(self) -> None:
+        self._core.configure(
+            int(self.cull_limit),  # type: ignore[attr-defined]
+            int(min(max(self.size_limit, _I64_MIN), _I64_MAX)),  # type: ignore[attr-defined]
+            _POLICY_NUMBER[self.eviction_policy],  # type: ignore[attr-defined]
+            bool(self.statistics),  # type: ignore[attr-defined]
+        )
+
+    def reset(self, key: str, value: Any = ENOVAL, update: bool = True) -> Any:
+        """Reads a setting or counter from the database (`value` not given), or sets it:
+        `sqlite_*` runs the pragma, `disk_*` sets the `Disk` attribute."""
+        if value is ENOVAL:
+            if key in METADATA:
+                value = self._retry(self._core.execute, f"SELECT {key} FROM Meta WHERE id = 0")[0][
+                    0
+                ]
+            else:
+                rows = self._retry(
+                    self._core.execute, "SELECT value FROM Settings WHERE key = ?", [key]
+                )
+                if not rows:
+                    raise ValueError(f"no such setting: {key!r}")
+                value = rows[0][0]
+            object.__setattr__(self, key, value)
+            if key in ("cull_limit", "size_limit", "eviction_policy", "statistics"):
+                self._configure()
+            return value
+        if key == "eviction_policy" and value not in EVICTION_POLICY:
+            raise ValueError(f"unknown eviction policy: {value!r}")
+        if update:
+            if key in METADATA:
+                self._retry(self._core.execute, f"UPDATE Meta SET {key} = ? WHERE id = 0", [value])
+            else:
+                self._retry(
+                    self._core.execute,
+                    "UPDATE Settings SET value = ? WHERE key = ?",
+                    [_setting_cell(value), key],
+                )
+        if key.startswith("sqlite_"):
+            if key not in _RECORDED_ONLY:
+                self._retry(self._core.pragma, key[7:], _pragma_text(value))
+        elif key.startswith("disk_"):
+            setattr(self._disk, key[5:], value)
+        object.__setattr__(self, key, value)
+        if key in ("cull_limit", "size_limit", "eviction_policy", "statistics"):
+            self._configure()
+        return value
+
+    @staticmethod
+    def _retry(fn: Callable[..., Any], *args: Any) -> Any:
+        while True:
+            try:
+                return fn(*args)
+            except Timeout:
+                continue
+
+    # -- transactions --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transact(self, retry: bool = False) -> Iterator[None]:
+        """A context manager running its block in one write transaction (nestable);
+        rolls back on an exception."""
+        with self._transact(retry=retry):
+            yield
+
+    @contextlib.contextmanager
+    def _transact(self, retry: bool = False, filename: str | None = None) -> Iterator[None]:
+        tid = threading.get_ident()
+        begin = self._txn_id != tid
+        if begin:
+            while True:
+                try:
+                    self._core.execute("BEGIN IMMEDIATE")
+                    break
+                except Timeout:
+                    if retry:
+                        continue
+                    if filename is not None:
+                        self._disk.remove(filename)
+                    raise
+            self._txn_id = tid
+        try:
+            yield
+        except BaseException:
+            if begin:
+                self._txn_id = None
+                self._core.execute("ROLLBACK")
+            raise
+        else:
+            if begin:
+                self._txn_id = None
+                self._core.execute("COMMIT")
+
+    def _remove(self, names: Any) -> None:
+        remove = self._disk.remove
+        for name in names:
+            if name is not None:
+                remove(name)
+
+    # -- writes --------------------------------------------------------------------------
+
+    def set(
+        self,
+        key: Any,
+        value: Any,
+        expire: float | None = None,
+        read: bool = False,
+        tag: Any = None,
+        retry: bool = False,
+    ) -> bool:
+        """Stores `value` under `key` (`expire` seconds to live, `read=True`: a binary file
+        object's bytes) and returns `True`."""
+        now = time.time()
+        expire_time = None if expire is None else now + expire
+        if (
+            self._plain_disk
+            and _is_plain_key(key)
+            and not read
+            and _is_small_plain(value, self._disk)
+        ):
+            # What Disk.put and Disk.store return for these, without the two calls.
+            db_key, raw, size, mode, filename, db_value = key, True, 0, MODE_RAW, None, value
+        else:
+            db_key, raw = self._disk.put(key)
+            size, mode, filename, db_value = self._disk.store(value, read, key=key)
+        while True:
+            try:
+                files = self._core.set(
+                    db_key, raw, now, expire_time, tag, size, mode, filename, db_value
+                )[1]
+                break
+            except Timeout:
+                if not retry:
+                    if filename is not None:
+                        self._disk.remove(filename)
+                    raise
+        if files:
+            self._remove(files)
+        return True
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.set(key, value, retry=True)
+
+    def add(
+        self,
+        key: Any,
+        value: Any,
+        expire: float | None = None,
+        read: bool = False,
+        tag: Any = None,
+        retry: bool = False,
+    ) -> bool:
+        """Stores `value` only if `key` is absent (or expired); `True` if it was stored."""
+        now = time.time()
+        db_key, raw = self._disk.put(key)
+        expire_time = None if expire is None else now + expire
+        size, mode, filename, db_value = self._disk.store(value, read, key=key)
+        while True:
+            try:
+                stored, files = self._core.set(
+                    db_key, raw, now, expire_time, tag, size, mode, filename, db_value, True
+                )
+                break
+            except Timeout:
+                if not retry:
+                    if filename is not None:
+                        self._disk.remove(filename)
+                    raise
+        if not stored and filename is not None:
+            self._disk.remove(filename)
+        self._remove(files)
+        return stored
+
+    def touch(self, key: Any, expire: float | None = None, retry: bool = False) -> bool:
+        """Sets a live key's expiry to `expire` seconds from now (`None`: never); `True`
+        if the key was there."""
+        now = time.time()
+        db_key, raw = self._disk.put(key)
+        expire_time = None if expire is None else now + expire
+        rows = self._run(
+            retry,
+            f"UPDATE Cache SET expire_time = ? WHERE key = ? AND raw = ? AND {_LIVE} RETURNING rowid",
+            [expire_time, db_key, raw, now],
+        )
+        return bool(rows)
+
+    def _run(self, retry: bool, stmt: str, args: list[Any] | None = None) -> list[Any]:
+        while True:
+            try:
+                return self._core.execute(stmt, args)
+            except Timeout:
+                if not retry:
+                    raise
+
+    def incr(self, key: Any, delta: int = 1, default: int | None = 0, retry: bool = False) -> Any:
+        """Adds `delta` to the value of `key` atomically and returns the new value; a
+        missing key starts at `default` (`None`: `KeyError`)."""
+        now = time.time()
+        db_key, raw = self._disk.put(key)
+        with self._transact(retry):
+            rows = self._core.execute(
+                "SELECT rowid, expire_time, filename, value FROM Cache WHERE key = ? AND raw = ?",
+                [db_key, raw],
+            )
+            if rows and (rows[0][1] is None or rows[0][1] >= now):
+                rowid, _, _, value = rows[0]
+                value += delta
+                update = "store_time = ?, value = ?"
+                column = EVICTION_POLICY[self.eviction_policy]["get"]  # type: ignore[attr-defined]
+                if column is not None:
+                    update += ", " + column.format(now=now)
+                self._core.execute(
+                    f"UPDATE Cache SET {update} WHERE rowid = ?", [now, value, rowid]
+                )
+                return value
+            if default is None:
+                raise KeyError(key)
+            value = default + delta
+            size, mode, filename, db_value = self._disk.store(value, False, key=key)
+            files = self._core.set(db_key, raw, now, None, None, size, mode, filename, db_value)[1]
+        self._remove(files)
+        return value
+
+    def decr(self, key: Any, delta: int = 1, default: int | None = 0, retry: bool = False) -> Any:
+        """`incr(key, -delta, default, retry)`."""
+        return self.incr(key, -delta, default, retry)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get(
+        self,
+        key: Any,
+        default: Any = None,
+        read: bool = False,
+        expire_time: bool = False,
+        tag: bool = False,
+        retry: bool = False,
+    ) -> Any:
+        """The value of `key`, or `default`; with `expire_time`/`tag`, a tuple adding them;
+        `read=True`: an open file for a value stored as a file."""
+        plain = self._plain_disk
+        if plain and _is_plain_key(key):
+            db_key, raw = key, True
+        else:
+            db_key, raw = self._disk.put(key)
+        while True:
+            try:
+                row = self._core.get(db_key, raw, time.time())
+                break
+            except Timeout:
+                if not retry:
+                    raise
+        if row is None:
+            if expire_time and tag:
+                return default, None, None
+            if expire_time or tag:
+                return default, None
+            return default
+        if plain and row[3] == MODE_RAW:
+            value = row[5]
+        else:
+            try:
+                value = self._disk.fetch(row[3], row[4], row[5], read)
+            except OSError:
+                if expire_time and tag:
+                    return default, None, None
+                if expire_time or tag:
+                    return default, None
+                return default
+        if expire_time and tag:
+            return value, row[1], row[2]
+        if expire_time:
+            return value, row[1]
+        if tag:
+            return value, row[2]
+        return value
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self.get(key, default=ENOVAL, retry=True)
+        if value is ENOVAL:
+            raise KeyError(key)
+        return value
+
+    def read(self, key: Any, retry: bool = False) -> Any:
+        """An open binary file for a value stored with `read=True`; `KeyError` if missing."""
+        handle = self.get(key, default=ENOVAL, read=True, retry=retry)
+        if handle is ENOVAL:
+            raise KeyError(key)
+        return handle
+
+    def __contains__(self, key: Any) -> bool:
+        db_key, raw = self._disk.put(key)
+        rows = self._run(
+            True,
+            f"SELECT rowid FROM Cache WHERE key = ? AND raw = ? AND {_LIVE}",
+            [db_key, raw, time.time()],
+        )
+        return bool(rows)
+
+    def pop(
+        self,
+        key: Any,
+        default: Any = None,
+        expire_time: bool = False,
+        tag: bool = False,
+        retry: bool = False,
+    ) -> Any:
+        """Removes `key` and returns its value (or `default`), as `get` shapes it."""
+        db_key, raw = self._disk.put(key)
+        if expire_time and tag:
+            default = (default, None, None)
+        elif expire_time or tag:
+            default = (default, None)
+        rows = self._run(
+            retry,
+            f"DELETE FROM Cache WHERE key = ? AND raw = ? AND {_LIVE}"
+            " RETURNING expire_time, tag, mode, filename, value",
+            [db_key, raw, time.time()],
+        )
+        if not rows:
+            return default
+        db_expire, db_tag, mode, filename, db_value = rows[0]
+        try:
+            value = self._disk.fetch(mode, filename, db_value, False)
+        except OSError:
+            return default
+        finally:
+            if filename is not None:
+                self._disk.remove(filename)
+        if expire_time and tag:
+            return value, db_expire, db_tag
+        if expire_time:
+            return value, db_expire
+        if tag:
+            return value, db_tag
+        return value
+
+    def __delitem__(self, key: Any, retry: bool = True) -> bool:
+        db_key, raw = self._disk.put(key)
+        rows = self._run(
+            retry,
+            f"DELETE FROM Cache WHERE key = ? AND raw = ? AND {_LIVE} RETURNING filename",
+            [db_key, raw, time.time()],
+        )
+        if not rows:
+            raise KeyError(key)
+        self._remove(r[0] for r in rows)
+        return True
+
+    def delete(self, key: Any, retry: bool = False) -> bool:
+        """Removes `key`; `True` if it was there (and live)."""
+        try:
+            return self.__delitem__(key, retry=retry)
+        except KeyError:
+            return False
+
+    # -- queues --------------------------------------------------------------------------
+
+    @staticmethod
+    def _queue_bounds(prefix: str | None) -> tuple[Any, Any]:
+        if prefix is None:
+            return 0, 999999999999999
+        return prefix + "-000000000000000", prefix + "-999999999999999"
+
+    def push(
+        self,
+        value: Any,
+        prefix: str | None = None,
+        side: str = "back",
+        expire: float | None = None,
+        read: bool = False,
+        tag: Any = None,
+        retry: bool = False,
+    ) -> Any:
+        """Appends `value` to the queue named `prefix` (`side` "back" or "front") and
+        returns its generated key (500000000000000 for the first; "prefix-<15 digits>")."""
+        lo, hi = self._queue_bounds(prefix)
+        now = time.time()
+        expire_time = None if expire is None else now + expire
+        order = {"back": "DESC", "front": "ASC"}[side]
+        size, mode, filename, db_value = self._disk.store(value, read)
+        with self._transact(retry, filename):
+            rows = self._core.execute(
+                f"SELECT key FROM Cache WHERE ? < key AND key < ? AND raw = 1 ORDER BY key {order} LIMIT 1",
+                [lo, hi],
+            )
+            if rows:
+                last = rows[0][0]
+                num = int(last[last.rfind("-") + 1 :]) if prefix is not None else last
+                num += 1 if side == "back" else -1
+            else:
+                num = 500000000000000
+            db_key = f"{prefix}-{num:015d}" if prefix is not None else num
+            # A plain INSERT: a generated key that collides with a stored one fails (with
+            # ValueError) instead of overwriting it.
+            self._core.execute(
+                "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count,"
+                " tag, size, mode, filename, value) VALUES (?, 1, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
+                [db_key, now, expire_time, now, tag, size, mode, filename, db_value],
+            )
+            files = self._core.cull(now)
+        self._remove(files)
+        return db_key
+
+    def _queue_take(
+        self,
+        prefix: str | None,
+        default: Any,
+        side: str,
+        expire_time: bool,
+        tag: bool,
+        retry: bool,
+        remove: bool,
+    ) -> Any:
+        lo, hi = self._queue_bounds(prefix)
+        order = {"front": "ASC", "back": "DESC"}[side]
+        if expire_time and tag:
+            default = default, None, None
+        elif expire_time or tag:
+            default = default, None
+        select = (
+            "SELECT rowid, key, expire_time, tag, mode, filename, value FROM Cache"
+            f" WHERE ? < key AND key < ? AND raw = 1 ORDER BY key {order} LIMIT 1"
+        )
+        while True:
+            expired: list[str] = []
+            with self._transact(retry):
+                while True:
+                    rows = self._core.execute(select, [lo, hi])
+                    if not rows:
+                        self._remove(expired)
+                        return default
+                    rowid, key, db_expire, db_tag, mode, name, db_value = rows[0]
+                    stale = db_expire is not None and db_expire < time.time()
+                    if remove or stale:
+                        self._core.execute("DELETE FROM Cache WHERE rowid = ?", [rowid])
+                    if not stale:
+                        break
+                    expired.append(name)
+            self._remove(expired)
+            try:
+                value = self._disk.fetch(mode, name, db_value, False)
+            except OSError:
+                continue
+            finally:
+                if remove and name is not None:
+                    self._disk.remove(name)
+            break
+        item = (key, value)
+        if expire_time and tag:
+            return item, db_expire, db_tag
+        if expire_time:
+            return item, db_expire
+        if tag:
+            return item, db_tag
+        return item
+
+    def pull(
+        self,
+        prefix: str | None = None,
+        default: Any = (None, None),
+        side: str = "front",
+        expire_time: bool = False,
+        tag: bool = False,
+        retry: bool = False,
+    ) -> Any:
+        """Removes and returns `(key, value)` from the `side` of the queue `prefix`, or
+        `default` when it is empty."""
+        return self._queue_take(prefix, default, side, expire_time, tag, retry, True)
+
+    def peek(
+        self,
+        prefix: str | None = None,
+        default: Any = (None, None),
+        side: str = "front",
+        expire_time: bool = False,
+        tag: bool = False,
+        retry: bool = False,
+    ) -> Any:
+        """Returns `(key, value)` at the `side` of the queue `prefix` without removing it."""
+        return self._queue_take(prefix, default, side, expire_time, tag, retry, False)
+
+    def peekitem(
+        self, last: bool = True, expire_time: bool = False, tag: bool = False, retry: bool = False
+    ) -> Any:
+        """The newest (`last=True`) or oldest stored `(key, value)`; `KeyError` if empty.
+        Expired entries met on the way are removed."""
+        order = "DESC" if last else "ASC"
+        select = (
+            "SELECT rowid, key, raw, expire_time, tag, mode, filename, value"
+            f" FROM Cache ORDER BY rowid {order} LIMIT 1"
+        )
+        while True:
+            expired: list[str] = []
+            with self._transact(retry):
+                while True:
+                    rows = self._core.execute(select)
+                    if not rows:
+                        break
+                    rowid, db_key, raw, db_expire, db_tag, mode, name, db_value = rows[0]
+                    if db_expire is not None and db_expire < time.time():
+                        self._core.execute("DELETE FROM Cache WHERE rowid = ?", [rowid])
+                        expired.append(name)
+                        continue
+                    break
+            # Expired entries removed on the way stay removed, even when none is left.
+            self._remove(expired)
+            if not rows:
+                raise KeyError("dictionary is empty")
+            key = self._disk.get(db_key, raw)
+            try:
+                value = self._disk.fetch(mode, name, db_value, False)
+            except OSError:
+                continue
+            break
+        item = (key, value)
+        if expire_time and tag:
+            return item, db_expire, db_tag
+        if expire_time:
+            return item, db_expire
+        if tag:
+            return item, db_tag
+        return item
+
+    # -- memoize -------------------------------------------------------------------------
+
+    def memoize(
+        self,
+        name: str | None = None,
+        typed: bool = False,
+        expire: float | None = None,
+        tag: Any = None,
+        ignore: Any = (),
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """A decorator caching a function's results by its arguments; the wrapper has
+        `__cache_key__(*args, **kwargs)` and `__wrapped__`. `expire=0` only reads."""
+        if callable(name):
+            raise TypeError("name cannot be callable")
+
+        def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+            base = (full_name(func),) if name is None else (name,)
+
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                key = wrapper.__cache_key__(*args, **kwargs)  # type: ignore[attr-defined]
+                result = self.get(key, default=ENOVAL, retry=True)
+                if result is ENOVAL:
+                    result = func(*args, **kwargs)
+                    if expire is None or expire > 0:
+                        self.set(key, result, expire, tag=tag, retry=True)
+                return result
+
+            def __cache_key__(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+                return args_to_key(base, args, kwargs, typed, ignore)
+
+            wrapper.__cache_key__ = __cache_key__  # type: ignore[attr-defined]
+            return wrapper
+
+        return decorator
+
+    # -- bulk removal --------------------------------------------------------------------
+
+    def _select_delete(
+        self,
+        select: str,
+        args: list[Any],
+        row_index: int = 0,
+        arg_index: int = 0,
+        retry: bool = False,
+    ) -> int:
+        count = 0
+        try:
+            while True:
+                with self._transact(retry):
+                    rows = self._core.execute(select, args)
+                    if not rows:
+                        break
+                    count += len(rows)
+                    self._core.execute(
+                        f"DELETE FROM Cache WHERE rowid IN ({','.join(str(int(r[0])) for r in rows)})"
+                    )
+                    args[arg_index] = rows[-1][row_index]
+                self._remove(r[-1] for r in rows)
+        except Timeout:
+            raise Timeout(count) from None
+        return count
+
+    def clear(self, retry: bool = False) -> int:
+        """Removes every entry; returns how many. `Timeout(count)` part way."""
+        return self._select_delete(
+            "SELECT rowid, filename FROM Cache WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            [0, 100],
+            retry=retry,
+        )
+
+    def evict(self, tag: Any, retry: bool = False) -> int:
+        """Removes the entries tagged `tag`; returns how many."""
+        return self._select_delete(
+            "SELECT rowid, filename FROM Cache WHERE tag = ? AND rowid > ? ORDER BY rowid LIMIT ?",
+            [tag, 0, 100],
+            arg_index=1,
+            retry=retry,
+        )
+
+    def expire(self, now: float | None = None, retry: bool = False) -> int:
+        """Removes the entries expired at `now` (default: the current time); returns how
+        many."""
+        return self._select_delete(
+            "SELECT rowid, expire_time, filename FROM Cache"
+            " WHERE ? < expire_time AND expire_time < ? ORDER BY expire_time LIMIT ?",
+            [0, now or time.time(), 100],
+            row_index=1,
+            retry=retry,
+        )
+
+    def cull(self, retry: bool = False) -> int:
+        """Removes expired entries, then evicts by policy until the volume is under the size
+        limit; returns how many were removed."""
+        now = time.time()
+        count = self.expire(now)
+        select = EVICTION_POLICY[self.eviction_policy]["cull"]  # type: ignore[attr-defined]
+        if select is None:
+            return 0
+        victims = f"SELECT rowid FROM Cache ORDER BY {select.split('ORDER BY ')[1].split(' ')[0]} LIMIT 10"
+        try:
+            while self.volume() > self.size_limit:  # type: ignore[attr-defined]
+                with self._transact(retry):
+                    self._core.execute(EVICTION_POLICY[self.eviction_policy]["init"])  # type: ignore[arg-type,attr-defined]
+                    rows = self._core.execute(
+                        f"DELETE FROM Cache WHERE rowid IN ({victims}) RETURNING filename"
+                    )
+                if not rows:
+                    break
+                count += len(rows)
+                self._remove(r[0] for r in rows)
+        except Timeout:
+            raise Timeout(count) from None
+        return count
+
+    # -- tags, statistics, volume, check -------------------------------------------------
+
+    def create_tag_index(self) -> None:
+        """Indexes tags (makes `evict` fast)."""
+        self._retry(
+            self._core.execute, "CREATE INDEX IF NOT EXISTS Cache_tag_rowid ON Cache(tag, rowid)"
+        )
+        self.reset("tag_index", 1)
+
+    def drop_tag_index(self) -> None:
+        """Drops the tag index."""
+        self._retry(self._core.execute, "DROP INDEX IF EXISTS Cache_tag_rowid")
+        self.reset("tag_index", 0)
+
+    def stats(self, enable: bool = True, reset: bool = False) -> tuple[int, int]:
+        """`(hits, misses)` so far; turns counting on or off, and zeroes them with
+        `reset=True`."""
+        result = (self.reset("hits"), self.reset("misses"))
+        if reset:
+            self.reset("hits", 0)
+            self.reset("misses", 0)
+        self.reset("statistics", enable)
+        return result
+
+    def volume(self) -> int:
+        """Bytes on disk: the database's pages plus the value files."""
+        pages = self._retry(self._core.execute, "PRAGMA page_count")[0][0]
+        return self._page_size * pages + self.reset("size")
+
+    def check(self, fix: bool = False, retry: bool = False) -> list[warnings.WarningMessage]:
+        """Checks the database and the value files; returns the warnings found (and with
+        `fix=True` repairs what it can)."""
+        with warnings.catch_warnings(record=True) as warns:
+            warnings.simplefilter("always")
+            rows = self._core.execute("PRAGMA integrity_check")
+            if len(rows) != 1 or rows[0][0] != "ok":
+                for (message,) in rows:
+                    warnings.warn(message, stacklevel=2)
+            if fix:
+                self._core.execute("VACUUM")
+            with self._transact(retry):
+                known = set()
+                for rowid, size, filename in self._core.execute(
+                    "SELECT rowid, size, filename FROM Cache WHERE filename IS NOT NULL"
+                ):
+                    full_path = op.join(self._directory, filename)
+                    known.add(full_path)
+                    if op.exists(full_path):
+                        real = op.getsize(full_path)
+                        if size != real:
+                            warnings.warn(
+                                f"wrong file size: {full_path}, {real} != {size}", stacklevel=2
+                            )
+                            if fix:
+                                self._core.execute(
+                                    "UPDATE Cache SET size = ? WHERE rowid = ?", [real, rowid]
+                                )
+                        continue
+                    warnings.warn(f"file not found: {full_path}", stacklevel=2)
+                    if fix:
+                        self._core.execute("DELETE FROM Cache WHERE rowid = ?", [rowid])
+                for dirpath, _, files in os.walk(self._directory):
+                    for name in files:
+                        full_path = op.join(dirpath, name)
+                        if full_path in known or name.startswith(DBNAME):
+                            continue
+                        warnings.warn(
+                            f"unknown file: {full_path}", UnknownFileWarning, stacklevel=2
+                        )
+                        if fix:
+                            os.remove(full_path)
+                for dirpath, dirs, files in os.walk(self._directory, topdown=False):
+                    if not (dirs or files) and dirpath != self._directory:
+                        warnings.warn(f"empty directory: {dirpath}", EmptyDirWarning, stacklevel=2)
+                        if fix:
+                            os.rmdir(dirpath)
+                count = self.reset("count")
+                real_count = self._core.execute("SELECT COUNT(key) FROM Cache")[0][0]
+                if count != real_count:
+                    warnings.warn(
+                        f"Meta.count != COUNT(Cache.key); {count} != {real_count}", stacklevel=2
+                    )
+                    if fix:
+                        self._core.execute("UPDATE Meta SET count = ? WHERE id = 0", [real_count])
+                size = self.reset("size")
+                real_size = self._core.execute("SELECT COALESCE(SUM(size), 0) FROM Cache")[0][0]
+                if size != real_size:
+                    warnings.warn(
+                        f"Meta.size != SUM(Cache.size); {size} != {real_size}", stacklevel=2
+                    )
+                    if fix:
+                        self._core.execute("UPDATE Meta SET size = ? WHERE id = 0", [real_size])
+        return warns
+
+    # -- iteration and size --------------------------------------------------------------
+
+    def iterkeys(self, reverse: bool = False) -> Iterator[Any]:
+        """Iterates over the keys in database order of their stored cells (ints, then
+        floats and text, then bytes and pickles), ascending or descending."""
+        if reverse:
+            first = "SELECT key, raw FROM Cache ORDER BY key DESC, raw DESC LIMIT 1"
+            after = (
+                "SELECT key, raw FROM Cache WHERE key = ? AND raw < ? OR key < ?"
+                " ORDER BY key DESC, raw DESC LIMIT ?"
+            )
+        else:
+            first = "SELECT key, raw FROM Cache ORDER BY key ASC, raw ASC LIMIT 1"
+            after = (
+                "SELECT key, raw FROM Cache WHERE key = ? AND raw > ? OR key > ?"
+                " ORDER BY key ASC, raw ASC LIMIT ?"
+            )
+        load = self._disk.get
+        rows = self._core.execute(first)
+        if not rows:
+            return
+        key, raw = rows[0]
+        yield load(key, raw)
+        while True:
+            rows = self._core.execute(after, [key, raw, key, 100])
+            if not rows:
+                return
+            for key, raw in rows:
+                yield load(key, raw)
+
+    def _iter(self, ascending: bool = True) -> Iterator[Any]:
+        top = self._core.execute("SELECT MAX(rowid) FROM Cache")[0][0]
+        yield None
+        if top is None:
+            return
+        bound = top + 1
+        load = self._disk.get
+        rowid = 0 if ascending else bound
+        order = "ASC" if ascending else "DESC"
+        select = f"SELECT rowid, key, raw FROM Cache WHERE ? < rowid AND rowid < ? ORDER BY rowid {order} LIMIT ?"
+        while True:
+            args = [rowid, bound, 100] if ascending else [0, rowid, 100]
+            rows = self._core.execute(select, args)
+            if not rows:
+                return
+            for rowid, key, raw in rows:
+                yield load(key, raw)
+
+    def __iter__(self) -> Iterator[Any]:
+        it = self._iter()
+        next(it)
+        return it
+
+    def __reversed__(self) -> Iterator[Any]:
+        it = self._iter(ascending=False)
+        next(it)
+        return it
+
+    def __len__(self) -> int:
+        return self.reset("count")
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes this thread's connection (the cache reopens it when used again)."""
+        self._core.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> tuple[str, float, type]:
+        return (self.directory, self.timeout, type(self.disk))
+
+    def __setstate__(self, state: tuple[str, float, type]) -> None:
+        self.__init__(*state)  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._directory!r})"
+
+
+def _is_plain_key(key: Any) -> bool:
+    """Whether `Disk.put` stores `key` as it is (`str`, `bytes`, `float`, 64-bit `int`)."""
+    kind = type(key)
+    return (
+        kind is str
+        or kind is bytes
+        or kind is float
+        or (kind is int and _I64_MIN <= key <= _I64_MAX)
+    )
+
+
+def _is_small_plain(value: Any, disk: Disk) -> bool:
+    """Whether `Disk.store` keeps `value` in the row as it is (`MODE_RAW`)."""
+    kind = type(value)
+    if kind is str or kind is bytes:
+        return len(value) < disk.min_file_size
+    return kind is float or (kind is int and _I64_MIN <= value <= _I64_MAX)
+
+
+def _pragma_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    return str(value)
+
+
+def _setting_cell(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    return value

@@ -1,0 +1,457 @@
+"""diskstore.diskcache.Cache against python-diskcache 5.6.3: the same calls on both, the
+results compared (a hypothesis state machine, then scenarios a random walk rarely reaches).
+
+DISKSTORE_HYPOTHESIS_EXAMPLES / DISKSTORE_HYPOTHESIS_STEPS set the machine's size."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import shutil
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import diskcache as theirs_mod
+import hypothesis.strategies as st
+import pytest
+from diskcache_support import normalize, outcome, same
+from diskstore import diskcache as dc
+from hypothesis import Phase, settings
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+EXAMPLES = int(os.environ.get("DISKSTORE_HYPOTHESIS_EXAMPLES", "25"))
+STEPS = int(os.environ.get("DISKSTORE_HYPOTHESIS_STEPS", "40"))
+PHASES = [
+    p for p in Phase if not (os.environ.get("DISKSTORE_HYPOTHESIS_NO_SHRINK") and p == Phase.shrink)
+]
+
+keys = st.one_of(
+    st.integers(min_value=-2, max_value=6),
+    st.sampled_from([0.5, 2.0, "a", "b", "", b"a", b"", (1, 2), ("a",), True, None, 2**70]),
+    st.integers(min_value=500000000000000 - 2, max_value=500000000000002),
+)
+values = st.one_of(
+    st.integers(min_value=-5, max_value=5),
+    st.sampled_from([None, "x", b"y", 1.5, [1, 2], {"k": 1}, "z" * 300, b"w" * 300]),
+)
+expires = st.sampled_from([None, None, -1, 1000])
+tags = st.sampled_from([None, "t1", "t2"])
+prefixes = st.sampled_from([None, "q"])
+sides = st.sampled_from(["back", "front"])
+flags = st.booleans()
+
+
+class CacheMachine(RuleBasedStateMachine):
+    """Random operations on both caches; every result must match."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dirs = [tempfile.mkdtemp(), tempfile.mkdtemp()]
+        # size_limit=0 makes every write evict cull_limit rows by policy: deterministic.
+        self.ours = dc.Cache(self.dirs[0])
+        self.theirs = theirs_mod.Cache(self.dirs[1])
+
+    def teardown(self) -> None:
+        self.ours.close()
+        self.theirs.close()
+        for d in self.dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def both(self, fn: Any) -> Any:
+        return same(self.ours, self.theirs, fn)
+
+    @rule(
+        policy=st.sampled_from(
+            ["least-recently-stored", "least-recently-used", "least-frequently-used", "none"]
+        ),
+        size_limit=st.sampled_from([0, 2**30]),
+        cull_limit=st.sampled_from([0, 1, 10]),
+        statistics=flags,
+    )
+    def configure(self, policy: str, size_limit: int, cull_limit: int, statistics: bool) -> None:
+        self.both(lambda c: c.reset("eviction_policy", policy))
+        self.both(lambda c: c.reset("size_limit", size_limit))
+        self.both(lambda c: c.reset("cull_limit", cull_limit))
+        self.both(lambda c: c.reset("statistics", statistics))
+
+    @rule(key=keys, value=values, expire=expires, tag=tags)
+    def set(self, key: Any, value: Any, expire: Any, tag: Any) -> None:
+        self.both(lambda c: c.set(key, value, expire=expire, tag=tag))
+
+    @rule(key=keys, value=values)
+    def setitem(self, key: Any, value: Any) -> None:
+        self.both(lambda c: c.__setitem__(key, value))
+
+    @rule(key=keys, value=values, expire=expires, tag=tags)
+    def add(self, key: Any, value: Any, expire: Any, tag: Any) -> None:
+        self.both(lambda c: c.add(key, value, expire=expire, tag=tag))
+
+    @rule(key=keys, expire_time=flags, tag=flags, default=st.sampled_from([None, "D"]))
+    def get(self, key: Any, expire_time: bool, tag: bool, default: Any) -> None:
+        self.both(lambda c: c.get(key, default, expire_time=expire_time, tag=tag))
+
+    @rule(key=keys)
+    def getitem_contains(self, key: Any) -> None:
+        self.both(lambda c: c[key])
+        self.both(lambda c: key in c)
+
+    @rule(key=keys, expire=expires)
+    def touch(self, key: Any, expire: Any) -> None:
+        self.both(lambda c: c.touch(key, expire))
+
+    @rule(key=keys)
+    def delete(self, key: Any) -> None:
+        self.both(lambda c: c.delete(key))
+
+    @rule(key=keys)
+    def delitem(self, key: Any) -> None:
+        self.both(lambda c: c.__delitem__(key))
+
+    @rule(key=keys, expire_time=flags, tag=flags)
+    def pop(self, key: Any, expire_time: bool, tag: bool) -> None:
+        self.both(lambda c: c.pop(key, "D", expire_time=expire_time, tag=tag))
+
+    @rule(key=keys, delta=st.integers(-3, 3), default=st.sampled_from([0, 10, None]))
+    def incr(self, key: Any, delta: int, default: Any) -> None:
+        self.both(lambda c: c.incr(key, delta, default))
+
+    @rule(key=keys, delta=st.integers(-3, 3))
+    def decr(self, key: Any, delta: int) -> None:
+        self.both(lambda c: c.decr(key, delta))
+
+    @rule(value=values, prefix=prefixes, side=sides, expire=expires, tag=tags)
+    def push(self, value: Any, prefix: Any, side: str, expire: Any, tag: Any) -> None:
+        self.both(lambda c: c.push(value, prefix=prefix, side=side, expire=expire, tag=tag))
+
+    @rule(prefix=prefixes, side=sides, expire_time=flags, tag=flags)
+    def pull(self, prefix: Any, side: str, expire_time: bool, tag: bool) -> None:
+        self.both(lambda c: c.pull(prefix, side=side, expire_time=expire_time, tag=tag))
+
+    @rule(prefix=prefixes, side=sides, expire_time=flags, tag=flags)
+    def peek(self, prefix: Any, side: str, expire_time: bool, tag: bool) -> None:
+        self.both(lambda c: c.peek(prefix, side=side, expire_time=expire_time, tag=tag))
+
+    @rule(last=flags, expire_time=flags, tag=flags)
+    def peekitem(self, last: bool, expire_time: bool, tag: bool) -> None:
+        self.both(lambda c: c.peekitem(last, expire_time=expire_time, tag=tag))
+
+    @rule(tag=tags)
+    def evict(self, tag: Any) -> None:
+        self.both(lambda c: c.evict(tag))
+
+    @rule()
+    def expire(self) -> None:
+        self.both(lambda c: c.expire())
+
+    @rule()
+    def cull(self) -> None:
+        self.both(lambda c: c.cull())
+
+    @rule()
+    def clear(self) -> None:
+        self.both(lambda c: c.clear())
+
+    @rule(enable=flags, reset=flags)
+    def stats(self, enable: bool, reset: bool) -> None:
+        self.both(lambda c: c.stats(enable=enable, reset=reset))
+
+    @rule(key=keys, value=values, fail=flags)
+    def transact(self, key: Any, value: Any, fail: bool) -> None:
+        def run(c: Any) -> Any:
+            with c.transact():
+                c.set(key, value)
+                got = c.get(key)
+                if fail:
+                    raise ZeroDivisionError
+            return got
+
+        self.both(run)
+
+    @invariant()
+    def same_contents(self) -> None:
+        self.both(len)
+        self.both(lambda c: list(c))
+        self.both(lambda c: list(reversed(c)))
+        self.both(lambda c: list(c.iterkeys()))
+        self.both(lambda c: list(c.iterkeys(reverse=True)))
+
+
+CacheMachine.TestCase.settings = settings(
+    max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, phases=PHASES
+)
+TestCacheMachine = CacheMachine.TestCase
+
+
+# -- scenarios ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Any:
+    caches = (dc.Cache(str(tmp_path / "ours")), theirs_mod.Cache(str(tmp_path / "theirs")))
+    yield caches
+    for c in caches:
+        c.close()
+
+
+def test_constants_and_names_match() -> None:
+    assert dc.DEFAULT_SETTINGS == theirs_mod.DEFAULT_SETTINGS
+    assert set(dc.EVICTION_POLICY) == set(theirs_mod.EVICTION_POLICY)
+    assert repr(dc.ENOVAL) == repr(theirs_mod.ENOVAL) == "ENOVAL"
+    assert repr(dc.UNKNOWN) == "UNKNOWN"
+    for name in theirs_mod.__all__:
+        if name != "DjangoCache":
+            assert hasattr(dc, name), name
+    assert issubclass(dc.EmptyDirWarning, UserWarning)
+    assert issubclass(dc.UnknownFileWarning, UserWarning)
+    assert issubclass(dc.Timeout, Exception)
+
+
+def test_legacy_names_keep_their_0_1_0_meaning() -> None:
+    from diskstore.cache import DiskCache
+
+    assert dc.DiskCache is DiskCache
+    v = dc.CacheValue.create({"a": 1})
+    assert v.expires_at == 0.0
+    assert v.load() == {"a": 1}
+    assert dc.CacheValue.create(1, expires=-5).load(default="gone") == "gone"
+
+
+def test_large_values_live_in_files_and_read_returns_handles(pair: Any) -> None:
+    big = b"b" * (2**15 + 10)
+    text = "t" * (2**15 + 10)
+    for c in pair:
+        assert c.set("big", big) is True
+        assert c.set("text", text) is True
+        assert c.set("obj", [b"o" * 2**15]) is True
+        assert c.set("file", io.BytesIO(b"streamed" * 10), read=True) is True
+    ours, theirs = pair
+    for key in ("big", "text", "obj", "file"):
+        same(ours, theirs, lambda c, key=key: c.get(key))
+    for c in pair:
+        with c.read("file") as f:
+            assert f.read() == b"streamed" * 10
+        with c.get("big", read=True) as f:
+            assert f.read() == big
+        with pytest.raises(KeyError):
+            c.read("missing")
+    files = [f for _, _, fs in os.walk(ours.directory) for f in fs if f.endswith(".val")]
+    assert len(files) == 4
+    assert ours.volume() > len(big) + len(text)
+    same(ours, theirs, lambda c: c.delete("big"))
+    same(ours, theirs, lambda c: c.set("text", "small"))
+    same(ours, theirs, lambda c: c.pop("obj"))
+    files = [f for _, _, fs in os.walk(ours.directory) for f in fs if f.endswith(".val")]
+    assert len(files) == 1
+    same(ours, theirs, lambda c: len(c.check()))
+    same(ours, theirs, lambda c: c.clear())
+    same(ours, theirs, lambda c: len(c.check()))
+
+
+def test_check_reports_and_fixes_like_diskcache(pair: Any) -> None:
+    for c in pair:
+        c.set("big", b"x" * 2**16)
+        path = next(
+            os.path.join(d, f)
+            for d, _, fs in os.walk(c.directory)
+            for f in fs
+            if f.endswith(".val")
+        )
+        os.remove(path)
+        with open(os.path.join(c.directory, "stray.val"), "wb") as f:
+            f.write(b"?")
+        os.makedirs(os.path.join(c.directory, "empty", "dir"))
+    ours, theirs = pair
+
+    def kinds(c: Any) -> Any:
+        return sorted(w.category.__name__ for w in c.check())
+
+    same(ours, theirs, kinds)
+    same(ours, theirs, lambda c: len(c.check(fix=True)))
+    same(ours, theirs, kinds)
+    same(ours, theirs, len)
+
+
+def test_expired_entries_count_until_removed(pair: Any) -> None:
+    ours, theirs = pair
+    for c in pair:
+        c.reset("cull_limit", 0)
+        c.set("a", 1, expire=-1)
+        c.set("b", 2)
+    same(ours, theirs, len)
+    same(ours, theirs, lambda c: list(c))
+    same(ours, theirs, lambda c: c.get("a", "gone"))
+    same(ours, theirs, lambda c: "a" in c)
+    same(ours, theirs, lambda c: c.add("a", 3))
+    same(ours, theirs, lambda c: c.get("a"))
+    same(ours, theirs, lambda c: c.touch("a", 0))
+    same(ours, theirs, lambda c: c.expire())
+    same(ours, theirs, len)
+
+
+def test_cull_in_batches_when_over_the_size_limit(pair: Any) -> None:
+    ours, theirs = pair
+    for c in pair:
+        c.reset("cull_limit", 3)
+        for i in range(20):
+            c.set(i, i)
+        c.reset("size_limit", 0)
+        c.set("trigger", 1)
+    same(ours, theirs, lambda c: list(c))
+    same(ours, theirs, lambda c: c.cull())
+    same(ours, theirs, len)
+
+
+def test_memoize_and_cache_key(pair: Any) -> None:
+    calls: list[Any] = []
+
+    for c in pair:
+
+        @c.memoize(typed=True, tag="m")
+        def f(x: Any, y: int = 1) -> Any:
+            calls.append(x)
+            return (x, y)
+
+        assert f(1) == (1, 1)
+        assert f(1) == (1, 1)
+        assert f(1.0) == (1.0, 1)
+        assert f(1, y=2) == (1, 2)
+        assert f.__cache_key__(1, y=2)[-4:] == ("y", 2, int, int)
+        assert f.__wrapped__(5) == (5, 1)
+        with pytest.raises(TypeError):
+            c.memoize(f)
+    assert len(calls) == 2 * 4
+    same(*pair, lambda c: c.evict("m"))
+
+
+def test_pickled_cache_reopens_the_same_directory(tmp_path: Path) -> None:
+    c = dc.Cache(str(tmp_path / "p"), size_limit=2**20 + 1)
+    c.set("k", "v")
+    c2 = pickle.loads(pickle.dumps(c))
+    assert c2.directory == c.directory
+    assert c2.get("k") == "v"
+    assert c2.size_limit == 2**20 + 1
+    assert c2.reset("size_limit") == 2**20 + 1
+
+
+def test_settings_persist_and_reset(tmp_path: Path) -> None:
+    d = str(tmp_path / "s")
+    c = dc.Cache(d, eviction_policy="least-recently-used", cull_limit=3, statistics=True)
+    c.get("missing")
+    c.set("x", 1)
+    c.get("x")
+    assert c.stats() == (1, 1)
+    c.close()
+    c = dc.Cache(d)
+    assert c.eviction_policy == "least-recently-used"
+    assert c.cull_limit == 3
+    assert c.reset("cull_limit", 5) == 5
+    assert dc.Cache(d).cull_limit == 5
+    assert c.reset("disk_min_file_size", 10) == 10
+    assert c.disk.min_file_size == 10
+    with pytest.raises(ValueError):
+        dc.Cache(d, eviction_policy="random")
+    with pytest.raises(ValueError):
+        dc.Cache(d, disk=object)
+
+
+def test_json_disk_round_trips(tmp_path: Path) -> None:
+    a = dc.Cache(str(tmp_path / "a"), disk=dc.JSONDisk, disk_compress_level=6)
+    b = theirs_mod.Cache(str(tmp_path / "b"), disk=theirs_mod.JSONDisk, disk_compress_level=6)
+    for key, value in [("k", {"a": [1, 2]}), (3, "x"), ("big", "y" * 70000)]:
+        same(a, b, lambda c, key=key, value=value: c.set(key, value))
+        same(a, b, lambda c, key=key: c.get(key))
+    same(a, b, lambda c: sorted(map(str, c)))
+    assert a.disk.compress_level == 6
+
+
+def test_timeout_when_another_thread_holds_the_write_lock(tmp_path: Path) -> None:
+    c = dc.Cache(str(tmp_path / "t"), timeout=0.05)
+    entered, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with c.transact():
+            c.set("held", 1)
+            entered.set()
+            done.wait(5)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    entered.wait(5)
+    try:
+        with pytest.raises(dc.Timeout):
+            c.set("other", 2)
+        with pytest.raises(dc.Timeout):
+            c.add("other", 2)
+        assert c.get("held") is None  # readers are not blocked (WAL)
+        fan = dc.FanoutCache(str(tmp_path / "f"), shards=1, timeout=0.05)
+        shard = fan._shards[0]
+        shard.set("x", 0)
+        lock_done = threading.Event()
+
+        def hold_shard() -> None:
+            with shard.transact():
+                entered.set()
+                lock_done.wait(5)
+
+        entered.clear()
+        t2 = threading.Thread(target=hold_shard)
+        t2.start()
+        entered.wait(5)
+        assert fan.set("x", 1) is False
+        assert fan.add("y", 1) is False
+        assert fan.incr("x") is None
+        lock_done.set()
+        t2.join()
+        assert fan.set("x", 1) is True
+    finally:
+        done.set()
+        t.join()
+    assert c.get("held") == 1
+    assert c.set("other", 2) is True
+
+
+def test_bad_input_gets_a_clear_error(tmp_path: Path) -> None:
+    c = dc.Cache(str(tmp_path / "e"))
+    with pytest.raises(TypeError):
+        c.set("k", 1, tag=object())
+    with pytest.raises(KeyError):
+        c.incr("missing", default=None)
+    c.set("s", "text")
+    with pytest.raises(TypeError):
+        c.incr("s")
+    with pytest.raises(KeyError):
+        del c["missing"]
+    assert c.clear() == 1
+    with pytest.raises(KeyError):
+        c.peekitem()
+    assert c.pull() == (None, None)
+    assert c.pull(expire_time=True, tag=True) == ((None, None), None, None)
+
+
+def test_transaction_rolls_back_and_nests(pair: Any) -> None:
+    def run(c: Any) -> Any:
+        c.set("a", 1)
+        with pytest.raises(RuntimeError), c.transact():
+            c.set("a", 2)
+            with c.transact():
+                c.set("b", 3)
+            raise RuntimeError
+        return (c.get("a"), c.get("b"), len(c))
+
+    same(*pair, run)
+
+
+def test_warnings_are_returned_not_raised(tmp_path: Path) -> None:
+    c = dc.Cache(str(tmp_path / "w"))
+    os.makedirs(os.path.join(c.directory, "aa", "bb"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = c.check()
+    assert [w.category for w in found] == [dc.EmptyDirWarning]
+    assert outcome(lambda x: x.check(fix=True), c)[0] == "ok"
+    assert not os.path.exists(os.path.join(c.directory, "aa", "bb"))
+    assert normalize(1.0) == 1.0
