@@ -341,11 +341,12 @@ impl FileConnections {
 
     /// The slot's connection, (re)opened if it is missing, inherited across fork(), or
     /// stale after `close_all` and idle.
-    fn connection(&self, slot: &Slot) -> Result<NonNull<Connection>> {
+    /// In a child of fork(), gives up what the slot inherited: the connection is never
+    /// touched again, and a transaction open at the fork stays open as a level count (so
+    /// that its block can end) that cannot be used here.
+    fn adopt_fork(slot: &Slot) {
         let generation = fork::generation();
         if slot.generation.get() != generation {
-            // Inherited: never touched again. A transaction open at fork() stays open
-            // (as a level count) so that its block can end, but cannot be used here.
             slot.release(true);
             slot.generation.set(generation);
             // The parent's lock: never unlocked from here (its mutex may be mid-use).
@@ -357,6 +358,10 @@ impl FileConnections {
                 slot.orphaned.set(true);
             }
         }
+    }
+
+    fn connection(&self, slot: &Slot) -> Result<NonNull<Connection>> {
+        Self::adopt_fork(slot);
         if slot.orphaned.get() {
             return Err(Error::Usage(
                 "this transaction was opened before fork() by the parent process; the \
@@ -525,6 +530,7 @@ impl FileConnections {
 
     fn end(&self, commit: bool) -> Result<()> {
         let slot = self.slot();
+        Self::adopt_fork(slot);
         let depth = slot.depth.get();
         if depth == 0 {
             return Err(Error::Usage("no transaction is open on this thread".into()));

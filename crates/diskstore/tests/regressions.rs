@@ -113,6 +113,12 @@ fn a_child_forked_inside_a_transaction_cannot_use_it_but_can_leave_it() {
         refused && left && child.table().depth() == 0
     });
     assert_eq!(status, Some(0));
+    // A child that leaves the block before anything else.
+    let child = s.clone();
+    let status = fork_and_wait(Duration::from_secs(20), move || {
+        child.table().end(true, true).is_ok() && child.table().depth() == 0
+    });
+    assert_eq!(status, Some(0));
     s.table().end(opened, true).unwrap();
     let keys: Vec<String> = s.keys().collect::<Result<_, _>>().unwrap();
     assert_eq!(keys, ["parent"]);
