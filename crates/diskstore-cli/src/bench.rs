@@ -304,7 +304,7 @@ pub fn run(ops: usize, value_size: usize, dir: &Path, mp_seconds: f64) -> Outcom
     );
     // bulk: every upsert inside one write transaction per system; the commit's time is
     // added to the last op so that the mean includes it.
-    let tx = ours.transaction().map_err(of)?;
+    let tx = ours.begin().map_err(of)?;
     floor.execute_batch("BEGIN IMMEDIATE").map_err(ff)?;
     let (mut a, mut b) = interleave(
         ops,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from diskstore import DiskStore
 from diskstore.config import BaseConfig
@@ -13,10 +15,20 @@ def store(db: str) -> DiskStore:
 
 
 def test_commit_at_the_end(store: DiskStore, db: str) -> None:
+    def elsewhere() -> object:  # another thread: another connection
+        out: list[object] = []
+        t = threading.Thread(target=lambda: out.append(DiskStore(db).get("a")))
+        t.start()
+        t.join()
+        return out[0]
+
     with store.transact():
         store["a"] = 1
         store["b"] = 2
-        assert DiskStore(db).get("a") is None  # not visible to another connection yet
+        assert elsewhere() is None  # not visible to another connection yet
+        # Another handle of the file in this thread shares the transaction.
+        assert DiskStore(db).get("a") == 1
+    assert elsewhere() == 1
     assert dict(DiskStore(db)) == {"a": 1, "b": 2}
 
 

@@ -65,7 +65,7 @@ fn main() {
     }
     let in_txn = op.starts_with("txn_");
     let tx = match &side {
-        Side::Ours(s) if in_txn => Some(s.transaction().unwrap()),
+        Side::Ours(s) if in_txn => Some(s.begin().unwrap()),
         Side::Floor(c) if in_txn => {
             c.execute_batch("BEGIN IMMEDIATE").unwrap();
             None

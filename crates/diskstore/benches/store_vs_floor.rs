@@ -221,7 +221,7 @@ mod in_txn_get {
     #[divan::bench]
     fn ours(b: Bencher) {
         let (_d, s) = super::ours();
-        let tx = s.transaction().unwrap();
+        let tx = s.begin().unwrap();
         b.with_inputs(stored_keys())
             .bench_local_refs(|k| black_box(s.get(k.as_str()).unwrap().unwrap()));
         tx.rollback().unwrap();
@@ -245,7 +245,7 @@ mod in_txn_insert {
     fn ours(b: Bencher) {
         let (_d, s) = super::ours();
         let v = value(5);
-        let tx = s.transaction().unwrap();
+        let tx = s.begin().unwrap();
         b.with_inputs(fresh_keys("txn"))
             .bench_local_refs(|k| s.insert(k.as_str(), &v).unwrap());
         tx.rollback().unwrap();

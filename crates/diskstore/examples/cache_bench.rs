@@ -94,7 +94,7 @@ fn main() -> diskstore::Result<()> {
             3,
             &mut |i| {
                 let k = &keys[i % 64];
-                let tx = counters.transaction().unwrap();
+                let tx = counters.begin().unwrap();
                 let n = counters.get(k).unwrap().unwrap_or(0) + 1;
                 counters.insert(k, &n).unwrap();
                 tx.commit().unwrap();

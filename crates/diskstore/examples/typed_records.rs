@@ -35,7 +35,7 @@ fn main() -> diskstore::Result<()> {
     println!("assigned keys {a}, {b}, {c}");
 
     // Read-modify-write inside a transaction.
-    let tx = tasks.transaction()?;
+    let tx = tasks.begin()?;
     if let Some(mut t) = tasks.get(&a)? {
         t.done = true;
         tasks.insert(&a, &t)?;

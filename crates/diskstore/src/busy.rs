@@ -67,7 +67,7 @@ extern "C" fn wait(timeout_micros: *mut c_void, attempt: c_int) -> c_int {
         });
     match pause(attempt, now.saturating_duration_since(began), timeout) {
         Some(d) => {
-            std::thread::sleep(d);
+            crate::fork::step_out(|| std::thread::sleep(d));
             1
         }
         None => 0,

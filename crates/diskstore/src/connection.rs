@@ -1,90 +1,37 @@
-//! Per-thread connections to one file, the in-process writer lock, and fork detection.
+//! One connection per (file, thread), shared by every handle and table of that file, with
+//! the thread's transaction state beside it.
 //!
-//! Each thread gets its own SQLite connection, opened on first use with the store's
-//! pragmas. A child process created by `fork()` never touches a connection it inherited:
-//! an at-fork hook bumps a generation counter, and a connection from an older generation
-//! is abandoned (leaked, not closed, as SQLite requires) and replaced.
+//! Each thread gets its own SQLite connection to a file, opened on first use with the
+//! store's pragmas. Every [`Table`](crate::Table) of the file opened with the same settings
+//! (read-only flag, timeout, pragmas) shares it, so a write through one handle inside
+//! another handle's transaction joins that transaction instead of waiting for itself.
+//!
+//! The rules that keep acknowledged writes safe:
+//! - a connection is replaced (after [`FileConnections::close_all`], or a fork) only when
+//!   its thread is outside every transaction and call: `close_all()` marks connections
+//!   stale, and each thread swaps its own at its next call that starts outside one;
+//! - a write transaction owns the file's in-process writer lock (see `writer.rs`) from
+//!   `BEGIN IMMEDIATE` until it ends, and ends on every path (commit, rollback, error,
+//!   unwind), because every level is closed by a guard;
+//! - a transaction SQLite rolled back by itself (a full disk, an I/O error) fails every
+//!   later write and its commit, instead of letting later writes autocommit;
+//! - a child of `fork()` never uses an inherited connection; a transaction it inherited
+//!   fails every use with a clear error, and leaving its block is allowed.
 
 use std::cell::{Cell, RefCell};
-use std::ffi::c_int;
-use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, Once};
-use std::thread::ThreadId;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, ffi};
+use rusqlite::{Connection, OpenFlags};
 use thread_local::ThreadLocal;
 
 use crate::error::{Error, Result};
-use crate::value::ValueRef;
-
-static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
-
-extern "C" fn after_fork_in_child() {
-    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
-}
-
-fn fork_generation() -> u64 {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        // SAFETY: registers a handler that only performs an atomic increment, which is
-        // async-signal-safe as the child side of pthread_atfork requires.
-        unsafe {
-            libc::pthread_atfork(None, None, Some(after_fork_in_child));
-        }
-    });
-    FORK_GENERATION.load(Ordering::Relaxed)
-}
-
-/// The default pragmas of a read-write store: the original Python library's
-/// `DEFAULT_PRAGMAS` (diskstore 0.7.0), applied in this order on every new connection.
-pub const DEFAULT_PRAGMAS: &[(&str, &str)] = &[
-    ("auto_vacuum", "0"),
-    ("cache_size", "-32768"),
-    ("page_size", "16384"),
-    ("journal_mode", "wal"),
-    ("mmap_size", "268435456"),
-    ("synchronous", "1"),
-    ("temp_store", "2"),
-    ("wal_autocheckpoint", "5000"),
-];
-
-/// The default pragmas of a read-only store (the original's `DEFAULT_RO_PRAGMAS`).
-pub const DEFAULT_RO_PRAGMAS: &[(&str, &str)] = &[
-    ("cache_size", "-32768"),
-    ("mmap_size", "268435456"),
-    ("temp_store", "2"),
-    ("synchronous", "1"),
-];
-
-/// The busy timeout unless one is set: the original's `TIMEOUT` (10 s).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Builds the `PRAGMA` statements, refusing names and values that are not plain
-/// identifiers, numbers or quoted strings, so that no SQL can ride along.
-pub(crate) fn pragma_sql(pragmas: &[(String, String)]) -> Result<String> {
-    let mut sql = String::new();
-    for (name, value) in pragmas {
-        let name_ok =
-            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        let v = value.trim();
-        let value_ok = !v.is_empty()
-            && (v
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-+.".contains(c))
-                || (v.len() >= 2
-                    && v.starts_with('\'')
-                    && v.ends_with('\'')
-                    && !v[1..v.len() - 1].contains('\'')));
-        if !name_ok || !value_ok {
-            return Err(Error::Usage(format!("invalid pragma {name:?} = {value:?}")));
-        }
-        sql.push_str(&format!("PRAGMA {name} = {v};\n"));
-    }
-    Ok(sql)
-}
+use crate::fork;
+use crate::statement::{HeldStatements, Namespace, Prepared, held, with_cached, with_held};
+use crate::writer::{WriterGuard, WriterLock};
 
 /// True when a read-only connection cannot read a WAL-mode file because SQLite can neither
 /// open nor create its `-shm` file (read-only media, a read-only folder) and no `-wal` file
@@ -127,190 +74,8 @@ fn immutable_uri(path: &Path) -> String {
     uri
 }
 
-/// Statements of [`Connections::held`] reserved by the connection layer itself.
-pub(crate) mod held {
-    /// `BEGIN` (a read transaction).
-    pub const BEGIN: usize = 0;
-    /// `BEGIN IMMEDIATE` (a write transaction).
-    pub const BEGIN_IMMEDIATE: usize = 1;
-    /// `COMMIT`.
-    pub const COMMIT: usize = 2;
-    /// `ROLLBACK`.
-    pub const ROLLBACK: usize = 3;
-    /// The first id free for the table's own statements.
-    pub const TABLE: usize = 4;
-    /// How many ids the table's statements take (the cache's start after them).
-    pub const TABLE_COUNT: usize = 12;
-    /// The first id free for the cache's statements.
-    pub const CACHE: usize = TABLE + TABLE_COUNT;
-}
-
-/// A statement prepared on a slot's connection. Its borrow of the connection is erased:
-/// the slot keeps the connection boxed (it never moves) and drops or forgets every
-/// statement before it drops, replaces or forgets the connection.
-type HeldStatement = rusqlite::Statement<'static>;
-
-/// The held statements of one slot, indexed by id, each with its SQLite handle (null
-/// when it could not be found; see [`handle_of`]).
-#[derive(Default)]
-struct HeldList(Vec<Option<(HeldStatement, *mut ffi::sqlite3_stmt)>>);
-
-/// A statement handed to the work of [`Connections::held`]: a rusqlite statement (it
-/// derefs to one) that also binds text and blobs without copying them when it is held.
-/// `'k` is a lifetime that outlives the whole `held` call, so bound data cannot be a
-/// temporary of the work itself.
-pub(crate) struct Prepared<'s, 'c, 'k> {
-    st: &'s mut rusqlite::Statement<'c>,
-    /// The statement's SQLite handle, or null: bind through rusqlite (a copy).
-    raw: *mut ffi::sqlite3_stmt,
-    _bound: PhantomData<&'k [u8]>,
-}
-
-impl<'s, 'c, 'k> Prepared<'s, 'c, 'k> {
-    /// A statement that binds through rusqlite, which copies text and blobs.
-    fn copying(st: &'s mut rusqlite::Statement<'c>) -> Self {
-        Prepared {
-            st,
-            raw: std::ptr::null_mut(),
-            _bound: PhantomData,
-        }
-    }
-
-    /// Binds `value` to parameter `idx` (1-based). Text and blobs of a held statement
-    /// are bound in place (`SQLITE_STATIC`): `held` clears the bindings before `'k` can end.
-    pub(crate) fn bind(&mut self, idx: usize, value: ValueRef<'k>) -> Result<()> {
-        let (ptr, len, text) = match value {
-            ValueRef::Text(t) if !t.is_empty() => (t.as_ptr(), t.len(), true),
-            ValueRef::Blob(b) if !b.is_empty() => (b.as_ptr(), b.len(), false),
-            _ => (std::ptr::null(), 0, false),
-        };
-        let (Ok(col), false, false) = (c_int::try_from(idx), self.raw.is_null(), ptr.is_null())
-        else {
-            self.st.raw_bind_parameter(idx, value)?;
-            return Ok(());
-        };
-        // SAFETY: `raw` is the live handle of `self.st`; the data outlives the statement's
-        // use, since `held` clears the bindings before returning (see `'k`).
-        let rc = unsafe {
-            if text {
-                ffi::sqlite3_bind_text64(
-                    self.raw,
-                    col,
-                    ptr.cast(),
-                    len as u64,
-                    ffi::SQLITE_STATIC(),
-                    ffi::SQLITE_UTF8 as u8,
-                )
-            } else {
-                ffi::sqlite3_bind_blob64(
-                    self.raw,
-                    col,
-                    ptr.cast(),
-                    len as u64,
-                    ffi::SQLITE_STATIC(),
-                )
-            }
-        };
-        if rc == ffi::SQLITE_OK {
-            Ok(())
-        } else {
-            Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None).into())
-        }
-    }
-}
-
-impl<'c> std::ops::Deref for Prepared<'_, 'c, '_> {
-    type Target = rusqlite::Statement<'c>;
-    fn deref(&self) -> &Self::Target {
-        self.st
-    }
-}
-
-impl std::ops::DerefMut for Prepared<'_, '_, '_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        self.st
-    }
-}
-
-/// The SQLite handle of `st`, a statement `conn` just prepared, or null if it cannot be
-/// told apart. rusqlite does not expose it, so this walks the connection's statements and
-/// picks the one whose SQL, with a marker bound to every parameter, matches `st`'s.
-fn handle_of(conn: &Connection, st: &mut rusqlite::Statement<'_>) -> *mut ffi::sqlite3_stmt {
-    static MARKER: AtomicU64 = AtomicU64::new(0x5eed_0000_0000);
-    let n = st.parameter_count();
-    if n == 0 {
-        return std::ptr::null_mut();
-    }
-    let marker = MARKER.fetch_add(1, Ordering::Relaxed) as i64;
-    if (1..=n).any(|i| st.raw_bind_parameter(i, marker).is_err()) {
-        st.clear_bindings();
-        return std::ptr::null_mut();
-    }
-    let ours = st.expanded_sql();
-    let mut found = std::ptr::null_mut();
-    if let Some(ours) = ours {
-        // SAFETY: walks the statements of a connection used only by this thread; every
-        // string SQLite returns is freed with sqlite3_free.
-        unsafe {
-            let db = conn.handle();
-            let mut p = ffi::sqlite3_next_stmt(db, std::ptr::null_mut());
-            while !p.is_null() {
-                let text = ffi::sqlite3_expanded_sql(p);
-                if !text.is_null() {
-                    let same = std::ffi::CStr::from_ptr(text).to_bytes() == ours.as_bytes();
-                    ffi::sqlite3_free(text.cast());
-                    if same {
-                        found = p;
-                        break;
-                    }
-                }
-                p = ffi::sqlite3_next_stmt(db, p);
-            }
-        }
-    }
-    st.clear_bindings();
-    found
-}
-
-// SAFETY: the statements belong to their slot's connection, which is `Send`; they move
-// between threads only together with it (when the slots are dropped), and are only used
-// by the thread that owns the slot.
-unsafe impl Send for HeldList {}
-
-struct Slot {
-    /// Declared before `conn`, so that dropping a slot finalizes these first.
-    statements: RefCell<HeldList>,
-    conn: Option<Box<Connection>>,
-    generation: u64,
-    epoch: u64,
-    /// Depth of write transactions this thread opened on `conn`.
-    depth: Cell<u32>,
-}
-
-impl Slot {
-    /// Gives up the connection and its statements: closed normally, or leaked when they
-    /// were inherited across fork() (closing them could disturb the parent's locks).
-    fn release(&mut self, inherited: bool) {
-        let statements = std::mem::take(self.statements.get_mut());
-        let conn = self.conn.take();
-        if inherited {
-            std::mem::forget(statements);
-            std::mem::forget(conn);
-        } else {
-            drop(statements);
-            drop(conn);
-        }
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let inherited = self.generation != FORK_GENERATION.load(Ordering::Relaxed);
-        self.release(inherited);
-    }
-}
-
 /// How connections to one file are opened.
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct ConnectionConfig {
     pub path: PathBuf,
     pub read_only: bool,
@@ -318,36 +83,229 @@ pub(crate) struct ConnectionConfig {
     pub pragma_sql: String,
 }
 
-/// The connections of every thread to one file.
-pub(crate) struct Connections {
-    config: ConnectionConfig,
-    slots: ThreadLocal<RefCell<Slot>>,
-    epoch: AtomicU64,
-    open_count: AtomicU64,
-    writer: WriterLock,
+/// Which file a path names: device, inode and birth time (so that a file deleted and
+/// re-created under the same inode number is another file).
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    born: Option<std::time::SystemTime>,
 }
 
-impl Connections {
-    pub fn new(config: ConnectionConfig) -> Connections {
-        Connections {
-            config,
-            slots: ThreadLocal::new(),
-            epoch: AtomicU64::new(0),
-            open_count: AtomicU64::new(0),
-            writer: WriterLock::default(),
+impl FileId {
+    fn of(path: &Path) -> std::io::Result<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            born: m.created().ok(),
+        })
+    }
+}
+
+/// Makes sure a read-write store's file exists (an empty file is an empty database), so
+/// that a bad path fails here, with the error that names it, and the file can be
+/// identified before any connection opens.
+fn ensure_file(config: &ConnectionConfig) -> Result<()> {
+    let path = &config.path;
+    if config.read_only || path.exists() {
+        return if path.exists() {
+            Ok(())
+        } else {
+            Err(Error::NotFound { path: path.clone() })
+        };
+    }
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        return Err(Error::NotFound { path: path.clone() });
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::PermissionDenied
+                || e.raw_os_error() == Some(libc::EROFS) =>
+        {
+            Err(Error::ReadOnly {
+                path: path.clone(),
+                message: format!("the file cannot be created: {e}"),
+            })
+        }
+        Err(source) => Err(Error::Io {
+            path: path.clone(),
+            source,
+        }),
+    }
+}
+
+/// A thread's connection with its held statements and transaction state.
+struct Slot {
+    /// Declared before `conn`: statements are finalized before their connection.
+    statements: RefCell<HeldStatements>,
+    /// The connection, at a fixed address (a leaked `Box`): held statements borrow it.
+    conn: Cell<Option<NonNull<Connection>>>,
+    /// The fork generation the connection was opened in.
+    generation: Cell<u64>,
+    /// The `close_all` epoch the connection was opened in.
+    epoch: Cell<u64>,
+    /// Write-transaction levels open on this thread (1 = the one that ran `BEGIN`).
+    depth: Cell<u32>,
+    /// Read-transaction levels open on this thread.
+    reading: Cell<u32>,
+    /// Calls running on the connection now (a connection is only swapped at 0).
+    in_use: Cell<u32>,
+    /// The writer lock, held from `BEGIN IMMEDIATE` to the end of the transaction.
+    writer: RefCell<Option<WriterGuard>>,
+    /// The open write transaction was inherited across fork(): it cannot be used here.
+    orphaned: Cell<bool>,
+}
+
+// SAFETY: a slot is used only by the thread it belongs to (ThreadLocal hands each thread
+// its own); it moves to another thread only when its FileConnections is dropped, when no
+// thread can be using it. The connection it points to is `Send`.
+unsafe impl Send for Slot {}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            statements: RefCell::default(),
+            conn: Cell::new(None),
+            generation: Cell::new(0),
+            epoch: Cell::new(0),
+            depth: Cell::new(0),
+            reading: Cell::new(0),
+            in_use: Cell::new(0),
+            writer: RefCell::new(None),
+            orphaned: Cell::new(false),
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.config.path
+    /// True when nothing runs on the connection and no transaction is open on it.
+    fn idle(&self, conn: &Connection) -> bool {
+        self.depth.get() == 0
+            && self.reading.get() == 0
+            && self.in_use.get() == 0
+            && conn.is_autocommit()
     }
 
-    pub fn timeout(&self) -> Duration {
-        self.config.timeout
+    /// Gives up the connection and its statements: closed normally, or leaked when they
+    /// were inherited across fork() (closing them could disturb the parent's locks).
+    /// Callers make sure nothing uses it (`in_use == 0`).
+    fn release(&self, inherited: bool) {
+        let statements = std::mem::take(&mut *self.statements.borrow_mut());
+        let conn = self.conn.take();
+        if inherited {
+            std::mem::forget(statements);
+        } else {
+            drop(statements);
+            if let Some(c) = conn {
+                // SAFETY: made by `Box::into_raw` in `open_into`; its statements are gone.
+                drop(unsafe { Box::from_raw(c.as_ptr()) });
+            }
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let inherited = self.generation.get() != fork::current();
+        self.release(inherited);
+    }
+}
+
+/// Decrements a counter when dropped (on unwind too).
+struct CountDown<'a>(&'a Cell<u32>);
+
+impl Drop for CountDown<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+/// The connections of every thread to one file, with one set of settings; shared by all
+/// tables of that file opened with those settings.
+pub(crate) struct FileConnections {
+    config: ConnectionConfig,
+    slots: ThreadLocal<Slot>,
+    /// Bumped by `close_all`: connections of an older epoch are swapped when idle.
+    epoch: AtomicU64,
+    /// Connections opened in the current epoch (what `close_all` closes).
+    current: AtomicU64,
+    writer: Arc<WriterLock>,
+    /// Statement namespaces of the open table handles: entry `i` is namespace `i + 1`,
+    /// with its current generation and whether a handle holds it.
+    namespaces: Mutex<Vec<(u64, bool)>>,
+}
+
+type Registry = Mutex<Vec<((FileId, ConnectionConfig), Weak<FileConnections>)>>;
+
+impl FileConnections {
+    /// The connections of the file `config` names, shared with every other open handle of
+    /// the same file and settings. A read-write store's file is created if missing.
+    fn shared(config: ConnectionConfig) -> Result<Arc<FileConnections>> {
+        static REGISTRY: Registry = Mutex::new(Vec::new());
+        ensure_file(&config)?;
+        let id = FileId::of(&config.path).map_err(|source| Error::Io {
+            path: config.path.clone(),
+            source,
+        })?;
+        let mut registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+        registry.retain(|(_, w)| w.strong_count() > 0);
+        // The path itself may be spelt differently by two handles: the file id decides.
+        let found = registry.iter().find_map(|((fid, c), w)| {
+            let same = *fid == id
+                && c.read_only == config.read_only
+                && c.timeout == config.timeout
+                && c.pragma_sql == config.pragma_sql;
+            same.then(|| w.upgrade()).flatten()
+        });
+        if let Some(file) = found {
+            return Ok(file);
+        }
+        let lock_key = PathBuf::from(format!("{}:{}", id.dev, id.ino));
+        let file = Arc::new(FileConnections {
+            writer: WriterLock::of(&lock_key),
+            config: config.clone(),
+            slots: ThreadLocal::new(),
+            epoch: AtomicU64::new(0),
+            current: AtomicU64::new(0),
+            namespaces: Mutex::new(Vec::new()),
+        });
+        registry.push(((id, config), Arc::downgrade(&file)));
+        Ok(file)
     }
 
-    pub fn read_only(&self) -> bool {
-        self.config.read_only
+    /// A statement namespace for a new table handle (a free one again, in a new generation).
+    fn claim_namespace(&self) -> Namespace {
+        let mut names = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
+        let index = match names.iter().position(|(_, used)| !used) {
+            Some(i) => i,
+            None => {
+                names.push((0, false));
+                names.len() - 1
+            }
+        };
+        let entry = &mut names[index];
+        *entry = (entry.0 + 1, true);
+        Namespace {
+            index: index + 1,
+            generation: entry.0,
+        }
+    }
+
+    fn release_namespace(&self, ns: Namespace) {
+        let mut names = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = names.get_mut(ns.index - 1) {
+            entry.1 = false;
+        }
     }
 
     fn open(&self) -> Result<Connection> {
@@ -374,181 +332,110 @@ impl Connections {
         crate::busy::install(&conn, c.timeout)?;
         conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(&c.pragma_sql)?;
-        self.open_count.fetch_add(1, Ordering::Relaxed);
         Ok(conn)
     }
 
-    fn slot(&self) -> &RefCell<Slot> {
-        self.slots.get_or(|| {
-            RefCell::new(Slot {
-                statements: RefCell::default(),
-                conn: None,
-                generation: 0,
-                epoch: 0,
-                depth: Cell::new(0),
-            })
-        })
+    fn slot(&self) -> &Slot {
+        self.slots.get_or(Slot::new)
+    }
+
+    /// The slot's connection, (re)opened if it is missing, inherited across fork(), or
+    /// stale after `close_all` and idle.
+    /// In a child of fork(), gives up what the slot inherited: the connection is never
+    /// touched again, and a transaction open at the fork stays open as a level count (so
+    /// that its block can end) that cannot be used here.
+    fn adopt_fork(slot: &Slot) {
+        let generation = fork::generation();
+        if slot.generation.get() != generation {
+            slot.release(true);
+            slot.generation.set(generation);
+            // The parent's lock: never unlocked from here (its mutex may be mid-use).
+            if let Some(guard) = slot.writer.replace(None) {
+                std::mem::forget(guard);
+            }
+            slot.reading.set(0);
+            if slot.depth.get() > 0 {
+                slot.orphaned.set(true);
+            }
+        }
+    }
+
+    fn connection(&self, slot: &Slot) -> Result<NonNull<Connection>> {
+        Self::adopt_fork(slot);
+        if slot.orphaned.get() {
+            return Err(Error::Usage(
+                "this transaction was opened before fork() by the parent process; the \
+                 child cannot use it (end its block, then start a new one)"
+                    .into(),
+            ));
+        }
+        let epoch = self.epoch.load(Ordering::Relaxed);
+        if let Some(c) = slot.conn.get() {
+            // SAFETY: the slot's live connection; only this thread uses it.
+            if slot.epoch.get() == epoch || !slot.idle(unsafe { c.as_ref() }) {
+                return Ok(c);
+            }
+            slot.release(false);
+        }
+        let conn = self.open()?;
+        let ptr = NonNull::from(Box::leak(Box::new(conn)));
+        slot.conn.set(Some(ptr));
+        slot.epoch.set(epoch);
+        self.current.fetch_add(1, Ordering::Relaxed);
+        Ok(ptr)
     }
 
     /// Runs `f` with this thread's connection, opening it first if needed.
-    pub fn with<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        let cell = self.slot();
-        let generation = fork_generation();
-        let epoch = self.epoch.load(Ordering::Relaxed);
-        {
-            let slot = cell.borrow();
-            if let Some(conn) = &slot.conn
-                && slot.generation == generation
-                && slot.epoch == epoch
-            {
-                return f(conn);
-            }
-        }
-        {
-            let mut slot = cell
-                .try_borrow_mut()
-                .map_err(|_| Error::Usage("connection reopened while in use".into()))?;
-            let inherited = slot.generation != generation;
-            slot.release(inherited);
-            slot.depth.set(0);
-            slot.conn = Some(Box::new(self.open()?));
-            slot.generation = generation;
-            slot.epoch = epoch;
-        }
-        let slot = cell.borrow();
-        f(slot.conn.as_deref().expect("connection was just opened"))
+    fn with<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let _inside = fork::enter();
+        let slot = self.slot();
+        let conn = self.connection(slot)?;
+        slot.in_use.set(slot.in_use.get() + 1);
+        let _done = CountDown(&slot.in_use);
+        // SAFETY: the connection stays open while `in_use > 0` (it is only released idle).
+        f(unsafe { conn.as_ref() })
     }
 
     /// Closes this thread's connection (it reopens on next use).
-    pub fn close(&self) -> Result<()> {
-        if let Some(cell) = self.slots.get() {
-            let mut slot = cell
-                .try_borrow_mut()
-                .map_err(|_| Error::Usage("cannot close a connection that is in use".into()))?;
-            if slot.depth.get() > 0 {
-                return Err(Error::Usage("cannot close inside a transaction".into()));
-            }
-            let inherited = slot.generation != fork_generation();
-            slot.release(inherited);
+    fn close(&self) -> Result<()> {
+        let Some(slot) = self.slots.get() else {
+            return Ok(());
+        };
+        if slot.depth.get() > 0 || slot.reading.get() > 0 {
+            return Err(Error::Usage("cannot close inside a transaction".into()));
         }
+        if slot.in_use.get() > 0 {
+            return Err(Error::Usage(
+                "cannot close a connection that is in use".into(),
+            ));
+        }
+        let inherited = slot.generation.get() != fork::current();
+        if slot.conn.get().is_some()
+            && !inherited
+            && slot.epoch.get() == self.epoch.load(Ordering::Relaxed)
+        {
+            let _ = self
+                .current
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
+        slot.release(inherited);
         Ok(())
     }
 
-    /// Runs `f` with statement `id` of this thread's connection `conn` (the one handed
-    /// out by [`Connections::with`]), preparing `sql` on first use and keeping it
-    /// prepared for the next call. This skips the statement cache's hashing of the SQL
-    /// text on every call. Each `id` must always come with the same `sql`.
-    pub fn held<'k, R>(
-        &self,
-        conn: &Connection,
-        id: usize,
-        sql: &str,
-        f: impl FnOnce(&mut Prepared<'_, '_, 'k>) -> Result<R>,
-    ) -> Result<R> {
-        let slot = self.slot().borrow();
-        let Some(own) = slot.conn.as_deref().filter(|c| std::ptr::eq(*c, conn)) else {
-            let mut st = conn.prepare_cached(sql)?;
-            return f(&mut Prepared::copying(&mut st));
-        };
-        // Taken out while in use, so that a nested use of the same id prepares its own.
-        let taken = slot
-            .statements
-            .borrow_mut()
-            .0
-            .get_mut(id)
-            .and_then(Option::take);
-        let (mut st, raw) = match taken {
-            Some(held) => held,
-            None => {
-                let mut st = own.prepare(sql)?;
-                let raw = handle_of(own, &mut st);
-                // SAFETY: `own` is boxed in the slot and outlives the statement (see
-                // `HeldStatement`); the statement is only used on this thread.
-                let st =
-                    unsafe { std::mem::transmute::<rusqlite::Statement<'_>, HeldStatement>(st) };
-                (st, raw)
-            }
-        };
-        let result = f(&mut Prepared {
-            st: &mut st,
-            raw,
-            _bound: PhantomData,
-        });
-        // Text and blobs were bound without a copy (see `Prepared::bind`): the data lives
-        // until this call returns, and no pointer to it may stay behind.
-        st.clear_bindings();
-        let list = &mut slot.statements.borrow_mut().0;
-        if list.len() <= id {
-            list.resize_with(id + 1, || None);
-        }
-        list[id] = Some((st, raw));
-        result
-    }
-
-    /// Makes every thread reopen its connection on next use and closes this thread's one;
-    /// returns how many connections had been opened since the previous call.
-    pub fn close_all(&self) -> Result<u64> {
+    /// Marks every thread's connection stale (each is replaced at its thread's next call
+    /// made outside a transaction) and closes this thread's one now if it is idle.
+    /// Returns how many connections were open in the epoch it ends.
+    fn close_all(&self) -> u64 {
         self.epoch.fetch_add(1, Ordering::Relaxed);
-        self.close()?;
-        Ok(self.open_count.swap(0, Ordering::Relaxed))
-    }
-
-    /// The depth of write transactions open on this thread.
-    pub fn depth(&self) -> u32 {
-        self.slots.get().map_or(0, |s| s.borrow().depth.get())
-    }
-
-    fn set_depth(&self, depth: u32) {
-        self.slot().borrow().depth.set(depth);
-    }
-
-    /// Runs one write: inside this thread's transaction if one is open, otherwise as an
-    /// autocommitted statement under the in-process writer lock.
-    pub fn write<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        if self.depth() > 0 {
-            return self.with(f);
+        let n = self.current.swap(0, Ordering::Relaxed);
+        if let Some(slot) = self.slots.get()
+            && let Some(c) = slot.conn.get()
+            // SAFETY: this thread's live connection.
+            && slot.idle(unsafe { c.as_ref() })
+        {
+            slot.release(slot.generation.get() != fork::current());
         }
-        self.check_writable()?;
-        let _guard = self.writer.lock(self.config.timeout, self.path())?;
-        self.with(f)
-    }
-
-    /// Runs `f` atomically: joins this thread's transaction, or opens one around `f`.
-    pub fn atomic<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        let owner = self.begin()?;
-        let result = self.with(f);
-        let end = self.end(owner, result.is_ok());
-        let value = result?;
-        end?;
-        Ok(value)
-    }
-
-    /// Runs several reads in one read transaction (unless one is already open), so that
-    /// they see one snapshot and pay the file-lock system calls once.
-    pub fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        self.with(|conn| {
-            if !conn.is_autocommit() {
-                return f(conn);
-            }
-            self.run(conn, held::BEGIN, "BEGIN")?;
-            let result = f(conn);
-            let ended = if result.is_ok() {
-                self.run(conn, held::COMMIT, "COMMIT")
-            } else {
-                self.run(conn, held::ROLLBACK, "ROLLBACK")
-            };
-            let value = result?;
-            ended?;
-            Ok(value)
-        })
-    }
-
-    /// Runs a held statement that takes no parameters and returns no rows.
-    fn run(&self, conn: &Connection, id: usize, sql: &str) -> Result<()> {
-        self.held(conn, id, sql, |st| {
-            st.raw_execute()?;
-            Ok(())
-        })
+        n
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -561,36 +448,110 @@ impl Connections {
         Ok(())
     }
 
-    /// Opens a write transaction (`BEGIN IMMEDIATE`) or joins the one open on this thread.
-    /// Returns true when this call opened it and so must end it.
-    pub fn begin(&self) -> Result<bool> {
-        let depth = self.depth();
+    /// Fails when the write transaction open on this thread can no longer be used: SQLite
+    /// rolled it back by itself after an error.
+    fn check_open(conn: &Connection) -> Result<()> {
+        if conn.is_autocommit() {
+            return Err(Error::Usage(
+                "the transaction was rolled back by SQLite after an earlier error; nothing \
+                 written in it was kept, and nothing more can be written until it ends"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn run(&self, conn: &Connection, id: usize, sql: &str) -> Result<()> {
+        self.held(conn, Namespace::CONNECTION, id, sql, |st| {
+            st.raw_execute()?;
+            Ok(())
+        })
+    }
+
+    fn held<'k, R>(
+        &self,
+        conn: &Connection,
+        ns: Namespace,
+        id: usize,
+        sql: &str,
+        f: impl FnOnce(&mut Prepared<'_, '_, 'k>) -> Result<R>,
+    ) -> Result<R> {
+        let slot = self.slot();
+        match slot.conn.get() {
+            // SAFETY: the slot's connection is at a fixed address and is released only
+            // after its statements (see `Slot::release`), never while `in_use > 0`.
+            Some(own) if std::ptr::eq(own.as_ptr(), conn) => unsafe {
+                with_held(&slot.statements, own.as_ref(), ns, id, sql, f)
+            },
+            _ => with_cached(conn, sql, f),
+        }
+    }
+
+    fn write<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let slot = self.slot();
+        if slot.depth.get() > 0 {
+            return self.with(|c| {
+                Self::check_open(c)?;
+                f(c)
+            });
+        }
+        self.no_read_open(slot)?;
+        self.check_writable()?;
+        let _guard = self.writer.lock(self.config.timeout, &self.config.path)?;
+        self.with(f)
+    }
+
+    fn no_read_open(&self, slot: &Slot) -> Result<()> {
+        if slot.reading.get() > 0 {
+            return Err(Error::Usage(
+                "cannot write inside a read transaction: its snapshot may be older than \
+                 the file, and upgrading it can fail at once; write in a write transaction"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn begin(&self) -> Result<bool> {
+        let slot = self.slot();
+        let depth = slot.depth.get();
         if depth > 0 {
-            self.set_depth(depth + 1);
+            slot.depth.set(depth + 1);
             return Ok(false);
         }
+        self.no_read_open(slot)?;
         self.check_writable()?;
-        let guard = self.writer.lock(self.config.timeout, self.path())?;
+        let guard = self.writer.lock(self.config.timeout, &self.config.path)?;
         self.with(|conn| self.run(conn, held::BEGIN_IMMEDIATE, "BEGIN IMMEDIATE"))?;
-        std::mem::forget(guard); // released by `end`
-        self.set_depth(1);
+        slot.writer.replace(Some(guard));
+        slot.depth.set(1);
         Ok(true)
     }
 
-    /// Ends what [`Connections::begin`] started: the owner commits (or rolls back), a
-    /// joined level only counts down. A failed commit rolls back.
-    pub fn end(&self, owner: bool, commit: bool) -> Result<()> {
-        let depth = self.depth();
+    fn end(&self, commit: bool) -> Result<()> {
+        let slot = self.slot();
+        Self::adopt_fork(slot);
+        let depth = slot.depth.get();
         if depth == 0 {
             return Err(Error::Usage("no transaction is open on this thread".into()));
         }
-        self.set_depth(depth - 1);
-        if !owner {
+        slot.depth.set(depth - 1);
+        if depth > 1 {
             return Ok(());
         }
+        if slot.orphaned.replace(false) {
+            return Ok(()); // the parent's transaction: nothing of it exists here
+        }
+        // Released when this function returns, whatever happens below.
+        let _guard = slot.writer.replace(None);
         let result = self.with(|conn| {
             if conn.is_autocommit() {
-                return Ok(()); // SQLite already rolled back (e.g. after a full disk)
+                // SQLite already rolled back (e.g. after a full disk).
+                return if commit {
+                    Self::check_open(conn)
+                } else {
+                    Ok(())
+                };
             }
             if commit {
                 if let Err(e) = self.run(conn, held::COMMIT, "COMMIT") {
@@ -602,75 +563,248 @@ impl Connections {
                 self.run(conn, held::ROLLBACK, "ROLLBACK")
             }
         });
-        self.writer.unlock();
+        self.discard_if_still_open(slot);
         result
     }
-}
 
-/// Serialises writers inside this process, so that the busy handler (`busy.rs`) is only
-/// reached by contention between processes.
-#[derive(Default)]
-struct WriterLock {
-    state: Mutex<LockState>,
-    freed: Condvar,
-}
-
-#[derive(Default)]
-struct LockState {
-    /// The holding thread and the fork generation it took the lock in.
-    owner: Option<(ThreadId, u64)>,
-    /// Threads waiting in `lock` (so that an uncontended unlock makes no wake-up syscall).
-    waiters: usize,
-}
-
-struct WriterGuard<'a>(&'a WriterLock);
-
-impl Drop for WriterGuard<'_> {
-    fn drop(&mut self) {
-        self.0.unlock();
-    }
-}
-
-impl WriterLock {
-    fn lock(&self, timeout: Duration, path: &Path) -> Result<WriterGuard<'_>> {
-        let me = std::thread::current().id();
-        let generation = fork_generation();
-        let start = Instant::now();
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            match state.owner {
-                // A holder from before fork() does not exist in this process.
-                Some((_, g)) if g != generation => break,
-                None => break,
-                Some((t, _)) if t == me => {
-                    return Err(Error::Usage("writer lock taken twice by one thread".into()));
-                }
-                Some(_) => {}
-            }
-            let waited = start.elapsed();
-            if waited >= timeout {
-                return Err(Error::Busy {
-                    path: path.to_owned(),
-                    waited,
-                });
-            }
-            state.waiters += 1;
-            state = self
-                .freed
-                .wait_timeout(state, timeout - waited)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-            state.waiters -= 1;
+    /// A connection that is still inside a transaction after its end (a failed
+    /// `ROLLBACK`) is closed, which rolls back, so that nothing later joins it.
+    fn discard_if_still_open(&self, slot: &Slot) {
+        if let Some(c) = slot.conn.get()
+            // SAFETY: this thread's live connection.
+            && !unsafe { c.as_ref() }.is_autocommit()
+            && slot.in_use.get() == 0
+            && slot.reading.get() == 0
+        {
+            slot.release(false);
         }
-        state.owner = Some((me, generation));
-        Ok(WriterGuard(self))
+    }
+}
+
+/// An open read transaction: every read of this thread on the file sees one snapshot
+/// until it ends. Inside this thread's write transaction it is that transaction's view
+/// (and ends nothing). Ends when dropped (on unwind too).
+pub(crate) struct ReadLevel<'a> {
+    file: &'a FileConnections,
+    began: bool,
+}
+
+impl<'a> ReadLevel<'a> {
+    /// Opens a read transaction (`BEGIN`; the snapshot is taken at the first read).
+    pub(crate) fn begin(conns: &'a Connections) -> Result<ReadLevel<'a>> {
+        let file = &*conns.file;
+        let began = file.with(|conn| {
+            if !conn.is_autocommit() {
+                return Ok(false);
+            }
+            file.run(conn, held::BEGIN, "BEGIN")?;
+            Ok(true)
+        })?;
+        if began {
+            let slot = file.slot();
+            slot.reading.set(slot.reading.get() + 1);
+        }
+        Ok(ReadLevel { file, began })
     }
 
-    fn unlock(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.owner = None;
-        if state.waiters > 0 {
-            self.freed.notify_one();
+    /// Ends the read transaction (a `COMMIT`, which for reads only releases the snapshot).
+    pub(crate) fn end(self) -> Result<()> {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        this.finish(true)
+    }
+
+    fn finish(&mut self, commit: bool) -> Result<()> {
+        if !std::mem::take(&mut self.began) {
+            return Ok(());
+        }
+        let slot = self.file.slot();
+        slot.reading.set(slot.reading.get().saturating_sub(1));
+        let file = self.file;
+        file.with(|conn| {
+            if conn.is_autocommit() || slot.reading.get() > 0 {
+                return Ok(());
+            }
+            let (id, sql) = if commit {
+                (held::COMMIT, "COMMIT")
+            } else {
+                (held::ROLLBACK, "ROLLBACK")
+            };
+            file.run(conn, id, sql)
+        })
+    }
+}
+
+impl Drop for ReadLevel<'_> {
+    fn drop(&mut self) {
+        let _ = self.finish(false);
+    }
+}
+
+/// A table's access to its file's shared connections: the connections plus the table's
+/// own statement namespace.
+pub(crate) struct Connections {
+    file: Arc<FileConnections>,
+    ns: Namespace,
+}
+
+impl Drop for Connections {
+    fn drop(&mut self) {
+        self.file.release_namespace(self.ns);
+    }
+}
+
+impl Connections {
+    /// The connections of `config`'s file (shared with other handles of it) for a new
+    /// table handle.
+    pub fn new(config: ConnectionConfig) -> Result<Connections> {
+        let file = FileConnections::shared(config)?;
+        let ns = file.claim_namespace();
+        Ok(Connections { file, ns })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.file.config.path
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.file.config.timeout
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.file.config.read_only
+    }
+
+    /// Runs `f` with this thread's connection, opening it first if needed.
+    pub fn with<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        self.file.with(f)
+    }
+
+    /// Closes this thread's connection (it reopens on next use).
+    pub fn close(&self) -> Result<()> {
+        self.file.close()
+    }
+
+    /// Runs `f` with statement `id` of this table, kept prepared on this thread's
+    /// connection `conn` (the one handed out by [`Connections::with`]): `sql` is prepared
+    /// on first use and kept for the next call, which skips the statement cache's hashing
+    /// of the text. Each `id` must always come with the same `sql`.
+    pub fn held<'k, R>(
+        &self,
+        conn: &Connection,
+        id: usize,
+        sql: &str,
+        f: impl FnOnce(&mut Prepared<'_, '_, 'k>) -> Result<R>,
+    ) -> Result<R> {
+        self.file.held(conn, self.ns, id, sql, f)
+    }
+
+    /// Marks every thread's connection to the file stale (each is replaced at its
+    /// thread's next call outside a transaction; a transaction in progress keeps its
+    /// connection to the end) and closes this thread's one if it is idle. Returns how many
+    /// connections, of all threads, it closed or marked.
+    pub fn close_all(&self) -> u64 {
+        self.file.close_all()
+    }
+
+    /// The depth of write transactions open on this thread.
+    pub fn depth(&self) -> u32 {
+        self.file.slots.get().map_or(0, |s| s.depth.get())
+    }
+
+    /// Runs one write: inside this thread's transaction if one is open, otherwise as an
+    /// autocommitted statement under the in-process writer lock.
+    pub fn write<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        self.file.write(f)
+    }
+
+    /// Runs `f` atomically: joins this thread's transaction, or opens one around `f`.
+    /// The level ends on every path, on unwind too.
+    pub fn atomic<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let level = Level::begin(self)?;
+        let result = self.with(f);
+        level.end(result.is_ok()).and(result)
+    }
+
+    /// Runs several reads in one read transaction (unless one is already open), so that
+    /// they see one snapshot and pay the file-lock system calls once.
+    pub fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let level = ReadLevel::begin(self)?;
+        let result = self.with(f);
+        level.end().and(result)
+    }
+
+    /// Opens a write transaction (`BEGIN IMMEDIATE`) or joins the one open on this thread.
+    /// Returns true when this call opened it.
+    pub fn begin(&self) -> Result<bool> {
+        self.file.begin()
+    }
+
+    /// Ends the innermost level opened by [`Connections::begin`]: the outermost commits
+    /// (or rolls back), a joined level only counts down. A failed commit rolls back.
+    pub fn end(&self, commit: bool) -> Result<()> {
+        self.file.end(commit)
+    }
+}
+
+/// One all-or-nothing level of a write transaction: the transaction itself, or, joined
+/// inside one already open on this thread, a savepoint, so that a failed level undoes its
+/// own writes and no more. Rolls back when dropped unended (on unwind too).
+pub(crate) struct Level<'a> {
+    conns: &'a Connections,
+    savepoint: bool,
+    ended: bool,
+}
+
+impl<'a> Level<'a> {
+    /// Opens this thread's write transaction, or a savepoint inside the open one.
+    pub(crate) fn begin(conns: &'a Connections) -> Result<Level<'a>> {
+        let opened = conns.begin()?;
+        let mut level = Level {
+            conns,
+            savepoint: false,
+            ended: false,
+        };
+        if !opened {
+            conns.with(|c| {
+                conns
+                    .file
+                    .run(c, held::SAVEPOINT, "SAVEPOINT diskstore_level")
+            })?;
+            level.savepoint = true;
+        }
+        Ok(level)
+    }
+
+    /// Ends the level: commits (the outermost) or releases the savepoint when `commit`,
+    /// else rolls it back.
+    pub(crate) fn end(mut self, commit: bool) -> Result<()> {
+        self.ended = true;
+        self.finish(commit)
+    }
+
+    fn finish(&self, commit: bool) -> Result<()> {
+        let undone = if self.savepoint {
+            let file = &self.conns.file;
+            self.conns.with(|c| {
+                if !commit {
+                    file.run(c, held::ROLLBACK_TO, "ROLLBACK TO diskstore_level")?;
+                }
+                file.run(c, held::RELEASE, "RELEASE diskstore_level")
+            })
+        } else {
+            Ok(())
+        };
+        // The level is closed whatever happened to the savepoint; a savepoint that could
+        // not be undone must not be committed by the outer level either.
+        let ended = self.conns.end(commit && undone.is_ok());
+        undone.and(ended)
+    }
+}
+
+impl Drop for Level<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            let _ = self.finish(false);
         }
     }
 }
@@ -689,40 +823,5 @@ mod tests {
             immutable_uri(Path::new("rel.db")),
             "file:rel.db?immutable=1"
         );
-    }
-
-    #[test]
-    fn pragma_values_cannot_inject_sql() {
-        let ok = pragma_sql(&[("cache_size".into(), "-2000".into())]).unwrap();
-        assert_eq!(ok, "PRAGMA cache_size = -2000;\n");
-        assert!(pragma_sql(&[("x; DROP TABLE t".into(), "1".into())]).is_err());
-        assert!(pragma_sql(&[("cache_size".into(), "1; DROP TABLE t".into())]).is_err());
-        assert!(pragma_sql(&[("journal_mode".into(), "'wal''".into())]).is_err());
-    }
-
-    #[test]
-    fn handle_of_picks_this_statement_among_twins() {
-        let conn = Connection::open_in_memory().unwrap();
-        let sql = "SELECT ?1, ?2";
-        let mut older = conn.prepare(sql).unwrap();
-        let mut st = conn.prepare(sql).unwrap();
-        let newer = conn.prepare(sql).unwrap();
-        assert!(!handle_of(&conn, &mut older).is_null());
-        let raw = handle_of(&conn, &mut st);
-        assert!(!raw.is_null());
-        // Binding through the handle shows on `st` alone.
-        let text = "bound in place";
-        let mut p = Prepared {
-            st: &mut st,
-            raw,
-            _bound: PhantomData,
-        };
-        p.bind(1, ValueRef::Text(text)).unwrap();
-        p.bind(2, ValueRef::Blob(b"\x01")).unwrap();
-        assert_eq!(st.expanded_sql().unwrap(), "SELECT 'bound in place', x'01'");
-        assert_eq!(newer.expanded_sql().unwrap(), "SELECT NULL, NULL");
-        // No parameters: nothing to bind, no handle needed.
-        let mut none = conn.prepare("SELECT 1").unwrap();
-        assert!(handle_of(&conn, &mut none).is_null());
     }
 }

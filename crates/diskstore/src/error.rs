@@ -24,6 +24,16 @@ pub enum Error {
         /// How long the call waited before giving up.
         waited: Duration,
     },
+    /// A table is in use by another statement of this thread's own connection
+    /// (`SQLITE_LOCKED`), e.g. dropped while a read of it is still running. Waiting does
+    /// not help: finish the other statement first.
+    #[error("{message} ({path}): another statement of this thread is still using the table")]
+    Locked {
+        /// The store file.
+        path: PathBuf,
+        /// SQLite's explanation.
+        message: String,
+    },
     /// The file, its folder or the handle is read-only; writing needs write permission
     /// on the file and on its folder (SQLite creates `-wal` and `-shm` files beside it).
     #[error("cannot write to {path}: {message}")]
@@ -127,9 +137,13 @@ impl Error {
         };
         let message = err.to_string();
         match err.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Busy {
+            Some(ErrorCode::DatabaseBusy) => Error::Busy {
                 path: path.to_owned(),
                 waited: timeout,
+            },
+            Some(ErrorCode::DatabaseLocked) => Error::Locked {
+                path: path.to_owned(),
+                message,
             },
             Some(ErrorCode::ReadOnly) => Error::ReadOnly {
                 path: path.to_owned(),

@@ -104,6 +104,31 @@ impl AsKey for Vec<u8> {
     }
 }
 
+/// Integer keys narrower than `i64` (every value fits): stored as INTEGER, and refused on
+/// read when a stored key does not fit the type.
+macro_rules! narrow_int_key {
+    ($($t:ty),*) => {$(
+        impl AsKey for $t {
+            fn as_key(&self) -> KeyRef<'_> {
+                KeyRef::Int(i64::from(*self))
+            }
+        }
+
+        impl Key for $t {
+            const COLUMN_TYPE: ColumnType = ColumnType::Integer;
+            fn from_value(v: ValueRef<'_>) -> std::result::Result<Self, String> {
+                match v {
+                    ValueRef::Integer(i) => <$t>::try_from(i).map_err(|_| {
+                        format!("key {i} does not fit in {}", stringify!($t))
+                    }),
+                    other => Err(mismatch("INTEGER", other)),
+                }
+            }
+        }
+    )*};
+}
+narrow_int_key!(i32, u32);
+
 impl<T: AsKey + ?Sized> AsKey for &T {
     fn as_key(&self) -> KeyRef<'_> {
         (**self).as_key()

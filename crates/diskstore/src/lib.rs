@@ -25,9 +25,9 @@
 //! store.insert("a", &Point { x: 1.0, y: 2.0, label: "first".into() })?;
 //! assert_eq!(store.get("a")?.unwrap().x, 1.0);
 //!
-//! // Writes in a transaction are all-or-nothing; dropping the guard rolls back.
-//! let tx = store.transaction()?;
-//! store.insert("b", &Point { x: 3.0, y: 4.0, label: "second".into() })?;
+//! // Writes in a transaction are all-or-nothing; dropping it uncommitted rolls back.
+//! let tx = store.begin()?;
+//! tx.insert("b", &Point { x: 3.0, y: 4.0, label: "second".into() })?;
 //! tx.commit()?;
 //!
 //! let keys: Vec<String> = store.keys().collect::<Result<_, _>>()?;
@@ -51,27 +51,31 @@ mod busy;
 mod cache;
 mod connection;
 mod error;
+mod fork;
 mod key;
+mod pragma;
 mod record;
 mod schema;
+mod statement;
 mod store;
 mod table;
 mod transaction;
 mod value;
+mod writer;
 
 pub use cache::{
     CACHE_PAGE_SIZE, CacheBuilder, CacheIter, CacheOptions, CacheTable, Clock, DEFAULT_CACHE_TABLE,
     DiskCache, EvictionPolicy, IncrRefusal, ManualClock, NEVER, PURGE_PER_WRITE, SCAN_PAGE, Stats,
     SystemClock, Ttl, entry_size,
 };
-pub use connection::{DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS, DEFAULT_TIMEOUT};
 pub use error::{Error, Result};
 pub use key::{AsKey, Key, KeyRef};
+pub use pragma::{DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS, DEFAULT_TIMEOUT};
 pub use record::{Column, Field, Json, Record, Row};
 pub use schema::{TableSpec, quote_ident};
 pub use store::{Builder, DEFAULT_TABLE, DiskRead, DiskStore, Iter, RangeIter};
 pub use table::{Direction, Query, RangeEnd, Table, TableOptions};
-pub use transaction::Transaction;
+pub use transaction::{ReadTransaction, Savepoint, Transaction, WriteTransaction};
 pub use value::{Cell, ColumnType, Value, ValueRef};
 
 #[cfg(feature = "derive")]

@@ -169,6 +169,47 @@ impl Field for i64 {
     }
 }
 
+/// Integer fields of other widths: stored as INTEGER; a value outside `i64` (for `u64`
+/// and `usize`) is refused when written, a stored value outside the type when read.
+macro_rules! int_field {
+    ($($t:ty),*) => {$(
+        impl Field for $t {
+            const SQL_TYPE: ColumnType = ColumnType::Integer;
+            fn to_cell(&self) -> Result<Cell<'_>> {
+                i64::try_from(*self)
+                    .map(|i| Cell::Borrowed(ValueRef::Integer(i)))
+                    .map_err(|_| Error::InvalidValue(format!(
+                        "{} does not fit in SQLite's 64-bit signed integer", self
+                    )))
+            }
+            fn from_value(v: ValueRef<'_>) -> std::result::Result<Self, String> {
+                match v {
+                    ValueRef::Integer(i) => <$t>::try_from(i)
+                        .map_err(|_| format!("{i} does not fit in {}", stringify!($t))),
+                    other => Err(found("INTEGER", other)),
+                }
+            }
+        }
+    )*};
+}
+int_field!(i32, u32, u64, usize);
+
+impl Field for f32 {
+    const SQL_TYPE: ColumnType = ColumnType::Real;
+    fn to_cell(&self) -> Result<Cell<'_>> {
+        if self.is_nan() {
+            return Err(Error::InvalidValue(
+                "NaN cannot be stored (SQLite reads it as NULL)".into(),
+            ));
+        }
+        Ok(Cell::Borrowed(ValueRef::Real(f64::from(*self))))
+    }
+    fn from_value(v: ValueRef<'_>) -> std::result::Result<Self, String> {
+        // Rounds to the nearest f32: what a REAL column holds is an f64.
+        <f64 as Field>::from_value(v).map(|f| f as f32)
+    }
+}
+
 impl Field for f64 {
     const SQL_TYPE: ColumnType = ColumnType::Real;
     fn to_cell(&self) -> Result<Cell<'_>> {
@@ -289,7 +330,32 @@ macro_rules! value_from {
         }
     )*};
 }
-value_from!(i64 => Integer, i32 => Integer, f64 => Real, &str => Text, String => Text, Vec<u8> => Blob);
+value_from!(
+    i64 => Integer, i32 => Integer, u32 => Integer, i16 => Integer, u16 => Integer,
+    i8 => Integer, u8 => Integer, f64 => Real, f32 => Real, &str => Text, String => Text,
+    Vec<u8> => Blob, &[u8] => Blob
+);
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(x: Option<T>) -> Value {
+        x.map_or(Value::Null, Into::into)
+    }
+}
+
+/// Query parameters from a list of values of mixed types, each converted with
+/// `Value::from`: `params![1, "a", 2.5, None::<i64>]` is a `Vec<Value>`.
+///
+/// ```
+/// use diskstore::{params, Query, Value};
+/// let q = Query::new().filter("value BETWEEN ? AND ?", params![1, 10]);
+/// assert_eq!(q.params, [Value::Integer(1), Value::Integer(10)]);
+/// ```
+#[macro_export]
+macro_rules! params {
+    ($($p:expr),* $(,)?) => {
+        ::std::vec![$($crate::Value::from($p)),*]
+    };
+}
 
 impl From<bool> for Value {
     fn from(x: bool) -> Value {

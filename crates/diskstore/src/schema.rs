@@ -125,15 +125,18 @@ impl Statements {
             .map(column_def)
             .collect::<Result<Vec<_>>>()?;
         let defs: String = defs.iter().map(|d| format!(", {d}")).collect();
-        let insert_auto = if names.is_empty() {
-            format!("INSERT INTO {t} DEFAULT VALUES RETURNING _key")
+        // Inserts nothing once the largest rowid is taken: SQLite would then pick a random
+        // free key, which a caller counting on "the next key" must not get silently.
+        let (auto_cols, auto_vals) = if names.is_empty() {
+            ("_key".to_owned(), "NULL".to_owned())
         } else {
-            format!(
-                "INSERT INTO {t} ({}) VALUES ({}) RETURNING _key",
-                names.join(", "),
-                auto_params.join(", ")
-            )
+            (names.join(", "), auto_params.join(", "))
         };
+        let insert_auto = format!(
+            "INSERT INTO {t} ({auto_cols}) SELECT {auto_vals} \
+             WHERE (SELECT max(rowid) FROM {t}) IS NOT {} RETURNING _key",
+            i64::MAX
+        );
         Ok(Statements {
             get: format!("SELECT _key{cols} FROM {t} WHERE _key = ?1"),
             contains: format!("SELECT 1 FROM {t} WHERE _key = ?1"),
@@ -218,13 +221,15 @@ impl Statements {
     /// A trusted query: the caller's `WHERE` and `ORDER BY` fragments pasted in verbatim.
     pub fn query(&self, filter: Option<&str>, order: Option<&str>) -> String {
         let mut sql = self.select.clone();
+        // Each fragment on lines of its own, so that a `--` comment in one ends with it.
         if let Some(w) = filter {
-            sql.push_str(" WHERE ");
+            sql.push_str(" WHERE (\n");
             sql.push_str(w);
+            sql.push_str("\n)");
         }
         sql.push_str(" ORDER BY ");
         sql.push_str(order.unwrap_or("rowid"));
-        sql.push_str(" LIMIT ? OFFSET ?");
+        sql.push_str("\n LIMIT ? OFFSET ?");
         sql
     }
 

@@ -9,13 +9,13 @@ use std::ops::{Bound, Deref, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::connection::DEFAULT_TIMEOUT;
 use crate::error::{Error, Result};
 use crate::key::{AsKey, Key, KeyRef};
+use crate::pragma::DEFAULT_TIMEOUT;
 use crate::record::{Record, Row};
 use crate::schema::TableSpec;
 use crate::table::{Direction, Query, RangeEnd, Table, TableOptions};
-use crate::transaction::Transaction;
+use crate::transaction::{ReadTransaction, WriteTransaction};
 use crate::value::{Cell, ColumnType, Value};
 
 /// The table a store uses unless the record or the builder names one: the original
@@ -187,6 +187,24 @@ impl<K: Key, V: Record> DiskRead<K, V> {
     /// The store file.
     pub fn path(&self) -> &Path {
         self.table.path()
+    }
+
+    /// Closes the connections of every thread to the file (see [`Table::close_all`]): a
+    /// transaction in progress keeps its connection to its end. Returns how many it closed.
+    ///
+    /// # Errors
+    /// None today.
+    pub fn close_all(&self) -> Result<u64> {
+        self.table.close_all()
+    }
+
+    /// Begins a read transaction: the reads made through it see one snapshot; see
+    /// [`ReadTransaction`].
+    ///
+    /// # Errors
+    /// File and lock errors.
+    pub fn read(&self) -> Result<ReadTransaction<'_, K, V>> {
+        ReadTransaction::begin(self)
     }
 
     /// The value of `key`, or `None`.
@@ -432,7 +450,8 @@ impl<K: Key, V: Record> DiskStore<K, V> {
             .get_or_insert(key.as_key(), &cells(default)?, |row, _| V::read(row))
     }
 
-    /// Stores many entries in one transaction (all or nothing); returns how many.
+    /// Stores many entries in one transaction (all or nothing; inside an open transaction,
+    /// a savepoint); returns how many.
     ///
     /// # Errors
     /// As [`DiskStore::insert`]; on error nothing of the batch is kept.
@@ -442,14 +461,14 @@ impl<K: Key, V: Record> DiskStore<K, V> {
         W: Borrow<V>,
         I: IntoIterator<Item = (Q, W)>,
     {
-        let tx = self.transaction()?;
-        let mut n = 0;
-        for (k, v) in items {
-            self.table().set(k.as_key(), &cells(v.borrow())?)?;
-            n += 1;
-        }
-        tx.commit()?;
-        Ok(n)
+        self.table().atomic(|| {
+            let mut n = 0;
+            for (k, v) in items {
+                self.table().set(k.as_key(), &cells(v.borrow())?)?;
+                n += 1;
+            }
+            Ok(n)
+        })
     }
 
     /// Removes every entry (see [`DiskStore::vacuum`] to shrink the file).
@@ -468,13 +487,29 @@ impl<K: Key, V: Record> DiskStore<K, V> {
         self.table().vacuum()
     }
 
-    /// Starts a write transaction on this thread (`BEGIN IMMEDIATE`), or joins the open
-    /// one; see [`Transaction`].
+    /// Begins a write transaction (`BEGIN IMMEDIATE`) on this thread; see
+    /// [`WriteTransaction`].
     ///
     /// # Errors
-    /// [`Error::Busy`] if another writer holds the lock past the timeout.
-    pub fn transaction(&self) -> Result<Transaction<'_>> {
-        Transaction::begin(self.table())
+    /// [`Error::Busy`] if another writer holds the lock past the timeout;
+    /// [`Error::Usage`] if this thread already has one open on this file (nest work in it
+    /// with [`WriteTransaction::savepoint`]).
+    pub fn begin(&self) -> Result<WriteTransaction<'_, K, V>> {
+        WriteTransaction::begin(self)
+    }
+
+    /// Another table of the same file, opened with this store's settings so that it shares
+    /// this thread's connection and transactions.
+    pub(crate) fn sibling<K2: Key, V2: Record>(&self, name: &str) -> Result<DiskStore<K2, V2>> {
+        let spec = TableSpec {
+            name: name.to_owned(),
+            key_type: K2::COLUMN_TYPE,
+            columns: V2::columns(),
+        };
+        let table = Table::open(self.table().sibling_options(spec))?;
+        Ok(DiskStore {
+            read: DiskRead::from_table(table),
+        })
     }
 }
 

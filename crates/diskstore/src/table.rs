@@ -12,14 +12,13 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use crate::connection::{
-    ConnectionConfig, Connections, DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS, DEFAULT_TIMEOUT, Prepared,
-    pragma_sql,
-};
+use crate::connection::{ConnectionConfig, Connections, Level};
 use crate::error::{Error, Result};
 use crate::key::KeyRef;
+use crate::pragma::{DEFAULT_TIMEOUT, connection_sql};
 use crate::record::Row;
 use crate::schema::{self, Edge, Plan, Statements, TableSpec};
+use crate::statement::Prepared;
 use crate::value::{Cell, Value, ValueRef};
 
 /// How to open a [`Table`].
@@ -57,6 +56,8 @@ struct Inner {
     conns: Connections,
     spec: TableSpec,
     sql: Statements,
+    /// The pragmas it was opened with beyond the defaults (for sibling tables).
+    pragmas: Vec<(String, String)>,
 }
 
 /// One store table in one file, shared by all threads (a cheap, cloneable handle).
@@ -158,7 +159,7 @@ impl Query {
 
 /// Ids of the table's statements kept prepared on every thread's connection.
 mod stmt {
-    use crate::connection::held::TABLE;
+    use crate::statement::held::TABLE;
     pub const GET: usize = TABLE;
     pub const CONTAINS: usize = TABLE + 1;
     pub const COUNT: usize = TABLE + 2;
@@ -169,7 +170,7 @@ mod stmt {
     pub const REMOVE: usize = TABLE + 7;
     pub const POP_LAST: usize = TABLE + 8;
     pub const POP_FIRST: usize = TABLE + 9;
-    const _: () = assert!(POP_FIRST < TABLE + crate::connection::held::TABLE_COUNT);
+    const _: () = assert!(POP_FIRST < TABLE + crate::statement::held::TABLE_COUNT);
 }
 
 fn bind_key<'k>(st: &mut Prepared<'_, '_, 'k>, idx: usize, key: KeyRef<'k>) -> Result<()> {
@@ -228,36 +229,20 @@ impl Table {
     /// spec and cannot be migrated, [`Error::ReadOnly`] when the file cannot be written,
     /// [`Error::Busy`] when another process holds the lock too long.
     pub fn open(options: TableOptions) -> Result<Table> {
-        let defaults = if options.read_only {
-            DEFAULT_RO_PRAGMAS
-        } else {
-            DEFAULT_PRAGMAS
-        };
-        let mut pragmas: Vec<(String, String)> = defaults
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        for (k, v) in &options.pragmas {
-            match pragmas
-                .iter_mut()
-                .find(|(name, _)| name.eq_ignore_ascii_case(k))
-            {
-                Some(slot) => slot.1 = v.clone(),
-                None => pragmas.push((k.clone(), v.clone())),
-            }
-        }
         let sql = Statements::new(&options.spec)?;
         let conns = Connections::new(ConnectionConfig {
             path: options.path.clone(),
             read_only: options.read_only,
             timeout: options.timeout,
-            pragma_sql: pragma_sql(&pragmas)?,
-        });
+            pragma_sql: connection_sql(options.read_only, &options.pragmas)?,
+        })
+        .map_err(|e| e.at(&options.path, options.timeout))?;
         let table = Table {
             inner: Arc::new(Inner {
                 conns,
                 spec: options.spec,
                 sql,
+                pragmas: options.pragmas,
             }),
         };
         let result = table.prepare_schema(options.read_only, options.auto_migrate);
@@ -484,7 +469,13 @@ impl Table {
                         message: format!("assigned key is {}", other.type_name()),
                     }),
                 })?;
-                key.ok_or_else(|| Error::Usage("no key was assigned".into()))
+                key.ok_or_else(|| {
+                    Error::Usage(
+                        "no key can be assigned: the largest integer key (2**63-1) is taken; \
+                         give the key explicitly"
+                            .into(),
+                    )
+                })
             })
         });
         self.ctx(r)
@@ -504,16 +495,17 @@ impl Table {
         self.ctx(r)
     }
 
-    /// Deletes the row of `key` and hands the deleted row to `f` (one `DELETE … RETURNING`).
+    /// Deletes the row of `key` and hands the deleted row to `f` (one `DELETE … RETURNING`
+    /// in its own all-or-nothing level: when `f` fails, the row is not deleted).
     ///
     /// # Errors
-    /// As [`Table::set`], and errors from `f` (the row stays deleted).
+    /// As [`Table::set`], and errors from `f`.
     pub fn remove<T>(
         &self,
         key: KeyRef<'_>,
         f: impl FnOnce(&Row<'_>) -> Result<T>,
     ) -> Result<Option<T>> {
-        let r = self.inner.conns.write(|c| {
+        let r = self.inner.conns.atomic(|c| {
             self.held(c, stmt::REMOVE, &self.inner.sql.remove, |st| {
                 bind_key(st, 1, key)?;
                 one_row(st, self.width(), f)
@@ -522,7 +514,8 @@ impl Table {
         self.ctx(r)
     }
 
-    /// Deletes the newest (`Reverse`) or oldest (`Forward`) row and hands it to `f`.
+    /// Deletes the newest (`Reverse`) or oldest (`Forward`) row and hands it to `f`; when
+    /// `f` fails, nothing is deleted.
     ///
     /// # Errors
     /// As [`Table::remove`].
@@ -538,7 +531,7 @@ impl Table {
         let r = self
             .inner
             .conns
-            .write(|c| self.held(c, id, sql, |st| one_row(st, self.width(), f)));
+            .atomic(|c| self.held(c, id, sql, |st| one_row(st, self.width(), f)));
         self.ctx(r)
     }
 
@@ -661,8 +654,18 @@ impl Table {
                     .ok_or_else(|| Error::Usage(format!("the query has no parameter {name:?}")))?;
                 st.raw_bind_parameter(idx, p)?;
             }
-            // LIMIT and OFFSET are the statement's last two parameters.
+            // LIMIT and OFFSET are the statement's last two parameters (unless a fragment
+            // swallowed them, e.g. with an unclosed comment).
             let n = st.parameter_count();
+            let own = n.checked_sub(2).ok_or_else(|| {
+                Error::Usage("a query fragment hides the query's LIMIT and OFFSET".into())
+            })?;
+            let given = q.params.len() + q.named.len();
+            if given != own {
+                return Err(Error::Usage(format!(
+                    "the query has {own} parameter(s) but {given} were given"
+                )));
+            }
             let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
             let offset = q.offset.map_or(0, |o| i64::try_from(o).unwrap_or(i64::MAX));
             st.raw_bind_parameter(n - 1, limit)?;
@@ -747,22 +750,50 @@ impl Table {
     /// A failed `COMMIT` (the transaction is then rolled back); [`Error::Usage`] when no
     /// transaction is open.
     pub fn end(&self, opened: bool, commit: bool) -> Result<()> {
-        let r = self.inner.conns.end(opened, commit);
+        if opened != (self.depth() == 1) {
+            return Err(Error::Usage(
+                "transaction levels must end in the reverse order they began".into(),
+            ));
+        }
+        let r = self.inner.conns.end(commit);
         self.ctx(r)
     }
 
-    /// Runs `f` in a write transaction: joins the one open on this thread, or opens one
-    /// with [`Table::begin`] and ends it after `f`, committing only if `f` succeeded.
+    /// Runs `f` all-or-nothing: in a write transaction opened around it, or, inside the one
+    /// already open on this thread, in a savepoint, so that when `f` fails (or panics) its
+    /// writes are undone and the enclosing transaction's are kept.
     ///
     /// # Errors
-    /// Errors from `f` (first), then from [`Table::begin`] and [`Table::end`].
+    /// Errors from `f` (first), then from opening and ending the level.
     pub fn atomic<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
-        let opened = self.begin()?;
+        let level = Level::begin(&self.inner.conns).map_err(|e| self.in_context(e))?;
         let result = f();
-        let ended = self.end(opened, result.is_ok());
+        let ended = level.end(result.is_ok()).map_err(|e| self.in_context(e));
         let value = result?;
         ended?;
         Ok(value)
+    }
+
+    /// `e` as the variant a caller can act on, naming this table's file.
+    pub(crate) fn in_context(&self, e: Error) -> Error {
+        e.at(self.inner.conns.path(), self.inner.conns.timeout())
+    }
+
+    /// The file's connections as this table uses them.
+    pub(crate) fn connections(&self) -> &Connections {
+        &self.inner.conns
+    }
+
+    /// Options that open another table of the same file on the same connections.
+    pub fn sibling_options(&self, spec: TableSpec) -> TableOptions {
+        TableOptions {
+            path: self.path().to_owned(),
+            spec,
+            read_only: self.is_read_only(),
+            timeout: self.timeout(),
+            pragmas: self.inner.pragmas.clone(),
+            auto_migrate: true,
+        }
     }
 
     /// How many transaction levels are open on this thread.
@@ -807,12 +838,14 @@ impl Table {
         self.inner.conns.close()
     }
 
-    /// Makes every thread's connection reopen on next use; returns how many connections
-    /// were opened since the last call.
+    /// Closes the connections of every thread to this file: each is replaced at its
+    /// thread's next call made outside a transaction (a transaction in progress keeps its
+    /// connection to its end, so nothing it wrote is lost), this thread's one at once if
+    /// it is idle. Returns how many connections, of all threads, it closed.
     ///
     /// # Errors
-    /// [`Error::Usage`] inside a transaction.
+    /// None today; the `Result` leaves room for backends that close remotely.
     pub fn close_all(&self) -> Result<u64> {
-        self.inner.conns.close_all()
+        Ok(self.inner.conns.close_all())
     }
 }

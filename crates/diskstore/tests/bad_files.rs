@@ -197,7 +197,7 @@ fn an_immutable_file_reads_but_refuses_writes() {
     assert!(matches!(e, Error::ReadOnly { .. }), "{e:?}");
     let e = s.remove("key 00001").unwrap_err();
     assert!(matches!(e, Error::ReadOnly { .. }), "{e:?}");
-    let e = s.transaction().and_then(|tx| {
+    let e = s.begin().and_then(|tx| {
         s.insert("in tx", &vec![])?;
         tx.commit()
     });

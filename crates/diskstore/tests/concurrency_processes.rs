@@ -50,7 +50,7 @@ fn child_role() -> Option<(String, PathBuf)> {
 fn writer(db: &Path) {
     let s: DiskStore<String, i64> = DiskStore::open(db).unwrap();
     for _ in 0..INCREMENTS {
-        let tx = s.transaction().unwrap();
+        let tx = s.begin().unwrap();
         let a = s.get("a").unwrap().unwrap_or(0);
         let b = s.get("b").unwrap().unwrap_or(0);
         s.insert("a", &(a + 1)).unwrap();
@@ -123,7 +123,7 @@ fn a_transaction_in_another_process_makes_writers_here_busy_then_lands() {
     if let Some((role, db)) = child_role() {
         assert_eq!(role, "holder");
         let s: DiskStore<String, i64> = DiskStore::open(&db).unwrap();
-        let tx = s.transaction().unwrap();
+        let tx = s.begin().unwrap();
         s.insert("from child", &1).unwrap();
         println!("{LOCKED}");
         let mut line = String::new();

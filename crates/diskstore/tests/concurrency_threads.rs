@@ -48,7 +48,7 @@ fn eight_threads_of_mixed_operations_reach_the_exact_expected_state() {
                     }
                     if i < INCREMENTS {
                         // Read-modify-write made atomic by the transaction.
-                        let tx = s.transaction().unwrap();
+                        let tx = s.begin().unwrap();
                         let v = s.get("counter").unwrap().unwrap();
                         s.insert("counter", &(v + 1)).unwrap();
                         tx.commit().unwrap();
@@ -127,7 +127,7 @@ fn readers_on_many_threads_see_whole_transactions() {
         let s = store.clone();
         thread::spawn(move || {
             for i in 1..=200 {
-                let tx = s.transaction().unwrap();
+                let tx = s.begin().unwrap();
                 s.insert("a", &i).unwrap();
                 s.insert("b", &i).unwrap();
                 tx.commit().unwrap();

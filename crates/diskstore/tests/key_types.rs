@@ -254,3 +254,67 @@ fn push_needs_integer_keys() {
     assert!(matches!(s.push(&1), Err(Error::Usage(_))));
     assert!(s.is_empty().unwrap());
 }
+
+#[derive(diskstore::Record, Debug, PartialEq)]
+struct Widths {
+    n: u64,
+    f: f32,
+}
+
+#[test]
+fn narrow_integer_keys_and_other_width_fields_round_trip_and_check_ranges() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("w.db");
+    let s: DiskStore<u32, Widths> = DiskStore::open(&path).unwrap();
+    let top = Widths {
+        n: i64::MAX as u64,
+        f: 1.5,
+    };
+    s.insert(&7u32, &top).unwrap();
+    assert_eq!(s.get(&7u32).unwrap(), Some(top));
+    assert!(matches!(
+        s.insert(
+            &8u32,
+            &Widths {
+                n: u64::MAX,
+                f: 0.0
+            }
+        ),
+        Err(Error::InvalidValue(_))
+    ));
+    // A stored key outside the type is a decode error, not a wrapped number.
+    let wide: DiskStore<i64, Widths> = DiskStore::open(&path).unwrap();
+    wide.insert(&-1, &Widths { n: 0, f: 0.0 }).unwrap();
+    let keys: Vec<_> = s.keys().collect();
+    assert!(keys.iter().any(|k| matches!(k, Err(Error::Decode { .. }))));
+    let small: DiskStore<i32, usize> = DiskStore::builder(&path).table("t2").open().unwrap();
+    small.insert(&-3, &(i64::MAX as usize)).unwrap();
+    assert_eq!(small.get(&-3).unwrap(), Some(i64::MAX as usize));
+}
+
+#[test]
+fn values_convert_from_every_width_and_params_builds_a_list() {
+    use diskstore::params;
+    assert_eq!(
+        params![
+            1u8,
+            -2i16,
+            3u32,
+            1.5f32,
+            "a",
+            b"b".as_slice(),
+            None::<i64>,
+            Some(4)
+        ],
+        [
+            Value::Integer(1),
+            Value::Integer(-2),
+            Value::Integer(3),
+            Value::Real(1.5),
+            Value::Text("a".into()),
+            Value::Blob(b"b".to_vec()),
+            Value::Null,
+            Value::Integer(4),
+        ]
+    );
+}

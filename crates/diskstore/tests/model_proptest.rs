@@ -217,7 +217,7 @@ where
             Out::Unit
         }
         Op::Tx(ops, commit) => {
-            let tx = s.transaction().unwrap();
+            let tx = s.begin().unwrap();
             let outs = ops.iter().flat_map(|o| store_apply(s, o)).collect();
             if *commit {
                 tx.commit().unwrap();

@@ -108,7 +108,7 @@ fn transfer(store: &Store, rng: &mut Rng, commit: bool) -> diskstore::Result<()>
     let from = rng.below(ACCOUNTS as u64) as i64;
     let to = rng.below(ACCOUNTS as u64) as i64;
     let amount = rng.between(1, 50) as i64;
-    let tx = store.transaction()?;
+    let tx = store.begin()?;
     let a = store.get(&from)?.unwrap_or(0);
     let b = store.get(&to)?.unwrap_or(0);
     if from != to {

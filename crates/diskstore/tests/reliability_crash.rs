@@ -98,7 +98,7 @@ fn write_forever(store: &Store, prefix: &str, mut rng: Rng) -> diskstore::Result
         match rng.below(100) {
             0..40 => {
                 let size = rng.between(2, 12);
-                let tx = store.transaction()?;
+                let tx = store.begin()?;
                 for j in 0..size {
                     let key = format!("tx:{id}:{j}");
                     let pad = if rng.chance(3) { 20_000 } else { 30 };
@@ -123,7 +123,7 @@ fn write_forever(store: &Store, prefix: &str, mut rng: Rng) -> diskstore::Result
                 let (victim, size) =
                     committed.swap_remove(rng.below(committed.len() as u64) as usize);
                 println!("DELTRY {victim}");
-                let tx = store.transaction()?;
+                let tx = store.begin()?;
                 for j in 0..size {
                     store.remove(&format!("tx:{victim}:{j}"))?;
                 }
@@ -132,7 +132,7 @@ fn write_forever(store: &Store, prefix: &str, mut rng: Rng) -> diskstore::Result
                 println!("DEL {victim}");
             }
             _ => {
-                let tx = store.transaction()?;
+                let tx = store.begin()?;
                 for j in 0..rng.between(1, 5) {
                     store.insert(&format!("rb:{id}:{j}"), &"never".to_string())?;
                 }
@@ -255,7 +255,7 @@ fn verify(path: &Path, rep: &Reported, round: u64) -> Result<usize, String> {
     }
     // The store keeps working.
     let alive = format!("alive:{round}");
-    let tx = store.transaction().map_err(|e| format!("begin: {e}"))?;
+    let tx = store.begin().map_err(|e| format!("begin: {e}"))?;
     store
         .insert(&alive, &"yes".to_string())
         .map_err(|e| format!("write after crash: {e}"))?;

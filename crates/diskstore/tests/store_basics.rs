@@ -308,7 +308,7 @@ fn clear_vacuum_and_check() {
     s.insert("again", &vec![1]).unwrap();
     assert_eq!(s.get("again").unwrap(), Some(vec![1]));
 
-    let tx = s.transaction().unwrap();
+    let tx = s.begin().unwrap();
     assert!(matches!(s.vacuum(), Err(Error::Usage(_))));
     tx.rollback().unwrap();
 }
@@ -361,7 +361,7 @@ fn close_and_close_all_reopen_on_next_use() {
     assert_eq!(s.get("x").unwrap(), Some(1));
     assert!(s.table().close_all().unwrap() >= 1);
     assert_eq!(s.get("x").unwrap(), Some(1));
-    let tx = s.transaction().unwrap();
+    let tx = s.begin().unwrap();
     assert!(matches!(s.table().close(), Err(Error::Usage(_))));
     tx.commit().unwrap();
 }

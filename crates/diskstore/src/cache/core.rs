@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use crate::connection::{DEFAULT_TIMEOUT, Prepared};
 use crate::error::{Error, Result};
 use crate::key::KeyRef;
+use crate::pragma::DEFAULT_TIMEOUT;
 use crate::record::{Column, Row};
 use crate::schema::TableSpec;
+use crate::statement::Prepared;
 use crate::table::{Direction, Table, TableOptions, first_row, one_row};
 use crate::value::{Cell, ColumnType, Value, ValueRef};
 

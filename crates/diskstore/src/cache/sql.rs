@@ -43,7 +43,7 @@ pub const SCAN_PAGE: usize = 256;
 /// Ids of the cache's statements kept prepared on every thread's connection (see
 /// `Table::held`), after the table's own.
 pub(crate) mod stmt {
-    use crate::connection::held::CACHE;
+    use crate::statement::held::CACHE;
     pub const GET: usize = CACHE;
     pub const GET_LRU: usize = CACHE + 1;
     pub const GET_LFU: usize = CACHE + 2;
