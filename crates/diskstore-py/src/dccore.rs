@@ -7,10 +7,11 @@
 //! finds them. Statements run with the GIL released; a busy database past the timeout raises
 //! `diskstore.diskcache.Timeout`.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::thread::ThreadId;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diskstore::rusqlite::types::{Value, ValueRef};
 use diskstore::rusqlite::{self, Connection, ErrorCode, OpenFlags};
@@ -67,6 +68,45 @@ fn cull_policy_sql(policy: u8) -> Option<(&'static str, &'static str)> {
         )),
         _ => None,
     }
+}
+
+thread_local! {
+    /// How long the operation running on this thread may wait for a lock.
+    static WAIT_LIMIT: Cell<Duration> = const { Cell::new(Duration::from_secs(60)) };
+    /// When this thread's current wait for a lock began.
+    static WAIT_BEGAN: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// SQLite's busy callback (`true`: try again). SQLite's own handler sleeps 1, 2, 5, 10 ...
+/// ms between tries, far longer than a cache write holds the lock; this one pauses 20 µs,
+/// doubling up to 1 ms, until the calling thread's `WAIT_LIMIT` has passed since the wait
+/// began (`attempt` 0 starts a wait).
+fn busy_wait(attempt: i32) -> bool {
+    let now = Instant::now();
+    let began = WAIT_BEGAN
+        .try_with(|b| {
+            let began = match b.get() {
+                Some(t) if attempt > 0 => t,
+                _ => now,
+            };
+            b.set(Some(began));
+            began
+        })
+        .unwrap_or(now);
+    let limit = WAIT_LIMIT.try_with(Cell::get).unwrap_or(Duration::ZERO);
+    let Some(left) = limit
+        .checked_sub(now.saturating_duration_since(began))
+        .filter(|d| !d.is_zero())
+    else {
+        return false;
+    };
+    let doublings = u32::try_from(attempt.clamp(0, 16)).unwrap_or(16);
+    let pause = Duration::from_micros(20)
+        .saturating_mul(1 << doublings)
+        .min(Duration::from_millis(1))
+        .min(left);
+    std::thread::sleep(pause);
+    true
 }
 
 /// The settings the native operations follow; the Python layer pushes them on every change.
@@ -327,8 +367,8 @@ impl DcCore {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
-        let conn = Connection::open_with_flags(&self.path, flags)?;
-        conn.busy_timeout(self.timeout)?;
+        let mut conn = Connection::open_with_flags(&self.path, flags)?;
+        conn.busy_handler(Some(busy_wait))?;
         conn.set_prepared_statement_cache_capacity(64);
         let pragmas = self.pragmas.lock().map(|p| p.clone()).unwrap_or_default();
         for (name, value) in pragmas {
@@ -363,6 +403,7 @@ impl DcCore {
                     }
                 }
             };
+            WAIT_LIMIT.with(|w| w.set(self.timeout));
             let r = f(&conn, cfg);
             (r, Some(conn))
         });
@@ -397,6 +438,69 @@ fn apply_pragma(conn: &Connection, name: &str, value: &str) -> OpResult<()> {
     let mut rows = stmt.query([])?;
     while rows.next()?.is_some() {}
     Ok(())
+}
+
+impl DcCore {
+    /// The row `(rowid, expire_time, tag, mode, filename, value)` of a live key, counting a
+    /// hit or miss (statistics on) and recording the access (LRU, LFU) in one transaction.
+    fn lookup(
+        &self,
+        py: Python<'_>,
+        key: &Param<'_>,
+        raw: bool,
+        now: f64,
+    ) -> PyResult<Option<Vec<Value>>> {
+        self.with_conn(py, |c, cfg| {
+            let select = |c: &Connection| -> OpResult<Option<Vec<Value>>> {
+                let mut stmt = c.prepare_cached(SELECT_ROW)?;
+                let mut rows = stmt.query(rusqlite::params![key, raw, now])?;
+                match rows.next()? {
+                    Some(r) => {
+                        let mut v = Vec::with_capacity(6);
+                        for i in 0..6 {
+                            v.push(owned(r.get_ref(i)?));
+                        }
+                        Ok(Some(v))
+                    }
+                    None => Ok(None),
+                }
+            };
+            let tracks = matches!(cfg.policy, POLICY_LRU | POLICY_LFU);
+            if !cfg.statistics && !tracks {
+                return select(c);
+            }
+            in_write(c, |c| {
+                let row = select(c)?;
+                match &row {
+                    None => {
+                        if cfg.statistics {
+                            c.prepare_cached("UPDATE Meta SET misses = misses + 1 WHERE id = 0")?
+                                .execute([])?;
+                        }
+                    }
+                    Some(r) => {
+                        if cfg.statistics {
+                            c.prepare_cached("UPDATE Meta SET hits = hits + 1 WHERE id = 0")?
+                                .execute([])?;
+                        }
+                        let Value::Integer(rowid) = r[0] else {
+                            return Ok(row);
+                        };
+                        if cfg.policy == POLICY_LRU {
+                            c.prepare_cached("UPDATE Cache SET access_time = ?1 WHERE rowid = ?2")?
+                                .execute(rusqlite::params![now, rowid])?;
+                        } else if cfg.policy == POLICY_LFU {
+                            c.prepare_cached(
+                                "UPDATE Cache SET access_count = access_count + 1 WHERE rowid = ?1",
+                            )?
+                            .execute([rowid])?;
+                        }
+                    }
+                }
+                Ok(row)
+            })
+        })
+    }
 }
 
 #[pymethods]
@@ -493,57 +597,46 @@ impl DcCore {
         now: f64,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
         let key = param(&db_key)?;
-        let row = self.with_conn(py, |c, cfg| {
-            let select = |c: &Connection| -> OpResult<Option<Vec<Value>>> {
-                let mut stmt = c.prepare_cached(SELECT_ROW)?;
-                let mut rows = stmt.query(rusqlite::params![key, raw, now])?;
-                match rows.next()? {
-                    Some(r) => {
-                        let mut v = Vec::with_capacity(6);
-                        for i in 0..6 {
-                            v.push(owned(r.get_ref(i)?));
-                        }
-                        Ok(Some(v))
-                    }
-                    None => Ok(None),
-                }
-            };
-            let tracks = matches!(cfg.policy, POLICY_LRU | POLICY_LFU);
-            if !cfg.statistics && !tracks {
-                return select(c);
-            }
-            in_write(c, |c| {
-                let row = select(c)?;
-                match &row {
-                    None => {
-                        if cfg.statistics {
-                            c.prepare_cached("UPDATE Meta SET misses = misses + 1 WHERE id = 0")?
-                                .execute([])?;
-                        }
-                    }
-                    Some(r) => {
-                        if cfg.statistics {
-                            c.prepare_cached("UPDATE Meta SET hits = hits + 1 WHERE id = 0")?
-                                .execute([])?;
-                        }
-                        let Value::Integer(rowid) = r[0] else {
-                            return Ok(row);
-                        };
-                        if cfg.policy == POLICY_LRU {
-                            c.prepare_cached("UPDATE Cache SET access_time = ?1 WHERE rowid = ?2")?
-                                .execute(rusqlite::params![now, rowid])?;
-                        } else if cfg.policy == POLICY_LFU {
-                            c.prepare_cached(
-                                "UPDATE Cache SET access_count = access_count + 1 WHERE rowid = ?1",
-                            )?
-                            .execute([rowid])?;
-                        }
-                    }
-                }
-                Ok(row)
-            })
-        })?;
+        let row = self.lookup(py, &key, raw, now)?;
         row.map(|r| row_to_py(py, r)).transpose()
+    }
+
+    /// `get` for the plain `Disk`, in one call: `slow` when the key is not one the plain
+    /// `Disk` stores as it is (the caller then goes through `Disk.put`), `miss` when the key
+    /// is absent or expired, the value itself when stored as it is, else the tuple
+    /// `(mode, filename, value)` for `Disk.fetch`.
+    fn get_plain<'py>(
+        &self,
+        py: Python<'py>,
+        key: Bound<'py, PyAny>,
+        now: f64,
+        miss: Bound<'py, PyAny>,
+        slow: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let db_key = if let Ok(s) = key.cast_exact::<PyString>() {
+            Param::Text(s.to_str()?)
+        } else if let Ok(b) = key.cast_exact::<PyBytes>() {
+            Param::Blob(b.as_bytes())
+        } else if key.is_exact_instance_of::<PyFloat>() {
+            Param::Real(key.extract::<f64>()?)
+        } else if key.is_exact_instance_of::<PyInt>() {
+            match key.extract::<i64>() {
+                Ok(i) => Param::Int(i),
+                Err(_) => return Ok(slow),
+            }
+        } else {
+            return Ok(slow);
+        };
+        let Some(mut row) = self.lookup(py, &db_key, true, now)? else {
+            return Ok(miss);
+        };
+        let value = row.pop().unwrap_or(Value::Null);
+        let filename = row.pop().unwrap_or(Value::Null);
+        let mode = row.pop().unwrap_or(Value::Null);
+        if mode == Value::Integer(1) {
+            return cell_to_py(py, value);
+        }
+        Ok(row_to_py(py, vec![mode, filename, value])?.into_any())
     }
 
     /// Stores a row (`set`), or only when the key is absent or expired (`add=True`), then

@@ -122,6 +122,9 @@ _RECORDED_ONLY = frozenset({"sqlite_mmap_size"})
 """Settings kept and reported but not applied: memory-mapped reads make every read walk the
 WAL's hash chain of the page the cache rewrites on each write (docs/diskcache.md)."""
 
+_MISS = object()
+_SLOW = object()
+
 _LIVE = "(expire_time IS NULL OR expire_time > ?)"
 _I64_MIN = -(2**63)
 _I64_MAX = 2**63 - 1
@@ -679,6 +682,24 @@ class Cache:
         """The value of `key`, or `default`; with `expire_time`/`tag`, a tuple adding them;
         `read=True`: an open file for a value stored as a file."""
         plain = self._plain_disk
+        if plain and not (read or expire_time or tag):
+            # One native call: the lookup, and the value itself when stored as it is.
+            while True:
+                try:
+                    got = self._core.get_plain(key, time.time(), _MISS, _SLOW)
+                    break
+                except Timeout:
+                    if not retry:
+                        raise
+            if got is _MISS:
+                return default
+            if type(got) is tuple:
+                try:
+                    return self._disk.fetch(got[0], got[1], got[2], False)
+                except OSError:
+                    return default
+            if got is not _SLOW:
+                return got
         if plain and _is_plain_key(key):
             db_key, raw = key, True
         else:
