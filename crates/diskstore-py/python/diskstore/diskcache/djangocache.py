@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,9 @@ from .core import ENOVAL, args_to_key, full_name
 from .fanout import FanoutCache
 
 __all__ = ["DjangoCache"]
+
+_MEMCACHED_MAX_KEY = 250
+_MEMCACHED_BAD_CHAR = re.compile(r"[\x00-\x20\x7f]")
 
 
 class DjangoCache(BaseCache):
@@ -31,11 +35,15 @@ class DjangoCache(BaseCache):
         self._cache = FanoutCache(directory, shards, timeout, **options)
 
     def _key(self, key: Any, version: int | None) -> str:
-        make = getattr(self, "make_and_validate_key", None)
-        if make is not None:
-            return make(key, version=version)
         key = self.make_key(key, version=version)
-        self.validate_key(key)
+        # Django's validate_key checks memcached's rules character by character; run it
+        # only when a key breaks them (it then warns as usual), or when overridden.
+        if (
+            len(key) > _MEMCACHED_MAX_KEY
+            or _MEMCACHED_BAD_CHAR.search(key)
+            or type(self).validate_key is not BaseCache.validate_key
+        ):
+            self.validate_key(key)
         return key
 
     @property

@@ -12,6 +12,7 @@ import os.path as op
 import tempfile
 import time
 import warnings
+import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,7 @@ class FanoutCache:
             for num in range(shards)
         )
         self._hash = self._shards[0].disk.hash
+        self._plain_disk = type(self._shards[0].disk) is Disk
         self._caches: dict[str, Cache] = {}
         self._deques: dict[str, Deque] = {}
         self._indexes: dict[str, Index] = {}
@@ -70,6 +72,9 @@ class FanoutCache:
         return getattr(self._shards[0], name)
 
     def _shard(self, key: Any) -> Cache:
+        if self._plain_disk and type(key) is str:
+            # Disk.hash of a str key, inline.
+            return self._shards[(zlib.adler32(key.encode("utf-8")) & 0xFFFFFFFF) % self._count]
         return self._shards[self._hash(key) % self._count]
 
     @contextlib.contextmanager
