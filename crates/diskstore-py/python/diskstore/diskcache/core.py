@@ -122,6 +122,10 @@ _RECORDED_ONLY = frozenset({"sqlite_mmap_size"})
 """Settings kept and reported but not applied: memory-mapped reads make every read walk the
 WAL's hash chain of the page the cache rewrites on each write (docs/diskcache.md)."""
 
+_COUNT = "SELECT count(*) FROM Cache"
+"""`len()`: SQLite counts the entries of the smallest index, O(n) (diskcache keeps a counter
+that every insert and delete rewrites; see docs/diskcache.md)."""
+
 _MISS = object()
 _SLOW = object()
 
@@ -332,10 +336,10 @@ class JSONDisk(Disk):
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS Settings (key TEXT NOT NULL PRIMARY KEY, value)",
     (
-        "CREATE TABLE IF NOT EXISTS Meta (id INTEGER PRIMARY KEY, count INTEGER NOT NULL,"
-        " size INTEGER NOT NULL, hits INTEGER NOT NULL, misses INTEGER NOT NULL)"
+        "CREATE TABLE IF NOT EXISTS Meta (id INTEGER PRIMARY KEY, size INTEGER NOT NULL,"
+        " hits INTEGER NOT NULL, misses INTEGER NOT NULL)"
     ),
-    "INSERT OR IGNORE INTO Meta VALUES (0, 0, 0, 0, 0)",
+    "INSERT OR IGNORE INTO Meta VALUES (0, 0, 0, 0)",
     (
         "CREATE TABLE IF NOT EXISTS Cache (rowid INTEGER PRIMARY KEY, key BLOB, raw INTEGER,"
         " store_time REAL, expire_time REAL, access_time REAL, access_count INTEGER DEFAULT 0,"
@@ -346,13 +350,15 @@ _SCHEMA = (
         "CREATE INDEX IF NOT EXISTS Cache_expire_time ON Cache (expire_time)"
         " WHERE expire_time IS NOT NULL"
     ),
+    # Only the bytes of value files are counted (rows kept in the database count through
+    # its pages), so a write of an inline value leaves Meta alone.
     (
-        "CREATE TRIGGER IF NOT EXISTS Meta_insert AFTER INSERT ON Cache FOR EACH ROW BEGIN"
-        " UPDATE Meta SET count = count + 1, size = size + NEW.size WHERE id = 0; END"
+        "CREATE TRIGGER IF NOT EXISTS Meta_insert AFTER INSERT ON Cache FOR EACH ROW"
+        " WHEN NEW.size != 0 BEGIN UPDATE Meta SET size = size + NEW.size WHERE id = 0; END"
     ),
     (
-        "CREATE TRIGGER IF NOT EXISTS Meta_delete AFTER DELETE ON Cache FOR EACH ROW BEGIN"
-        " UPDATE Meta SET count = count - 1, size = size - OLD.size WHERE id = 0; END"
+        "CREATE TRIGGER IF NOT EXISTS Meta_delete AFTER DELETE ON Cache FOR EACH ROW"
+        " WHEN OLD.size != 0 BEGIN UPDATE Meta SET size = size - OLD.size WHERE id = 0; END"
     ),
     (
         "CREATE TRIGGER IF NOT EXISTS Meta_size AFTER UPDATE OF size ON Cache FOR EACH ROW"
@@ -453,7 +459,9 @@ class Cache:
         """Reads a setting or counter from the database (`value` not given), or sets it:
         `sqlite_*` runs the pragma, `disk_*` sets the `Disk` attribute."""
         if value is ENOVAL:
-            if key in METADATA:
+            if key == "count":
+                value = self._retry(self._core.execute, _COUNT)[0][0]
+            elif key in METADATA:
                 value = self._retry(self._core.execute, f"SELECT {key} FROM Meta WHERE id = 0")[0][
                     0
                 ]
@@ -470,7 +478,7 @@ class Cache:
             return value
         if key == "eviction_policy" and value not in EVICTION_POLICY:
             raise ValueError(f"unknown eviction policy: {value!r}")
-        if update:
+        if update and key != "count":
             if key in METADATA:
                 self._retry(self._core.execute, f"UPDATE Meta SET {key} = ? WHERE id = 0", [value])
             else:
@@ -1151,14 +1159,6 @@ class Cache:
                         warnings.warn(f"empty directory: {dirpath}", EmptyDirWarning, stacklevel=2)
                         if fix:
                             os.rmdir(dirpath)
-                count = self.reset("count")
-                real_count = self._core.execute("SELECT COUNT(key) FROM Cache")[0][0]
-                if count != real_count:
-                    warnings.warn(
-                        f"Meta.count != COUNT(Cache.key); {count} != {real_count}", stacklevel=2
-                    )
-                    if fix:
-                        self._core.execute("UPDATE Meta SET count = ? WHERE id = 0", [real_count])
                 size = self.reset("size")
                 real_size = self._core.execute("SELECT COALESCE(SUM(size), 0) FROM Cache")[0][0]
                 if size != real_size:
@@ -1228,7 +1228,7 @@ class Cache:
         return it
 
     def __len__(self) -> int:
-        return self.reset("count")
+        return self.reset("count")  # COUNT(*): no counter is written on each insert
 
     # -- lifetime ------------------------------------------------------------------------
 
