@@ -30,7 +30,7 @@ use thread_local::ThreadLocal;
 
 use crate::error::{Error, Result};
 use crate::fork;
-use crate::statement::{HeldStatements, Namespace, Prepared, held, with_cached, with_held};
+use crate::statement::{HeldStatements, Namespace, Prepared, held, with_fresh, with_held};
 use crate::writer::{WriterGuard, WriterLock};
 
 /// True when a read-only connection cannot read a WAL-mode file because SQLite can neither
@@ -102,6 +102,12 @@ impl FileId {
             born: m.created().ok(),
         })
     }
+}
+
+/// True for SQLite's names of a private database: `""` (a temporary file) and `:memory:`,
+/// where every connection opens a database of its own.
+fn is_private(path: &Path) -> bool {
+    path.as_os_str().is_empty() || path.as_os_str() == ":memory:"
 }
 
 /// Makes sure a read-write store's file exists (an empty file is an empty database), so
@@ -252,6 +258,11 @@ impl FileConnections {
     /// the same file and settings. A read-write store's file is created if missing.
     fn shared(config: ConnectionConfig) -> Result<Arc<FileConnections>> {
         static REGISTRY: Registry = Mutex::new(Vec::new());
+        if is_private(&config.path) {
+            // Every connection is its own database: nothing to share, no file to name.
+            let lock = Arc::new(WriterLock::default());
+            return Ok(Arc::new(FileConnections::new(config, lock)));
+        }
         ensure_file(&config)?;
         let id = FileId::of(&config.path).map_err(|source| Error::Io {
             path: config.path.clone(),
@@ -271,16 +282,23 @@ impl FileConnections {
             return Ok(file);
         }
         let lock_key = PathBuf::from(format!("{}:{}", id.dev, id.ino));
-        let file = Arc::new(FileConnections {
-            writer: WriterLock::of(&lock_key),
-            config: config.clone(),
+        let file = Arc::new(FileConnections::new(
+            config.clone(),
+            WriterLock::of(&lock_key),
+        ));
+        registry.push(((id, config), Arc::downgrade(&file)));
+        Ok(file)
+    }
+
+    fn new(config: ConnectionConfig, writer: Arc<WriterLock>) -> FileConnections {
+        FileConnections {
+            writer,
+            config,
             slots: ThreadLocal::new(),
             epoch: AtomicU64::new(0),
             current: AtomicU64::new(0),
             namespaces: Mutex::new(Vec::new()),
-        });
-        registry.push(((id, config), Arc::downgrade(&file)));
-        Ok(file)
+        }
     }
 
     /// A statement namespace for a new table handle (a free one again, in a new generation).
@@ -474,7 +492,7 @@ impl FileConnections {
         ns: Namespace,
         id: usize,
         sql: &str,
-        f: impl FnOnce(&mut Prepared<'_, '_, 'k>) -> Result<R>,
+        f: impl FnOnce(&mut Prepared<'_, 'k>) -> Result<R>,
     ) -> Result<R> {
         let slot = self.slot();
         match slot.conn.get() {
@@ -483,7 +501,7 @@ impl FileConnections {
             Some(own) if std::ptr::eq(own.as_ptr(), conn) => unsafe {
                 with_held(&slot.statements, own.as_ref(), ns, id, sql, f)
             },
-            _ => with_cached(conn, sql, f),
+            _ => with_fresh(conn, sql, f),
         }
     }
 
@@ -693,7 +711,7 @@ impl Connections {
         conn: &Connection,
         id: usize,
         sql: &str,
-        f: impl FnOnce(&mut Prepared<'_, '_, 'k>) -> Result<R>,
+        f: impl FnOnce(&mut Prepared<'_, 'k>) -> Result<R>,
     ) -> Result<R> {
         self.file.held(conn, self.ns, id, sql, f)
     }

@@ -4,6 +4,7 @@
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::error::{Error, Result};
+use crate::statement::RawRow;
 use crate::value::{Cell, ColumnType, Value, ValueRef};
 
 /// One value column of a table.
@@ -94,19 +95,44 @@ impl<T: Field> Record for T {
     }
 }
 
+/// Where a [`Row`] reads its columns: a held statement's row or a rusqlite row.
+#[derive(Clone, Copy)]
+pub(crate) enum RowSource<'a> {
+    Held(&'a RawRow<'a>),
+    Lib(&'a rusqlite::Row<'a>),
+}
+
+impl<'a> From<&'a RawRow<'a>> for RowSource<'a> {
+    fn from(r: &'a RawRow<'a>) -> Self {
+        RowSource::Held(r)
+    }
+}
+
+impl<'a> From<&'a rusqlite::Row<'a>> for RowSource<'a> {
+    fn from(r: &'a rusqlite::Row<'a>) -> Self {
+        RowSource::Lib(r)
+    }
+}
+
 /// One result row: the key, then the value columns.
 pub struct Row<'a> {
-    row: &'a rusqlite::Row<'a>,
+    row: RowSource<'a>,
     values: usize,
 }
 
 impl<'a> Row<'a> {
-    pub(crate) fn new(row: &'a rusqlite::Row<'a>, values: usize) -> Row<'a> {
-        Row { row, values }
+    pub(crate) fn new(row: impl Into<RowSource<'a>>, values: usize) -> Row<'a> {
+        Row {
+            row: row.into(),
+            values,
+        }
     }
 
     fn at(&self, idx: usize, column: &str) -> Result<ValueRef<'_>> {
-        let raw = self.row.get_ref(idx)?;
+        let raw = match self.row {
+            RowSource::Held(r) => r.get_ref(idx)?,
+            RowSource::Lib(r) => r.get_ref(idx)?,
+        };
         ValueRef::from_sqlite(raw).map_err(|message| Error::Decode {
             column: column.to_owned(),
             message,

@@ -18,7 +18,7 @@ use crate::key::KeyRef;
 use crate::pragma::{DEFAULT_TIMEOUT, connection_sql};
 use crate::record::Row;
 use crate::schema::{self, Edge, Plan, Statements, TableSpec};
-use crate::statement::Prepared;
+use crate::statement::{Prepared, RawRow};
 use crate::value::{Cell, Value, ValueRef};
 
 /// How to open a [`Table`].
@@ -173,15 +173,11 @@ mod stmt {
     const _: () = assert!(POP_FIRST < TABLE + crate::statement::held::TABLE_COUNT);
 }
 
-fn bind_key<'k>(st: &mut Prepared<'_, '_, 'k>, idx: usize, key: KeyRef<'k>) -> Result<()> {
+fn bind_key<'k>(st: &mut Prepared<'_, 'k>, idx: usize, key: KeyRef<'k>) -> Result<()> {
     st.bind(idx, key.checked()?)
 }
 
-fn bind_values<'k>(
-    st: &mut Prepared<'_, '_, 'k>,
-    first: usize,
-    values: &'k [Cell<'_>],
-) -> Result<()> {
+fn bind_values<'k>(st: &mut Prepared<'_, 'k>, first: usize, values: &'k [Cell<'_>]) -> Result<()> {
     for (i, v) in values.iter().enumerate() {
         st.bind(first + i, v.as_ref())?;
     }
@@ -191,8 +187,8 @@ fn bind_values<'k>(
 /// Runs a statement to completion (which `RETURNING` statements need to finish
 /// promptly), handing its first row, if any, to `f`.
 pub(crate) fn first_row<T>(
-    st: &mut rusqlite::Statement<'_>,
-    f: impl FnOnce(&rusqlite::Row<'_>) -> Result<T>,
+    st: &mut Prepared<'_, '_>,
+    f: impl FnOnce(&RawRow<'_>) -> Result<T>,
 ) -> Result<Option<T>> {
     let mut rows = st.raw_query();
     let out = match rows.next()? {
@@ -205,7 +201,7 @@ pub(crate) fn first_row<T>(
 
 /// [`first_row`] for a row of this table's layout: the key, then `values` value columns.
 pub(crate) fn one_row<T>(
-    st: &mut rusqlite::Statement<'_>,
+    st: &mut Prepared<'_, '_>,
     values: usize,
     f: impl FnOnce(&Row<'_>) -> Result<T>,
 ) -> Result<Option<T>> {
@@ -318,7 +314,7 @@ impl Table {
         c: &Connection,
         id: usize,
         sql: &str,
-        f: impl FnOnce(&mut Prepared<'_, '_, 'k>) -> Result<R>,
+        f: impl FnOnce(&mut Prepared<'_, 'k>) -> Result<R>,
     ) -> Result<R> {
         self.inner.conns.held(c, id, sql, f)
     }
@@ -404,7 +400,7 @@ impl Table {
     pub fn len(&self) -> Result<u64> {
         let r = self.inner.conns.with(|c| {
             self.held(c, stmt::COUNT, &self.inner.sql.count, |st| {
-                Ok(st.query_row([], |r| r.get::<_, i64>(0))? as u64)
+                Ok(st.query_row([0i64; 0], |r| r.get::<_, i64>(0))? as u64)
             })
         });
         self.ctx(r)

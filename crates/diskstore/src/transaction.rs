@@ -56,6 +56,12 @@ impl<'s, K: Key, V: Record> WriteTransaction<'s, K, V> {
                     .into(),
             ));
         }
+        Self::level(store)
+    }
+
+    /// Opens a level: the transaction itself, or a savepoint inside the open one.
+    fn level(store: &'s DiskStore<K, V>) -> Result<Self> {
+        let table = store.table();
         let level = Level::begin(table.connections()).map_err(|e| table.in_context(e))?;
         Ok(WriteTransaction {
             store,
@@ -78,10 +84,11 @@ impl<'s, K: Key, V: Record> WriteTransaction<'s, K, V> {
     /// # Errors
     /// File and lock errors.
     pub fn savepoint(&self) -> Result<Savepoint<'_, K, V>> {
-        Savepoint::begin(self.store)
+        WriteTransaction::level(self.store)
     }
 
-    /// Commits: every write made in the transaction becomes durable at once.
+    /// Commits: every write made in the transaction becomes durable at once (for a
+    /// savepoint: its writes become part of the enclosing transaction).
     ///
     /// # Errors
     /// A failed `COMMIT` ([`Error::Busy`], [`Error::DiskFull`], …) or a transaction SQLite
@@ -91,7 +98,7 @@ impl<'s, K: Key, V: Record> WriteTransaction<'s, K, V> {
         self.level.end(true).map_err(|e| table.in_context(e))
     }
 
-    /// Rolls back now instead of on drop.
+    /// Rolls back now instead of on drop (for a savepoint: undoes its writes alone).
     ///
     /// # Errors
     /// A failed `ROLLBACK` (the connection is then closed, which rolls back).
@@ -108,59 +115,10 @@ impl<K, V> Deref for WriteTransaction<'_, K, V> {
     }
 }
 
-/// A nested level of a [`WriteTransaction`] (`SAVEPOINT`): [`Savepoint::commit`] keeps its
-/// writes in the enclosing transaction; dropping it undoes them alone.
-#[must_use = "a savepoint rolls back when dropped; call commit()"]
-pub struct Savepoint<'t, K, V> {
-    store: &'t DiskStore<K, V>,
-    level: Level<'t>,
-    _not_send: PhantomData<*const ()>,
-}
-
-impl<'t, K: Key, V: Record> Savepoint<'t, K, V> {
-    fn begin(store: &'t DiskStore<K, V>) -> Result<Self> {
-        let table = store.table();
-        let level = Level::begin(table.connections()).map_err(|e| table.in_context(e))?;
-        Ok(Savepoint {
-            store,
-            level,
-            _not_send: PhantomData,
-        })
-    }
-
-    /// A savepoint nested in this one.
-    ///
-    /// # Errors
-    /// File and lock errors.
-    pub fn savepoint(&self) -> Result<Savepoint<'_, K, V>> {
-        Savepoint::begin(self.store)
-    }
-
-    /// Keeps the savepoint's writes as part of the enclosing transaction.
-    ///
-    /// # Errors
-    /// A failed `RELEASE`.
-    pub fn commit(self) -> Result<()> {
-        let table = self.store.table();
-        self.level.end(true).map_err(|e| table.in_context(e))
-    }
-
-    /// Undoes the savepoint's writes now instead of on drop.
-    ///
-    /// # Errors
-    /// A failed `ROLLBACK TO`.
-    pub fn rollback(self) -> Result<()> {
-        let table = self.store.table();
-        self.level.end(false).map_err(|e| table.in_context(e))
-    }
-}
-
-impl<K, V> Deref for Savepoint<'_, K, V> {
-    type Target = DiskStore<K, V>;
-    fn deref(&self) -> &DiskStore<K, V> {
-        self.store
-    }
-}
+/// A nested level of a [`WriteTransaction`] (`SAVEPOINT`), from
+/// [`WriteTransaction::savepoint`]: the same type, whose `commit` keeps its writes in the
+/// enclosing transaction and whose drop (or `rollback`) undoes them alone.
+pub type Savepoint<'t, K, V> = WriteTransaction<'t, K, V>;
 
 /// A level of this thread's write transaction on a table, from
 /// [`DiskCache::transaction`](crate::DiskCache::transaction): it begins the transaction,

@@ -365,3 +365,16 @@ fn close_and_close_all_reopen_on_next_use() {
     assert!(matches!(s.table().close(), Err(Error::Usage(_))));
     tx.commit().unwrap();
 }
+
+#[test]
+fn private_databases_open_as_sqlite_names_them() {
+    // "" is a private temporary file and ":memory:" a private in-memory database, one per
+    // connection (so per thread here), as in SQLite and the original.
+    for name in ["", ":memory:"] {
+        let s: DiskStore<String, i64> = DiskStore::open(name).unwrap();
+        s.insert("a", &1).unwrap();
+        assert_eq!(s.get("a").unwrap(), Some(1), "{name:?}");
+        let other: DiskStore<String, i64> = DiskStore::open(name).unwrap();
+        assert_eq!(other.get("a").unwrap(), None, "{name:?} shared a private database");
+    }
+}

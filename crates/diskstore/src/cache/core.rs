@@ -1113,7 +1113,13 @@ fn evict_step(c: &Connection, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Res
     for (i, p) in params.iter().enumerate() {
         st.raw_bind_parameter(i + 1, p)?;
     }
-    first_row(&mut st, |r| Ok(r.get::<_, i64>(0)?.max(0) as u64))
+    let mut rows = st.raw_query();
+    let size = match rows.next()? {
+        Some(r) => Some(r.get::<_, i64>(0)?.max(0) as u64),
+        None => None,
+    };
+    while rows.next()?.is_some() {} // RETURNING statements finish their work when run out
+    Ok(size)
 }
 
 fn next_order(inner: &Inner, c: &Connection) -> Result<i64> {
@@ -1128,7 +1134,7 @@ fn held<'k, R>(
     c: &Connection,
     id: usize,
     sql: &str,
-    f: impl FnOnce(&mut Prepared<'_, '_, 'k>) -> Result<R>,
+    f: impl FnOnce(&mut Prepared<'_, 'k>) -> Result<R>,
 ) -> Result<R> {
     inner.table.held(c, id, sql, f)
 }
@@ -1339,18 +1345,23 @@ mod tests {
                 (None, "scan", &sql.scan[0]),
             ];
             let mut bad = Vec::new();
-            let status = |st: &mut rusqlite::Statement<'_>| {
-                Ok((
-                    st.get_status(StatementStatus::Run),
-                    st.get_status(StatementStatus::RePrepare),
-                ))
-            };
             c.table()
                 .with_connection(|conn| {
                     for (id, name, text) in texts {
                         let (runs, re) = match id {
-                            Some(id) => held(&c.inner, conn, id, text, |st| status(st))?,
-                            None => status(&mut *conn.prepare_cached(text)?)?,
+                            Some(id) => held(&c.inner, conn, id, text, |st| {
+                                Ok((
+                                    st.get_status(StatementStatus::Run),
+                                    st.get_status(StatementStatus::RePrepare),
+                                ))
+                            })?,
+                            None => {
+                                let st = conn.prepare_cached(text)?;
+                                (
+                                    st.get_status(StatementStatus::Run),
+                                    st.get_status(StatementStatus::RePrepare),
+                                )
+                            }
                         };
                         if re > 1 {
                             bad.push(format!(
