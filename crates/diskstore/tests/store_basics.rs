@@ -375,6 +375,10 @@ fn private_databases_open_as_sqlite_names_them() {
         s.insert("a", &1).unwrap();
         assert_eq!(s.get("a").unwrap(), Some(1), "{name:?}");
         let other: DiskStore<String, i64> = DiskStore::open(name).unwrap();
-        assert_eq!(other.get("a").unwrap(), None, "{name:?} shared a private database");
+        assert_eq!(
+            other.get("a").unwrap(),
+            None,
+            "{name:?} shared a private database"
+        );
     }
 }
