@@ -901,6 +901,31 @@ class Cache:
             return item, db_tag
         return item
 
+    def _end_value(self, front: bool, remove: bool) -> Any:
+        """The value at one end of the unnamed queue, removed if `remove` (`ENOVAL` when
+        empty): `Deque`'s pops and peeks, without building `pull`'s tuples."""
+        while True:
+            while True:
+                try:
+                    row, expired = self._core.pull(None, front, remove, time.time())
+                    break
+                except Timeout:
+                    continue
+            if expired:
+                self._remove(expired)
+            if row is None:
+                return ENOVAL
+            mode, name, db_value = row[3], row[4], row[5]
+            if mode == MODE_RAW and self._plain_disk:
+                return db_value
+            try:
+                return self._disk.fetch(mode, name, db_value, False)
+            except OSError:
+                continue
+            finally:
+                if remove and name is not None:
+                    self._disk.remove(name)
+
     def pull(
         self,
         prefix: str | None = None,

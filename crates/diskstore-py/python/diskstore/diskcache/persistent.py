@@ -198,8 +198,7 @@ class Deque(Sequence):
             self._appendleft(value)
 
     def _end(self, side: str, remove: bool, what: str) -> Any:
-        take = self._cache.pull if remove else self._cache.peek
-        _, value = take(default=(None, ENOVAL), side=side, retry=True)
+        value = self._cache._end_value(side == "front", remove)
         if value is ENOVAL:
             raise IndexError(f"{what} from an empty deque")
         return value
