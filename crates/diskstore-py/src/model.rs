@@ -99,12 +99,34 @@ impl Model {
         value: &Bound<'py, PyAny>,
         width: usize,
     ) -> PyResult<Dumped<'py>> {
+        self.dump_with(key, value, width, false)
+    }
+
+    /// As [`Model::dump`], for `update()`: a strict (0.1.0) model also takes a plain
+    /// `tuple` of the right length there, as 0.1.0's `update` did (it did not type-check).
+    pub(crate) fn dump_for_update<'py>(
+        &self,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+        width: usize,
+    ) -> PyResult<Dumped<'py>> {
+        self.dump_with(key, value, width, true)
+    }
+
+    fn dump_with<'py>(
+        &self,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+        width: usize,
+        plain_tuple_ok: bool,
+    ) -> PyResult<Dumped<'py>> {
         let py = key.py();
         let items = match self {
             Model::Raw => Items::One(value.clone()),
             Model::Tuple { cls, strict } => {
                 let cls = cls.bind(py);
-                if *strict && !value.is_instance(cls)? {
+                let plain = plain_tuple_ok && value.is_exact_instance_of::<PyTuple>();
+                if *strict && !plain && !value.is_instance(cls)? {
                     return Err(PyValueError::new_err(format!(
                         "value must be an instance of {}, not {}",
                         cls.getattr(intern!(py, "__name__"))?,

@@ -775,7 +775,7 @@ impl Writer {
         let o = Reader::opened_for(reader(slf), &unpacked[0].1)?;
         let mut dumped = Vec::with_capacity(unpacked.len());
         for (k, v) in &unpacked {
-            dumped.push(o.model.dump(k, v, o.width)?);
+            dumped.push(o.model.dump_for_update(k, v, o.width)?);
         }
         // A None key takes the next rowid (INTEGER keys only), as in __setitem__.
         let mut rows: Vec<(Option<KeyRef<'_>>, Vec<diskstore::Cell<'_>>)> =

@@ -37,10 +37,6 @@ BEHAVIOUR = sorted(n for n, s in SCENARIOS.items() if s["kind"] == "behaviour")
 DOCUMENTED = {
     ("mapping_v01_default", "timeout"): (
         ["float", "10.0"], "compat.md: TIMEOUT is 10 s for both generations"),
-    ("v01_update_unchecked", "update plain tuples"): (
-        ["exc", "ValueError", None], "compat.md: update() values are checked like __setitem__"),
-    ("v01_update_unchecked", "read back"): (
-        ["list", []], "compat.md: a wrong value fails before anything is written"),
     ("pragmas_v01", "pragma busy_timeout"): (
         ["list", [["tuple", [["int", "0"]]]]], "compat.md: our own busy handler waits"),
     ("pragmas_v07", "pragma busy_timeout"): (
