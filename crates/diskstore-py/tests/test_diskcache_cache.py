@@ -455,3 +455,30 @@ def test_warnings_are_returned_not_raised(tmp_path: Path) -> None:
     assert outcome(lambda x: x.check(fix=True), c)[0] == "ok"
     assert not os.path.exists(os.path.join(c.directory, "aa", "bb"))
     assert normalize(1.0) == 1.0
+
+
+def test_size_limit_holds_while_writes_skip_measuring_the_volume(tmp_path: Path) -> None:
+    # A write far below the limit does not measure the volume; culling must still start
+    # once the cache grows past it (inline values and value files alike).
+    c = dc.Cache(str(tmp_path / "v"), size_limit=400_000, cull_limit=10)
+    for i in range(1500):
+        c.set(i, b"x" * 1000)
+    assert c.volume() < 400_000 + 200_000
+    assert 0 < len(c) < 1500
+    for i in range(40):
+        c.set(("file", i), b"y" * 40_000)
+    assert c.volume() < 400_000 + 400_000
+    assert c.check() == []
+
+
+def test_len_counts_every_row_like_diskcache(pair: Any) -> None:
+    for c in pair:
+        c.reset("cull_limit", 0)
+        for i in range(250):
+            c.set(i, i, expire=-1 if i % 3 == 0 else None)
+        c.delete(1)
+        c.pop(2)
+    same(*pair, len)
+    same(*pair, lambda c: c.reset("count"))
+    same(*pair, lambda c: c.expire())
+    same(*pair, len)
