@@ -216,8 +216,11 @@ def test_legacy_names_keep_their_0_1_0_meaning() -> None:
     assert dc.DiskCache is DiskCache
     v = dc.CacheValue.create({"a": 1})
     assert v.expires_at == 0.0
-    assert v.load() == {"a": 1}
-    assert dc.CacheValue.create(1, expires=-5).load(default="gone") == "gone"
+    assert v.load(None) == {"a": 1}
+    assert dc.CacheValue.create(1, expires=-5).load(None, default="gone") == "gone"
+    assert dc.CacheValue.create(1, expires=-5).load(0) is dc.MISSING
+    for name in ("DiskStore", "KeyType", "MISSING", "TIMEOUT"):
+        assert hasattr(dc, name), name
 
 
 def test_large_values_live_in_files_and_read_returns_handles(pair: Any) -> None:

@@ -11,6 +11,8 @@ arguments and return what diskcache returns; docs/diskcache.md lists where they 
 from __future__ import annotations
 
 from ..cache import DiskCache
+from ..const import MISSING, TIMEOUT, KeyType  # noqa: F401 (0.1.0's module had these names)
+from ..store import DiskStore  # noqa: F401 (0.1.0's module had this name)
 from ._legacy import CacheValue
 from .core import (
     DEFAULT_SETTINGS,

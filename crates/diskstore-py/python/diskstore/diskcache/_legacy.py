@@ -15,13 +15,12 @@ class CacheValue(NamedTuple):
     value: bytes
     expires_at: float
 
-    def load(self, default: Any = MISSING) -> Any:
-        """The unpickled value, or `default` once expired (`KeyError` without a default)."""
-        if self.expires_at and self.expires_at < time.time():
-            if default is MISSING:
-                raise KeyError("expired")
-            return default
-        return pickle.loads(self.value)
+    def load(self, expire_timestamp: Any = None, default: Any = MISSING) -> Any:
+        """The unpickled value, or `default` once expired. `expire_timestamp` is accepted
+        and ignored, as in 0.1.0 (where it was a required, unused argument)."""
+        if self.expires_at == 0.0 or self.expires_at > time.time():
+            return pickle.loads(self.value)
+        return default
 
     @classmethod
     def create(cls, value: Any, expires: float | None = None) -> CacheValue:
