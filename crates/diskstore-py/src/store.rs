@@ -140,6 +140,63 @@ fn stored_as_given(t: ColumnType, k: &KeyRef<'_>) -> bool {
     )
 }
 
+/// The savepoint a nested `pop` rolls back to when its value cannot be decoded.
+const POP_SAVEPOINT: &str = "diskstore_pop";
+
+/// Runs `remove` (a delete returning the row) and `decode` on its row so that a value that
+/// fails to decode is not lost: the delete is rolled back and the error raised. Raw values
+/// always decode, so they keep the single autocommitted statement; other models run both
+/// inside this thread's transaction (a savepoint when one is open already).
+fn remove_decoded<'py, T>(
+    py: Python<'py>,
+    o: &Opened,
+    remove: impl FnOnce() -> diskstore::Result<Option<OwnedRow>> + Send,
+    decode: impl FnOnce(&OwnedRow) -> PyResult<T>,
+) -> PyResult<Option<T>> {
+    if let Model::Raw = o.model {
+        return py.detach(remove).py()?.map(|r| decode(&r)).transpose();
+    }
+    let savepoint = |sql: String| {
+        move || {
+            o.table
+                .with_connection(|c| c.execute_batch(&sql).map_err(diskstore::Error::from))
+        }
+    };
+    let opened = py.detach(|| o.table.begin()).py()?;
+    if !opened
+        && let Err(e) = py
+            .detach(savepoint(format!("SAVEPOINT {POP_SAVEPOINT}")))
+            .py()
+    {
+        let _ = py.detach(|| o.table.end(false, false)); // count the joined level down
+        return Err(e);
+    }
+    let out = match py.detach(remove).py() {
+        Ok(Some(row)) => decode(&row).map(Some),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e),
+    };
+    let decoded = out.is_ok();
+    let released = if opened {
+        Ok(())
+    } else if decoded {
+        py.detach(savepoint(format!("RELEASE {POP_SAVEPOINT}")))
+            .py()
+    } else {
+        py.detach(savepoint(format!(
+            "ROLLBACK TO {POP_SAVEPOINT}; RELEASE {POP_SAVEPOINT}"
+        )))
+        .py()
+    };
+    // The opener commits or rolls back; a joined level only counts down.
+    let ended = py.detach(|| o.table.end(opened, decoded)).py();
+    // The first error wins: a failed decode is what the caller needs to see.
+    let value = out?;
+    released?;
+    ended?;
+    Ok(value)
+}
+
 /// The error for a `None` key where the table cannot assign one (only INTEGER keys can).
 fn null_key_error(o: &Opened) -> PyErr {
     crate::errors::IntegrityError::new_err(format!(
@@ -701,16 +758,21 @@ impl Writer {
         if !key.is_none() {
             crate::convert::key_ref(key)?;
         }
-        let (row, o) = match Reader::opened(reader(slf))? {
+        let value = match Reader::opened(reader(slf))? {
             Some(o) => match read_key(o, key)? {
-                Some(k) => (py.detach(|| o.table.remove(k, owned_row)).py()?, Some(o)),
-                None => (None, None),
+                Some(k) => remove_decoded(
+                    py,
+                    o,
+                    || o.table.remove(k, owned_row),
+                    |row| o.model.load(py, row),
+                )?,
+                None => None,
             },
-            None => (None, None),
+            None => None,
         };
-        match (row, o) {
-            (Some(row), Some(o)) => o.model.load(py, &row),
-            _ => default.ok_or_else(|| PyKeyError::new_err(key.clone().unbind())),
+        match value {
+            Some(v) => Ok(v),
+            None => default.ok_or_else(|| PyKeyError::new_err(key.clone().unbind())),
         }
     }
 
@@ -718,11 +780,14 @@ impl Writer {
     fn popitem<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
         let py = slf.py();
         if let Some(o) = Reader::opened(reader(slf))?
-            && let Some(row) = py
-                .detach(|| o.table.pop(Direction::Reverse, owned_row))
-                .py()?
+            && let Some(item) = remove_decoded(
+                py,
+                o,
+                || o.table.pop(Direction::Reverse, owned_row),
+                |row| PyTuple::new(py, [load_key(py, row), o.model.load(py, row)?]),
+            )?
         {
-            return PyTuple::new(py, [load_key(py, &row), o.model.load(py, &row)?]);
+            return Ok(item);
         }
         Err(PyKeyError::new_err(()))
     }

@@ -383,3 +383,28 @@ def test_query_parameters_as_a_string_are_refused(store: DiskStore) -> None:
     with pytest.raises(TypeError, match="not a string"):
         list(store.query(where="_key IN (?, ?)", parameters="ab"))
     assert list(store.query(where="_key IN (?, ?)", parameters=["a", "b"])) == [("a", 1)]
+
+
+class _Unreadable(BaseConfig):
+    """A config whose values cannot be loaded (a model that changed under the file)."""
+
+    def load_data(self, data: tuple) -> object:
+        raise ValueError("cannot read this row")
+
+
+@pytest.mark.parametrize("inside_transact", [False, True])
+def test_a_pop_whose_value_fails_to_load_changes_nothing(tmp_path, inside_transact) -> None:
+    import contextlib
+
+    path = tmp_path / "s.db"
+    plain = DiskStore(path, config=BaseConfig())
+    plain.update([("k", "precious"), ("j", "x")])
+    strict = DiskStore(path, config=_Unreadable())
+    with strict.transact() if inside_transact else contextlib.nullcontext():
+        strict["n"] = "new"  # part of the transaction when there is one
+        with pytest.raises(ValueError, match="cannot read"):
+            strict.pop("k")
+        with pytest.raises(ValueError, match="cannot read"):
+            strict.popitem()
+        assert strict.pop("absent", "d") == "d"
+    assert dict(plain.items()) == {"k": "precious", "j": "x", "n": "new"}
