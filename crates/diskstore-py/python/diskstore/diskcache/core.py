@@ -26,7 +26,8 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .._diskstore import DcTimeout, _DcCore
+# The native half (src/dccore.rs) is private and has no stub entry.
+from .._diskstore import DcTimeout, _DcCore  # type: ignore[attr-defined]
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -53,6 +54,8 @@ Timeout = DcTimeout
 
 class Constant(tuple):
     """A named marker value that prints as its name."""
+
+    __slots__ = ()
 
     def __new__(cls, name: str) -> Self:
         return tuple.__new__(cls, (name,))

@@ -9,7 +9,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
+from django.core.cache.backends.base import (  # type: ignore[import-untyped]
+    DEFAULT_TIMEOUT,
+    BaseCache,
+)
 
 from .core import ENOVAL, args_to_key, full_name
 from .fanout import FanoutCache

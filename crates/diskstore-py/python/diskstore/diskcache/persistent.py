@@ -179,9 +179,8 @@ class Deque(Sequence):
 
     def copy(self) -> Deque:
         """Another deque object on the same directory."""
-        return type(self)(
-            directory=self.directory, maxlen=None if self.maxlen == float("inf") else self.maxlen
-        )  # type: ignore[arg-type]
+        maxlen = None if self.maxlen == float("inf") else int(self.maxlen)
+        return type(self)(directory=self.directory, maxlen=maxlen)
 
     def count(self, value: Any) -> int:
         """How many values equal `value`."""
