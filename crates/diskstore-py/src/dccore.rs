@@ -459,6 +459,7 @@ impl DcCore {
         let taken = self.conns.lock().map_err(|_| poisoned())?.remove(&tid);
         let pid = std::process::id();
         let (result, conn) = py.detach(|| {
+            WAIT_LIMIT.with(|w| w.set(self.timeout));
             let conn = match taken {
                 Some(c) if c.pid == pid => c.conn,
                 other => {
@@ -502,6 +503,24 @@ fn apply_pragma(conn: &Connection, name: &str, value: &str) -> OpResult<()> {
         return Err(OpError::Sql(rusqlite::Error::InvalidParameterName(
             format!("invalid pragma {name} = {value}"),
         )));
+    }
+    // A pragma already at its value is not set again: setting some (journal_mode) takes a
+    // lock, which another process may hold while this one opens the cache.
+    let current: Option<String> = {
+        let mut stmt = conn.prepare(&format!("PRAGMA {name}"))?;
+        let mut rows = stmt.query([])?;
+        match rows.next()? {
+            Some(r) => Some(match r.get_ref(0)? {
+                ValueRef::Integer(i) => i.to_string(),
+                ValueRef::Text(t) => String::from_utf8_lossy(t).to_lowercase(),
+                ValueRef::Real(f) => f.to_string(),
+                _ => String::new(),
+            }),
+            None => None,
+        }
+    };
+    if current.as_deref() == Some(value.to_lowercase().as_str()) {
+        return Ok(());
     }
     // Some pragmas (journal_mode) return a row; run and drain it.
     let mut stmt = conn.prepare(&format!("PRAGMA {name} = {value}"))?;

@@ -404,8 +404,9 @@ class Cache:
                 ) from None
         self._core = _DcCore(op.join(self._directory, DBNAME), float(timeout), [])
         sql = self._core.execute
-        existing = sql("SELECT count(*) FROM sqlite_master WHERE name = 'Settings'")[0][0]
-        current = dict(sql("SELECT key, value FROM Settings")) if existing else {}
+        retry = self._retry  # opening waits out other processes, as diskcache's does
+        existing = retry(sql, "SELECT count(*) FROM sqlite_master WHERE name = 'Settings'")[0][0]
+        current = dict(retry(sql, "SELECT key, value FROM Settings")) if existing else {}
         sets = dict(DEFAULT_SETTINGS)
         sets.update(current)
         sets.update(settings)
@@ -415,7 +416,7 @@ class Cache:
             raise ValueError(f"unknown eviction policy: {sets['eviction_policy']!r}")
         for key, value in sorted(sets.items()):
             if key.startswith("sqlite_") and key not in _RECORDED_ONLY:
-                self._core.pragma(key[7:], _pragma_text(value))
+                retry(self._core.pragma, key[7:], _pragma_text(value))
         with self._transact(retry=True):
             for stmt in _SCHEMA:
                 sql(stmt)
@@ -426,7 +427,7 @@ class Cache:
         self._plain_disk = type(self._disk) is Disk
         for key, value in sets.items():
             object.__setattr__(self, key, value)
-        self._page_size = sql("PRAGMA page_size")[0][0]
+        self._page_size = retry(sql, "PRAGMA page_size")[0][0]
         if sets["tag_index"]:
             self.create_tag_index()
         else:
@@ -502,11 +503,16 @@ class Cache:
 
     @staticmethod
     def _retry(fn: Callable[..., Any], *args: Any) -> Any:
+        # Settings, pragmas and opening wait out another process's lock for up to a minute
+        # whatever the cache's timeout, as diskcache's do.
+        give_up = time.monotonic() + 60
         while True:
             try:
                 return fn(*args)
             except Timeout:
-                continue
+                if time.monotonic() > give_up:
+                    raise
+                time.sleep(0.001)
 
     # -- transactions --------------------------------------------------------------------
 
