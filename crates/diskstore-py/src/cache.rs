@@ -15,6 +15,7 @@
 //! last handle (which writes out pending hit/miss counts) releases the GIL first.
 
 use std::cell::Cell as StdCell;
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -22,12 +23,12 @@ use std::time::Duration;
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyFloat, PyInt, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use diskstore::{
     CacheOptions, CacheTable, Cell, Clock, Column, ColumnType, Direction, EvictionPolicy,
-    IncrRefusal, KeyRef, Row, SCAN_PAGE, Ttl, Value, ValueRef,
+    IncrRefusal, KeyRef, Row, RowidPager, SCAN_PAGE, Ttl, Value, ValueRef,
 };
 
 use crate::convert::to_py;
@@ -855,53 +856,18 @@ impl PyCache {
         py.detach(|| st.core.table().end(opened, commit)).py()
     }
 
-    /// The largest rowid now, or None when empty: where a forward iteration that starts
-    /// now ends, so that keys added meanwhile are not visited (unless the newest entries
-    /// were deleted first: SQLite reuses their rowids).
-    fn _last_rowid(&self, py: Python<'_>) -> PyResult<Option<i64>> {
-        let st = self.ready(py)?;
-        py.detach(|| st.core.table().max_rowid()).py()
-    }
-
-    /// One page of live keys with rowids from `start` to `end` (down to `end` when
-    /// `reverse`): `(keys, next_start)`; `next_start` is None at the end.
-    fn _keys_page<'py>(
-        &self,
-        py: Python<'py>,
-        start: i64,
-        end: i64,
-        reverse: bool,
-    ) -> PyResult<(Bound<'py, PyList>, Option<i64>)> {
-        let st = self.ready(py)?;
-        let (from, to, direction) = if reverse {
-            (end, start, Direction::Reverse)
+    /// An iterator over the live keys, oldest stored first (newest first when
+    /// `reverse`), read in pages; threads may share it.
+    fn _key_iter(slf: &Bound<'_, Self>, reverse: bool) -> CacheKeys {
+        let direction = if reverse {
+            Direction::Reverse
         } else {
-            (start, end, Direction::Forward)
+            Direction::Forward
         };
-        let mut rows: Vec<(Value, i64, i64)> = Vec::new();
-        let n = py
-            .detach(|| {
-                st.core.scan(from, to, direction, |rowid, row| {
-                    let kind = match row.value(1)? {
-                        ValueRef::Integer(k) => k,
-                        _ => NATIVE,
-                    };
-                    rows.push((row.key()?.to_owned(), kind, rowid));
-                    Ok(())
-                })
-            })
-            .py()?;
-        let next = match (rows.last(), reverse) {
-            _ if n < SCAN_PAGE => None,
-            (Some((_, _, r)), false) => r.checked_add(1),
-            (Some((_, _, r)), true) => r.checked_sub(1),
-            (None, _) => None,
-        };
-        let keys = PyList::empty(py);
-        for (k, kind, _) in &rows {
-            keys.append(st.codec.load_key(py, k, *kind)?)?;
+        CacheKeys {
+            cache: slf.clone().unbind(),
+            state: Mutex::new((RowidPager::new(direction), VecDeque::new())),
         }
-        Ok((keys, next))
     }
 
     /// The file.
@@ -978,6 +944,83 @@ impl PyCache {
 ///
 /// A child process forked inside the block does not own the transaction (the parent
 /// does): leaving the block in the child ends nothing there.
+/// The live keys of a cache in insertion order (or reversed), read in pages by the
+/// engine's rowid pager: a forward pass ends at the last entry present when it reads its
+/// first page, so a loop that stores a key per key read ends. A key stored meanwhile is not
+/// visited unless the newest entries were deleted first (SQLite reuses their rowids).
+#[pyclass(frozen, module = "diskstore._diskstore", name = "_CacheKeys")]
+pub struct CacheKeys {
+    cache: Py<PyCache>,
+    state: Mutex<(RowidPager, VecDeque<Py<PyAny>>)>,
+}
+
+impl CacheKeys {
+    /// Reads the next page of keys into `keys`.
+    fn fill(
+        &self,
+        py: Python<'_>,
+        pager: &mut RowidPager,
+        keys: &mut VecDeque<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let st = self.cache.get().ready(py)?;
+        let Some((from, to, direction)) = py
+            .detach(|| pager.next_range(|| st.core.table().max_rowid()))
+            .py()?
+        else {
+            return Ok(());
+        };
+        let mut rows: Vec<(Value, i64, i64)> = Vec::new();
+        let n = py
+            .detach(|| {
+                st.core.scan(from, to, direction, |rowid, row| {
+                    let kind = match row.value(1)? {
+                        ValueRef::Integer(k) => k,
+                        _ => NATIVE,
+                    };
+                    rows.push((row.key()?.to_owned(), kind, rowid));
+                    Ok(())
+                })
+            })
+            .py()?;
+        pager.advance(n, SCAN_PAGE, rows.last().map(|(_, _, r)| *r));
+        for (k, kind, _) in &rows {
+            keys.push_back(st.codec.load_key(py, k, *kind)?.unbind());
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl CacheKeys {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let mut guard = crate::iter::lock_detached(py, &self.state);
+        let (pager, keys) = &mut *guard;
+        loop {
+            if let Some(k) = keys.pop_front() {
+                return Ok(Some(k));
+            }
+            if pager.is_done() {
+                return Ok(None);
+            }
+            self.fill(py, pager, keys)?;
+        }
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.cache)?;
+        if let Ok(state) = self.state.try_lock() {
+            for k in &state.1 {
+                visit.call(k)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[pyclass(module = "diskstore._diskstore", name = "_CacheTransaction")]
 pub struct CacheTransaction {
     cache: Py<PyCache>,
@@ -1033,5 +1076,6 @@ impl CacheTransaction {
 /// Adds the classes to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCache>()?;
+    m.add_class::<CacheKeys>()?;
     m.add_class::<CacheTransaction>()
 }

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyFloat, PyList, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
-use diskstore::{Direction, ValueRef};
+use diskstore::{Direction, RowidPager, ValueRef};
 
 use crate::errors::IntoPyResult;
 use crate::model::{OwnedRow, load_key};
@@ -41,13 +41,9 @@ pub struct StoreIter {
 struct IterState {
     store: Py<Reader>,
     kind: Kind,
-    reverse: bool,
-    /// The rowid after (forward) or before (reverse) the last row read.
-    next: i64,
-    /// The last rowid a forward iteration visits: the largest when it read its first page,
-    /// so that keys added meanwhile are not visited (adding one per key read would loop).
-    end: Option<i64>,
-    done: bool,
+    /// Where the pass is (the engine's pager: a forward pass ends at the largest rowid
+    /// present when it reads its first page).
+    pager: RowidPager,
     page: VecDeque<OwnedRow>,
     keys: KeyPage,
 }
@@ -135,10 +131,11 @@ impl StoreIter {
             state: Mutex::new(IterState {
                 store,
                 kind,
-                reverse,
-                next: if reverse { i64::MAX } else { i64::MIN },
-                end: None,
-                done: false,
+                pager: RowidPager::new(if reverse {
+                    Direction::Reverse
+                } else {
+                    Direction::Forward
+                }),
                 page: VecDeque::new(),
                 keys: KeyPage::default(),
             }),
@@ -147,13 +144,19 @@ impl StoreIter {
 
     /// The state, waiting (with the GIL released) while another thread is inside.
     fn lock(&self, py: Python<'_>) -> MutexGuard<'_, IterState> {
-        loop {
-            match self.state.try_lock() {
-                Ok(guard) => return guard,
-                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
-                Err(TryLockError::WouldBlock) => {
-                    py.detach(|| drop(self.state.lock()));
-                }
+        lock_detached(py, &self.state)
+    }
+}
+
+/// Locks `m`, waiting with the GIL released while another thread holds it (the holder may
+/// need the GIL to finish), so that threads can share an iterator.
+pub(crate) fn lock_detached<'a, T: Send>(py: Python<'_>, m: &'a Mutex<T>) -> MutexGuard<'a, T> {
+    loop {
+        match m.try_lock() {
+            Ok(guard) => return guard,
+            Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                py.detach(|| drop(m.lock()));
             }
         }
     }
@@ -163,23 +166,15 @@ impl IterState {
     fn fill(&mut self, py: Python<'_>) -> PyResult<()> {
         let store = self.store.bind(py);
         let Some(o) = Reader::opened(store)? else {
-            self.done = true;
+            self.pager.finish();
             return Ok(());
         };
-        let (from, to, dir) = if self.reverse {
-            (i64::MIN, self.next, Direction::Reverse)
-        } else {
-            let end = match self.end {
-                Some(end) => end,
-                None => match py.detach(|| o.table.max_rowid()).py()? {
-                    Some(end) => *self.end.insert(end),
-                    None => {
-                        self.done = true;
-                        return Ok(());
-                    }
-                },
-            };
-            (self.next, end, Direction::Forward)
+        let pager = &mut self.pager;
+        let Some((from, to, dir)) = py
+            .detach(|| pager.next_range(|| o.table.max_rowid()))
+            .py()?
+        else {
+            return Ok(());
         };
         let keys_only = self.kind == Kind::Keys;
         if keys_only {
@@ -195,7 +190,7 @@ impl IterState {
                     })
                 })
                 .py()?;
-            self.advance(n, last);
+            self.pager.advance(n, PAGE, last);
             return Ok(());
         }
         let with_key = self.kind != Kind::Values || o.model.needs_key();
@@ -210,23 +205,9 @@ impl IterState {
             })
             .py()?;
         let last = rows.last().map(|(rowid, _)| *rowid);
-        self.advance(rows.len(), last);
+        self.pager.advance(rows.len(), PAGE, last);
         self.page.extend(rows.into_iter().map(|(_, r)| r));
         Ok(())
-    }
-
-    /// Moves past a page of `n` rows whose last rowid was `last`.
-    fn advance(&mut self, n: usize, last: Option<i64>) {
-        if n < PAGE {
-            self.done = true;
-        }
-        if let Some(last) = last {
-            match (self.reverse, last.checked_sub(1), last.checked_add(1)) {
-                (true, Some(n), _) => self.next = n,
-                (false, _, Some(n)) => self.next = n,
-                _ => self.done = true,
-            }
-        }
     }
 }
 
@@ -244,7 +225,7 @@ impl StoreIter {
                 "_page() is only for key iterators",
             ));
         }
-        if slf.keys.is_empty() && !slf.done {
+        if slf.keys.is_empty() && !slf.pager.is_done() {
             slf.fill(py)?;
         }
         let mut keys = Vec::with_capacity(slf.keys.keys.len());
@@ -257,12 +238,12 @@ impl StoreIter {
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let mut slf = self.lock(py);
         if slf.kind == Kind::Keys {
-            if slf.keys.is_empty() && !slf.done {
+            if slf.keys.is_empty() && !slf.pager.is_done() {
                 slf.fill(py)?;
             }
             return Ok(slf.keys.pop(py));
         }
-        if slf.page.is_empty() && !slf.done {
+        if slf.page.is_empty() && !slf.pager.is_done() {
             slf.fill(py)?;
         }
         let Some(row) = slf.page.pop_front() else {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import threading
 from pathlib import Path
 
 import diskstore
@@ -306,3 +307,29 @@ def test_iteration_visits_a_key_stored_after_the_newest_was_deleted(path: str) -
             c["new"] = 1  # takes the rowid 299 had
             c["later"] = 1  # past the end of the pass
     assert seen == [*range(299), "new"]
+
+
+def test_threads_can_share_one_key_iterator(cache: DiskCache) -> None:
+    n = 2000  # several pages
+    for i in range(n):
+        cache[i] = i
+    it = iter(cache)
+    got: list[list[int]] = [[], [], [], []]
+    errors: list[BaseException] = []
+
+    def drain(out: list[int]) -> None:
+        try:
+            out.extend(it)  # one next() at a time, racing the other threads
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=drain, args=(out,)) for out in got]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    every = sorted(k for out in got for k in out)
+    assert every == list(range(n))  # each key once, none lost, whatever the interleaving
+    for out in got:
+        assert out == sorted(out)  # each thread sees its share in order

@@ -126,12 +126,13 @@ def test_transaction_of_one_thread_is_not_joined_by_another(tmp_path):
     rolled back with it."""
     store = diskstore.DiskStore(str(tmp_path / "own.db"))
     store["seed"] = 0
-    inside, other_done = threading.Event(), threading.Event()
+    inside, writing, other_done = threading.Event(), threading.Event(), threading.Event()
     errors: list[BaseException] = []
 
     def other() -> None:
         try:
             inside.wait(10)
+            writing.set()
             store["other"] = 1  # must wait for the first thread's transaction to end
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
@@ -143,7 +144,9 @@ def test_transaction_of_one_thread_is_not_joined_by_another(tmp_path):
     with pytest.raises(RuntimeError), store.transact():
         store["mine"] = 1
         inside.set()
-        assert not other_done.wait(0.3), "the other thread wrote inside our transaction"
+        # The other thread has reached its write while this transaction is open: had the
+        # write joined the transaction, the rollback below would take it away too.
+        assert writing.wait(10)
         raise RuntimeError("roll back mine only")
     th.join(30)
     assert not errors, errors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from diskstore import DiskStore
@@ -98,3 +99,24 @@ def test_clear_inside_a_transaction_skips_vacuum(store: DiskStore) -> None:
         store.clear()
         assert len(store) == 0
     assert len(store) == 0
+
+
+def test_two_handles_of_one_file_share_the_threads_transaction(db: str) -> None:
+    """A second handle (another table, or the same one opened again) used inside the first
+    one's transact() joins it at once: one commit or rollback for both, never a wait for
+    the thread's own lock."""
+    first = DiskStore(db, timeout=5.0)
+    log = DiskStore(db, config=BaseConfig(tablename="log", timeout=5.0))
+    twin = DiskStore(db, timeout=5.0)
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError), first.transact():
+        first["a"] = 1
+        log["entry"] = "a set"
+        twin["b"] = 2
+        raise RuntimeError("roll back all three writes")
+    assert time.monotonic() - t0 < 2.0
+    assert "a" not in first and "b" not in first and "entry" not in log
+    with first.transact():
+        first["a"] = 1
+        log["entry"] = "a set"
+    assert first["a"] == 1 and log["entry"] == "a set"

@@ -53,6 +53,7 @@ mod connection;
 mod error;
 mod fork;
 mod key;
+mod pager;
 mod pragma;
 mod record;
 mod schema;
@@ -70,6 +71,7 @@ pub use cache::{
 };
 pub use error::{Error, Result};
 pub use key::{AsKey, Key, KeyRef};
+pub use pager::RowidPager;
 pub use pragma::{DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS, DEFAULT_TIMEOUT};
 pub use record::{Column, Field, Json, Record, Row};
 pub use schema::{TableSpec, quote_ident};

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::key::{AsKey, Key, KeyRef};
+use crate::pager::RowidPager;
 use crate::pragma::DEFAULT_TIMEOUT;
 use crate::record::{Record, Row};
 use crate::schema::TableSpec;
@@ -559,11 +560,8 @@ impl PageSource for TablePages {
 pub struct Iter<T> {
     source: Box<dyn PageSource>,
     decode: fn(&Row<'_>) -> Result<T>,
-    from: i64,
-    to: i64,
-    direction: Direction,
+    pager: RowidPager,
     buf: VecDeque<(i64, T)>,
-    done: bool,
 }
 
 impl<T> Iter<T> {
@@ -579,11 +577,8 @@ impl<T> Iter<T> {
         Iter {
             source: Box::new(source),
             decode,
-            from: i64::MIN,
-            to: i64::MAX,
-            direction: Direction::Forward,
+            pager: RowidPager::new(Direction::Forward),
             buf: VecDeque::new(),
-            done: false,
         }
     }
 
@@ -591,54 +586,25 @@ impl<T> Iter<T> {
     #[allow(clippy::should_implement_trait)]
     #[must_use]
     pub fn rev(mut self) -> Self {
-        if let Some((rowid, _)) = self.buf.front() {
-            match self.direction {
-                Direction::Forward => self.from = *rowid,
-                Direction::Reverse => self.to = *rowid,
-            }
-            self.done = self.from > self.to;
-        }
+        self.pager
+            .reverse(self.buf.front().map(|(rowid, _)| *rowid));
         self.buf.clear();
-        self.direction = match self.direction {
-            Direction::Forward => Direction::Reverse,
-            Direction::Reverse => Direction::Forward,
-        };
         self
     }
 
     fn fill(&mut self) -> Result<()> {
-        if self.direction == Direction::Forward && self.to == i64::MAX {
-            match self.source.last_rowid()? {
-                Some(last) => self.to = last,
-                None => {
-                    self.done = true;
-                    return Ok(());
-                }
-            }
-        }
+        let source = &self.source;
+        let Some((from, to, direction)) = self.pager.next_range(|| source.last_rowid())? else {
+            return Ok(());
+        };
         let decode = self.decode;
         let buf = &mut self.buf;
-        let n = self
-            .source
-            .page(self.from, self.to, self.direction, &mut |rowid, row| {
-                buf.push_back((rowid, decode(row)?));
-                Ok(())
-            })?;
+        let n = self.source.page(from, to, direction, &mut |rowid, row| {
+            buf.push_back((rowid, decode(row)?));
+            Ok(())
+        })?;
         let last = self.buf.back().map(|(r, _)| *r);
-        match (last, self.direction) {
-            (Some(r), Direction::Forward) => match r.checked_add(1) {
-                Some(next) => self.from = next,
-                None => self.done = true,
-            },
-            (Some(r), Direction::Reverse) => match r.checked_sub(1) {
-                Some(next) => self.to = next,
-                None => self.done = true,
-            },
-            (None, _) => {}
-        }
-        if n < PAGE {
-            self.done = true;
-        }
+        self.pager.advance(n, PAGE, last);
         Ok(())
     }
 }
@@ -648,10 +614,10 @@ impl<T> Iterator for Iter<T> {
 
     fn next(&mut self) -> Option<Result<T>> {
         if self.buf.is_empty()
-            && !self.done
+            && !self.pager.is_done()
             && let Err(e) = self.fill()
         {
-            self.done = true;
+            self.pager.finish();
             self.buf.clear();
             return Some(Err(e));
         }

@@ -382,3 +382,50 @@ fn private_databases_open_as_sqlite_names_them() {
         );
     }
 }
+
+#[test]
+fn iteration_ends_for_every_key_type_and_sees_what_the_rowid_rule_says() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("kinds.db");
+    // REAL and BLOB keys: a new key always gets a larger rowid, so it is never visited.
+    let reals: DiskStore<f64, i64> = DiskStore::builder(&path).table("r").open().unwrap();
+    reals
+        .extend((0..300).map(|i| (f64::from(i) + 0.5, 0)))
+        .unwrap();
+    let mut seen = 0;
+    for key in reals.keys() {
+        reals.insert(&(-key.unwrap()), &1).unwrap(); // a smaller key, but a new rowid
+        seen += 1;
+    }
+    assert_eq!((seen, reals.len().unwrap()), (300, 600));
+    let blobs: DiskStore<Vec<u8>, i64> = DiskStore::builder(&path).table("b").open().unwrap();
+    blobs
+        .extend((0..300u16).map(|i| (i.to_be_bytes().to_vec(), 0)))
+        .unwrap();
+    let mut seen = 0;
+    for key in blobs.keys() {
+        let mut k = key.unwrap();
+        k.insert(0, 0xff);
+        blobs.insert(&k, &1).unwrap();
+        seen += 1;
+    }
+    assert_eq!((seen, blobs.len().unwrap()), (300, 600));
+
+    // INTEGER keys are the rowid: a pass still ends, new keys past the end are not
+    // visited, but a new key in a gap ahead of the pages read so far is (as documented).
+    let ints: DiskStore<i64, i64> = DiskStore::builder(&path).table("i").open().unwrap();
+    ints.extend((0..300).map(|i| (i * 10, 0))).unwrap();
+    let mut seen = Vec::new();
+    for key in ints.keys() {
+        let key = key.unwrap();
+        seen.push(key);
+        ints.insert(&(key + 100_000), &1).unwrap(); // past the end: not visited
+        if key == 0 {
+            ints.insert(&5, &1).unwrap(); // in the page already read: not visited
+            ints.insert(&2985, &1).unwrap(); // in a gap of a later page: visited
+        }
+    }
+    let mut expected: Vec<i64> = (0..300).map(|i| i * 10).collect();
+    expected.insert(299, 2985);
+    assert_eq!(seen, expected);
+}

@@ -42,8 +42,6 @@ EVICTION_POLICIES = (
 )
 """python-diskcache's policy names, accepted by `eviction_policy=`."""
 
-_I64_MIN = -(2**63)
-_I64_MAX = 2**63 - 1
 _MISS = object()
 _KWARGS_MARK = (None,)
 
@@ -137,30 +135,16 @@ class DiskCache(_Cache):
         """Deletes every expired entry now (0.1.0's name for `expire()`); returns how many."""
         return self.expire()
 
-    def _keys(self, reverse: bool) -> Iterator[Any]:
-        # A forward pass ends at the last rowid present when it starts, so that a loop
-        # that stores a key per key read ends. A key stored meanwhile is not visited, unless
-        # the newest entries were deleted first: SQLite then gives the new row a rowid
-        # at or below that end. A reverse pass starts there by nature.
-        if reverse:
-            start: int | None = _I64_MAX
-            end = _I64_MIN
-        else:
-            start, last = _I64_MIN, self._last_rowid()
-            if last is None:
-                return
-            end = last
-        while start is not None:
-            keys, start = self._keys_page(start, end, reverse)
-            yield from keys
-
     def __iter__(self) -> Iterator[Any]:
-        """Live keys, oldest stored first."""
-        return self._keys(False)
+        """Live keys, oldest stored first. A pass ends at the last entry present when it
+        starts (a loop that stores a key per key read ends); a key stored meanwhile is not
+        visited unless the newest entries were deleted first (SQLite reuses their rowids).
+        Threads may share one iterator."""
+        return self._key_iter(False)
 
     def __reversed__(self) -> Iterator[Any]:
         """Live keys, newest stored first."""
-        return self._keys(True)
+        return self._key_iter(True)
 
     def memoize(
         self,
