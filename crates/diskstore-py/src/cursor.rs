@@ -83,17 +83,7 @@ fn run(
         }
         Params::Named(ps) => {
             for (name, p) in ps {
-                let idx = [":", "@", "$"]
-                    .iter()
-                    .find_map(|prefix| {
-                        st.parameter_index(&format!("{prefix}{name}"))
-                            .ok()
-                            .flatten()
-                    })
-                    .ok_or_else(|| {
-                        diskstore::Error::Usage(format!("the SQL has no parameter named {name:?}"))
-                    })?;
-                st.raw_bind_parameter(idx, p)?;
+                st.raw_bind_parameter(diskstore::named_parameter(&st, name)?, p)?;
             }
         }
     }

@@ -208,6 +208,18 @@ pub(crate) fn one_row<T>(
     first_row(st, |r| f(&Row::new(r, values)))
 }
 
+/// The index of the parameter `name` (given without its prefix) in `st`: `:name`,
+/// `@name` or `$name`, as SQLite spells named parameters.
+///
+/// # Errors
+/// [`Error::Usage`] when the statement has no parameter of that name.
+pub fn named_parameter(st: &rusqlite::Statement<'_>, name: &str) -> Result<usize> {
+    [":", "@", "$"]
+        .iter()
+        .find_map(|prefix| st.parameter_index(&format!("{prefix}{name}")).ok()?)
+        .ok_or_else(|| Error::Usage(format!("the SQL has no parameter named {name:?}")))
+}
+
 fn split_end(e: RangeEnd<'_>) -> (Edge, Option<KeyRef<'_>>) {
     match e {
         RangeEnd::Unbounded => (Edge::Open, None),
@@ -644,11 +656,7 @@ impl Table {
                 st.raw_bind_parameter(i + 1, p)?;
             }
             for (name, p) in &q.named {
-                let idx = [":", "@", "$"]
-                    .iter()
-                    .find_map(|prefix| st.parameter_index(&format!("{prefix}{name}")).ok()?)
-                    .ok_or_else(|| Error::Usage(format!("the query has no parameter {name:?}")))?;
-                st.raw_bind_parameter(idx, p)?;
+                st.raw_bind_parameter(named_parameter(&st, name)?, p)?;
             }
             // LIMIT and OFFSET are the statement's last two parameters (unless a fragment
             // swallowed them, e.g. with an unclosed comment).
