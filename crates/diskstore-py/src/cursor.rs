@@ -83,7 +83,9 @@ fn run(
         }
         Params::Named(ps) => {
             for (name, p) in ps {
-                st.raw_bind_parameter(diskstore::named_parameter(&st, name)?, p)?;
+                let idx =
+                    diskstore::named_parameter(|n| st.parameter_index(n).ok().flatten(), name)?;
+                st.raw_bind_parameter(idx, p)?;
             }
         }
     }

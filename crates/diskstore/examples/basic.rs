@@ -39,7 +39,9 @@ fn main() -> diskstore::Result<()> {
         .map(|r| r.map(|(k, _)| k))
         .collect::<diskstore::Result<_>>()?;
     println!("keys from b to l: {b_to_k:?}");
-    let green = store.query(&Query::new().filter("value = ?", [Value::from("green")]))?;
+    let green = store
+        .query(&Query::new().filter("value = ?", [Value::from("green")]))
+        .and_then(|q| q.collect::<Result<Vec<_>, _>>())?;
     println!("green: {green:?}");
 
     // Newest first, then take the newest out.

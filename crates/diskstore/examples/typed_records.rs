@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo run -p diskstore --example typed_records`
 
-use diskstore::{DiskRead, DiskStore, Json, Query, Record, Value};
+use diskstore::{DiskRead, DiskStore, Json, Query, Record, params};
 
 /// A task: each field is a column of the table "Task".
 #[derive(Record, Debug, Clone, PartialEq)]
@@ -45,13 +45,11 @@ fn main() -> diskstore::Result<()> {
     // Columns can be queried with SQL (trusted text, values as parameters).
     let open = tasks.query(
         &Query::new()
-            .filter(
-                "done = ? AND priority <= ?",
-                [Value::from(false), Value::from(2)],
-            )
+            .filter("done = ? AND priority <= ?", params![false, 2])
             .order("priority"),
     )?;
-    for (key, t) in &open {
+    for entry in open {
+        let (key, t) = entry?;
         println!("open #{key}: {} (tags {:?})", t.title, t.tags.0);
     }
 

@@ -232,7 +232,8 @@ struct CountDown<'a>(&'a Cell<u32>);
 
 impl Drop for CountDown<'_> {
     fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
+        // Saturating: a fork() inside the call resets the count in the child.
+        self.0.set(self.0.get().saturating_sub(1));
     }
 }
 
@@ -372,6 +373,7 @@ impl FileConnections {
                 std::mem::forget(guard);
             }
             slot.reading.set(0);
+            slot.in_use.set(0);
             if slot.depth.get() > 0 {
                 slot.orphaned.set(true);
             }
@@ -702,6 +704,16 @@ impl Connections {
         self.file.close()
     }
 
+    /// Pins this thread's connection until the pin drops (see [`Pin`]).
+    pub(crate) fn pin(&self) -> Pin<'_> {
+        let slot = self.file.slot();
+        slot.in_use.set(slot.in_use.get() + 1);
+        Pin {
+            file: &self.file,
+            generation: fork::generation(),
+        }
+    }
+
     /// Runs `f` with statement `id` of this table, kept prepared on this thread's
     /// connection `conn` (the one handed out by [`Connections::with`]): `sql` is prepared
     /// on first use and kept for the next call, which skips the statement cache's hashing
@@ -761,6 +773,38 @@ impl Connections {
     /// (or rolls back), a joined level only counts down. A failed commit rolls back.
     pub fn end(&self, commit: bool) -> Result<()> {
         self.file.end(commit)
+    }
+}
+
+/// Keeps this thread's connection to a file open (it counts as in use: neither
+/// `close_all()` nor `close()` replaces it) while something outside a call holds one of
+/// its statements, such as a query read row by row.
+pub(crate) struct Pin<'a> {
+    file: &'a FileConnections,
+    generation: u64,
+}
+
+impl Pin<'_> {
+    /// Fails in a child of fork(): what the pin holds belongs to the parent's connection.
+    pub(crate) fn check(&self) -> Result<()> {
+        if fork::generation() == self.generation {
+            Ok(())
+        } else {
+            Err(Error::Usage(
+                "this was started before fork() by the parent process; start it again in \
+                 the child"
+                    .into(),
+            ))
+        }
+    }
+}
+
+impl Drop for Pin<'_> {
+    fn drop(&mut self) {
+        if self.check().is_ok() {
+            let slot = self.file.slot();
+            slot.in_use.set(slot.in_use.get().saturating_sub(1));
+        }
     }
 }
 

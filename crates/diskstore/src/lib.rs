@@ -75,7 +75,7 @@ pub use pager::RowidPager;
 pub use pragma::{DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS, DEFAULT_TIMEOUT};
 pub use record::{Column, Field, Json, Record, Row};
 pub use schema::{TableSpec, quote_ident};
-pub use store::{Builder, DEFAULT_TABLE, DiskRead, DiskStore, Iter, RangeIter};
+pub use store::{Builder, DEFAULT_TABLE, DiskRead, DiskStore, Iter, QueryIter, RangeIter};
 pub use table::{Direction, Query, RangeEnd, Table, TableOptions, named_parameter};
 pub use transaction::{ReadTransaction, Savepoint, Transaction, WriteTransaction};
 pub use value::{Cell, ColumnType, Value, ValueRef};

@@ -65,7 +65,7 @@ impl Stmt {
     ///
     /// # Safety
     /// The statement must be dropped before `conn` is closed.
-    unsafe fn prepare(conn: &Connection, sql: &str) -> Result<Stmt> {
+    pub(crate) unsafe fn prepare(conn: &Connection, sql: &str) -> Result<Stmt> {
         let len = c_int::try_from(sql.len()).map_err(|_| {
             rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_TOOBIG), None)
         })?;
@@ -94,6 +94,43 @@ impl Stmt {
 
     fn ptr(&self) -> *mut ffi::sqlite3_stmt {
         self.raw.as_ptr()
+    }
+
+    /// The statement for work that binds by copy only (so nothing bound can go stale).
+    pub(crate) fn work(&mut self) -> Prepared<'_, 'static> {
+        Prepared {
+            st: self,
+            _bound: PhantomData,
+        }
+    }
+
+    /// Steps to the next row, keeping the statement where it is between calls: true on a
+    /// row (read it with [`Stmt::row`]), false at the end.
+    ///
+    /// # Errors
+    /// What SQLite reports for the step.
+    pub(crate) fn step(&mut self) -> rusqlite::Result<bool> {
+        // SAFETY: a live statement of this thread's connection.
+        match unsafe { ffi::sqlite3_step(self.ptr()) } {
+            ffi::SQLITE_ROW => Ok(true),
+            ffi::SQLITE_DONE => Ok(false),
+            _ => {
+                // SAFETY: as above; the extended code of the failed step.
+                let code = unsafe {
+                    ffi::sqlite3_reset(self.ptr());
+                    ffi::sqlite3_extended_errcode(self.db)
+                };
+                Err(failure(self.db, code))
+            }
+        }
+    }
+
+    /// The row the last [`Stmt::step`] stopped at.
+    pub(crate) fn row(&self) -> RawRow<'_> {
+        RawRow {
+            st: self.ptr(),
+            _row: PhantomData,
+        }
     }
 }
 
@@ -199,6 +236,21 @@ impl<'k> Prepared<'_, 'k> {
             }
         };
         self.check(rc)
+    }
+
+    /// How many parameters the statement has.
+    pub(crate) fn parameter_count(&self) -> usize {
+        // SAFETY: a live statement.
+        let n = unsafe { ffi::sqlite3_bind_parameter_count(self.st.ptr()) };
+        usize::try_from(n).unwrap_or(0)
+    }
+
+    /// The index of the parameter spelt `name` (with its prefix), if the SQL has one.
+    pub(crate) fn parameter_index(&self, name: &str) -> Option<usize> {
+        let name = std::ffi::CString::new(name).ok()?;
+        // SAFETY: a live statement; `name` is a NUL-terminated string.
+        let i = unsafe { ffi::sqlite3_bind_parameter_index(self.st.ptr(), name.as_ptr()) };
+        usize::try_from(i).ok().filter(|i| *i > 0)
     }
 
     /// Runs the statement to its end (rows, if any, are skipped); returns how many rows it

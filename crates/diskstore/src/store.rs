@@ -15,7 +15,7 @@ use crate::pager::RowidPager;
 use crate::pragma::DEFAULT_TIMEOUT;
 use crate::record::{Record, Row};
 use crate::schema::TableSpec;
-use crate::table::{Direction, Query, RangeEnd, Table, TableOptions};
+use crate::table::{Direction, Query, QueryCursor, RangeEnd, Table, TableOptions};
 use crate::transaction::{ReadTransaction, WriteTransaction};
 use crate::value::{Cell, ColumnType, Value};
 
@@ -297,17 +297,32 @@ impl<K: Key, V: Record> DiskRead<K, V> {
         }
     }
 
-    /// Runs a trusted SQL query (see [`Query`]) and returns the matching entries.
+    /// Runs a trusted SQL query (see [`Query`]); the iterator reads the matching entries
+    /// one at a time, all from one snapshot: a read transaction held until it runs out or
+    /// is dropped (inside a write transaction, that transaction's view). Meanwhile this
+    /// thread cannot write to the file (collect first to write in the loop).
+    ///
+    /// ```
+    /// # fn main() -> diskstore::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use diskstore::{DiskStore, Query, params};
+    /// let store: DiskStore<String, i64> = DiskStore::open(dir.path().join("q.db"))?;
+    /// store.extend([("a", 1), ("b", 5), ("c", 9)])?;
+    /// let q = Query::new().filter("value > ?", params![2]).order("value DESC");
+    /// let big: Vec<(String, i64)> = store.query(&q)?.collect::<diskstore::Result<_>>()?;
+    /// assert_eq!(big, [("c".to_string(), 9), ("b".to_string(), 5)]);
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
-    /// SQL errors in the fragments; decode, file and lock errors.
-    pub fn query(&self, q: &Query) -> Result<Vec<(K, V)>> {
-        let mut out = Vec::new();
-        self.table.query(q, |row| {
-            out.push(decode_item(row)?);
-            Ok(())
-        })?;
-        Ok(out)
+    /// SQL errors in the fragments, parameters that do not match them; file and lock
+    /// errors. Each item: decode and read errors.
+    pub fn query(&self, q: &Query) -> Result<QueryIter<'_, K, V>> {
+        Ok(QueryIter {
+            cursor: self.table.query_cursor(q)?,
+            _types: PhantomData,
+        })
     }
 
     /// SQLite's integrity check: empty when the file is healthy.
@@ -622,6 +637,27 @@ impl<T> Iterator for Iter<T> {
             return Some(Err(e));
         }
         self.buf.pop_front().map(|(_, item)| Ok(item))
+    }
+}
+
+/// The entries a [`Query`] matches, read one at a time; from [`DiskRead::query`]. It
+/// belongs to the thread that made it.
+pub struct QueryIter<'s, K, V> {
+    cursor: QueryCursor<'s>,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> std::fmt::Debug for QueryIter<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryIter").finish_non_exhaustive()
+    }
+}
+
+impl<K: Key, V: Record> Iterator for QueryIter<'_, K, V> {
+    type Item = Result<(K, V)>;
+
+    fn next(&mut self) -> Option<Result<(K, V)>> {
+        self.cursor.next_row(decode_item).transpose()
     }
 }
 

@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use crate::connection::{ConnectionConfig, Connections, Level};
+use crate::connection::{ConnectionConfig, Connections, Level, Pin, ReadLevel};
 use crate::error::{Error, Result};
 use crate::key::KeyRef;
 use crate::pragma::{DEFAULT_TIMEOUT, connection_sql};
 use crate::record::Row;
 use crate::schema::{self, Edge, Plan, Statements, TableSpec};
-use crate::statement::{Prepared, RawRow};
+use crate::statement::{Prepared, RawRow, Stmt, with_fresh};
 use crate::value::{Cell, Value, ValueRef};
 
 /// How to open a [`Table`].
@@ -208,16 +208,105 @@ pub(crate) fn one_row<T>(
     first_row(st, |r| f(&Row::new(r, values)))
 }
 
-/// The index of the parameter `name` (given without its prefix) in `st`: `:name`,
-/// `@name` or `$name`, as SQLite spells named parameters.
+/// The index of the parameter `name` (given without its prefix): `:name`, `@name` or
+/// `$name`, as SQLite spells named parameters, looked up with `index_of` (the statement's
+/// own lookup of a spelt name).
 ///
 /// # Errors
 /// [`Error::Usage`] when the statement has no parameter of that name.
-pub fn named_parameter(st: &rusqlite::Statement<'_>, name: &str) -> Result<usize> {
+pub fn named_parameter(index_of: impl Fn(&str) -> Option<usize>, name: &str) -> Result<usize> {
     [":", "@", "$"]
         .iter()
-        .find_map(|prefix| st.parameter_index(&format!("{prefix}{name}")).ok()?)
+        .find_map(|prefix| index_of(&format!("{prefix}{name}")))
         .ok_or_else(|| Error::Usage(format!("the SQL has no parameter named {name:?}")))
+}
+
+/// Binds a [`Query`]'s parameters, `LIMIT` and `OFFSET` to its statement, checking that
+/// the parameters given are the ones its fragments have.
+fn bind_query(st: &mut Prepared<'_, '_>, q: &Query) -> Result<()> {
+    for (i, p) in q.params.iter().enumerate() {
+        st.raw_bind_parameter(i + 1, p)?;
+    }
+    for (name, p) in &q.named {
+        let idx = named_parameter(|n| st.parameter_index(n), name)?;
+        st.raw_bind_parameter(idx, p)?;
+    }
+    // LIMIT and OFFSET are the statement's last two parameters (unless a fragment
+    // swallowed them, e.g. with an unclosed comment).
+    let n = st.parameter_count();
+    let own = n.checked_sub(2).ok_or_else(|| {
+        Error::Usage("a query fragment hides the query's LIMIT and OFFSET".into())
+    })?;
+    let given = q.params.len() + q.named.len();
+    if given != own {
+        return Err(Error::Usage(format!(
+            "the query has {own} parameter(s) but {given} were given"
+        )));
+    }
+    let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    let offset = q.offset.map_or(0, |o| i64::try_from(o).unwrap_or(i64::MAX));
+    st.raw_bind_parameter(n - 1, limit)?;
+    st.raw_bind_parameter(n, offset)?;
+    Ok(())
+}
+
+/// The rows of a query read one at a time (see [`Table::query_cursor`]).
+pub(crate) struct QueryCursor<'t> {
+    /// Dropped first: finalized while the pin keeps its connection open.
+    stmt: Option<Stmt>,
+    pin: Pin<'t>,
+    level: Option<ReadLevel<'t>>,
+    table: &'t Table,
+}
+
+impl QueryCursor<'_> {
+    /// Hands the next row to `f`; `None` at the end.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] in a child of `fork()` (the cursor is the parent's); SQLite's
+    /// errors for the step; errors from `f`.
+    pub(crate) fn next_row<T>(
+        &mut self,
+        f: impl FnOnce(&Row<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let width = self.table.width();
+        let Some(stmt) = self.stmt.as_mut() else {
+            return Ok(None);
+        };
+        self.pin.check().map_err(|e| self.table.in_context(e))?;
+        let _inside = crate::fork::enter();
+        match stmt.step() {
+            Ok(true) => f(&Row::new(&stmt.row(), width)).map(Some),
+            Ok(false) => {
+                self.finish()?;
+                Ok(None)
+            }
+            Err(e) => {
+                let _ = self.finish();
+                Err(self.table.in_context(e.into()))
+            }
+        }
+    }
+}
+
+impl QueryCursor<'_> {
+    /// Ends the cursor at the last row: the statement and the read transaction go.
+    fn finish(&mut self) -> Result<()> {
+        self.stmt = None;
+        match self.level.take() {
+            Some(level) => level.end().map_err(|e| self.table.in_context(e)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for QueryCursor<'_> {
+    fn drop(&mut self) {
+        if self.pin.check().is_err() {
+            // Inherited across fork(): its connection is the parent's; never touched.
+            std::mem::forget(self.stmt.take());
+        }
+    }
 }
 
 fn split_end(e: RangeEnd<'_>) -> (Edge, Option<KeyRef<'_>>) {
@@ -651,36 +740,43 @@ impl Table {
             .sql
             .query(q.filter.as_deref(), q.order.as_deref());
         let r = self.inner.conns.read(|c| {
-            let mut st = c.prepare(&sql)?;
-            for (i, p) in q.params.iter().enumerate() {
-                st.raw_bind_parameter(i + 1, p)?;
-            }
-            for (name, p) in &q.named {
-                st.raw_bind_parameter(named_parameter(&st, name)?, p)?;
-            }
-            // LIMIT and OFFSET are the statement's last two parameters (unless a fragment
-            // swallowed them, e.g. with an unclosed comment).
-            let n = st.parameter_count();
-            let own = n.checked_sub(2).ok_or_else(|| {
-                Error::Usage("a query fragment hides the query's LIMIT and OFFSET".into())
-            })?;
-            let given = q.params.len() + q.named.len();
-            if given != own {
-                return Err(Error::Usage(format!(
-                    "the query has {own} parameter(s) but {given} were given"
-                )));
-            }
-            let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-            let offset = q.offset.map_or(0, |o| i64::try_from(o).unwrap_or(i64::MAX));
-            st.raw_bind_parameter(n - 1, limit)?;
-            st.raw_bind_parameter(n, offset)?;
-            let mut rows = st.raw_query();
-            while let Some(r) = rows.next()? {
-                f(&Row::new(r, self.width()))?;
-            }
-            Ok(())
+            with_fresh(c, &sql, |st| {
+                bind_query(st, q)?;
+                let mut rows = st.raw_query();
+                while let Some(r) = rows.next()? {
+                    f(&Row::new(r, self.width()))?;
+                }
+                Ok(())
+            })
         });
         self.ctx(r)
+    }
+
+    /// Starts a trusted query (see [`Query`]) whose rows are read one at a time, in one
+    /// read transaction held until the cursor is dropped.
+    ///
+    /// # Errors
+    /// SQL errors from the fragments; parameter mismatches; file and lock errors.
+    pub(crate) fn query_cursor(&self, q: &Query) -> Result<QueryCursor<'_>> {
+        let sql = self
+            .inner
+            .sql
+            .query(q.filter.as_deref(), q.order.as_deref());
+        let conns = &self.inner.conns;
+        let level = ReadLevel::begin(conns).map_err(|e| self.in_context(e))?;
+        let pin = conns.pin();
+        // SAFETY: the pin keeps this thread's connection open until it drops, and the
+        // cursor drops the statement first.
+        let mut stmt = conns
+            .with(|c| unsafe { Stmt::prepare(c, &sql) })
+            .map_err(|e| self.in_context(e))?;
+        bind_query(&mut stmt.work(), q).map_err(|e| self.in_context(e))?;
+        Ok(QueryCursor {
+            stmt: Some(stmt),
+            pin,
+            level: Some(level),
+            table: self,
+        })
     }
 
     /// Deletes every row (the file keeps its size until [`Table::vacuum`]).

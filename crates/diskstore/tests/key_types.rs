@@ -98,6 +98,7 @@ where
     // query sees the keys as stored
     let q = s
         .query(&Query::new().filter("value = ?", [Value::from(val(1))]))
+        .and_then(|q| q.collect::<Result<Vec<_>, _>>())
         .unwrap();
     assert_eq!(q, vec![(keys[1].clone(), val(1))]);
 

@@ -137,7 +137,13 @@ fn query_parameters_must_match_the_placeholders() {
         "value BETWEEN ? AND ?",
         [Value::Integer(2), Value::Integer(3)],
     );
-    assert_eq!(s.query(&ok).unwrap().len(), 2);
+    assert_eq!(
+        s.query(&ok)
+            .and_then(|q| q.collect::<Result<Vec<_>, _>>())
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[test]
@@ -149,7 +155,12 @@ fn a_comment_in_a_query_fragment_ends_with_its_fragment() {
         .filter("value >= ? -- at least", [Value::Integer(2)])
         .order("value DESC -- newest first")
         .limit(1);
-    assert_eq!(s.query(&q).unwrap(), [("c".to_string(), 3)]);
+    assert_eq!(
+        s.query(&q)
+            .and_then(|q| q.collect::<Result<Vec<_>, _>>())
+            .unwrap(),
+        [("c".to_string(), 3)]
+    );
 }
 
 #[test]
@@ -200,4 +211,37 @@ fn a_table_locked_by_this_threads_own_statement_is_locked_not_busy() {
     assert!(matches!(e, Error::Locked { .. }), "{e:?}");
     assert!(!e.is_busy());
     assert_eq!(s.len().unwrap(), 10);
+}
+
+#[test]
+fn a_query_iterator_reads_one_snapshot_and_holds_its_connection_safely() {
+    let dir = TempDir::new().unwrap();
+    let s = open(&dir);
+    s.extend((0..1000).map(|i| (format!("k{i:04}"), i)))
+        .unwrap();
+    let q = Query::new().filter("value % 2 = ?", [Value::Integer(0)]);
+    let mut it = s.query(&q).unwrap();
+    assert_eq!(it.next().unwrap().unwrap(), ("k0000".to_string(), 0));
+    // Another thread's commit is not seen by the snapshot; this thread cannot write
+    // meanwhile; close_all() cannot pull the connection from under the statement.
+    let other = s.clone();
+    thread::spawn(move || other.insert("k0002", &-1).unwrap())
+        .join()
+        .unwrap();
+    assert!(matches!(s.insert("x", &1), Err(Error::Usage(_))));
+    s.close_all().unwrap();
+    assert!(matches!(s.table().close(), Err(Error::Usage(_))));
+    assert_eq!(it.next().unwrap().unwrap(), ("k0002".to_string(), 2));
+    assert_eq!(it.by_ref().count(), 498);
+    // Run out: the snapshot is gone and writes work again, before the iterator drops.
+    assert!(it.next().is_none());
+    s.insert("x", &1).unwrap();
+    assert_eq!(s.get("k0002").unwrap(), Some(-1));
+    drop(it);
+    // Dropped half-way: the same.
+    let mut it = s.query(&Query::new()).unwrap();
+    it.next().unwrap().unwrap();
+    drop(it);
+    s.insert("y", &1).unwrap();
+    s.table().close().unwrap();
 }

@@ -257,7 +257,15 @@ pub fn run(dir: &Path, ops: &[Op]) -> Result<(), String> {
             Op::QueryValue(v) => {
                 let q = Query::new().filter("value = ?", [Value::Blob(v.clone())]);
                 let want: Vec<_> = m.rows.iter().filter(|(_, x)| x == v).cloned().collect();
-                check(step, op, store.query(&q).map_err(e)?, want)?;
+                check(
+                    step,
+                    op,
+                    store
+                        .query(&q)
+                        .and_then(|q| q.collect::<Result<Vec<_>, _>>())
+                        .map_err(e)?,
+                    want,
+                )?;
             }
             Op::Len => check(step, op, store.len().map_err(e)?, m.rows.len() as u64)?,
             Op::Clear => {

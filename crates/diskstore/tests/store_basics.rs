@@ -176,7 +176,10 @@ fn queries_filter_order_limit_and_offset() {
     let s = store::<i64>(&dir);
     s.extend((0..20).map(|i| (k(i), (i as i64 * 37) % 20)))
         .unwrap();
-    let all = s.query(&Query::new()).unwrap();
+    let all = s
+        .query(&Query::new())
+        .and_then(|q| q.collect::<Result<Vec<_>, _>>())
+        .unwrap();
     assert_eq!(keys_of(all), (0..20).map(k).collect::<Vec<_>>());
 
     let q = Query::new()
@@ -185,24 +188,38 @@ fn queries_filter_order_limit_and_offset() {
             [Value::Integer(5), Value::Integer(10)],
         )
         .order("value DESC");
-    let got: Vec<i64> = s.query(&q).unwrap().into_iter().map(|(_, v)| v).collect();
+    let got: Vec<i64> = s
+        .query(&q)
+        .and_then(|q| q.collect::<Result<Vec<_>, _>>())
+        .unwrap()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
     assert_eq!(got, [9, 8, 7, 6, 5]);
 
     let page = s
         .query(&q.clone().limit(2).offset(1))
+        .and_then(|q| q.collect::<Result<Vec<_>, _>>())
         .unwrap()
         .into_iter()
         .map(|(_, v)| v)
         .collect::<Vec<_>>();
     assert_eq!(page, [8, 7]);
 
-    let only_offset = s.query(&Query::new().offset(18)).unwrap();
+    let only_offset = s
+        .query(&Query::new().offset(18))
+        .and_then(|q| q.collect::<Result<Vec<_>, _>>())
+        .unwrap();
     assert_eq!(keys_of(only_offset), [k(18), k(19)]);
-    let by_key = s.query(&Query::new().order("_key DESC").limit(3)).unwrap();
+    let by_key = s
+        .query(&Query::new().order("_key DESC").limit(3))
+        .and_then(|q| q.collect::<Result<Vec<_>, _>>())
+        .unwrap();
     assert_eq!(keys_of(by_key), [k(19), k(18), k(17)]);
 
     let text_param = s
         .query(&Query::new().filter("_key = ?", [Value::from(k(3))]))
+        .and_then(|q| q.collect::<Result<Vec<_>, _>>())
         .unwrap();
     assert_eq!(text_param, [(k(3), (3 * 37) % 20)]);
 
