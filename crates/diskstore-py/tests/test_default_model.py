@@ -170,3 +170,29 @@ def test_a_first_write_of_none_is_the_documented_valueerror(db: str) -> None:
     assert isinstance(info.value, sqlite3.IntegrityError)
     assert isinstance(info.value, diskstore.IntegrityError)
     assert store.tablename is None  # nothing decided by a refused write
+
+
+def test_close_all_counts_every_threads_connection_once_decided(db: str) -> None:
+    import threading
+
+    store = DiskStore(db)
+    assert store.close_all() == 0  # undecided: no table, no connection yet
+    store["x"] = 1
+    ready, release = threading.Barrier(4), threading.Event()
+
+    def reader() -> None:
+        store.get("x")
+        ready.wait(5)
+        release.wait(5)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    ready.wait(5)
+    try:
+        assert store.close_all() == 4
+    finally:
+        release.set()
+        for t in threads:
+            t.join(5)
+    assert store["x"] == 1  # reopened on use
