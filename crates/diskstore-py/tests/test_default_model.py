@@ -56,12 +56,14 @@ def test_a_write_of_the_other_generation_uses_its_table(db: str) -> None:
     assert new["a"] == Value(1)
     new["b"] = 2  # ... a raw value names 0.7.0: table "DiskStore" from now on
     assert new.tablename == "DiskStore" and dict(new.items()) == {"b": 2}
+    assert dict(new.get_readonly_instance().items()) == {"b": 2}
     assert tables(db) == ["DiskStore", "Value"]
     assert dict(old.items()) == {"a": Value(1)}
     old["c"] = Value(3)  # a Value names 0.1.0: its table
     assert dict(old.items()) == {"a": Value(1), "c": Value(3)}
     new["d"] = Value(4)  # and the newer store switches back for a Value
     assert new.tablename == "Value" and new["d"] == Value(4)
+    assert new.get_readonly_instance()["d"] == Value(4)
     # A transaction stays on one table: the other generation is refused inside it.
     with new.transact():
         with pytest.raises(ValueError, match="other generation"):
