@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
+import ast
 import sqlite3
-import warnings
+import subprocess
+import sys
 
 import pytest
 from diskstore import DiskRead, DiskStore, Value
@@ -12,14 +13,17 @@ from diskstore.config import BaseConfig
 
 
 def tables(path: str) -> list[str]:
-    # A read-only look with Python's sqlite3 while diskstore has the file open: diskstore
-    # warns about that pairing (writes could be lost); nothing is written here.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with contextlib.closing(sqlite3.connect(path)) as con:
-            return sorted(
-                r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            )
+    """The tables of the file, read by Python's sqlite3 module in another process: in this
+    one, closing a second SQLite library's handle on the file would drop the process's
+    POSIX locks under diskstore's connections."""
+    code = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "print(sorted(r[0] for r in c.execute(\"SELECT name FROM sqlite_master WHERE type='table'\")))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    )
+    return ast.literal_eval(out.stdout.strip())
 
 
 def test_first_value_decides_on_a_new_file_value(db: str) -> None:

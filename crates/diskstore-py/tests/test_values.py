@@ -1,9 +1,9 @@
 """Value models: raw values, the 0.1.0 value_class, and every 0.7.0 config."""
 
-import contextlib
+import ast
 import dataclasses
-import sqlite3
-import warnings
+import subprocess
+import sys
 from typing import Any, ClassVar, NamedTuple
 
 import pytest
@@ -32,12 +32,17 @@ class Item:
 
 
 def look(path: str, sql: str) -> list[tuple]:
-    """Rows of `sql`, read with Python's sqlite3 module while diskstore has the file open
-    (diskstore warns about that pairing, which can lose writes; this only reads)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with contextlib.closing(sqlite3.connect(path)) as con:
-            return con.execute(sql).fetchall()
+    """Rows of `sql`, read by Python's sqlite3 module in another process (in this one,
+    closing a second SQLite library's handle on the file would drop the process's POSIX
+    locks under diskstore's connections)."""
+    code = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "print(repr(c.execute(sys.argv[2]).fetchall()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path), sql], capture_output=True, text=True, check=True
+    )
+    return ast.literal_eval(out.stdout.strip())
 
 
 def columns(path: str, table: str) -> list[tuple[str, str, int]]:
