@@ -6,6 +6,7 @@ DISKSTORE_HYPOTHESIS_EXAMPLES / DISKSTORE_HYPOTHESIS_STEPS set the machine's siz
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
 import pickle
 import shutil
@@ -516,3 +517,25 @@ def test_threads_that_end_leave_no_open_connection(tmp_path: Path) -> None:
         time.sleep(0.01)
     assert open_files() <= before + 15
     assert len(c) == 201
+
+
+def _child_uses_inherited_cache(c: Any, q: Any) -> None:
+    c.set("child", os.getpid())
+    q.put((c.get("parent"), c.incr("n")))
+
+
+def test_a_forked_child_uses_its_own_connection(tmp_path: Path) -> None:
+    c = dc.Cache(str(tmp_path / "fork"))
+    c.set("parent", 1)
+    c.incr("n")
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_uses_inherited_cache, args=(c, q))
+    p.start()
+    got = q.get(timeout=30)
+    p.join(30)
+    assert p.exitcode == 0
+    assert got == (1, 2)
+    assert c.get("child") == p.pid
+    assert c.incr("n") == 3
+    assert c.check() == []
