@@ -144,6 +144,9 @@ def _fanout_set_mp(system: str, n: int, d: str) -> float:
     for p in procs:
         p.join()
     elapsed = time.time() - start_at
+    failed = [p.exitcode for p in procs if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"fanout writers failed: exit codes {failed}")
     return elapsed / (per * FANOUT_PROCS) * 1e6
 
 

@@ -7,10 +7,10 @@
 //! finds them. Statements run with the GIL released; a busy database past the timeout raises
 //! `diskstore.diskcache.Timeout`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -124,13 +124,61 @@ struct Conn {
     pid: u32,
 }
 
+/// The connections of one cache object, by thread.
+type ConnMap = Mutex<HashMap<ThreadId, Conn>>;
+
+/// Closes (or, inherited over fork, forgets) a connection.
+fn release(c: Conn) {
+    if c.pid == std::process::id() {
+        drop(c.conn);
+    } else {
+        std::mem::forget(c.conn);
+    }
+}
+
+/// Closes a thread's connections when the thread ends (its thread-local storage is torn
+/// down), so that short-lived threads do not leave open files behind.
+struct ThreadExit {
+    tid: ThreadId,
+    pools: RefCell<Vec<Weak<ConnMap>>>,
+}
+
+impl ThreadExit {
+    fn watch(&self, pool: &Arc<ConnMap>) {
+        let mut pools = self.pools.borrow_mut();
+        pools.retain(|w| w.strong_count() > 0);
+        let weak = Arc::downgrade(pool);
+        if !pools.iter().any(|w| w.ptr_eq(&weak)) {
+            pools.push(weak);
+        }
+    }
+}
+
+impl Drop for ThreadExit {
+    fn drop(&mut self) {
+        for pool in self.pools.borrow().iter().filter_map(Weak::upgrade) {
+            let conn = pool.lock().ok().and_then(|mut m| m.remove(&self.tid));
+            if let Some(c) = conn {
+                release(c);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static THREAD_EXIT: ThreadExit = ThreadExit {
+        tid: std::thread::current().id(),
+        pools: RefCell::new(Vec::new()),
+    };
+}
+
 /// A connection pool keyed by thread, plus the settings of the cache it serves.
 #[pyclass(module = "diskstore._diskstore", name = "_DcCore", frozen)]
 pub struct DcCore {
     path: String,
     timeout: Duration,
     pragmas: Mutex<Vec<(String, String)>>,
-    conns: Mutex<HashMap<ThreadId, Conn>>,
+    conns: Arc<ConnMap>,
     config: Mutex<Config>,
     volume: VolumeHint,
 }
@@ -469,7 +517,10 @@ impl DcCore {
                         std::mem::forget(stale);
                     }
                     match self.open() {
-                        Ok(c) => c,
+                        Ok(c) => {
+                            let _ = THREAD_EXIT.try_with(|t| t.watch(&self.conns));
+                            c
+                        }
                         Err(e) => return (Err(e), None),
                     }
                 }
@@ -607,7 +658,7 @@ impl DcCore {
             path,
             timeout: Duration::from_secs_f64(timeout.min(1e9)),
             pragmas: Mutex::new(pragmas),
-            conns: Mutex::new(HashMap::new()),
+            conns: Arc::new(Mutex::new(HashMap::new())),
             volume: VolumeHint::new(),
             config: Mutex::new(Config {
                 cull_limit: 10,
@@ -972,11 +1023,7 @@ impl DcCore {
         let tid = std::thread::current().id();
         let conn = self.conns.lock().map_err(|_| poisoned())?.remove(&tid);
         if let Some(c) = conn {
-            if c.pid == std::process::id() {
-                drop(c.conn);
-            } else {
-                std::mem::forget(c.conn);
-            }
+            release(c);
         }
         Ok(())
     }
@@ -990,28 +1037,18 @@ impl DcCore {
             .drain()
             .map(|(_, c)| c)
             .collect();
-        let pid = std::process::id();
-        for c in all {
-            if c.pid == pid {
-                drop(c.conn);
-            } else {
-                std::mem::forget(c.conn);
-            }
-        }
+        all.into_iter().for_each(release);
         Ok(())
     }
 }
 
 impl Drop for DcCore {
     fn drop(&mut self) {
-        let pid = std::process::id();
-        if let Ok(map) = self.conns.get_mut() {
-            for (_, c) in map.drain() {
-                if c.pid != pid {
-                    std::mem::forget(c.conn);
-                }
-            }
-        }
+        let all: Vec<Conn> = match self.conns.lock() {
+            Ok(mut map) => map.drain().map(|(_, c)| c).collect(),
+            Err(_) => Vec::new(),
+        };
+        all.into_iter().for_each(release);
     }
 }
 

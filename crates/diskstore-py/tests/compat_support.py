@@ -123,7 +123,10 @@ def orig_source(version: str) -> Path:
 
             (archive,) = root.glob("diskstore-*.tar.gz")
             with tarfile.open(archive) as tar:
-                tar.extractall(root, filter="data")
+                try:
+                    tar.extractall(root, filter="data")
+                except TypeError:  # a Python without extraction filters (< 3.10.12)
+                    tar.extractall(root)  # PyPI's sdist of a pinned version
             marker.write_text(version)
     return root / f"diskstore-{version}"
 

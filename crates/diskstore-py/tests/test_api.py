@@ -183,3 +183,20 @@ def test_transact_retry_waits_past_the_timeout(tmp_path) -> None:
         proc.wait(10)
     assert proc.returncode == 0
     assert dict(store.items()) == {"a": Value(1), "b": Value(2)}
+
+
+def test_sqlite_connect_goes_through_our_engine(tmp_path) -> None:
+    from diskstore._sqlite import connect, get_pragma
+
+    path = tmp_path / "c.db"
+    store = DiskStore(path, config=BaseConfig())
+    store["a"] = 1
+    con = connect(path)
+    assert get_pragma(con, "journal_mode") == "wal"
+    assert con.execute('SELECT _key, value FROM "DiskStore"').fetchall() == [("a", 1)]
+    ro = connect(path, readonly=True)
+    assert ro.execute('SELECT count(*) FROM "DiskStore"').fetchone() == (1,)
+    with pytest.raises(diskstore.ReadOnlyError):
+        ro.execute('DELETE FROM "DiskStore"')
+    with pytest.raises(diskstore.NotFoundError):
+        connect(tmp_path / "missing.db", readonly=True).execute("SELECT 1")

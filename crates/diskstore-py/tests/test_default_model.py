@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
+import ast
 import sqlite3
-import warnings
+import subprocess
+import sys
 
 import pytest
 from diskstore import DiskRead, DiskStore, Value
@@ -12,14 +13,17 @@ from diskstore.config import BaseConfig
 
 
 def tables(path: str) -> list[str]:
-    # A read-only look with Python's sqlite3 while diskstore has the file open: diskstore
-    # warns about that pairing (writes could be lost); nothing is written here.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with contextlib.closing(sqlite3.connect(path)) as con:
-            return sorted(
-                r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            )
+    """The tables of the file, read by Python's sqlite3 module in another process: in this
+    one, closing a second SQLite library's handle on the file would drop the process's
+    POSIX locks under diskstore's connections."""
+    code = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "print(sorted(r[0] for r in c.execute(\"SELECT name FROM sqlite_master WHERE type='table'\")))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    )
+    return ast.literal_eval(out.stdout.strip())
 
 
 def test_first_value_decides_on_a_new_file_value(db: str) -> None:
@@ -56,12 +60,14 @@ def test_a_write_of_the_other_generation_uses_its_table(db: str) -> None:
     assert new["a"] == Value(1)
     new["b"] = 2  # ... a raw value names 0.7.0: table "DiskStore" from now on
     assert new.tablename == "DiskStore" and dict(new.items()) == {"b": 2}
+    assert dict(new.get_readonly_instance().items()) == {"b": 2}
     assert tables(db) == ["DiskStore", "Value"]
     assert dict(old.items()) == {"a": Value(1)}
     old["c"] = Value(3)  # a Value names 0.1.0: its table
     assert dict(old.items()) == {"a": Value(1), "c": Value(3)}
     new["d"] = Value(4)  # and the newer store switches back for a Value
     assert new.tablename == "Value" and new["d"] == Value(4)
+    assert new.get_readonly_instance()["d"] == Value(4)
     # A transaction stays on one table: the other generation is refused inside it.
     with new.transact():
         with pytest.raises(ValueError, match="other generation"):
@@ -170,3 +176,29 @@ def test_a_first_write_of_none_is_the_documented_valueerror(db: str) -> None:
     assert isinstance(info.value, sqlite3.IntegrityError)
     assert isinstance(info.value, diskstore.IntegrityError)
     assert store.tablename is None  # nothing decided by a refused write
+
+
+def test_close_all_counts_every_threads_connection_once_decided(db: str) -> None:
+    import threading
+
+    store = DiskStore(db)
+    assert store.close_all() == 0  # undecided: no table, no connection yet
+    store["x"] = 1
+    ready, release = threading.Barrier(4), threading.Event()
+
+    def reader() -> None:
+        store.get("x")
+        ready.wait(5)
+        release.wait(5)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    ready.wait(5)
+    try:
+        assert store.close_all() == 4
+    finally:
+        release.set()
+        for t in threads:
+            t.join(5)
+    assert store["x"] == 1  # reopened on use

@@ -1,7 +1,9 @@
 """Value models: raw values, the 0.1.0 value_class, and every 0.7.0 config."""
 
+import ast
 import dataclasses
-import sqlite3
+import subprocess
+import sys
 from typing import Any, ClassVar, NamedTuple
 
 import pytest
@@ -29,9 +31,22 @@ class Item:
     ok: bool = True
 
 
+def look(path: str, sql: str) -> list[tuple]:
+    """Rows of `sql`, read by Python's sqlite3 module in another process (in this one,
+    closing a second SQLite library's handle on the file would drop the process's POSIX
+    locks under diskstore's connections)."""
+    code = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "print(repr(c.execute(sys.argv[2]).fetchall()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path), sql], capture_output=True, text=True, check=True
+    )
+    return ast.literal_eval(out.stdout.strip())
+
+
 def columns(path: str, table: str) -> list[tuple[str, str, int]]:
-    with sqlite3.connect(path) as con:
-        return [(r[1], r[2], r[3]) for r in con.execute(f'PRAGMA table_info("{table}")')]
+    return [(r[1], r[2], r[3]) for r in look(path, f'PRAGMA table_info("{table}")')]
 
 
 @pytest.mark.parametrize(
@@ -268,8 +283,7 @@ def test_duck_typed_value_classes(db: str, style: str) -> None:
     packed = open_(Packed)
     packed["k"] = Packed(3, [1, "two"])
     assert packed["k"] == Packed(3, [1, "two"])
-    with sqlite3.connect(db) as con:
-        assert con.execute('SELECT blob FROM "Packed"').fetchall() == [('[3, [1, "two"]]',)]
+    assert look(db, 'SELECT blob FROM "Packed"') == [('[3, [1, "two"]]',)]
     if style == "value_class":
         # 0.1.0 still type-checks __setitem__ against the class.
         with pytest.raises(ValueError, match="instance of"):

@@ -31,6 +31,16 @@ from .value import Value
 __version__ = "1.0.0"
 """The version of this package (above every release of the original it replaces)."""
 
+
+def __getattr__(name: str) -> object:
+    """`diskstore.diskcache` (0.1.0 imported it with the package), loaded on first use: it
+    also holds the python-diskcache compatible API, which plain store users do not need."""
+    if name == "diskcache":
+        import importlib
+
+        return importlib.import_module(".diskcache", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "DEFAULT_PRAGMAS",
     "DEFAULT_RO_PRAGMAS",

@@ -36,7 +36,8 @@ from ._model import (
     timeout_of,
 )
 from ._sqlite import Connection
-from .config import NamedTupleConfig
+from .config import BaseConfig, NamedTupleConfig
+from .value import Value
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -368,8 +369,13 @@ class DiskStore(_diskstore._Writer, DiskRead, MutableMapping):
         if self._config is not None:
             return DiskRead(self._filename, config=self._config)
         if self._layout is not None and not self._old_args:
-            # A settled default model: read it the same way.
-            return DiskRead(self._filename, timeout=self._timeout)
+            # A settled default model: read the table this store uses now (after a write
+            # of the other generation that is no longer the one the file alone decides).
+            if self._layout.generation == GENERATION_01:
+                return DiskRead(self._filename, Value, TABLE_01, self._timeout)
+            return DiskRead(
+                self._filename, config=BaseConfig(tablename=TABLE_07, timeout=self._timeout)
+            )
         return DiskRead(
             self._filename,
             self._old_args.get("value_class"),

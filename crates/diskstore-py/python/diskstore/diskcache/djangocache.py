@@ -12,9 +12,10 @@ from typing import Any
 from django.core.cache.backends.base import (  # type: ignore[import-untyped]
     DEFAULT_TIMEOUT,
     BaseCache,
+    default_key_func,
 )
 
-from .core import ENOVAL, args_to_key, full_name
+from .core import ENOVAL, Timeout, args_to_key, full_name
 from .fanout import FanoutCache
 
 __all__ = ["DjangoCache"]
@@ -36,9 +37,16 @@ class DjangoCache(BaseCache):
         timeout = params.get("DATABASE_TIMEOUT", 0.010)
         options = params.get("OPTIONS", {})
         self._cache = FanoutCache(directory, shards, timeout, **options)
+        self._plain_keys = (
+            self.key_func is default_key_func and type(self).make_key is BaseCache.make_key
+        )
 
     def _key(self, key: Any, version: int | None) -> str:
-        key = self.make_key(key, version=version)
+        if self._plain_keys:
+            # Django's make_key with its default key function, without the two calls.
+            key = f"{self.key_prefix}:{self.version if version is None else version}:{key}"
+        else:
+            key = self.make_key(key, version=version)
         # Django's validate_key checks memcached's rules character by character; run it
         # only when a key breaks them (it then warns as usual), or when overridden.
         if (
@@ -92,6 +100,12 @@ class DjangoCache(BaseCache):
     ) -> Any:
         """The value of `key` or `default` (with diskcache's `read`/`expire_time`/`tag`)."""
         key = self._key(key, version)
+        if not (read or expire_time or tag):
+            # FanoutCache.get without its layer: the shard's get, the default on a timeout.
+            try:
+                return self._cache._shard(key).get(key, default, retry=retry)
+            except Timeout:
+                return default
         return self._cache.get(key, default, read, expire_time, tag, retry)
 
     def read(self, key: Any, version: int | None = None) -> Any:
