@@ -643,6 +643,107 @@ impl DcCore {
     }
 }
 
+/// A row to store: the cells `set` writes.
+struct NewRow<'a> {
+    key: Param<'a>,
+    raw: bool,
+    now: f64,
+    expire_time: Option<f64>,
+    tag: Param<'a>,
+    size: i64,
+    mode: i64,
+    filename: Option<String>,
+    value: Param<'a>,
+}
+
+/// The cell of a key the plain `Disk` stores as it is (`str`, `bytes`, `float`, 64-bit
+/// `int`, exact types), or `None`.
+fn plain_key<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<Option<Param<'a>>> {
+    Ok(if let Ok(s) = key.cast_exact::<PyString>() {
+        Some(Param::Text(s.to_str()?))
+    } else if let Ok(b) = key.cast_exact::<PyBytes>() {
+        Some(Param::Blob(b.as_bytes()))
+    } else if key.is_exact_instance_of::<PyFloat>() {
+        Some(Param::Real(key.extract::<f64>()?))
+    } else if key.is_exact_instance_of::<PyInt>() {
+        key.extract::<i64>().ok().map(Param::Int)
+    } else {
+        None
+    })
+}
+
+impl DcCore {
+    /// Stores `row` (`add`: only when its key is absent or expired), then culls, in one
+    /// transaction (the caller's, if one is open). Returns `(stored, files_to_remove)`.
+    fn store_row(
+        &self,
+        py: Python<'_>,
+        row: &NewRow<'_>,
+        add: bool,
+    ) -> PyResult<(bool, Vec<String>)> {
+        let NewRow {
+            key,
+            raw,
+            now,
+            expire_time,
+            tag,
+            size,
+            mode,
+            filename,
+            value,
+        } = row;
+        let (raw, now, expire_time, size, mode) = (*raw, *now, *expire_time, *size, *mode);
+        let written = cell_len(key) + cell_len(value) + size + 64;
+        self.with_conn(py, |c, cfg| {
+            in_write(c, |c| {
+                let mut files = Vec::new();
+                let old: Option<(i64, Option<String>, Option<f64>)> = {
+                    let mut stmt = c.prepare_cached(SELECT_OLD)?;
+                    let mut rows = stmt.query(rusqlite::params![key, raw])?;
+                    match rows.next()? {
+                        Some(r) => Some((r.get(0)?, r.get(1)?, r.get(2)?)),
+                        None => None,
+                    }
+                };
+                match old {
+                    Some((rowid, old_file, old_expire)) => {
+                        let live = old_expire.is_none_or(|t| t > now);
+                        if add && live {
+                            return Ok((false, files));
+                        }
+                        files.extend(old_file);
+                        c.prepare_cached(UPDATE_ROW)?.execute(rusqlite::params![
+                            now,
+                            expire_time,
+                            tag,
+                            size,
+                            mode,
+                            filename,
+                            value,
+                            rowid
+                        ])?;
+                    }
+                    None => {
+                        c.prepare_cached(INSERT_ROW)?.execute(rusqlite::params![
+                            key,
+                            raw,
+                            now,
+                            expire_time,
+                            tag,
+                            size,
+                            mode,
+                            filename,
+                            value
+                        ])?;
+                    }
+                }
+                cull(c, now, cfg, None, Some((&self.volume, written)), &mut files)?;
+                Ok((true, files))
+            })
+        })
+    }
+}
+
 #[pymethods]
 impl DcCore {
     /// Opens nothing yet: each thread opens its connection on first use.
@@ -755,18 +856,7 @@ impl DcCore {
         miss: Bound<'py, PyAny>,
         slow: Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let db_key = if let Ok(s) = key.cast_exact::<PyString>() {
-            Param::Text(s.to_str()?)
-        } else if let Ok(b) = key.cast_exact::<PyBytes>() {
-            Param::Blob(b.as_bytes())
-        } else if key.is_exact_instance_of::<PyFloat>() {
-            Param::Real(key.extract::<f64>()?)
-        } else if key.is_exact_instance_of::<PyInt>() {
-            match key.extract::<i64>() {
-                Ok(i) => Param::Int(i),
-                Err(_) => return Ok(slow),
-            }
-        } else {
+        let Some(db_key) = plain_key(&key)? else {
             return Ok(slow);
         };
         let Some(mut row) = self.lookup(py, &db_key, true, now)? else {
@@ -803,54 +893,73 @@ impl DcCore {
         let key = param(&db_key)?;
         let tag = param(&tag)?;
         let value = param(&value)?;
-        let written = cell_len(&key) + cell_len(&value) + size + 64;
-        self.with_conn(py, |c, cfg| {
-            in_write(c, |c| {
-                let mut files = Vec::new();
-                let old: Option<(i64, Option<String>, Option<f64>)> = {
-                    let mut stmt = c.prepare_cached(SELECT_OLD)?;
-                    let mut rows = stmt.query(rusqlite::params![key, raw])?;
-                    match rows.next()? {
-                        Some(r) => Some((r.get(0)?, r.get(1)?, r.get(2)?)),
-                        None => None,
-                    }
-                };
-                match old {
-                    Some((rowid, old_file, old_expire)) => {
-                        let live = old_expire.is_none_or(|t| t > now);
-                        if add && live {
-                            return Ok((false, files));
-                        }
-                        files.extend(old_file);
-                        c.prepare_cached(UPDATE_ROW)?.execute(rusqlite::params![
-                            now,
-                            expire_time,
-                            tag,
-                            size,
-                            mode,
-                            filename,
-                            value,
-                            rowid
-                        ])?;
-                    }
-                    None => {
-                        c.prepare_cached(INSERT_ROW)?.execute(rusqlite::params![
-                            key,
-                            raw,
-                            now,
-                            expire_time,
-                            tag,
-                            size,
-                            mode,
-                            filename,
-                            value
-                        ])?;
-                    }
-                }
-                cull(c, now, cfg, None, Some((&self.volume, written)), &mut files)?;
-                Ok((true, files))
-            })
-        })
+        let row = NewRow {
+            key,
+            raw,
+            now,
+            expire_time,
+            tag,
+            size,
+            mode,
+            filename,
+            value,
+        };
+        self.store_row(py, &row, add)
+    }
+
+    /// `set` for the plain `Disk` in one call: `None` when the key or the value is not one
+    /// the plain `Disk` stores as it is (the caller then goes through `Disk.put` and
+    /// `Disk.store`), else the files to remove (a replaced value's file, culled rows').
+    #[pyo3(signature = (key, value, expire, tag, min_file_size))]
+    fn set_plain<'py>(
+        &self,
+        py: Python<'py>,
+        key: Bound<'py, PyAny>,
+        value: Bound<'py, PyAny>,
+        expire: Option<f64>,
+        tag: Bound<'py, PyAny>,
+        min_file_size: i64,
+    ) -> PyResult<Option<Vec<String>>> {
+        let Some(key) = plain_key(&key)? else {
+            return Ok(None);
+        };
+        let small = |n: usize| i64::try_from(n).is_ok_and(|n| n < min_file_size);
+        let value = if let Ok(s) = value.cast_exact::<PyString>() {
+            if !small(value.len()?) {
+                return Ok(None);
+            }
+            Param::Text(s.to_str()?)
+        } else if let Ok(b) = value.cast_exact::<PyBytes>() {
+            if !small(b.as_bytes().len()) {
+                return Ok(None);
+            }
+            Param::Blob(b.as_bytes())
+        } else if value.is_exact_instance_of::<PyFloat>() {
+            Param::Real(value.extract::<f64>()?)
+        } else if value.is_exact_instance_of::<PyInt>() {
+            match value.extract::<i64>() {
+                Ok(i) => Param::Int(i),
+                Err(_) => return Ok(None),
+            }
+        } else {
+            return Ok(None);
+        };
+        let tag = param(&tag)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let row = NewRow {
+            key,
+            raw: true,
+            now,
+            expire_time: expire.map(|e| now + e),
+            tag,
+            size: 0,
+            mode: 1,
+            filename: None,
+            value,
+        };
+        Ok(Some(self.store_row(py, &row, false)?.1))
     }
 
     /// Appends a value to a queue (`Cache.push`): the next key after the last (`back`) or

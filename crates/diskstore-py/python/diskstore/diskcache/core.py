@@ -570,19 +570,23 @@ class Cache:
     ) -> bool:
         """Stores `value` under `key` (`expire` seconds to live, `read=True`: a binary file
         object's bytes) and returns `True`."""
+        if self._plain_disk and not read:
+            # One native call when the plain Disk would store key and value as they are.
+            while True:
+                try:
+                    plain = self._core.set_plain(key, value, expire, tag, self._disk.min_file_size)
+                    break
+                except Timeout:
+                    if not retry:
+                        raise
+            if plain is not None:
+                if plain:
+                    self._remove(plain)
+                return True
         now = time.time()
         expire_time = None if expire is None else now + expire
-        if (
-            self._plain_disk
-            and _is_plain_key(key)
-            and not read
-            and _is_small_plain(value, self._disk)
-        ):
-            # What Disk.put and Disk.store return for these, without the two calls.
-            db_key, raw, size, mode, filename, db_value = key, True, 0, MODE_RAW, None, value
-        else:
-            db_key, raw = self._disk.put(key)
-            size, mode, filename, db_value = self._disk.store(value, read, key=key)
+        db_key, raw = self._disk.put(key)
+        size, mode, filename, db_value = self._disk.store(value, read, key=key)
         while True:
             try:
                 files = self._core.set(
@@ -1295,14 +1299,6 @@ def _is_plain_key(key: Any) -> bool:
         or kind is float
         or (kind is int and _I64_MIN <= key <= _I64_MAX)
     )
-
-
-def _is_small_plain(value: Any, disk: Disk) -> bool:
-    """Whether `Disk.store` keeps `value` in the row as it is (`MODE_RAW`)."""
-    kind = type(value)
-    if kind is str or kind is bytes:
-        return len(value) < disk.min_file_size
-    return kind is float or (kind is int and _I64_MIN <= value <= _I64_MAX)
 
 
 def _pragma_text(value: Any) -> str:
