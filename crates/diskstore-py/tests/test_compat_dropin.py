@@ -570,7 +570,9 @@ EXPECTED_FAILURES = {
     # decides the table (reads see an empty store), so close_all() has none to count; on a
     # decided store it counts every thread's (test_default_model.py).
     "test_diskstore.py::test_close_all_closes_other_threads_diskstore",
-    # Engine work of issue 11: a child forked inside transact() leaving the block.
+    # Deliberate: a child forked inside the parent's transact() cannot write the file
+    # (SQLite's copied lock records; the original closes the inherited connection, which
+    # SQLite forbids). See docs/compat.md.
     "test_diskstore.py::test_transact_state_is_not_inherited_by_fork",
 }
 

@@ -15,8 +15,8 @@
 //!   unwind), because every level is closed by a guard;
 //! - a transaction SQLite rolled back by itself (a full disk, an I/O error) fails every
 //!   later write and its commit, instead of letting later writes autocommit;
-//! - a child of `fork()` never uses an inherited connection; a transaction it inherited
-//!   fails every use with a clear error, and leaving its block is allowed.
+//! - a child of `fork()` never uses an inherited connection, and does not inherit a
+//!   transaction: it is outside any, and leaving a block the parent had open is a no-op.
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
@@ -170,8 +170,10 @@ struct Slot {
     in_use: Cell<u32>,
     /// The writer lock, held from `BEGIN IMMEDIATE` to the end of the transaction.
     writer: RefCell<Option<WriterGuard>>,
-    /// The open write transaction was inherited across fork(): it cannot be used here.
-    orphaned: Cell<bool>,
+    /// Write-transaction levels open in the parent when this child was forked: nothing
+    /// of them exists here (the child is outside any transaction), but their blocks may
+    /// still end, each ending one of these.
+    inherited: Cell<u32>,
 }
 
 // SAFETY: a slot is used only by the thread it belongs to (ThreadLocal hands each thread
@@ -190,7 +192,7 @@ impl Slot {
             reading: Cell::new(0),
             in_use: Cell::new(0),
             writer: RefCell::new(None),
-            orphaned: Cell::new(false),
+            inherited: Cell::new(0),
         }
     }
 
@@ -354,15 +356,16 @@ impl FileConnections {
         Ok(conn)
     }
 
+    /// This thread's slot, having given up what it inherited across a fork().
     fn slot(&self) -> &Slot {
-        self.slots.get_or(Slot::new)
+        let slot = self.slots.get_or(Slot::new);
+        Self::adopt_fork(slot);
+        slot
     }
 
-    /// The slot's connection, (re)opened if it is missing, inherited across fork(), or
-    /// stale after `close_all` and idle.
     /// In a child of fork(), gives up what the slot inherited: the connection is never
-    /// touched again, and a transaction open at the fork stays open as a level count (so
-    /// that its block can end) that cannot be used here.
+    /// touched again, and a transaction open at the fork does not exist here (the child is
+    /// outside any transaction; its blocks may still end, as no-ops).
     fn adopt_fork(slot: &Slot) {
         let generation = fork::generation();
         if slot.generation.get() != generation {
@@ -374,21 +377,14 @@ impl FileConnections {
             }
             slot.reading.set(0);
             slot.in_use.set(0);
-            if slot.depth.get() > 0 {
-                slot.orphaned.set(true);
-            }
+            slot.inherited
+                .set(slot.inherited.get() + slot.depth.replace(0));
         }
     }
 
+    /// The slot's connection, (re)opened if it is missing, inherited across fork(), or
+    /// stale after `close_all` and idle.
     fn connection(&self, slot: &Slot) -> Result<NonNull<Connection>> {
-        Self::adopt_fork(slot);
-        if slot.orphaned.get() {
-            return Err(Error::Usage(
-                "this transaction was opened before fork() by the parent process; the \
-                 child cannot use it (end its block, then start a new one)"
-                    .into(),
-            ));
-        }
         let epoch = self.epoch.load(Ordering::Relaxed);
         if let Some(c) = slot.conn.get() {
             // SAFETY: the slot's live connection; only this thread uses it.
@@ -548,19 +544,25 @@ impl FileConnections {
         Ok(true)
     }
 
-    fn end(&self, commit: bool) -> Result<()> {
+    fn end(&self, opened: bool, commit: bool) -> Result<()> {
         let slot = self.slot();
-        Self::adopt_fork(slot);
         let depth = slot.depth.get();
+        if depth == 0 && slot.inherited.get() > 0 {
+            // A block the parent opened before fork(): nothing of it exists here.
+            slot.inherited.set(slot.inherited.get() - 1);
+            return Ok(());
+        }
         if depth == 0 {
             return Err(Error::Usage("no transaction is open on this thread".into()));
+        }
+        if opened != (depth == 1) {
+            return Err(Error::Usage(
+                "transaction levels must end in the reverse order they began".into(),
+            ));
         }
         slot.depth.set(depth - 1);
         if depth > 1 {
             return Ok(());
-        }
-        if slot.orphaned.replace(false) {
-            return Ok(()); // the parent's transaction: nothing of it exists here
         }
         // Released when this function returns, whatever happens below.
         let _guard = slot.writer.replace(None);
@@ -738,7 +740,10 @@ impl Connections {
 
     /// The depth of write transactions open on this thread.
     pub fn depth(&self) -> u32 {
-        self.file.slots.get().map_or(0, |s| s.depth.get())
+        self.file.slots.get().map_or(0, |s| {
+            FileConnections::adopt_fork(s);
+            s.depth.get()
+        })
     }
 
     /// Runs one write: inside this thread's transaction if one is open, otherwise as an
@@ -771,8 +776,8 @@ impl Connections {
 
     /// Ends the innermost level opened by [`Connections::begin`]: the outermost commits
     /// (or rolls back), a joined level only counts down. A failed commit rolls back.
-    pub fn end(&self, commit: bool) -> Result<()> {
-        self.file.end(commit)
+    pub fn end(&self, opened: bool, commit: bool) -> Result<()> {
+        self.file.end(opened, commit)
     }
 }
 
@@ -858,7 +863,7 @@ impl<'a> Level<'a> {
         };
         // The level is closed whatever happened to the savepoint; a savepoint that could
         // not be undone must not be committed by the outer level either.
-        let ended = self.conns.end(commit && undone.is_ok());
+        let ended = self.conns.end(!self.savepoint, commit && undone.is_ok());
         undone.and(ended)
     }
 }

@@ -850,12 +850,7 @@ impl Table {
     /// A failed `COMMIT` (the transaction is then rolled back); [`Error::Usage`] when no
     /// transaction is open.
     pub fn end(&self, opened: bool, commit: bool) -> Result<()> {
-        if opened != (self.depth() == 1) {
-            return Err(Error::Usage(
-                "transaction levels must end in the reverse order they began".into(),
-            ));
-        }
-        let r = self.inner.conns.end(commit);
+        let r = self.inner.conns.end(opened, commit);
         self.ctx(r)
     }
 
