@@ -685,7 +685,8 @@ impl PyCache {
         let ttl = ttl_of(expire, Ttl::Default)?;
         let k = st.codec.key(py, key)?;
         let kr = k.key();
-        py.detach(|| st.core.touch(kr, ttl)).py()
+        // 0.1.0's touch: an entry that expired but is still stored becomes readable again.
+        py.detach(|| st.core.touch_stored(kr, ttl)).py()
     }
 
     /// Adds `delta` to the integer at `key` and returns the result, atomically across

@@ -333,3 +333,19 @@ def test_threads_can_share_one_key_iterator(cache: DiskCache) -> None:
     assert every == list(range(n))  # each key once, none lost, whatever the interleaving
     for out in got:
         assert out == sorted(out)  # each thread sees its share in order
+
+
+def test_touch_makes_an_expired_entry_still_stored_readable_again(
+    cache: DiskCache, clock: FakeClock
+) -> None:
+    # diskstore 0.1.0's touch only set the new expiry, so an entry that had expired but
+    # was not yet removed came back.
+    cache.set("k", "v", expire=1)
+    clock.now += 2
+    assert cache.get("k") is None
+    assert cache.touch("k", 10) is True
+    assert cache.get("k") == "v"
+    clock.now += 11
+    assert cache.get("k") is None
+    assert cache.delete_expired() == 1
+    assert cache.touch("k", 10) is False  # gone for good

@@ -72,6 +72,52 @@ class DiskCache(_Cache):
     `default_expiration=None` or `0` means entries never expire unless told to.
     """
 
+    def __new__(
+        cls,
+        filename: str | os.PathLike[str],
+        default_expiration: float | None = DEFAULT_EXPIRATION,
+        **options: Any,
+    ) -> Any:
+        """A cache on `filename`; on a file of diskstore 0.1.0's `DiskCache`, a
+        `LegacyDiskCache` that keeps that layout (see `upgrade`)."""
+        from . import _legacy_cache  # (imports this module)
+
+        path = os.path.expanduser(os.path.expandvars(os.fspath(filename)))
+        tablename = options.get("tablename", "Cache")
+        if _legacy_cache.is_legacy_cache(path, tablename):
+            extra = sorted(set(options) - {"tablename", "timeout"})
+            if extra:
+                raise ValueError(
+                    f"{path} holds a diskstore 0.1.0 cache, which has no room for {extra}: "
+                    f"convert it first with DiskCache.upgrade({path!r})"
+                )
+            timeout = options.get("timeout")
+            return _legacy_cache.LegacyDiskCache(
+                path, default_expiration, tablename, TIMEOUT if timeout is None else timeout
+            )
+        return super().__new__(cls)
+
+    @classmethod
+    def upgrade(
+        cls, filename: str | os.PathLike[str], tablename: str = "Cache", **options: Any
+    ) -> DiskCache:
+        """Converts a diskstore 0.1.0 cache file into this cache's layout, in one
+        transaction, keeping the entries that have not expired; returns the cache, opened
+        with `options`. Afterwards diskstore 0.1.0 can no longer read the file."""
+        from . import _legacy_cache  # (imports this module)
+
+        path = os.path.expanduser(os.path.expandvars(os.fspath(filename)))
+        if not _legacy_cache.is_legacy_cache(path, tablename):
+            raise ValueError(f"{path} holds no diskstore 0.1.0 cache table {tablename!r}")
+        legacy = _legacy_cache.LegacyDiskCache(path, None, tablename)
+
+        def make() -> DiskCache:
+            cache = _Cache.__new__(cls)
+            cls.__init__(cache, path, tablename=tablename, **options)
+            return cache
+
+        return legacy.upgrade(make)
+
     def __init__(
         self,
         filename: str | os.PathLike[str],

@@ -557,12 +557,26 @@ impl CacheTable {
     /// # Errors
     /// As [`CacheTable::delete`].
     pub fn touch(&self, key: KeyRef<'_>, ttl: Ttl) -> Result<bool> {
+        self.touch_with(key, ttl, stmt::TOUCH, &self.inner.sql.touch)
+    }
+
+    /// Gives the entry of `key` a new expiry, also when it has expired but is still stored
+    /// (diskstore 0.1.0's `touch`, which makes such an entry readable again); returns
+    /// whether there was one.
+    ///
+    /// # Errors
+    /// As [`CacheTable::delete`].
+    pub fn touch_stored(&self, key: KeyRef<'_>, ttl: Ttl) -> Result<bool> {
+        self.touch_with(key, ttl, stmt::TOUCH_STORED, &self.inner.sql.touch_stored)
+    }
+
+    fn touch_with(&self, key: KeyRef<'_>, ttl: Ttl, id: usize, sql: &str) -> Result<bool> {
         let key = key.checked()?;
         let now = self.now();
         let expire = self.expire_at(ttl, now);
         self.atomic(|c| {
             let inner = &*self.inner;
-            let n = held(inner, c, stmt::TOUCH, &inner.sql.touch, |st| {
+            let n = held(inner, c, id, sql, |st| {
                 Ok(st.execute(rusqlite::params![key, now, expire])?)
             })?;
             self.purge_some(c, now)?;

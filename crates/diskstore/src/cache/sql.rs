@@ -59,6 +59,7 @@ pub(crate) mod stmt {
     pub const FIRST_VALUE: usize = CACHE + 12;
     pub const SET_FIRST_VALUE: usize = CACHE + 13;
     pub const DELETE_IF_EXPIRED: usize = CACHE + 14;
+    pub const TOUCH_STORED: usize = CACHE + 15;
 }
 
 /// The cache's own columns, after the value columns.
@@ -99,6 +100,8 @@ pub(crate) struct CacheSql {
     pub insert_new: String,
     /// `?1` key, `?2` now, `?3` new expiry → updates a live row's expiry.
     pub touch: String,
+    /// `touch` for any stored entry, expired or not (`?2`, the time, is not used).
+    pub touch_stored: String,
     /// `?1` key → the first value column and `_expire_at`.
     pub first_value: String,
     /// `?1` key, `?2` value → replaces the first value column in place.
@@ -239,6 +242,7 @@ impl CacheSql {
                  VALUES (?1{params}, {meta_params}) ON CONFLICT(_key) DO NOTHING"
             ),
             touch: format!("UPDATE {t} SET _expire_at = ?3 WHERE _key = ?1 AND {live}"),
+            touch_stored: format!("UPDATE {t} SET _expire_at = ?3 WHERE _key = ?1"),
             first_value: format!("SELECT {first}, _expire_at FROM {t} WHERE _key = ?1"),
             set_first_value: format!("UPDATE {t} SET {first} = ?2 WHERE _key = ?1"),
             purge: purge(PURGE_PER_WRITE),
