@@ -6,19 +6,28 @@
 //! protocol: it turns keys and values into database cells and files, this class stores and
 //! finds them. Statements run with the GIL released; a busy database past the timeout raises
 //! `diskstore.diskcache.Timeout`.
+//!
+//! `pool` keeps the connections (one per thread, closed when the thread ends) and the busy
+//! wait; `sql` holds the statements, the cull and transactions; `cells` converts between
+//! Python objects and database cells.
 
-use std::cell::{Cell, RefCell};
+mod cells;
+mod pool;
+mod sql;
+
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::thread::ThreadId;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use diskstore::rusqlite::types::{Value, ValueRef};
-use diskstore::rusqlite::{self, Connection, ErrorCode, OpenFlags};
-use pyo3::exceptions::{PyException, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError};
+use diskstore::rusqlite::types::Value;
+use diskstore::rusqlite::{self, Connection, OpenFlags};
+use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+use cells::*;
+use pool::*;
+use sql::*;
 
 pyo3::create_exception!(
     diskstore.diskcache,
@@ -27,89 +36,6 @@ pyo3::create_exception!(
     "Database timeout expired."
 );
 
-/// Eviction policies, in the order the Python layer numbers them (0 is `none`).
-const POLICY_LRS: u8 = 1;
-const POLICY_LRU: u8 = 2;
-const POLICY_LFU: u8 = 3;
-
-const SELECT_ROW: &str = "SELECT rowid, expire_time, tag, mode, filename, value FROM Cache \
-     WHERE key = ?1 AND raw = ?2 AND (expire_time IS NULL OR expire_time > ?3)";
-const SELECT_OLD: &str =
-    "SELECT rowid, filename, expire_time FROM Cache WHERE key = ?1 AND raw = ?2";
-const UPDATE_ROW: &str = "UPDATE Cache SET store_time = ?1, expire_time = ?2, access_time = ?1, \
-     access_count = 0, tag = ?3, size = ?4, mode = ?5, filename = ?6, value = ?7 WHERE rowid = ?8";
-const INSERT_ROW: &str = "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, \
-     access_count, tag, size, mode, filename, value) VALUES (?1, ?2, ?3, ?4, ?3, 0, ?5, ?6, ?7, ?8, ?9)";
-/// Rows that expire, soonest first; the caller appends the limit as a literal (a bound
-/// `LIMIT ?` costs about 4 µs more per run: SQLite plans the statement again).
-const SELECT_EXPIRING: &str = "SELECT rowid, filename, expire_time FROM Cache \
-     WHERE expire_time IS NOT NULL ORDER BY expire_time LIMIT ";
-const DELETE_ROWID: &str = "DELETE FROM Cache WHERE rowid = ?1";
-const VOLUME: &str = "SELECT (SELECT page_count FROM pragma_page_count()) * \
-     (SELECT page_size FROM pragma_page_size()) + (SELECT size FROM Meta WHERE id = 0)";
-
-/// The index a policy's eviction order needs and the statement selecting its next victims
-/// (`None` for the policy `none`).
-///
-/// The index is made by the first cull that evicts by policy, not when the cache is made:
-/// a cache that never reaches its size limit then never writes an index page per write.
-fn cull_policy_sql(policy: u8) -> Option<(&'static str, &'static str)> {
-    match policy {
-        POLICY_LRS => Some((
-            "CREATE INDEX IF NOT EXISTS Cache_store_time ON Cache (store_time)",
-            "SELECT rowid, filename FROM Cache ORDER BY store_time LIMIT ",
-        )),
-        POLICY_LRU => Some((
-            "CREATE INDEX IF NOT EXISTS Cache_access_time ON Cache (access_time)",
-            "SELECT rowid, filename FROM Cache ORDER BY access_time LIMIT ",
-        )),
-        POLICY_LFU => Some((
-            "CREATE INDEX IF NOT EXISTS Cache_access_count ON Cache (access_count)",
-            "SELECT rowid, filename FROM Cache ORDER BY access_count LIMIT ",
-        )),
-        _ => None,
-    }
-}
-
-thread_local! {
-    /// How long the operation running on this thread may wait for a lock.
-    static WAIT_LIMIT: Cell<Duration> = const { Cell::new(Duration::from_secs(60)) };
-    /// When this thread's current wait for a lock began.
-    static WAIT_BEGAN: Cell<Option<Instant>> = const { Cell::new(None) };
-}
-
-/// SQLite's busy callback (`true`: try again). SQLite's own handler sleeps 1, 2, 5, 10 ...
-/// ms between tries, far longer than a cache write holds the lock; this one pauses 20 µs,
-/// doubling up to 1 ms, until the calling thread's `WAIT_LIMIT` has passed since the wait
-/// began (`attempt` 0 starts a wait).
-fn busy_wait(attempt: i32) -> bool {
-    let now = Instant::now();
-    let began = WAIT_BEGAN
-        .try_with(|b| {
-            let began = match b.get() {
-                Some(t) if attempt > 0 => t,
-                _ => now,
-            };
-            b.set(Some(began));
-            began
-        })
-        .unwrap_or(now);
-    let limit = WAIT_LIMIT.try_with(Cell::get).unwrap_or(Duration::ZERO);
-    let Some(left) = limit
-        .checked_sub(now.saturating_duration_since(began))
-        .filter(|d| !d.is_zero())
-    else {
-        return false;
-    };
-    let doublings = u32::try_from(attempt.clamp(0, 16)).unwrap_or(16);
-    let pause = Duration::from_micros(20)
-        .saturating_mul(1 << doublings)
-        .min(Duration::from_millis(1))
-        .min(left);
-    std::thread::sleep(pause);
-    true
-}
-
 /// The settings the native operations follow; the Python layer pushes them on every change.
 #[derive(Clone, Copy)]
 struct Config {
@@ -117,59 +43,6 @@ struct Config {
     size_limit: i64,
     policy: u8,
     statistics: bool,
-}
-
-struct Conn {
-    conn: Connection,
-    pid: u32,
-}
-
-/// The connections of one cache object, by thread.
-type ConnMap = Mutex<HashMap<ThreadId, Conn>>;
-
-/// Closes (or, inherited over fork, forgets) a connection.
-fn release(c: Conn) {
-    if c.pid == std::process::id() {
-        drop(c.conn);
-    } else {
-        std::mem::forget(c.conn);
-    }
-}
-
-/// Closes a thread's connections when the thread ends (its thread-local storage is torn
-/// down), so that short-lived threads do not leave open files behind.
-struct ThreadExit {
-    tid: ThreadId,
-    pools: RefCell<Vec<Weak<ConnMap>>>,
-}
-
-impl ThreadExit {
-    fn watch(&self, pool: &Arc<ConnMap>) {
-        let mut pools = self.pools.borrow_mut();
-        pools.retain(|w| w.strong_count() > 0);
-        let weak = Arc::downgrade(pool);
-        if !pools.iter().any(|w| w.ptr_eq(&weak)) {
-            pools.push(weak);
-        }
-    }
-}
-
-impl Drop for ThreadExit {
-    fn drop(&mut self) {
-        for pool in self.pools.borrow().iter().filter_map(Weak::upgrade) {
-            let conn = pool.lock().ok().and_then(|mut m| m.remove(&self.tid));
-            if let Some(c) = conn {
-                release(c);
-            }
-        }
-    }
-}
-
-thread_local! {
-    static THREAD_EXIT: ThreadExit = ThreadExit {
-        tid: std::thread::current().id(),
-        pools: RefCell::new(Vec::new()),
-    };
 }
 
 /// A connection pool keyed by thread, plus the settings of the cache it serves.
@@ -181,302 +54,6 @@ pub struct DcCore {
     conns: Arc<ConnMap>,
     config: Mutex<Config>,
     volume: VolumeHint,
-}
-
-/// This process's view of the cache's volume, so that a write far below the size limit
-/// need not measure it (two pragmas and a read, about 2 µs of a 17 µs write).
-///
-/// A write measures when nothing is known, when the last measure plus what this process
-/// wrote since reaches half the limit, or every 64 writes (other processes' writes are
-/// seen then). The size limit is soft in diskcache too: it bounds when culling starts.
-struct VolumeHint {
-    seen: AtomicI64,
-    grown: AtomicI64,
-    writes: AtomicI64,
-}
-
-/// "Not measured yet": large enough to force a measure, small enough not to overflow.
-const VOLUME_UNKNOWN: i64 = i64::MAX / 4;
-
-impl VolumeHint {
-    fn new() -> Self {
-        VolumeHint {
-            seen: AtomicI64::new(VOLUME_UNKNOWN),
-            grown: AtomicI64::new(0),
-            writes: AtomicI64::new(0),
-        }
-    }
-
-    fn forget(&self) {
-        self.seen.store(VOLUME_UNKNOWN, Ordering::Relaxed);
-    }
-
-    /// Records a write of about `written` bytes; whether the volume may now be near `limit`.
-    fn must_measure(&self, limit: i64, written: i64) -> bool {
-        let grown = self
-            .grown
-            .fetch_add(written, Ordering::Relaxed)
-            .saturating_add(written);
-        let writes = self.writes.fetch_add(1, Ordering::Relaxed) + 1;
-        writes >= 64 || self.seen.load(Ordering::Relaxed).saturating_add(grown) >= limit / 2
-    }
-
-    fn measured(&self, volume: i64) {
-        self.seen.store(volume, Ordering::Relaxed);
-        self.grown.store(0, Ordering::Relaxed);
-        self.writes.store(0, Ordering::Relaxed);
-    }
-}
-
-/// About how many bytes a cell adds to the database.
-fn cell_len(p: &Param<'_>) -> i64 {
-    let n = match p {
-        Param::Text(s) => s.len(),
-        Param::Blob(b) => b.len(),
-        Param::Owned(b) => b.len(),
-        _ => 8,
-    };
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// An error of an operation: SQLite's, or a busy database past the timeout.
-enum OpError {
-    Busy,
-    Sql(rusqlite::Error),
-}
-
-impl From<rusqlite::Error> for OpError {
-    fn from(e: rusqlite::Error) -> Self {
-        match &e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) =>
-            {
-                OpError::Busy
-            }
-            _ => OpError::Sql(e),
-        }
-    }
-}
-
-impl From<OpError> for PyErr {
-    fn from(e: OpError) -> Self {
-        match e {
-            OpError::Busy => Timeout::new_err("database timeout expired"),
-            OpError::Sql(e) => crate::errors::to_py_err(diskstore::Error::from(e)),
-        }
-    }
-}
-
-type OpResult<T> = Result<T, OpError>;
-
-/// A parameter borrowed from a Python object for the length of a call.
-enum Param<'a> {
-    Null,
-    Int(i64),
-    Real(f64),
-    Text(&'a str),
-    Blob(&'a [u8]),
-    Owned(Vec<u8>),
-}
-
-impl rusqlite::ToSql for Param<'_> {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        use rusqlite::types::ToSqlOutput::Borrowed;
-        Ok(match self {
-            Param::Null => Borrowed(ValueRef::Null),
-            Param::Int(i) => Borrowed(ValueRef::Integer(*i)),
-            Param::Real(f) => Borrowed(ValueRef::Real(*f)),
-            Param::Text(s) => Borrowed(ValueRef::Text(s.as_bytes())),
-            Param::Blob(b) => Borrowed(ValueRef::Blob(b)),
-            Param::Owned(b) => Borrowed(ValueRef::Blob(b)),
-        })
-    }
-}
-
-/// The parameter for a Python `None`, `int`, `float`, `str`, `bytes` or buffer.
-fn param<'a>(ob: &'a Bound<'_, PyAny>) -> PyResult<Param<'a>> {
-    if ob.is_none() {
-        return Ok(Param::Null);
-    }
-    if let Ok(s) = ob.cast::<PyString>() {
-        return Ok(Param::Text(s.to_str()?));
-    }
-    if let Ok(b) = ob.cast::<PyBytes>() {
-        return Ok(Param::Blob(b.as_bytes()));
-    }
-    if ob.is_instance_of::<PyInt>() {
-        return match ob.extract::<i64>() {
-            Ok(i) => Ok(Param::Int(i)),
-            Err(_) => Err(PyOverflowError::new_err(
-                "Python int too large to convert to SQLite INTEGER",
-            )),
-        };
-    }
-    if ob.is_instance_of::<PyFloat>() {
-        return Ok(Param::Real(ob.extract::<f64>()?));
-    }
-    if ob.is_instance_of::<PyMemoryView>() || ob.is_instance_of::<pyo3::types::PyByteArray>() {
-        let b = ob
-            .call_method0("__bytes__")
-            .or_else(|_| ob.py().get_type::<PyBytes>().call1((ob,)))?;
-        return Ok(Param::Owned(b.cast::<PyBytes>()?.as_bytes().to_vec()));
-    }
-    Err(PyTypeError::new_err(format!(
-        "a cache cell must be None, int, float, str or bytes, not {}",
-        ob.get_type().name()?
-    )))
-}
-
-fn params<'a>(items: &'a [Bound<'_, PyAny>]) -> PyResult<Vec<Param<'a>>> {
-    items.iter().map(|ob| param(ob)).collect()
-}
-
-/// A Python object for a database cell.
-fn cell_to_py<'py>(py: Python<'py>, v: Value) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match v {
-        Value::Null => py.None().into_bound(py),
-        Value::Integer(i) => i.into_pyobject(py)?.into_any(),
-        Value::Real(f) => PyFloat::new(py, f).into_any(),
-        Value::Text(s) => PyString::new(py, &s).into_any(),
-        Value::Blob(b) => PyBytes::new(py, &b).into_any(),
-    })
-}
-
-/// An owned copy of a borrowed cell (text that is not UTF-8 is kept as bytes).
-fn owned(v: ValueRef<'_>) -> Value {
-    match v {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(i) => Value::Integer(i),
-        ValueRef::Real(f) => Value::Real(f),
-        ValueRef::Text(t) => match std::str::from_utf8(t) {
-            Ok(s) => Value::Text(s.to_owned()),
-            Err(_) => Value::Blob(t.to_vec()),
-        },
-        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-    }
-}
-
-fn row_to_py<'py>(py: Python<'py>, row: Vec<Value>) -> PyResult<Bound<'py, PyTuple>> {
-    let items = row
-        .into_iter()
-        .map(|v| cell_to_py(py, v))
-        .collect::<PyResult<Vec<_>>>()?;
-    PyTuple::new(py, items)
-}
-
-fn collect_rows(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    args: &[Param<'_>],
-) -> OpResult<Vec<Vec<Value>>> {
-    let n = stmt.column_count();
-    let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        let mut vals = Vec::with_capacity(n);
-        for i in 0..n {
-            vals.push(owned(row.get_ref(i)?));
-        }
-        out.push(vals);
-    }
-    Ok(out)
-}
-
-/// Deletes the rows a `SELECT rowid, filename, ...` finds, in its order and while `take`
-/// accepts them (a read first, so that a cull finding nothing writes nothing), and adds
-/// their files to `out`; returns how many.
-fn delete_selected(
-    conn: &Connection,
-    select: &str,
-    take: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<bool>,
-    out: &mut Vec<String>,
-) -> OpResult<usize> {
-    let mut victims: Vec<(i64, Option<String>)> = Vec::new();
-    {
-        let mut stmt = conn.prepare_cached(select)?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            if !take(row)? {
-                break;
-            }
-            victims.push((row.get(0)?, row.get(1)?));
-        }
-    }
-    if victims.is_empty() {
-        return Ok(0);
-    }
-    let mut delete = conn.prepare_cached(DELETE_ROWID)?;
-    for (rowid, file) in &victims {
-        delete.execute([rowid])?;
-        out.extend(file.clone());
-    }
-    Ok(victims.len())
-}
-
-/// Runs `f` inside a write transaction: its own `BEGIN IMMEDIATE`/`COMMIT` when the
-/// connection is in autocommit mode, else inside the caller's open transaction.
-fn in_write<T>(conn: &Connection, f: impl FnOnce(&Connection) -> OpResult<T>) -> OpResult<T> {
-    if !conn.is_autocommit() {
-        return f(conn);
-    }
-    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    match f(conn) {
-        Ok(v) => match conn.prepare_cached("COMMIT")?.execute([]) {
-            Ok(_) => Ok(v),
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                Err(e.into())
-            }
-        },
-        Err(e) => {
-            if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-            Err(e)
-        }
-    }
-}
-
-/// Evicts expired rows, then (if the cache is over its size limit) rows by policy, at most
-/// `cull_limit` in all; the files of removed rows are added to `out`.
-///
-/// `hint` (the process's volume view and the bytes just written) lets a write far below
-/// the size limit skip measuring the volume; `None` always measures.
-fn cull(
-    conn: &Connection,
-    now: f64,
-    cfg: Config,
-    limit: Option<i64>,
-    hint: Option<(&VolumeHint, i64)>,
-    out: &mut Vec<String>,
-) -> OpResult<()> {
-    let mut left = limit.unwrap_or(cfg.cull_limit);
-    if left <= 0 {
-        return Ok(());
-    }
-    let expiring = format!("{SELECT_EXPIRING}{left}");
-    let n = delete_selected(conn, &expiring, |r| Ok(r.get::<_, f64>(2)? < now), out)?;
-    left -= i64::try_from(n).unwrap_or(i64::MAX);
-    if left <= 0 {
-        return Ok(());
-    }
-    let Some((index, select)) = cull_policy_sql(cfg.policy) else {
-        return Ok(());
-    };
-    if let Some((volume, written)) = hint
-        && !volume.must_measure(cfg.size_limit, written)
-    {
-        return Ok(());
-    }
-    let volume: i64 = conn.prepare_cached(VOLUME)?.query_row([], |r| r.get(0))?;
-    if let Some((hint, _)) = hint {
-        hint.measured(volume);
-    }
-    if volume < cfg.size_limit {
-        return Ok(());
-    }
-    conn.prepare_cached(index)?.execute([])?;
-    delete_selected(conn, &format!("{select}{left}"), |_| Ok(true), out)?;
-    Ok(())
 }
 
 impl DcCore {
@@ -537,47 +114,6 @@ impl DcCore {
         }
         Ok(result?)
     }
-}
-
-fn poisoned() -> PyErr {
-    PyRuntimeError::new_err("diskcache connection pool poisoned by a panic")
-}
-
-/// `PRAGMA name = value` for a name of letters and underscores and a plain value.
-fn apply_pragma(conn: &Connection, name: &str, value: &str) -> OpResult<()> {
-    let ok_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    let ok_value = !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
-    if !ok_name || !ok_value {
-        return Err(OpError::Sql(rusqlite::Error::InvalidParameterName(
-            format!("invalid pragma {name} = {value}"),
-        )));
-    }
-    // A pragma already at its value is not set again: setting some (journal_mode) takes a
-    // lock, which another process may hold while this one opens the cache.
-    let current: Option<String> = {
-        let mut stmt = conn.prepare(&format!("PRAGMA {name}"))?;
-        let mut rows = stmt.query([])?;
-        match rows.next()? {
-            Some(r) => Some(match r.get_ref(0)? {
-                ValueRef::Integer(i) => i.to_string(),
-                ValueRef::Text(t) => String::from_utf8_lossy(t).to_lowercase(),
-                ValueRef::Real(f) => f.to_string(),
-                _ => String::new(),
-            }),
-            None => None,
-        }
-    };
-    if current.as_deref() == Some(value.to_lowercase().as_str()) {
-        return Ok(());
-    }
-    // Some pragmas (journal_mode) return a row; run and drain it.
-    let mut stmt = conn.prepare(&format!("PRAGMA {name} = {value}"))?;
-    let mut rows = stmt.query([])?;
-    while rows.next()?.is_some() {}
-    Ok(())
 }
 
 impl DcCore {
@@ -654,22 +190,6 @@ struct NewRow<'a> {
     mode: i64,
     filename: Option<String>,
     value: Param<'a>,
-}
-
-/// The cell of a key the plain `Disk` stores as it is (`str`, `bytes`, `float`, 64-bit
-/// `int`, exact types), or `None`.
-fn plain_key<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<Option<Param<'a>>> {
-    Ok(if let Ok(s) = key.cast_exact::<PyString>() {
-        Some(Param::Text(s.to_str()?))
-    } else if let Ok(b) = key.cast_exact::<PyBytes>() {
-        Some(Param::Blob(b.as_bytes()))
-    } else if key.is_exact_instance_of::<PyFloat>() {
-        Some(Param::Real(key.extract::<f64>()?))
-    } else if key.is_exact_instance_of::<PyInt>() {
-        key.extract::<i64>().ok().map(Param::Int)
-    } else {
-        None
-    })
 }
 
 impl DcCore {
