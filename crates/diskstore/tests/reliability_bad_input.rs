@@ -69,6 +69,9 @@ fn kind(e: &Error) -> Option<&'static str> {
         Error::Schema { .. } => "Schema",
         // A header whose write version is newer than SQLite knows: readable, not writable.
         Error::ReadOnly { .. } => "ReadOnly",
+        // A damaged record header that claims a value longer than SQLite's length limit
+        // (seed 1796581485431810695, case 133): SQLite reports TOOBIG, not CORRUPT.
+        Error::TooBig(_) => "TooBig",
         _ => return None,
     })
 }
