@@ -50,6 +50,14 @@ fn pause(attempt: c_int, waited: Duration, timeout: Duration) -> Option<Duration
 /// SQLite's busy callback: nonzero means "try again".
 extern "C" fn wait(timeout_micros: *mut c_void, attempt: c_int) -> c_int {
     let timeout = Duration::from_micros(timeout_micros as usize as u64);
+    c_int::from(busy_wait_step(attempt, timeout))
+}
+
+/// One step of waiting for a lock another connection holds, for a busy handler of any
+/// connection: pauses 20 µs, doubling up to 1 ms (less when the time left is shorter), and
+/// returns true to try again, or false once `timeout` has passed since the wait began
+/// (`attempt` 0 begins one, on the calling thread).
+pub fn busy_wait_step(attempt: c_int, timeout: Duration) -> bool {
     let now = Instant::now();
     let began = BEGAN
         .try_with(|b| {
@@ -68,9 +76,9 @@ extern "C" fn wait(timeout_micros: *mut c_void, attempt: c_int) -> c_int {
     match pause(attempt, now.saturating_duration_since(began), timeout) {
         Some(d) => {
             crate::fork::step_out(|| std::thread::sleep(d));
-            1
+            true
         }
-        None => 0,
+        None => false,
     }
 }
 

@@ -64,6 +64,7 @@ mod transaction;
 mod value;
 mod writer;
 
+pub use busy::busy_wait_step;
 pub use cache::{
     CACHE_PAGE_SIZE, CacheBuilder, CacheIter, CacheOptions, CacheTable, Clock, DEFAULT_CACHE_TABLE,
     DiskCache, EvictionPolicy, IncrRefusal, ManualClock, NEVER, PURGE_PER_WRITE, SCAN_PAGE, Stats,

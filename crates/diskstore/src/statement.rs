@@ -166,32 +166,15 @@ impl<'k> Prepared<'_, 'k> {
     /// Binds `value` to parameter `idx` (1-based); text and blobs in place, without a copy
     /// (`held` clears the bindings before `'k` can end).
     pub(crate) fn bind(&mut self, idx: usize, value: ValueRef<'k>) -> Result<()> {
-        let col = Self::column(idx)?;
-        let raw = self.st.ptr();
-        // SAFETY: a live statement; text and blob data outlive its use (see `'k`).
-        let rc = unsafe {
-            match value {
-                ValueRef::Null => ffi::sqlite3_bind_null(raw, col),
-                ValueRef::Integer(i) => ffi::sqlite3_bind_int64(raw, col, i),
-                ValueRef::Real(f) => ffi::sqlite3_bind_double(raw, col, f),
-                ValueRef::Text(t) => ffi::sqlite3_bind_text64(
-                    raw,
-                    col,
-                    t.as_ptr().cast(),
-                    t.len() as u64,
-                    ffi::SQLITE_STATIC(),
-                    ffi::SQLITE_UTF8 as u8,
-                ),
-                ValueRef::Blob(b) => ffi::sqlite3_bind_blob64(
-                    raw,
-                    col,
-                    b.as_ptr().cast(),
-                    b.len() as u64,
-                    ffi::SQLITE_STATIC(),
-                ),
-            }
+        let v = match value {
+            ValueRef::Null => LibValueRef::Null,
+            ValueRef::Integer(i) => LibValueRef::Integer(i),
+            ValueRef::Real(f) => LibValueRef::Real(f),
+            ValueRef::Text(t) => LibValueRef::Text(t.as_bytes()),
+            ValueRef::Blob(b) => LibValueRef::Blob(b),
         };
-        Ok(self.check(rc)?)
+        // SAFETY: the data outlives the statement's use of it (see `'k`).
+        Ok(unsafe { self.bind_with(idx, v, ffi::SQLITE_STATIC()) }?)
     }
 
     /// Binds any rusqlite value to parameter `idx` (1-based), copying text and blobs.
@@ -200,7 +183,6 @@ impl<'k> Prepared<'_, 'k> {
         idx: usize,
         value: T,
     ) -> rusqlite::Result<()> {
-        let col = Self::column(idx)?;
         let out = value.to_sql()?;
         let v = match &out {
             ToSqlOutput::Borrowed(v) => *v,
@@ -211,8 +193,24 @@ impl<'k> Prepared<'_, 'k> {
                 ));
             }
         };
+        // SAFETY: SQLITE_TRANSIENT makes SQLite copy text and blobs at once.
+        unsafe { self.bind_with(idx, v, ffi::SQLITE_TRANSIENT()) }
+    }
+
+    /// Binds `v` to parameter `idx` with `destructor` for its text or blob.
+    ///
+    /// # Safety
+    /// With `SQLITE_STATIC`, the data must outlive the statement's use of it.
+    unsafe fn bind_with(
+        &mut self,
+        idx: usize,
+        v: LibValueRef<'_>,
+        destructor: ffi::sqlite3_destructor_type,
+    ) -> rusqlite::Result<()> {
+        let col = Self::column(idx)?;
         let raw = self.st.ptr();
-        // SAFETY: a live statement; SQLITE_TRANSIENT makes SQLite copy text and blobs.
+        // SAFETY: a live statement; lengths are those of the slices; the caller answers
+        // for how long the data lives.
         let rc = unsafe {
             match v {
                 LibValueRef::Null => ffi::sqlite3_bind_null(raw, col),
@@ -223,7 +221,7 @@ impl<'k> Prepared<'_, 'k> {
                     col,
                     t.as_ptr().cast(),
                     t.len() as u64,
-                    ffi::SQLITE_TRANSIENT(),
+                    destructor,
                     ffi::SQLITE_UTF8 as u8,
                 ),
                 LibValueRef::Blob(b) => ffi::sqlite3_bind_blob64(
@@ -231,7 +229,7 @@ impl<'k> Prepared<'_, 'k> {
                     col,
                     b.as_ptr().cast(),
                     b.len() as u64,
-                    ffi::SQLITE_TRANSIENT(),
+                    destructor,
                 ),
             }
         };

@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::ThreadId;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diskstore::rusqlite::types::ValueRef;
 use diskstore::rusqlite::{self, Connection};
@@ -16,40 +16,13 @@ use super::sql::*;
 thread_local! {
     /// How long the operation running on this thread may wait for a lock.
     pub(super) static WAIT_LIMIT: Cell<Duration> = const { Cell::new(Duration::from_secs(60)) };
-    /// When this thread's current wait for a lock began.
-    pub(super) static WAIT_BEGAN: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// SQLite's busy callback (`true`: try again). SQLite's own handler sleeps 1, 2, 5, 10 ...
-/// ms between tries, far longer than a cache write holds the lock; this one pauses 20 µs,
-/// doubling up to 1 ms, until the calling thread's `WAIT_LIMIT` has passed since the wait
-/// began (`attempt` 0 starts a wait).
+/// SQLite's busy callback (`true`: try again): the engine's wait (20 µs doubling to 1 ms),
+/// until the calling thread's `WAIT_LIMIT` has passed since the wait began.
 pub(super) fn busy_wait(attempt: i32) -> bool {
-    let now = Instant::now();
-    let began = WAIT_BEGAN
-        .try_with(|b| {
-            let began = match b.get() {
-                Some(t) if attempt > 0 => t,
-                _ => now,
-            };
-            b.set(Some(began));
-            began
-        })
-        .unwrap_or(now);
     let limit = WAIT_LIMIT.try_with(Cell::get).unwrap_or(Duration::ZERO);
-    let Some(left) = limit
-        .checked_sub(now.saturating_duration_since(began))
-        .filter(|d| !d.is_zero())
-    else {
-        return false;
-    };
-    let doublings = u32::try_from(attempt.clamp(0, 16)).unwrap_or(16);
-    let pause = Duration::from_micros(20)
-        .saturating_mul(1 << doublings)
-        .min(Duration::from_millis(1))
-        .min(left);
-    std::thread::sleep(pause);
-    true
+    diskstore::busy_wait_step(attempt, limit)
 }
 
 pub(super) struct Conn {
