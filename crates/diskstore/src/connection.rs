@@ -28,7 +28,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use thread_local::ThreadLocal;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, folder_of};
 use crate::fork;
 use crate::statement::{HeldStatements, Namespace, Prepared, held, with_fresh, with_held};
 use crate::writer::{WriterGuard, WriterLock};
@@ -115,18 +115,10 @@ fn is_private(path: &Path) -> bool {
 /// identified before any connection opens.
 fn ensure_file(config: &ConnectionConfig) -> Result<()> {
     let path = &config.path;
-    if config.read_only || path.exists() {
-        return if path.exists() {
-            Ok(())
-        } else {
-            Err(Error::NotFound { path: path.clone() })
-        };
+    if path.exists() {
+        return Ok(());
     }
-    let folder = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !folder.is_dir() {
+    if config.read_only || !folder_of(path).is_dir() {
         return Err(Error::NotFound { path: path.clone() });
     }
     match std::fs::OpenOptions::new()
@@ -417,6 +409,7 @@ impl FileConnections {
         let Some(slot) = self.slots.get() else {
             return Ok(());
         };
+        Self::adopt_fork(slot);
         if slot.depth.get() > 0 || slot.reading.get() > 0 {
             return Err(Error::Usage("cannot close inside a transaction".into()));
         }
@@ -425,16 +418,12 @@ impl FileConnections {
                 "cannot close a connection that is in use".into(),
             ));
         }
-        let inherited = slot.generation.get() != fork::current();
-        if slot.conn.get().is_some()
-            && !inherited
-            && slot.epoch.get() == self.epoch.load(Ordering::Relaxed)
-        {
+        if slot.conn.get().is_some() && slot.epoch.get() == self.epoch.load(Ordering::Relaxed) {
             let _ = self
                 .current
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         }
-        slot.release(inherited);
+        slot.release(false);
         Ok(())
     }
 
@@ -444,12 +433,14 @@ impl FileConnections {
     fn close_all(&self) -> u64 {
         self.epoch.fetch_add(1, Ordering::Relaxed);
         let n = self.current.swap(0, Ordering::Relaxed);
-        if let Some(slot) = self.slots.get()
-            && let Some(c) = slot.conn.get()
-            // SAFETY: this thread's live connection.
-            && slot.idle(unsafe { c.as_ref() })
-        {
-            slot.release(slot.generation.get() != fork::current());
+        if let Some(slot) = self.slots.get() {
+            Self::adopt_fork(slot);
+            if let Some(c) = slot.conn.get()
+                // SAFETY: this thread's live connection.
+                && slot.idle(unsafe { c.as_ref() })
+            {
+                slot.release(false);
+            }
         }
         n
     }

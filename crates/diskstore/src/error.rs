@@ -119,7 +119,7 @@ pub enum Error {
 }
 
 /// The folder a file is in (`.` for a bare file name).
-fn folder_of(path: &Path) -> &Path {
+pub(crate) fn folder_of(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
