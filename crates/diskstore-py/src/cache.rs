@@ -1025,9 +1025,9 @@ impl CacheKeys {
 #[pyclass(module = "diskstore._diskstore", name = "_CacheTransaction")]
 pub struct CacheTransaction {
     cache: Py<PyCache>,
-    /// While open: whether `__enter__` opened it (rather than joined), and in which
-    /// process.
-    opened: Option<(bool, u32)>,
+    /// While open: whether `__enter__` opened it (rather than joined). In a child of
+    /// fork() the engine ends the parent's level as a no-op.
+    opened: Option<bool>,
 }
 
 #[pymethods]
@@ -1043,7 +1043,7 @@ impl CacheTransaction {
         let cache = slf.cache.clone_ref(py).into_bound(py);
         let st = cache.get().st()?;
         let opened = py.detach(|| st.core.table().begin()).py()?;
-        slf.opened = Some((opened, std::process::id()));
+        slf.opened = Some(opened);
         Ok(cache)
     }
 
@@ -1055,12 +1055,9 @@ impl CacheTransaction {
         _exc_value: &Bound<'_, PyAny>,
         _traceback: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
-        let Some((opened, pid)) = slf.opened.take() else {
+        let Some(opened) = slf.opened.take() else {
             return Ok(false);
         };
-        if pid != std::process::id() {
-            return Ok(false);
-        }
         let cache = slf.cache.clone_ref(py).into_bound(py);
         drop(slf);
         let st = cache.get().st()?;
