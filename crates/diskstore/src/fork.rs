@@ -62,20 +62,28 @@ fn mine() -> &'static AtomicU32 {
 pub(crate) fn enter() -> Inside {
     let c = mine();
     let depth = c.load(Ordering::Relaxed);
-    c.store(depth + 1, Ordering::Relaxed);
     if depth == 0 {
-        // Pairs with the fence in `prepare`: either it sees us inside, or we see it forking.
-        fence(Ordering::SeqCst);
-        while FORKING.load(Ordering::Relaxed) {
-            c.store(0, Ordering::Release);
-            while FORKING.load(Ordering::Acquire) {
-                std::thread::yield_now();
-            }
-            c.store(1, Ordering::Relaxed);
-            fence(Ordering::SeqCst);
-        }
+        arrive(c, 1);
+    } else {
+        c.store(depth + 1, Ordering::Relaxed);
     }
     Inside(c)
+}
+
+/// Counts this thread inside SQLite at `depth` (from 0), first waiting while a fork is
+/// being prepared.
+fn arrive(c: &AtomicU32, depth: u32) {
+    c.store(depth, Ordering::Relaxed);
+    // Pairs with the fence in `close_gate`: either it sees us inside, or we see it forking.
+    fence(Ordering::SeqCst);
+    while FORKING.load(Ordering::Relaxed) {
+        c.store(0, Ordering::Release);
+        while FORKING.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        c.store(depth, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+    }
 }
 
 /// A thread's presence inside SQLite (see [`enter`]).
@@ -95,16 +103,7 @@ pub(crate) fn step_out<R>(f: impl FnOnce() -> R) -> R {
     let depth = c.swap(0, Ordering::Release);
     let r = f();
     if depth > 0 {
-        c.store(depth, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        while FORKING.load(Ordering::Relaxed) {
-            c.store(0, Ordering::Release);
-            while FORKING.load(Ordering::Acquire) {
-                std::thread::yield_now();
-            }
-            c.store(depth, Ordering::Relaxed);
-            fence(Ordering::SeqCst);
-        }
+        arrive(c, depth);
     }
     r
 }
