@@ -502,10 +502,16 @@ impl FileConnections {
                 f(c)
             });
         }
+        let _guard = self.lock_writer(slot)?;
+        self.with(f)
+    }
+
+    /// The file's writer lock for a write outside any transaction of this thread: refused
+    /// inside a read transaction and on a read-only handle, else waited for.
+    fn lock_writer(&self, slot: &Slot) -> Result<WriterGuard> {
         self.no_read_open(slot)?;
         self.check_writable()?;
-        let _guard = self.writer.lock(self.config.timeout, &self.config.path)?;
-        self.with(f)
+        self.writer.lock(self.config.timeout, &self.config.path)
     }
 
     fn no_read_open(&self, slot: &Slot) -> Result<()> {
@@ -526,9 +532,7 @@ impl FileConnections {
             slot.depth.set(depth + 1);
             return Ok(false);
         }
-        self.no_read_open(slot)?;
-        self.check_writable()?;
-        let guard = self.writer.lock(self.config.timeout, &self.config.path)?;
+        let guard = self.lock_writer(slot)?;
         self.with(|conn| self.run(conn, held::BEGIN_IMMEDIATE, "BEGIN IMMEDIATE"))?;
         slot.writer.replace(Some(guard));
         slot.depth.set(1);
