@@ -87,7 +87,7 @@ fn arrive(c: &AtomicU32, depth: u32) {
 }
 
 /// A thread's presence inside SQLite (see [`enter`]).
-pub(crate) struct Inside(&'static AtomicU32);
+pub struct Inside(&'static AtomicU32);
 
 impl Drop for Inside {
     fn drop(&mut self) {

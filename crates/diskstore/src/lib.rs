@@ -87,6 +87,15 @@ pub use diskstore_derive::Record;
 /// The SQLite binding underneath, for [`Table::with_connection`].
 pub use rusqlite;
 
+/// For code that drives SQLite through [`rusqlite`] on a thread of its own (the Python
+/// diskcache core's background checkpoints): counts the calling thread inside SQLite until
+/// the guard drops, so that a `fork()` waits for it to come out first (see `fork.rs`), and
+/// installs the at-fork handlers. Call it once a connection has been opened.
+pub fn enter_sqlite() -> fork::Inside {
+    fork::generation();
+    fork::enter()
+}
+
 /// The version of the bundled SQLite library.
 pub fn sqlite_version() -> &'static str {
     rusqlite::version()

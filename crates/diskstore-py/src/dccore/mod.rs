@@ -12,6 +12,7 @@
 //! Python objects and database cells.
 
 mod cells;
+mod ckpt;
 mod pool;
 mod sql;
 
@@ -54,10 +55,11 @@ pub struct DcCore {
     conns: Arc<ConnMap>,
     config: Mutex<Config>,
     volume: VolumeHint,
+    checkpoints: Arc<ckpt::Checkpointer>,
 }
 
 impl DcCore {
-    fn open(&self) -> OpResult<Connection> {
+    fn open(&self) -> OpResult<Conn> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -65,11 +67,17 @@ impl DcCore {
         let mut conn = Connection::open_with_flags(&self.path, flags)?;
         conn.busy_handler(Some(busy_wait))?;
         conn.set_prepared_statement_cache_capacity(64);
+        // Before the pragmas: a `wal_autocheckpoint` setting replaces the hook.
+        let hook = ckpt::install(&conn, &self.checkpoints);
         let pragmas = self.pragmas.lock().map(|p| p.clone()).unwrap_or_default();
         for (name, value) in pragmas {
             apply_pragma(&conn, &name, &value)?;
         }
-        Ok(conn)
+        Ok(Conn {
+            conn,
+            pid: std::process::id(),
+            _hook: hook,
+        })
     }
 
     /// Runs `f` on the calling thread's connection (opened on first use, and again in a
@@ -86,7 +94,7 @@ impl DcCore {
         let (result, conn) = py.detach(|| {
             WAIT_LIMIT.with(|w| w.set(self.timeout));
             let conn = match taken {
-                Some(c) if c.pid == pid => c.conn,
+                Some(c) if c.pid == pid => c,
                 other => {
                     if let Some(stale) = other {
                         // A connection inherited over fork belongs to the parent: never
@@ -103,14 +111,11 @@ impl DcCore {
                 }
             };
             WAIT_LIMIT.with(|w| w.set(self.timeout));
-            let r = f(&conn, cfg);
+            let r = f(&conn.conn, cfg);
             (r, Some(conn))
         });
         if let Some(conn) = conn {
-            self.conns
-                .lock()
-                .map_err(|_| poisoned())?
-                .insert(tid, Conn { conn, pid });
+            self.conns.lock().map_err(|_| poisoned())?.insert(tid, conn);
         }
         Ok(result?)
     }
@@ -276,6 +281,7 @@ impl DcCore {
             ));
         }
         Ok(DcCore {
+            checkpoints: ckpt::Checkpointer::new(path.clone()),
             path,
             timeout: Duration::from_secs_f64(timeout.min(1e9)),
             pragmas: Mutex::new(pragmas),
@@ -673,6 +679,7 @@ impl DcCore {
 
 impl Drop for DcCore {
     fn drop(&mut self) {
+        self.checkpoints.stop();
         let all: Vec<Conn> = match self.conns.lock() {
             Ok(mut map) => map.drain().map(|(_, c)| c).collect(),
             Err(_) => Vec::new(),

@@ -11,6 +11,7 @@ use diskstore::rusqlite::{self, Connection};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
+use super::ckpt::Checkpointer;
 use super::sql::*;
 
 thread_local! {
@@ -28,6 +29,9 @@ pub(super) fn busy_wait(attempt: i32) -> bool {
 pub(super) struct Conn {
     pub(super) conn: Connection,
     pub(super) pid: u32,
+    /// The WAL hook's context (declared after `conn`: dropped after it closes).
+    #[allow(clippy::redundant_allocation)]
+    pub(super) _hook: Box<Arc<Checkpointer>>,
 }
 
 /// The connections of one cache object, by thread.
@@ -36,9 +40,9 @@ pub(super) type ConnMap = Mutex<HashMap<ThreadId, Conn>>;
 /// Closes (or, inherited over fork, forgets) a connection.
 pub(super) fn release(c: Conn) {
     if c.pid == std::process::id() {
-        drop(c.conn);
+        drop(c);
     } else {
-        std::mem::forget(c.conn);
+        std::mem::forget(c);
     }
 }
 
@@ -109,7 +113,9 @@ pub(super) fn apply_pragma(conn: &Connection, name: &str, value: &str) -> OpResu
             None => None,
         }
     };
-    if current.as_deref() == Some(value.to_lowercase().as_str()) {
+    // `wal_autocheckpoint` reads 0 while the cache's own WAL hook is installed
+    // (`ckpt.rs`), so it is always set: any value, 0 too, gives SQLite's hook back.
+    if name != "wal_autocheckpoint" && current.as_deref() == Some(value.to_lowercase().as_str()) {
         return Ok(());
     }
     // Some pragmas (journal_mode) return a row; run and drain it.
