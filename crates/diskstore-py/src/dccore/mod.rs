@@ -87,11 +87,19 @@ impl DcCore {
         py: Python<'_>,
         f: impl FnOnce(&Connection, Config) -> OpResult<T> + Send,
     ) -> PyResult<T> {
+        // Every step that holds a lock of ours or is inside SQLite runs inside the fork
+        // gate (`diskstore::enter_sqlite`), so that a `fork()` by another thread waits for
+        // it and the child finds no mutex held by a thread it does not have. The GIL is
+        // never waited for inside the gate (the forking thread holds it).
         let tid = std::thread::current().id();
-        let cfg = *self.config.lock().map_err(|_| poisoned())?;
-        let taken = self.conns.lock().map_err(|_| poisoned())?.remove(&tid);
+        let (cfg, taken) = {
+            let _inside = diskstore::enter_sqlite();
+            let cfg = *self.config.lock().map_err(|_| poisoned())?;
+            (cfg, self.conns.lock().map_err(|_| poisoned())?.remove(&tid))
+        };
         let pid = std::process::id();
         let (result, conn) = py.detach(|| {
+            let _inside = diskstore::enter_sqlite();
             WAIT_LIMIT.with(|w| w.set(self.timeout));
             let conn = match taken {
                 Some(c) if c.pid == pid => c,
@@ -115,6 +123,7 @@ impl DcCore {
             (r, Some(conn))
         });
         if let Some(conn) = conn {
+            let _inside = diskstore::enter_sqlite();
             self.conns.lock().map_err(|_| poisoned())?.insert(tid, conn);
         }
         Ok(result?)
@@ -655,6 +664,7 @@ impl DcCore {
 
     /// Closes this thread's connection (a later call opens a new one).
     fn close(&self) -> PyResult<()> {
+        let _inside = diskstore::enter_sqlite();
         let tid = std::thread::current().id();
         let conn = self.conns.lock().map_err(|_| poisoned())?.remove(&tid);
         if let Some(c) = conn {
@@ -665,6 +675,7 @@ impl DcCore {
 
     /// Closes every thread's idle connection.
     fn close_all(&self) -> PyResult<()> {
+        let _inside = diskstore::enter_sqlite();
         let all: Vec<Conn> = self
             .conns
             .lock()
@@ -680,6 +691,7 @@ impl DcCore {
 impl Drop for DcCore {
     fn drop(&mut self) {
         self.checkpoints.stop();
+        let _inside = diskstore::enter_sqlite();
         let all: Vec<Conn> = match self.conns.lock() {
             Ok(mut map) => map.drain().map(|(_, c)| c).collect(),
             Err(_) => Vec::new(),
