@@ -15,6 +15,7 @@ from typing import Any
 
 import diskcache as theirs_mod
 import hypothesis.strategies as st
+import pytest
 from diskcache_support import same
 from diskstore import diskcache as dc
 from hypothesis import Phase, settings
@@ -210,6 +211,8 @@ class FanoutMachine(_Pair):
 
     @rule(key=keys)
     def reads(self, key: Any) -> None:
+        self.both(lambda c: c.get(key))
+        self.both(lambda c: c.get(key, "D"))
         self.both(lambda c: c.get(key, "D", tag=True))
         self.both(lambda c: key in c)
         self.both(lambda c: c[key])
@@ -309,3 +312,68 @@ def test_deque_appends_from_processes_are_all_kept(tmp_path: Path) -> None:
         assert p.exitcode == 0
     got = list(dc.Deque(directory=d))
     assert sorted(got) == sorted(n * 1000 + i for n in range(3) for i in range(50))
+
+
+class _LengthHashDisk(theirs_mod.Disk):
+    """A Disk with its own hash (the fanout's one-call get is only for the plain Disk)."""
+
+    def hash(self, key: Any) -> int:
+        return len(str(key))
+
+
+class _OurLengthHashDisk(dc.Disk):
+    def hash(self, key: Any) -> int:
+        return len(str(key))
+
+
+@pytest.mark.parametrize("disk", ["plain", "custom", "json"])
+def test_fanout_get_on_every_value_kind(tmp_path: Path, disk: str) -> None:
+    """`FanoutCache.get` (one native call for the plain `Disk` and `str` keys) against
+    diskcache: values stored as they are, pickled, as files, a file that vanished, keys
+    that are not `str`, statistics counted once per get, and `Disk`s that take the
+    general path."""
+    kinds = {
+        "plain": (dc.Disk, theirs_mod.Disk),
+        "custom": (_OurLengthHashDisk, _LengthHashDisk),
+        "json": (dc.JSONDisk, theirs_mod.JSONDisk),
+    }
+    ours_disk, theirs_disk = kinds[disk]
+    ours = dc.FanoutCache(str(tmp_path / "o"), shards=3, disk=ours_disk, statistics=1)
+    theirs = theirs_mod.FanoutCache(str(tmp_path / "t"), shards=3, disk=theirs_disk, statistics=1)
+    big = b"x" * 70000
+    items = {
+        "raw": b"bytes",
+        "text": "text",
+        "int": 7,
+        "float": 2.5,
+        "list": [1, 2],
+        "big": big,
+        "bigtext": "y" * 70000,
+        7: "int key",
+        b"k": "bytes key",
+        ("t", 1): "tuple key",
+        "expired": "gone",
+    }
+    for key, value in items.items():
+        expire = -1 if key == "expired" else None
+        same(ours, theirs, lambda c, k=key, v=value, e=expire: c.set(k, v, expire=e))
+    for key in [*items, "missing", 8, b"nope"]:
+        same(ours, theirs, lambda c, k=key: c.get(k))
+        same(ours, theirs, lambda c, k=key: c.get(k, "D"))
+        same(ours, theirs, lambda c, k=key: c.get(k, "D", expire_time=True, tag=True))
+    same(ours, theirs, lambda c: c.stats())
+    # Value files removed behind the cache's back: a get returns the default.
+    if disk == "plain":
+        files = [
+            os.path.join(root, name)
+            for root, _, names in os.walk(str(tmp_path / "o"))
+            for name in names
+            if name.endswith(".val")
+        ]
+        assert len(files) == 2
+        for name in files:
+            os.remove(name)
+        assert ours.get("big", "D") == "D"
+        assert ours.get("bigtext") is None
+    ours.close()
+    theirs.close()

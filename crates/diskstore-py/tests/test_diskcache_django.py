@@ -94,6 +94,40 @@ def test_keys_are_prefixed_versioned_and_validated(tmp_path: Path) -> None:
     assert any(issubclass(w.category, CacheKeyWarning) for w in seen)
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        "plain",
+        "has space",
+        "tab\tkey",
+        "nul\x00",
+        "del\x7f",
+        "ключ",
+        "nbsp\xa0",
+        "ls\u2028",
+        "x" * 300,
+    ],
+)
+def test_keys_warn_exactly_as_django_validates_them(tmp_path: Path, key: str) -> None:
+    """Our key check skips Django's `validate_key` for keys that cannot break memcached's
+    rules; the warnings must still be Django's own, key for key (its local-memory backend
+    is the reference)."""
+    ours, _ = _caches(tmp_path)
+    reference = CacheHandler({"m": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}})[
+        "m"
+    ]
+
+    def warned(cache: Any) -> list[str]:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            cache.set(key, 1)
+            cache.get(key)
+        return [str(w.message) for w in seen if issubclass(w.category, CacheKeyWarning)]
+
+    assert warned(ours) == warned(reference)
+    assert ours.get(key) == 1
+
+
 def test_memoize_and_sub_collections(tmp_path: Path) -> None:
     ours, theirs = _caches(tmp_path)
     for c in (ours, theirs):

@@ -379,22 +379,21 @@ impl DcCore {
         row.map(|r| row_to_py(py, r)).transpose()
     }
 
-    /// `get` for the plain `Disk`, in one call: `slow` when the key is not one the plain
-    /// `Disk` stores as it is (the caller then goes through `Disk.put`), `miss` when the key
-    /// is absent or expired, the value itself when stored as it is, else the tuple
-    /// `(mode, filename, value)` for `Disk.fetch`.
+    /// `get` for the plain `Disk`, in one call (the clock read here): `slow` when the key
+    /// is not one the plain `Disk` stores as it is (the caller then goes through
+    /// `Disk.put`), `miss` when the key is absent or expired, the value itself when stored
+    /// as it is, else the tuple `(mode, filename, value)` for `Disk.fetch`.
     fn get_plain<'py>(
         &self,
         py: Python<'py>,
         key: Bound<'py, PyAny>,
-        now: f64,
         miss: Bound<'py, PyAny>,
         slow: Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let Some(db_key) = plain_key(&key)? else {
             return Ok(slow);
         };
-        let Some(mut row) = self.lookup(py, &db_key, true, now)? else {
+        let Some(mut row) = self.lookup(py, &db_key, true, unix_now())? else {
             return Ok(miss);
         };
         let value = row.pop().unwrap_or(Value::Null);
@@ -480,9 +479,7 @@ impl DcCore {
             return Ok(None);
         };
         let tag = param(&tag)?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let now = unix_now();
         let row = NewRow {
             key,
             raw: true,
@@ -700,9 +697,58 @@ impl Drop for DcCore {
     }
 }
 
+/// Seconds since the Unix epoch (Python's `time.time()`).
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Adler-32 of `data`: `Disk.hash` of a `str` key is `adler32(utf-8) & 0xFFFFFFFF`, and
+/// a `FanoutCache` picks the shard by it.
+fn adler32(data: &[u8]) -> u32 {
+    const MOD: u32 = 65521;
+    let (mut a, mut b) = (1u32, 0u32);
+    // 5552 bytes is the most that can be summed before `b` could overflow a u32.
+    for chunk in data.chunks(5552) {
+        for &byte in chunk {
+            a += u32::from(byte);
+            b += a;
+        }
+        a %= MOD;
+        b %= MOD;
+    }
+    (b << 16) | a
+}
+
+/// `FanoutCache.get` for the plain `Disk` and a `str` key, in one call: the shard's core
+/// of `cores` by `adler32(key) % len(cores)` (as `Disk.hash`), then its `get_plain`.
+/// `slow` for any other key.
+#[pyfunction]
+#[pyo3(name = "_dc_fanout_get_plain")]
+fn fanout_get_plain<'py>(
+    py: Python<'py>,
+    cores: &Bound<'py, PyTuple>,
+    key: Bound<'py, PyAny>,
+    miss: Bound<'py, PyAny>,
+    slow: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let Ok(text) = key.cast_exact::<PyString>() else {
+        return Ok(slow);
+    };
+    let Some(count) = u32::try_from(cores.len()).ok().filter(|&n| n > 0) else {
+        return Err(PyValueError::new_err("no shards"));
+    };
+    let shard = adler32(text.to_str()?.as_bytes()) % count;
+    let core = cores.get_item(shard as usize)?;
+    let core = core.cast::<DcCore>()?;
+    core.get().get_plain(py, key, miss, slow)
+}
+
 /// Adds the class and `Timeout` to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<DcCore>()?;
+    m.add_function(wrap_pyfunction!(fanout_get_plain, m)?)?;
     m.add("DcTimeout", m.py().get_type::<Timeout>())?;
     Ok(())
 }

@@ -529,7 +529,7 @@ class Cache:
             # One native call: the lookup, and the value itself when stored as it is.
             while True:
                 try:
-                    got = self._core.get_plain(key, time.time(), _MISS, _SLOW)
+                    got = self._core.get_plain(key, _MISS, _SLOW)
                     break
                 except Timeout:
                     if not retry:
@@ -537,10 +537,7 @@ class Cache:
             if got is _MISS:
                 return default
             if type(got) is tuple:
-                try:
-                    return self._disk.fetch(got[0], got[1], got[2], False)
-                except OSError:
-                    return default
+                return self._fetch_plain(got, default)
             if got is not _SLOW:
                 return got
         if plain and _is_plain_key(key):
@@ -578,6 +575,14 @@ class Cache:
         if tag:
             return value, row[2]
         return value
+
+    def _fetch_plain(self, got: tuple[int, str | None, Any], default: Any) -> Any:
+        """The value of `get_plain`'s `(mode, filename, value)`, or `default` when its file
+        has gone."""
+        try:
+            return self._disk.fetch(got[0], got[1], got[2], False)
+        except OSError:
+            return default
 
     def __getitem__(self, key: Any) -> Any:
         value = self.get(key, default=ENOVAL, retry=True)

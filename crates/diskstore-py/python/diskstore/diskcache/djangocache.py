@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,13 +14,12 @@ from django.core.cache.backends.base import (  # type: ignore[import-untyped]
     default_key_func,
 )
 
-from .core import ENOVAL, Timeout, args_to_key, full_name
+from .core import ENOVAL, args_to_key, full_name
 from .fanout import FanoutCache
 
 __all__ = ["DjangoCache"]
 
 _MEMCACHED_MAX_KEY = 250
-_MEMCACHED_BAD_CHAR = re.compile(r"[\x00-\x20\x7f]")
 
 
 class DjangoCache(BaseCache):
@@ -40,6 +38,7 @@ class DjangoCache(BaseCache):
         self._plain_keys = (
             self.key_func is default_key_func and type(self).make_key is BaseCache.make_key
         )
+        self._own_validate = type(self).validate_key is not BaseCache.validate_key
 
     def _key(self, key: Any, version: int | None) -> str:
         if self._plain_keys:
@@ -48,11 +47,14 @@ class DjangoCache(BaseCache):
         else:
             key = self.make_key(key, version=version)
         # Django's validate_key checks memcached's rules character by character; run it
-        # only when a key breaks them (it then warns as usual), or when overridden.
+        # only when a key may break them (it then warns as usual), or when overridden. A
+        # printable key without a space has none of the characters it warns about
+        # (code points below 33 and 127).
         if (
             len(key) > _MEMCACHED_MAX_KEY
-            or _MEMCACHED_BAD_CHAR.search(key)
-            or type(self).validate_key is not BaseCache.validate_key
+            or not key.isprintable()
+            or " " in key
+            or self._own_validate
         ):
             self.validate_key(key)
         return key
@@ -99,14 +101,7 @@ class DjangoCache(BaseCache):
         retry: bool = False,
     ) -> Any:
         """The value of `key` or `default` (with diskcache's `read`/`expire_time`/`tag`)."""
-        key = self._key(key, version)
-        if not (read or expire_time or tag):
-            # FanoutCache.get without its layer: the shard's get, the default on a timeout.
-            try:
-                return self._cache._shard(key).get(key, default, retry=retry)
-            except Timeout:
-                return default
-        return self._cache.get(key, default, read, expire_time, tag, retry)
+        return self._cache.get(self._key(key, version), default, read, expire_time, tag, retry)
 
     def read(self, key: Any, version: int | None = None) -> Any:
         """An open file for a value stored with `read=True`."""

@@ -16,7 +16,9 @@ import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from .core import DEFAULT_SETTINGS, ENOVAL, Cache, Disk, Timeout
+# The native half (src/dccore/) is private and has no stub entry.
+from .._diskstore import _dc_fanout_get_plain  # type: ignore[attr-defined]
+from .core import _MISS, _SLOW, DEFAULT_SETTINGS, ENOVAL, Cache, Disk, Timeout
 from .persistent import Deque, Index
 
 if TYPE_CHECKING:
@@ -57,6 +59,7 @@ class FanoutCache:
         )
         self._hash = self._shards[0].disk.hash
         self._plain_disk = type(self._shards[0].disk) is Disk
+        self._cores = tuple(shard._core for shard in self._shards)
         self._caches: dict[str, Cache] = {}
         self._deques: dict[str, Deque] = {}
         self._indexes: dict[str, Index] = {}
@@ -152,6 +155,21 @@ class FanoutCache:
     ) -> Any:
         """`Cache.get`; `default` on a timeout."""
         try:
+            if self._plain_disk and not (read or expire_time or tag):
+                # One native call: the shard by the key's hash, then the lookup.
+                while True:
+                    try:
+                        got = _dc_fanout_get_plain(self._cores, key, _MISS, _SLOW)
+                        break
+                    except Timeout:
+                        if not retry:
+                            raise
+                if got is _MISS:
+                    return default
+                if type(got) is tuple:
+                    return self._shard(key)._fetch_plain(got, default)
+                if got is not _SLOW:
+                    return got
             return self._shard(key).get(key, default, read, expire_time, tag, retry)
         except Timeout:
             return default
