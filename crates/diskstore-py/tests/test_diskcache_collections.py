@@ -377,3 +377,63 @@ def test_fanout_get_on_every_value_kind(tmp_path: Path, disk: str) -> None:
         assert ours.get("bigtext") is None
     ours.close()
     theirs.close()
+
+
+def _value_files(directory: Path) -> list[str]:
+    return sorted(
+        os.path.join(root, name)
+        for root, _, names in os.walk(directory)
+        for name in names
+        if name.endswith(".val")
+    )
+
+
+@pytest.mark.parametrize("disk", ["plain", "json"])
+def test_deque_ends_on_every_value_kind(tmp_path: Path, disk: str) -> None:
+    """`Deque`'s pops and peeks (one native call; the value itself for the plain `Disk`)
+    against diskcache: values stored as they are, pickled, as files, expired entries met
+    on the way (removed with their files), a value file that vanished (skipped), and a
+    `Disk` that decodes what it stored."""
+    ours_disk, theirs_disk = (
+        (dc.Disk, theirs_mod.Disk) if disk == "plain" else (dc.JSONDisk, theirs_mod.JSONDisk)
+    )
+    ours_cache = dc.Cache(str(tmp_path / "o"), disk=ours_disk)
+    theirs_cache = theirs_mod.Cache(str(tmp_path / "t"), disk=theirs_disk)
+    pair = (dc.Deque.fromcache(ours_cache), theirs_mod.Deque.fromcache(theirs_cache))
+    big = "x" * 70000
+    plan = [
+        ("live", "text"),
+        ("expired", "old"),
+        ("live", 5),
+        ("expired", big),
+        ("live", [1, 2]),
+        ("live", big),
+        ("live", 2.5),
+        ("expired", big + "y"),
+    ]
+    if disk == "plain":
+        plan += [("live", b"raw"), ("live", b"b" * 70000)]
+    for kind, value in plan:
+        if kind == "live":
+            same(*pair, lambda q, v=value: q.append(v))
+        else:
+            same(*pair, lambda q, v=value: q.cache.push(v, expire=-1))
+    same(*pair, lambda q: q.peekleft())
+    same(*pair, lambda q: q.peek())
+    same(*pair, len)
+    steps = [lambda q: q.popleft(), lambda q: q.pop(), lambda q: q.peekleft(), lambda q: q.peek()]
+    for i in range(2 * len(plan)):
+        same(*pair, steps[i % len(steps)])
+    same(*pair, len)
+    assert _value_files(tmp_path / "o") == []
+    assert len(_value_files(tmp_path / "t")) == 0
+    # A value file that vanished: the pop moves on to the next value, as diskcache's.
+    for q in pair:
+        q.append(big)
+        q.append("after")
+    for name in _value_files(tmp_path / "o") + _value_files(tmp_path / "t"):
+        os.remove(name)
+    same(*pair, lambda q: q.popleft())
+    same(*pair, len)
+    ours_cache.close()
+    theirs_cache.close()

@@ -594,56 +594,53 @@ impl DcCore {
         now: f64,
     ) -> PyResult<(Option<Bound<'py, PyTuple>>, Vec<String>)> {
         let (row, files) = self.with_conn(py, |c, _| {
-            in_write(c, |c| {
-                let order = if front { "ASC" } else { "DESC" };
-                let sql = format!(
-                    "SELECT rowid, key, expire_time, tag, mode, filename, value FROM Cache \
-                     WHERE ?1 < key AND key < ?2 AND raw = 1 ORDER BY key {order} LIMIT 1"
-                );
-                let (lo, hi) = match &prefix {
-                    None => (Value::Integer(0), Value::Integer(999_999_999_999_999)),
-                    Some(p) => (
-                        Value::Text(format!("{p}-000000000000000")),
-                        Value::Text(format!("{p}-999999999999999")),
-                    ),
-                };
-                let mut files = Vec::new();
-                loop {
-                    let found = {
-                        let mut stmt = c.prepare_cached(&sql)?;
-                        let mut rows = stmt.query(rusqlite::params![lo, hi])?;
-                        match rows.next()? {
-                            Some(r) => {
-                                let mut v = Vec::with_capacity(7);
-                                for i in 0..7 {
-                                    v.push(owned(r.get_ref(i)?));
-                                }
-                                Some(v)
-                            }
-                            None => None,
-                        }
-                    };
-                    let Some(mut row) = found else {
-                        return Ok((None, files));
-                    };
-                    let expired = matches!(row[2], Value::Real(t) if t < now)
-                        || matches!(row[2], Value::Integer(t) if (t as f64) < now);
-                    if remove || expired {
-                        c.prepare_cached(DELETE_ROWID)?.execute([&row[0]])?;
-                    }
-                    if expired {
-                        if let Value::Text(name) = &row[5] {
-                            files.push(name.clone());
-                        }
-                        continue;
-                    }
-                    row.remove(0);
-                    return Ok((Some(row), files));
-                }
-            })
+            queue_end(c, prefix.as_deref(), front, remove, now)
         })?;
-        let row = row.map(|r| row_to_py(py, r)).transpose()?;
+        let row = row
+            .map(|mut r| {
+                r.remove(0);
+                row_to_py(py, r)
+            })
+            .transpose()?;
         Ok((row, files))
+    }
+
+    /// `Deque`'s pops and peeks (the unnamed queue) in one call: `miss` when the queue is
+    /// empty and nothing expired was met, the value itself when `plain` (the plain `Disk`)
+    /// and stored as it is, else `(mode, filename, value, files_to_remove)` (`mode` `None`
+    /// when empty) for `Disk.fetch`.
+    fn end_value<'py>(
+        &self,
+        py: Python<'py>,
+        front: bool,
+        remove: bool,
+        plain: bool,
+        miss: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (row, files) =
+            self.with_conn(py, |c, _| queue_end(c, None, front, remove, unix_now()))?;
+        let Some(mut row) = row else {
+            if files.is_empty() {
+                return Ok(miss);
+            }
+            return Ok((py.None(), py.None(), py.None(), files)
+                .into_pyobject(py)?
+                .into_any());
+        };
+        let value = row.pop().unwrap_or(Value::Null);
+        let filename = row.pop().unwrap_or(Value::Null);
+        let mode = row.pop().unwrap_or(Value::Null);
+        if plain && files.is_empty() && mode == Value::Integer(1) {
+            return cell_to_py(py, value);
+        }
+        let cells = (
+            cell_to_py(py, mode)?,
+            cell_to_py(py, filename)?,
+            cell_to_py(py, value)?,
+        );
+        Ok((cells.0, cells.1, cells.2, files)
+            .into_pyobject(py)?
+            .into_any())
     }
 
     /// Culls as `set` does (`limit` rows at most, default the cull limit), in the caller's
@@ -695,6 +692,79 @@ impl Drop for DcCore {
         };
         all.into_iter().for_each(release);
     }
+}
+
+/// The first (`front`) or last row of the queue `prefix` (`None`: the unnamed queue of
+/// integer keys) as `(rowid, key, expire_time, tag, mode, filename, value)`, deleted when
+/// `remove`; expired rows met on the way are deleted and their files listed.
+///
+/// A removal is one `DELETE ... RETURNING` per row (in the caller's transaction if one is
+/// open, else each its own); a peek reads inside a write transaction, which deletes the
+/// expired rows it meets.
+fn queue_end(
+    c: &Connection,
+    prefix: Option<&str>,
+    front: bool,
+    remove: bool,
+    now: f64,
+) -> OpResult<(Option<Vec<Value>>, Vec<String>)> {
+    let (lo, hi) = match prefix {
+        None => (Value::Integer(0), Value::Integer(999_999_999_999_999)),
+        Some(p) => (
+            Value::Text(format!("{p}-000000000000000")),
+            Value::Text(format!("{p}-999999999999999")),
+        ),
+    };
+    let end = usize::from(!front);
+    let next = |c: &Connection, sql: &str| -> OpResult<Option<Vec<Value>>> {
+        let mut stmt = c.prepare_cached(sql)?;
+        let mut rows = stmt.query(rusqlite::params![lo, hi])?;
+        let found = match rows.next()? {
+            Some(r) => {
+                let mut v = Vec::with_capacity(7);
+                for i in 0..7 {
+                    v.push(owned(r.get_ref(i)?));
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        // Runs a DELETE to its end (and commits it when it is its own transaction).
+        while rows.next()?.is_some() {}
+        Ok(found)
+    };
+    let expired = |row: &[Value]| {
+        matches!(row[2], Value::Real(t) if t < now)
+            || matches!(row[2], Value::Integer(t) if (t as f64) < now)
+    };
+    let mut files = Vec::new();
+    if remove {
+        loop {
+            let Some(row) = next(c, QUEUE_TAKE[end])? else {
+                return Ok((None, files));
+            };
+            if !expired(&row) {
+                return Ok((Some(row), files));
+            }
+            if let Value::Text(name) = &row[5] {
+                files.push(name.clone());
+            }
+        }
+    }
+    in_write(c, |c| {
+        loop {
+            let Some(row) = next(c, QUEUE_END[end])? else {
+                return Ok((None, files));
+            };
+            if !expired(&row) {
+                return Ok((Some(row), files));
+            }
+            c.prepare_cached(DELETE_ROWID)?.execute([&row[0]])?;
+            if let Value::Text(name) = &row[5] {
+                files.push(name.clone());
+            }
+        }
+    })
 }
 
 /// Seconds since the Unix epoch (Python's `time.time()`).

@@ -25,6 +25,26 @@ pub(super) const INSERT_ROW: &str = "INSERT INTO Cache(key, raw, store_time, exp
 pub(super) const SELECT_EXPIRING: &str = "SELECT rowid, filename, expire_time FROM Cache \
      WHERE expire_time IS NOT NULL ORDER BY expire_time LIMIT ";
 pub(super) const DELETE_ROWID: &str = "DELETE FROM Cache WHERE rowid = ?1";
+
+/// The first (`[0]`) or last (`[1]`) row of a queue's key range `?1 < key < ?2`, as
+/// `(rowid, key, expire_time, tag, mode, filename, value)`.
+pub(super) const QUEUE_END: [&str; 2] = [
+    "SELECT rowid, key, expire_time, tag, mode, filename, value FROM Cache \
+     WHERE ?1 < key AND key < ?2 AND raw = 1 ORDER BY key ASC LIMIT 1",
+    "SELECT rowid, key, expire_time, tag, mode, filename, value FROM Cache \
+     WHERE ?1 < key AND key < ?2 AND raw = 1 ORDER BY key DESC LIMIT 1",
+];
+
+/// [`QUEUE_END`]'s row, deleted by the same statement (one statement, its own
+/// transaction outside the caller's).
+pub(super) const QUEUE_TAKE: [&str; 2] = [
+    "DELETE FROM Cache WHERE rowid = (SELECT rowid FROM Cache \
+     WHERE ?1 < key AND key < ?2 AND raw = 1 ORDER BY key ASC LIMIT 1) \
+     RETURNING rowid, key, expire_time, tag, mode, filename, value",
+    "DELETE FROM Cache WHERE rowid = (SELECT rowid FROM Cache \
+     WHERE ?1 < key AND key < ?2 AND raw = 1 ORDER BY key DESC LIMIT 1) \
+     RETURNING rowid, key, expire_time, tag, mode, filename, value",
+];
 pub(super) const VOLUME: &str = "SELECT (SELECT page_count FROM pragma_page_count()) * \
      (SELECT page_size FROM pragma_page_size()) + (SELECT size FROM Meta WHERE id = 0)";
 

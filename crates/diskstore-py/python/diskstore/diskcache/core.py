@@ -743,21 +743,21 @@ class Cache:
 
     def _end_value(self, front: bool, remove: bool) -> Any:
         """The value at one end of the unnamed queue, removed if `remove` (`ENOVAL` when
-        empty): `Deque`'s pops and peeks, without building `pull`'s tuples."""
+        empty): `Deque`'s pops and peeks, one native call without `pull`'s tuples."""
         while True:
             while True:
                 try:
-                    row, expired = self._core.pull(None, front, remove, time.time())
+                    got = self._core.end_value(front, remove, self._plain_disk, ENOVAL)
                     break
                 except Timeout:
                     continue
+            if type(got) is not tuple:
+                return got  # ENOVAL (a tuple subclass), or a value stored as it is
+            mode, name, db_value, expired = got
             if expired:
                 self._remove(expired)
-            if row is None:
+            if mode is None:
                 return ENOVAL
-            mode, name, db_value = row[3], row[4], row[5]
-            if mode == MODE_RAW and self._plain_disk:
-                return db_value
             try:
                 return self._disk.fetch(mode, name, db_value, False)
             except OSError:
