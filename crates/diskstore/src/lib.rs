@@ -96,6 +96,12 @@ pub fn enter_sqlite() -> fork::Inside {
     fork::enter()
 }
 
+/// A number that changes in a child of `fork()` (installs the at-fork handlers): tells a
+/// connection made in this process from one inherited, without a `getpid` call.
+pub fn fork_generation() -> u64 {
+    fork::generation()
+}
+
 /// The version of the bundled SQLite library.
 pub fn sqlite_version() -> &'static str {
     rusqlite::version()

@@ -38,8 +38,8 @@ const IDLE: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct State {
-    /// The process whose thread `running` refers to (a forked child has none).
-    pid: u32,
+    /// The fork generation whose thread `running` refers to (a forked child has none).
+    generation: u64,
     running: bool,
     requested: bool,
     stop: bool,
@@ -72,10 +72,10 @@ impl Checkpointer {
         let Ok(mut st) = self.state.try_lock() else {
             return;
         };
-        let pid = std::process::id();
-        if st.pid != pid {
+        let generation = diskstore::fork_generation();
+        if st.generation != generation {
             *st = State {
-                pid,
+                generation,
                 ..State::default()
             };
         }

@@ -75,7 +75,7 @@ impl DcCore {
         }
         Ok(Conn {
             conn,
-            pid: std::process::id(),
+            generation: diskstore::fork_generation(),
             _hook: hook,
         })
     }
@@ -97,12 +97,12 @@ impl DcCore {
             let cfg = *self.config.lock().map_err(|_| poisoned())?;
             (cfg, self.conns.lock().map_err(|_| poisoned())?.remove(&tid))
         };
-        let pid = std::process::id();
+        let generation = diskstore::fork_generation();
         let (result, conn) = py.detach(|| {
             let _inside = diskstore::enter_sqlite();
             WAIT_LIMIT.with(|w| w.set(self.timeout));
             let conn = match taken {
-                Some(c) if c.pid == pid => c,
+                Some(c) if c.generation == generation => c,
                 other => {
                     if let Some(stale) = other {
                         // A connection inherited over fork belongs to the parent: never

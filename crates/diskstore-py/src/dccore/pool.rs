@@ -28,7 +28,8 @@ pub(super) fn busy_wait(attempt: i32) -> bool {
 
 pub(super) struct Conn {
     pub(super) conn: Connection,
-    pub(super) pid: u32,
+    /// The fork generation it was opened in (`diskstore::fork_generation`).
+    pub(super) generation: u64,
     /// The WAL hook's context (declared after `conn`: dropped after it closes).
     #[allow(clippy::redundant_allocation)]
     pub(super) _hook: Box<Arc<Checkpointer>>,
@@ -39,7 +40,7 @@ pub(super) type ConnMap = Mutex<HashMap<ThreadId, Conn>>;
 
 /// Closes (or, inherited over fork, forgets) a connection.
 pub(super) fn release(c: Conn) {
-    if c.pid == std::process::id() {
+    if c.generation == diskstore::fork_generation() {
         drop(c);
     } else {
         std::mem::forget(c);
