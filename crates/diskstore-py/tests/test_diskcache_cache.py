@@ -539,3 +539,27 @@ def test_a_forked_child_uses_its_own_connection(tmp_path: Path) -> None:
     assert c.get("child") == p.pid
     assert c.incr("n") == 3
     assert c.check() == []
+
+
+def test_a_plain_set_over_a_file_value_removes_the_file(tmp_path: Path) -> None:
+    """The one-call `set` for the plain `Disk` returns the files it replaced or culled (an
+    empty tuple when none): a value file replaced by an inline value is deleted, as in
+    diskcache, whether the replacement is `set`, `[]=` or a culling write."""
+    ours = dc.Cache(str(tmp_path / "o"))
+    theirs = theirs_mod.Cache(str(tmp_path / "t"))
+
+    def files(root: Path) -> int:
+        return sum(name.endswith(".val") for _, _, names in os.walk(root) for name in names)
+
+    for c in (ours, theirs):
+        c.set("a", b"x" * 70000)
+        c["b"] = b"y" * 70000
+        c.set("c", b"z" * 70000, expire=0.2)
+    assert files(tmp_path / "o") == files(tmp_path / "t") == 3
+    time.sleep(0.3)
+    for c in (ours, theirs):
+        assert c.set("a", b"small") is True
+        c["b"] = "small"
+        c.set("d", 1)  # culls the expired "c" and its file
+    assert files(tmp_path / "o") == files(tmp_path / "t") == 0
+    assert ours.get("a") == b"small" and ours["b"] == "small"

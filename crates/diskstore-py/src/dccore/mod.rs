@@ -443,7 +443,8 @@ impl DcCore {
 
     /// `set` for the plain `Disk` in one call: `None` when the key or the value is not one
     /// the plain `Disk` stores as it is (the caller then goes through `Disk.put` and
-    /// `Disk.store`), else the files to remove (a replaced value's file, culled rows').
+    /// `Disk.store`), else the files to remove (a replaced value's file, culled rows'; an
+    /// empty tuple when there are none).
     #[pyo3(signature = (key, value, expire, tag, min_file_size))]
     fn set_plain<'py>(
         &self,
@@ -453,7 +454,7 @@ impl DcCore {
         expire: Option<f64>,
         tag: Bound<'py, PyAny>,
         min_file_size: i64,
-    ) -> PyResult<Option<Vec<String>>> {
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let Some(key) = plain_key(&key)? else {
             return Ok(None);
         };
@@ -491,7 +492,12 @@ impl DcCore {
             filename: None,
             value,
         };
-        Ok(Some(self.store_row(py, &row, false)?.1))
+        let files = self.store_row(py, &row, false)?.1;
+        // Nearly always nothing to remove: the empty tuple is shared, a list is not.
+        if files.is_empty() {
+            return Ok(Some(PyTuple::empty(py).into_any()));
+        }
+        Ok(Some(files.into_pyobject(py)?.into_any()))
     }
 
     /// Appends a value to a queue (`Cache.push`): the next key after the last (`back`) or

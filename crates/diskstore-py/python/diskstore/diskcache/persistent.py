@@ -312,7 +312,7 @@ class Index(MutableMapping):
         return self._cache[key]
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._cache[key] = value
+        self._cache.set(key, value, retry=True)
 
     def __delitem__(self, key: Any) -> None:
         del self._cache[key]
