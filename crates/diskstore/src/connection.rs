@@ -166,6 +166,9 @@ struct Slot {
     /// of them exists here (the child is outside any transaction), but their blocks may
     /// still end, each ending one of these.
     inherited: Cell<u32>,
+    /// Moves (to a process-wide unique value) whenever the connection's view may have
+    /// changed in a way SQLite's counters do not show: see [`Connections::mark`].
+    mark: Cell<u64>,
 }
 
 // SAFETY: a slot is used only by the thread it belongs to (ThreadLocal hands each thread
@@ -185,7 +188,13 @@ impl Slot {
             in_use: Cell::new(0),
             writer: RefCell::new(None),
             inherited: Cell::new(0),
+            mark: Cell::new(next_mark()),
         }
+    }
+
+    /// Moves the mark (see [`Connections::mark`]).
+    fn bump(&self) {
+        self.mark.set(next_mark());
     }
 
     /// True when nothing runs on the connection and no transaction is open on it.
@@ -219,6 +228,12 @@ impl Drop for Slot {
         let inherited = self.generation.get() != fork::current();
         self.release(inherited);
     }
+}
+
+/// A process-wide unique value for [`Slot::mark`].
+fn next_mark() -> u64 {
+    static MARKS: AtomicU64 = AtomicU64::new(1);
+    MARKS.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Decrements a counter when dropped (on unwind too).
@@ -387,6 +402,7 @@ impl FileConnections {
         }
         let conn = self.open()?;
         let ptr = NonNull::from(Box::leak(Box::new(conn)));
+        slot.bump();
         slot.conn.set(Some(ptr));
         slot.epoch.set(epoch);
         self.current.fetch_add(1, Ordering::Relaxed);
@@ -401,7 +417,12 @@ impl FileConnections {
         slot.in_use.set(slot.in_use.get() + 1);
         let _done = CountDown(&slot.in_use);
         // SAFETY: the connection stays open while `in_use > 0` (it is only released idle).
-        f(unsafe { conn.as_ref() })
+        let result = f(unsafe { conn.as_ref() });
+        if result.is_err() {
+            // A failed statement may have been rolled back, or its transaction with it.
+            slot.bump();
+        }
+        result
     }
 
     /// Closes this thread's connection (it reopens on next use).
@@ -580,6 +601,9 @@ impl FileConnections {
                 self.run(conn, held::ROLLBACK, "ROLLBACK")
             }
         });
+        if !commit || result.is_err() {
+            slot.bump();
+        }
         self.discard_if_still_open(slot);
         result
     }
@@ -699,6 +723,20 @@ impl Connections {
     /// Closes this thread's connection (it reopens on next use).
     pub fn close(&self) -> Result<()> {
         self.file.close()
+    }
+
+    /// This thread's connection mark: a process-wide unique value that moves when the
+    /// connection is replaced, a transaction or savepoint rolls back, a call fails, or
+    /// [`Connections::touch`] is called. Caches of what the connection sees (`count.rs`)
+    /// hold only while it is unchanged.
+    pub(crate) fn mark(&self) -> u64 {
+        self.file.slot().mark.get()
+    }
+
+    /// Moves this thread's mark: raw SQL ran on the connection, which may have undone
+    /// anything (a `ROLLBACK TO`, say).
+    pub(crate) fn touch(&self) {
+        self.file.slot().bump();
     }
 
     /// Pins this thread's connection until the pin drops (see [`Pin`]).
@@ -847,6 +885,9 @@ impl<'a> Level<'a> {
     fn finish(&self, commit: bool) -> Result<()> {
         let undone = if self.savepoint {
             let file = &self.conns.file;
+            if !commit {
+                file.slot().bump();
+            }
             self.conns.with(|c| {
                 if !commit {
                     file.run(c, held::ROLLBACK_TO, "ROLLBACK TO diskstore_level")?;

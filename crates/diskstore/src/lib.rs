@@ -50,6 +50,7 @@
 mod busy;
 mod cache;
 mod connection;
+mod count;
 mod error;
 mod fork;
 mod key;
