@@ -28,6 +28,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use thread_local::ThreadLocal;
 
+use crate::checkpoint::Checkpointer;
 use crate::error::{Error, Result, folder_of};
 use crate::fork;
 use crate::statement::{HeldStatements, Namespace, Prepared, held, with_fresh, with_held};
@@ -259,6 +260,19 @@ pub(crate) struct FileConnections {
     /// Statement namespaces of the open table handles: entry `i` is namespace `i + 1`,
     /// with its current generation and whether a handle holds it.
     namespaces: Mutex<Vec<(u64, bool)>>,
+    /// The background checkpointer of a read-write file (after `slots`: it outlives the
+    /// connections whose WAL hook points at it).
+    checkpointer: Option<Arc<Checkpointer>>,
+}
+
+impl Drop for FileConnections {
+    fn drop(&mut self) {
+        // The thread's connection closes first, so that the last of ours, closing next,
+        // checkpoints and removes the WAL as it always did.
+        if let Some(ck) = &self.checkpointer {
+            ck.stop();
+        }
+    }
 }
 
 type Registry = Mutex<Vec<((FileId, ConnectionConfig), Weak<FileConnections>)>>;
@@ -301,7 +315,10 @@ impl FileConnections {
     }
 
     fn new(config: ConnectionConfig, writer: Arc<WriterLock>) -> FileConnections {
+        let checkpointer = (!config.read_only && !is_private(&config.path))
+            .then(|| Checkpointer::new(config.path.clone()));
         FileConnections {
+            checkpointer,
             writer,
             config,
             slots: ThreadLocal::new(),
@@ -360,6 +377,9 @@ impl FileConnections {
         crate::busy::install(&conn, c.timeout)?;
         conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(&c.pragma_sql)?;
+        if let Some(ck) = &self.checkpointer {
+            ck.install(&conn)?;
+        }
         Ok(conn)
     }
 
@@ -452,6 +472,9 @@ impl FileConnections {
     /// made outside a transaction) and closes this thread's one now if it is idle.
     /// Returns how many connections were open in the epoch it ends.
     fn close_all(&self) -> u64 {
+        if let Some(ck) = &self.checkpointer {
+            ck.stop();
+        }
         self.epoch.fetch_add(1, Ordering::Relaxed);
         let n = self.current.swap(0, Ordering::Relaxed);
         if let Some(slot) = self.slots.get() {
@@ -769,6 +792,15 @@ impl Connections {
     /// connections, of all threads, it closed or marked.
     pub fn close_all(&self) -> u64 {
         self.file.close_all()
+    }
+
+    /// Checkpoints run so far by the file's background checkpointer (see
+    /// `checkpoint.rs`).
+    pub(crate) fn background_checkpoints(&self) -> u64 {
+        self.file
+            .checkpointer
+            .as_ref()
+            .map_or(0, |ck| ck.checkpoints())
     }
 
     /// The depth of write transactions open on this thread.

@@ -49,6 +49,7 @@
 
 mod busy;
 mod cache;
+mod checkpoint;
 mod connection;
 mod count;
 mod error;

@@ -1001,6 +1001,12 @@ impl Table {
         self.ctx(r)
     }
 
+    /// How many checkpoints the file's background checkpointer has run in this process
+    /// (checkpoints moved off the write path; for diagnostics and benchmarks).
+    pub fn background_checkpoints(&self) -> u64 {
+        self.inner.conns.background_checkpoints()
+    }
+
     /// Closes this thread's connection; the next call reopens it.
     ///
     /// # Errors

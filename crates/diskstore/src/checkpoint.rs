@@ -1,0 +1,242 @@
+//! Checkpoints off the write path: a background thread per file copies the WAL back into
+//! the database while writers go on.
+//!
+//! SQLite's own policy (`wal_autocheckpoint`) makes the writer whose commit takes the WAL
+//! past the limit copy the whole WAL itself, with an fsync of each file: at 10⁷ keys that
+//! one `set` took a quarter of a second. Here every read-write connection gets a WAL hook
+//! instead (which replaces the automatic checkpoint) that, after each commit:
+//! - at [`soft`](Checkpointer::soft) frames (a fifth of the limit), wakes the file's
+//!   checkpointer thread, which runs `PASSIVE` checkpoints (they never wait for, nor
+//!   block, readers and writers) on its own connection;
+//! - at the limit itself (`wal_autocheckpoint`, default 5000 pages, the original's), which
+//!   the WAL reaches only when the thread cannot keep up, checkpoints in the writer as
+//!   SQLite would have: the bound of the `-wal` file stays what it was.
+//!
+//! The thread is started when first needed and ends after a quiet spell, when the last
+//! handle of the file closes or on `close_all()` (which wait for it, so that the last
+//! connection's close still checkpoints and removes the WAL as before). It holds no lock
+//! a fork could catch (its state is atomics), its SQLite calls go through the fork gate,
+//! and a child of `fork()` starts its own when it needs one. It never keeps the process
+//! alive: it is not joined at exit, and a checkpoint cut short there is one SQLite
+//! recovers from (checkpoints never lose a committed transaction).
+
+use std::ffi::{c_char, c_int, c_void};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags, ffi};
+
+use crate::error::Result;
+use crate::fork;
+
+/// How often a running checkpointer looks at the WAL size.
+const POLL: Duration = Duration::from_millis(2);
+/// How long a checkpointer with nothing to do stays before it ends.
+const QUIET: Duration = Duration::from_millis(500);
+
+/// The checkpointer of one file: its thresholds and the state its thread and the WAL hooks
+/// share (atomics only, so that a fork never inherits a held lock).
+pub(crate) struct Checkpointer {
+    path: PathBuf,
+    /// WAL frames at which the thread checkpoints.
+    soft: AtomicI64,
+    /// WAL frames at which a writer checkpoints itself.
+    hard: AtomicI64,
+    /// The WAL size the latest commit reported (0 after a checkpoint).
+    frames: AtomicI64,
+    /// 0, or 1 + the fork generation whose thread is running.
+    running: AtomicU64,
+    /// 0, or 1 + the fork generation whose thread must end now.
+    stop: AtomicU64,
+    /// Checkpoints run by the thread (for tests and benchmarks).
+    done: AtomicU64,
+}
+
+fn me() -> u64 {
+    fork::generation() + 1
+}
+
+impl Checkpointer {
+    pub(crate) fn new(path: PathBuf) -> Arc<Checkpointer> {
+        Arc::new(Checkpointer {
+            path,
+            soft: AtomicI64::new(i64::MAX),
+            hard: AtomicI64::new(i64::MAX),
+            frames: AtomicI64::new(0),
+            running: AtomicU64::new(0),
+            stop: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+        })
+    }
+
+    /// Checkpoints the background thread has run so far.
+    pub(crate) fn checkpoints(&self) -> u64 {
+        self.done.load(SeqCst)
+    }
+
+    /// Puts the hook on a new read-write connection whose settings are applied: the
+    /// connection's `wal_autocheckpoint` becomes the writer's limit (0 leaves checkpoints
+    /// off, as asked). `self` must outlive the connection.
+    pub(crate) fn install(self: &Arc<Self>, conn: &Connection) -> Result<()> {
+        let limit: i64 = conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?;
+        if limit <= 0 {
+            return Ok(());
+        }
+        self.hard.store(limit, SeqCst);
+        self.soft.store((limit / 5).max(1), SeqCst);
+        // SAFETY: a live connection; the context is this checkpointer, which the file's
+        // connections keep alive longer than any of their connections (see `install`).
+        unsafe {
+            ffi::sqlite3_wal_hook(
+                conn.handle(),
+                Some(on_commit),
+                Arc::as_ptr(self).cast_mut().cast(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Starts the thread unless one of this process runs.
+    fn wake(self: &Arc<Self>) {
+        let mine = me();
+        let seen = self.running.load(SeqCst);
+        if seen == mine
+            || self
+                .running
+                .compare_exchange(seen, mine, SeqCst, SeqCst)
+                .is_err()
+        {
+            return;
+        }
+        let this = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("diskstore-checkpoint".into())
+            .spawn(move || this.run(mine));
+        if spawned.is_err() {
+            // No thread: the writers' own limit still bounds the WAL.
+            self.running.store(0, SeqCst);
+        }
+    }
+
+    /// The thread: checkpoints while the WAL is past the soft limit, ends when told to or
+    /// after a quiet spell.
+    fn run(&self, mine: u64) {
+        let mut conn = None;
+        let mut quiet_since = Instant::now();
+        loop {
+            if self.stop.load(SeqCst) == mine {
+                break;
+            }
+            let frames = self.frames.load(SeqCst);
+            if frames >= self.soft.load(SeqCst) {
+                if !self.checkpoint(&mut conn) {
+                    break;
+                }
+                let _ = self.frames.compare_exchange(frames, 0, SeqCst, SeqCst);
+                quiet_since = Instant::now();
+            } else if quiet_since.elapsed() >= QUIET {
+                // Leave, unless a commit asked for work meanwhile (it saw us running).
+                self.running.store(0, SeqCst);
+                if self.frames.load(SeqCst) < self.soft.load(SeqCst)
+                    || self
+                        .running
+                        .compare_exchange(0, mine, SeqCst, SeqCst)
+                        .is_err()
+                {
+                    let _inside = fork::enter();
+                    drop(conn.take());
+                    return;
+                }
+                quiet_since = Instant::now();
+            }
+            std::thread::sleep(POLL);
+        }
+        {
+            let _inside = fork::enter();
+            drop(conn.take());
+        }
+        let _ = self.running.compare_exchange(mine, 0, SeqCst, SeqCst);
+    }
+
+    /// One `PASSIVE` checkpoint on the thread's connection (opened on first use); false
+    /// when the file cannot be opened (the thread then ends).
+    fn checkpoint(&self, conn: &mut Option<Connection>) -> bool {
+        let _inside = fork::enter();
+        if conn.is_none() {
+            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            match Connection::open_with_flags(&self.path, flags) {
+                Ok(c) => *conn = Some(c),
+                Err(_) => return false,
+            }
+        }
+        let Some(c) = conn.as_ref() else {
+            return false;
+        };
+        // SAFETY: a live connection of this thread; null outputs are allowed.
+        unsafe {
+            ffi::sqlite3_wal_checkpoint_v2(
+                c.handle(),
+                std::ptr::null(),
+                ffi::SQLITE_CHECKPOINT_PASSIVE,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+        }
+        self.done.fetch_add(1, SeqCst);
+        true
+    }
+
+    /// Ends this process's thread, if one runs, and waits until it has closed its
+    /// connection.
+    pub(crate) fn stop(&self) {
+        let mine = me();
+        if self.running.load(SeqCst) != mine {
+            return;
+        }
+        self.stop.store(mine, SeqCst);
+        let start = Instant::now();
+        while self.running.load(SeqCst) == mine && start.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let _ = self.stop.compare_exchange(mine, 0, SeqCst, SeqCst);
+    }
+}
+
+/// The WAL hook (see the module doc); runs on the committing thread after each commit.
+extern "C" fn on_commit(
+    ctx: *mut c_void,
+    db: *mut ffi::sqlite3,
+    name: *const c_char,
+    frames: c_int,
+) -> c_int {
+    let ptr: *const Checkpointer = ctx.cast_const().cast();
+    // SAFETY: `ctx` is a live checkpointer (see `Checkpointer::install`); taking a new
+    // strong count for the thread `wake` may start.
+    let this = unsafe {
+        Arc::increment_strong_count(ptr);
+        Arc::from_raw(ptr)
+    };
+    let frames = i64::from(frames);
+    if frames >= this.hard.load(SeqCst) {
+        // The thread did not keep up: bound the WAL here, as SQLite's own policy would.
+        // SAFETY: the committing connection and its schema name, as SQLite passed them.
+        unsafe {
+            ffi::sqlite3_wal_checkpoint_v2(
+                db,
+                name,
+                ffi::SQLITE_CHECKPOINT_PASSIVE,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+        }
+        this.frames.store(0, SeqCst);
+        return ffi::SQLITE_OK;
+    }
+    this.frames.store(frames, SeqCst);
+    if frames >= this.soft.load(SeqCst) {
+        this.wake();
+    }
+    ffi::SQLITE_OK
+}
