@@ -166,7 +166,13 @@ impl Checkpointer {
         let _inside = fork::enter();
         if conn.is_none() {
             let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            match Connection::open_with_flags(&self.path, flags) {
+            // A first read puts a new connection's pager into WAL mode; until then a
+            // checkpoint finds no WAL and does nothing.
+            let opened = Connection::open_with_flags(&self.path, flags).and_then(|c| {
+                c.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+                Ok(c)
+            });
+            match opened {
                 Ok(c) => *conn = Some(c),
                 Err(_) => return false,
             }
@@ -174,7 +180,8 @@ impl Checkpointer {
         let Some(c) = conn.as_ref() else {
             return false;
         };
-        // SAFETY: a live connection of this thread; null outputs are allowed.
+        // SAFETY: a live connection of this thread; null outputs are allowed. A busy
+        // result (another checkpoint, a WAL restart) is retried at the next poll.
         unsafe {
             ffi::sqlite3_wal_checkpoint_v2(
                 c.handle(),
