@@ -15,12 +15,11 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from compat_support import orig_python
-
 from diskstore import DiskStore
 
 
 def listed(ds: DiskStore) -> int:
-    return sum(1 for _ in ds.keys())
+    return sum(1 for _ in ds)
 
 
 def exact(ds: DiskStore) -> int:
@@ -99,11 +98,10 @@ def test_len_follows_rollbacks_savepoints_clear_and_failures(tmp_path):
     ds.update({"a": 1, "b": 2})
     assert len(ds) == 2
 
-    with pytest.raises(ZeroDivisionError):
-        with ds.transact():
-            ds["c"] = 3
-            assert len(ds) == 3
-            1 / 0  # noqa: B018
+    with pytest.raises(ZeroDivisionError), ds.transact():
+        ds["c"] = 3
+        assert len(ds) == 3
+        1 / 0  # noqa: B018
     assert len(ds) == 2
 
     with ds.transact() as cur:
