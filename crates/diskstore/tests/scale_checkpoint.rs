@@ -54,7 +54,7 @@ fn the_thread_checkpoints_keeps_the_wal_bounded_and_loses_nothing() {
         .pragma("wal_autocheckpoint", 500)
         .open()
         .unwrap();
-    let page = 16384u64;
+    let page = 4096u64;
     let mut biggest = 0;
     for round in 0..20 {
         write_pages(&s, round * 200, 200);
