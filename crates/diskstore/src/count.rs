@@ -112,14 +112,23 @@ impl CountCache {
     }
 
     /// Carries the cached count over a write of this table that succeeded: `changes_before`
-    /// is the change counter read just before it, `mark` the connection's mark now.
-    /// A cache that was not current before the write is left to fail its next check.
-    pub(crate) fn wrote(&self, c: &Connection, mark: u64, changes_before: i64, delta: Delta) {
-        let slot = self.slot();
+    /// is the change counter read just before it, `mark` gives the connection's mark now
+    /// (asked only when a count is cached). A cache that was not current before the write
+    /// is left to fail its next check.
+    pub(crate) fn wrote(
+        &self,
+        c: &Connection,
+        mark: impl FnOnce() -> u64,
+        changes_before: i64,
+        delta: Delta,
+    ) {
+        let Some(slot) = self.entries.get() else {
+            return;
+        };
         let Some(mut e) = slot.get() else {
             return;
         };
-        if e.stamp.mark != mark || e.stamp.changes != changes_before {
+        if e.stamp.changes != changes_before || e.stamp.mark != mark() {
             return;
         }
         e.count = match delta {

@@ -443,8 +443,10 @@ impl Table {
 
     /// Carries `len()`'s cached count over a write of this table that succeeded.
     fn wrote(&self, c: &Connection, changes_before: i64, delta: Delta) {
-        let mark = self.inner.conns.mark();
-        self.inner.counts.wrote(c, mark, changes_before, delta);
+        let conns = &self.inner.conns;
+        self.inner
+            .counts
+            .wrote(c, || conns.mark(), changes_before, delta);
     }
 
     /// Upserts one row on `c` (see [`Table::set`]), carrying the cached count along.
