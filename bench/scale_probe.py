@@ -57,15 +57,18 @@ def main() -> None:
         path = os.path.join(d, "scale.db")
         ds = DiskStore(path, value_class=Value, **pragmas)
         if args.count_trigger:
+            ds["k0000000000"] = Value(VALUE)  # creates the table (the load rewrites it)
             with ds.transact() as cur:
+                cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                (table,) = cur.fetchone()
                 cur.execute("CREATE TABLE cnt (n INTEGER NOT NULL)")
-                cur.execute("INSERT INTO cnt VALUES (0)")
+                cur.execute(f'INSERT INTO cnt SELECT count(*) FROM "{table}"')
                 cur.execute(
-                    "CREATE TRIGGER cnt_i AFTER INSERT ON DiskStore "
+                    f'CREATE TRIGGER cnt_i AFTER INSERT ON "{table}" '
                     "BEGIN UPDATE cnt SET n = n + 1; END"
                 )
                 cur.execute(
-                    "CREATE TRIGGER cnt_d AFTER DELETE ON DiskStore "
+                    f'CREATE TRIGGER cnt_d AFTER DELETE ON "{table}" '
                     "BEGIN UPDATE cnt SET n = n - 1; END"
                 )
 

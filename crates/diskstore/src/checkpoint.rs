@@ -5,12 +5,16 @@
 //! past the limit copy the whole WAL itself, with an fsync of each file: at 10⁷ keys that
 //! one `set` took a quarter of a second. Here every read-write connection gets a WAL hook
 //! instead (which replaces the automatic checkpoint) that, after each commit:
-//! - at [`soft`](Checkpointer::soft) frames (a fifth of the limit), wakes the file's
-//!   checkpointer thread, which runs `PASSIVE` checkpoints (they never wait for, nor
-//!   block, readers and writers) on its own connection;
+//! - when a fifth of the limit has been committed since the thread last copied the WAL
+//!   back, wakes the file's checkpointer thread, which runs a `PASSIVE` checkpoint (it
+//!   never waits for, nor blocks, readers and writers) on its own connection — once per
+//!   such fifth, not continuously: each checkpoint fsyncs both files, and a writer's
+//!   `write()` to the WAL can wait behind an fsync of it;
 //! - at the limit itself (`wal_autocheckpoint`, default 5000 pages, the original's), which
 //!   the WAL reaches only when the thread cannot keep up, checkpoints in the writer as
-//!   SQLite would have: the bound of the `-wal` file stays what it was.
+//!   SQLite would have (skipped, as there, while another checkpoint runs); at twice the
+//!   limit the writer first waits for the thread's checkpoint to end, so that the `-wal`
+//!   file stays bounded (by about twice the limit) even when the thread falls behind.
 //!
 //! The thread is started when first needed and ends after a quiet spell, when the last
 //! handle of the file closes or on `close_all()` (which wait for it, so that the last
@@ -44,12 +48,17 @@ pub(crate) struct Checkpointer {
     soft: AtomicI64,
     /// WAL frames at which a writer checkpoints itself.
     hard: AtomicI64,
-    /// The WAL size the latest commit reported (0 after a checkpoint).
+    /// The WAL size (frames) the latest commit reported.
     frames: AtomicI64,
+    /// Frames of the WAL already copied back by the thread's last checkpoint (0 once the
+    /// WAL restarts): the thread works again only when `soft` more have come.
+    backfilled: AtomicI64,
     /// 0, or 1 + the fork generation whose thread is running.
     running: AtomicU64,
     /// 0, or 1 + the fork generation whose thread must end now.
     stop: AtomicU64,
+    /// 1 + the fork generation whose thread is inside a checkpoint now, else 0.
+    busy: AtomicU64,
     /// Checkpoints run by the thread (for tests and benchmarks).
     done: AtomicU64,
 }
@@ -65,8 +74,10 @@ impl Checkpointer {
             soft: AtomicI64::new(i64::MAX),
             hard: AtomicI64::new(i64::MAX),
             frames: AtomicI64::new(0),
+            backfilled: AtomicI64::new(0),
             running: AtomicU64::new(0),
             stop: AtomicU64::new(0),
+            busy: AtomicU64::new(0),
             done: AtomicU64::new(0),
         })
     }
@@ -96,6 +107,18 @@ impl Checkpointer {
             );
         }
         Ok(())
+    }
+
+    /// True when `soft` frames or more have been committed since the thread's last
+    /// checkpoint copied the WAL back.
+    fn behind(&self, frames: i64) -> bool {
+        let mut done = self.backfilled.load(SeqCst);
+        if frames < done {
+            // The WAL restarted: nothing of it has been copied yet.
+            self.backfilled.store(0, SeqCst);
+            done = 0;
+        }
+        frames - done >= self.soft.load(SeqCst)
     }
 
     /// Starts the thread unless one of this process runs.
@@ -129,17 +152,15 @@ impl Checkpointer {
             if self.stop.load(SeqCst) == mine {
                 break;
             }
-            let frames = self.frames.load(SeqCst);
-            if frames >= self.soft.load(SeqCst) {
+            if self.behind(self.frames.load(SeqCst)) {
                 if !self.checkpoint(&mut conn) {
                     break;
                 }
-                let _ = self.frames.compare_exchange(frames, 0, SeqCst, SeqCst);
                 quiet_since = Instant::now();
             } else if quiet_since.elapsed() >= QUIET {
                 // Leave, unless a commit asked for work meanwhile (it saw us running).
                 self.running.store(0, SeqCst);
-                if self.frames.load(SeqCst) < self.soft.load(SeqCst)
+                if !self.behind(self.frames.load(SeqCst))
                     || self
                         .running
                         .compare_exchange(0, mine, SeqCst, SeqCst)
@@ -180,19 +201,35 @@ impl Checkpointer {
         let Some(c) = conn.as_ref() else {
             return false;
         };
-        // SAFETY: a live connection of this thread; null outputs are allowed. A busy
-        // result (another checkpoint, a WAL restart) is retried at the next poll.
-        unsafe {
+        let (mut log, mut copied) = (0, 0);
+        let mine = me();
+        self.busy.store(mine, SeqCst);
+        // SAFETY: a live connection of this thread and two outputs of ours. A busy result
+        // (another checkpoint, a WAL restart) is retried at the next poll.
+        let rc = unsafe {
             ffi::sqlite3_wal_checkpoint_v2(
                 c.handle(),
                 std::ptr::null(),
                 ffi::SQLITE_CHECKPOINT_PASSIVE,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            );
+                &mut log,
+                &mut copied,
+            )
+        };
+        self.busy.store(0, SeqCst);
+        if rc == ffi::SQLITE_OK && copied >= 0 {
+            self.backfilled.store(i64::from(copied), SeqCst);
         }
         self.done.fetch_add(1, SeqCst);
         true
+    }
+
+    /// Waits (up to 10 s) while this process's thread is inside a checkpoint.
+    fn wait_for_thread(&self) {
+        let mine = me();
+        let start = Instant::now();
+        while self.busy.load(SeqCst) == mine && start.elapsed() < Duration::from_secs(10) {
+            fork::step_out(|| std::thread::sleep(Duration::from_micros(100)));
+        }
     }
 
     /// Ends this process's thread, if one runs, and waits until it has closed its
@@ -228,6 +265,11 @@ extern "C" fn on_commit(
     let frames = i64::from(frames);
     if frames >= this.hard.load(SeqCst) {
         // The thread did not keep up: bound the WAL here, as SQLite's own policy would.
+        if frames >= 2 * this.hard.load(SeqCst) {
+            // Far beyond: the thread's checkpoint (which holds SQLite's checkpoint lock,
+            // so that ours would find it busy) is waited for, to keep the bound.
+            this.wait_for_thread();
+        }
         // SAFETY: the committing connection and its schema name, as SQLite passed them.
         unsafe {
             ffi::sqlite3_wal_checkpoint_v2(
@@ -238,11 +280,11 @@ extern "C" fn on_commit(
                 std::ptr::null_mut(),
             );
         }
-        this.frames.store(0, SeqCst);
+        this.frames.store(frames, SeqCst);
         return ffi::SQLITE_OK;
     }
     this.frames.store(frames, SeqCst);
-    if frames >= this.soft.load(SeqCst) {
+    if this.behind(frames) {
         this.wake();
     }
     ffi::SQLITE_OK

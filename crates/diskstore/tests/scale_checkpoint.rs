@@ -70,9 +70,9 @@ fn the_thread_checkpoints_keeps_the_wal_bounded_and_loses_nothing() {
         main > 300 * page,
         "the main file has {main} bytes: nothing was checkpointed"
     );
-    // Bounded: the writer's own limit plus what commits add while the thread's checkpoint
-    // holds the checkpoint lock (unbounded, it would hold all ~4000 pages written).
-    assert!(biggest <= 2000 * page, "WAL grew to {biggest} bytes");
+    // Bounded by twice the writer's limit (unbounded, it would hold all ~4000 pages
+    // written): from there a writer waits for the thread's checkpoint and does its own.
+    assert!(biggest <= 1100 * page, "WAL grew to {biggest} bytes");
     assert_eq!(s.len().unwrap(), 4000);
     drop(s);
     assert!(
