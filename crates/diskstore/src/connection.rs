@@ -459,6 +459,11 @@ impl FileConnections {
                 "cannot close a connection that is in use".into(),
             ));
         }
+        // The checkpointer's connection goes first: if this one is the last of ours, its
+        // close then checkpoints and removes the WAL, as it did without the thread.
+        if let Some(ck) = &self.checkpointer {
+            ck.stop();
+        }
         if slot.conn.get().is_some() && slot.epoch.get() == self.epoch.load(Ordering::Relaxed) {
             let _ = self
                 .current

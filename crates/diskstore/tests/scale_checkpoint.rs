@@ -150,3 +150,18 @@ fn a_forked_child_runs_its_own_checkpointer() {
     write_pages(&s, 2000, 150);
     assert_eq!(s.len().unwrap(), 600);
 }
+
+#[test]
+fn closing_the_only_connection_still_removes_the_wal() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("c.db");
+    let s: Store = DiskStore::builder(&path)
+        .pragma("wal_autocheckpoint", 100)
+        .open()
+        .unwrap();
+    write_pages(&s, 0, 300); // the thread has a connection of its own now
+    assert!(s.table().background_checkpoints() > 0);
+    s.table().close().unwrap(); // the handle stays open; only this thread's connection closes
+    assert!(!wal(&path).exists(), "the WAL was left behind");
+    assert_eq!(s.len().unwrap(), 300);
+}
