@@ -17,8 +17,8 @@
 //!   file stays bounded (by about twice the limit) even when the thread falls behind.
 //!
 //! The thread is started when first needed and ends after a quiet spell, when the last
-//! handle of the file closes or on `close_all()` (which wait for it, so that the last
-//! connection's close still checkpoints and removes the WAL as before). It holds no lock
+//! handle of the file closes or on `close()`/`close_all()` (which wait for it, so that the
+//! last connection's close still checkpoints and removes the WAL as before). It holds no lock
 //! a fork could catch (its state is atomics), its SQLite calls go through the fork gate,
 //! and a child of `fork()` starts its own when it needs one. It never keeps the process
 //! alive: it is not joined at exit, and a checkpoint cut short there is one SQLite
@@ -38,7 +38,7 @@ use crate::fork;
 /// How often a running checkpointer looks at the WAL size.
 const POLL: Duration = Duration::from_millis(2);
 /// How long a checkpointer with nothing to do stays before it ends.
-const QUIET: Duration = Duration::from_millis(500);
+const QUIET: Duration = Duration::from_millis(250);
 
 /// The checkpointer of one file: its thresholds and the state its thread and the WAL hooks
 /// share (atomics only, so that a fork never inherits a held lock).
@@ -148,19 +148,28 @@ impl Checkpointer {
     fn run(&self, mine: u64) {
         let mut conn = None;
         let mut quiet_since = Instant::now();
+        // The WAL size at the last attempt: a checkpoint that could not copy everything (a
+        // reader on an old snapshot, another checkpoint) is tried again only after the next
+        // commit, never in a loop.
+        let mut tried = -1;
+        let due = |tried: i64| {
+            let frames = self.frames.load(SeqCst);
+            (frames != tried && self.behind(frames)).then_some(frames)
+        };
         loop {
             if self.stop.load(SeqCst) == mine {
                 break;
             }
-            if self.behind(self.frames.load(SeqCst)) {
+            if let Some(frames) = due(tried) {
                 if !self.checkpoint(&mut conn) {
                     break;
                 }
+                tried = frames;
                 quiet_since = Instant::now();
             } else if quiet_since.elapsed() >= QUIET {
                 // Leave, unless a commit asked for work meanwhile (it saw us running).
                 self.running.store(0, SeqCst);
-                if !self.behind(self.frames.load(SeqCst))
+                if due(tried).is_none()
                     || self
                         .running
                         .compare_exchange(0, mine, SeqCst, SeqCst)
