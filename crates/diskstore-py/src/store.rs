@@ -857,13 +857,11 @@ impl Writer {
                 rows.push((Some(k), d.cells()?));
             }
         }
+        // One level on one connection for the whole batch (no per-row lock or lookup).
         py.detach(|| {
-            o.table.atomic(|| {
-                rows.iter().try_for_each(|(k, cells)| match k {
-                    Some(k) => o.table.set(*k, cells),
-                    None => o.table.insert_auto(cells).map(|_| ()),
-                })
-            })
+            o.table
+                .set_many(rows.iter().map(|(k, cells)| (*k, cells.as_slice())))
+                .map(|_| ())
         })
         .py()
     }

@@ -30,10 +30,10 @@ def test_top_level_names() -> None:
 
 def test_const_values() -> None:
     assert const.DEFAULT_PRAGMAS["journal_mode"] == "wal"
-    assert const.DEFAULT_PRAGMAS["page_size"] == 16384
+    assert const.DEFAULT_PRAGMAS["page_size"] == 4096  # the original's is 16384
     assert const.DEFAULT_RO_PRAGMAS == {
         "cache_size": -32768,
-        "mmap_size": 2**28,
+        "mmap_size": 2**31 - 2**16,  # the original's is 2**28
         "temp_store": 2,
         "synchronous": 1,
     }

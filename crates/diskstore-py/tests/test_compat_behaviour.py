@@ -41,6 +41,12 @@ DOCUMENTED = {
         ["list", [["tuple", [["int", "0"]]]]], "compat.md: our own busy handler waits"),
     ("pragmas_v07", "pragma busy_timeout"): (
         ["list", [["tuple", [["int", "0"]]]]], "compat.md: our own busy handler waits"),
+    ("constants_v07", "DEFAULT_PRAGMAS"): (
+        ['dict', [[['str', 'auto_vacuum'], ['int', '0']], [['str', 'cache_size'], ['int', '-32768']], [['str', 'page_size'], ['int', '4096']], [['str', 'journal_mode'], ['str', 'wal']], [['str', 'mmap_size'], ['int', '2147418112']], [['str', 'synchronous'], ['int', '1']], [['str', 'temp_store'], ['int', '2']], [['str', 'wal_autocheckpoint'], ['int', '5000']]]],
+        "compat.md: 4 KiB pages for new files, a 2 GiB memory map"),
+    ("constants_v07", "DEFAULT_RO_PRAGMAS"): (
+        ['dict', [[['str', 'cache_size'], ['int', '-32768']], [['str', 'mmap_size'], ['int', '2147418112']], [['str', 'temp_store'], ['int', '2']], [['str', 'synchronous'], ['int', '1']]]],
+        "compat.md: a 2 GiB memory map"),
 }
 
 

@@ -28,6 +28,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use thread_local::ThreadLocal;
 
+use crate::checkpoint::Checkpointer;
 use crate::error::{Error, Result, folder_of};
 use crate::fork;
 use crate::statement::{HeldStatements, Namespace, Prepared, held, with_fresh, with_held};
@@ -166,6 +167,9 @@ struct Slot {
     /// of them exists here (the child is outside any transaction), but their blocks may
     /// still end, each ending one of these.
     inherited: Cell<u32>,
+    /// Moves (to a process-wide unique value) whenever the connection's view may have
+    /// changed in a way SQLite's counters do not show: see [`Connections::mark`].
+    mark: Cell<u64>,
 }
 
 // SAFETY: a slot is used only by the thread it belongs to (ThreadLocal hands each thread
@@ -185,7 +189,13 @@ impl Slot {
             in_use: Cell::new(0),
             writer: RefCell::new(None),
             inherited: Cell::new(0),
+            mark: Cell::new(next_mark()),
         }
+    }
+
+    /// Moves the mark (see [`Connections::mark`]).
+    fn bump(&self) {
+        self.mark.set(next_mark());
     }
 
     /// True when nothing runs on the connection and no transaction is open on it.
@@ -221,6 +231,12 @@ impl Drop for Slot {
     }
 }
 
+/// A process-wide unique value for [`Slot::mark`].
+fn next_mark() -> u64 {
+    static MARKS: AtomicU64 = AtomicU64::new(1);
+    MARKS.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Decrements a counter when dropped (on unwind too).
 struct CountDown<'a>(&'a Cell<u32>);
 
@@ -244,6 +260,19 @@ pub(crate) struct FileConnections {
     /// Statement namespaces of the open table handles: entry `i` is namespace `i + 1`,
     /// with its current generation and whether a handle holds it.
     namespaces: Mutex<Vec<(u64, bool)>>,
+    /// The background checkpointer of a read-write file (after `slots`: it outlives the
+    /// connections whose WAL hook points at it).
+    checkpointer: Option<Arc<Checkpointer>>,
+}
+
+impl Drop for FileConnections {
+    fn drop(&mut self) {
+        // The thread's connection closes first, so that the last of ours, closing next,
+        // checkpoints and removes the WAL as it always did.
+        if let Some(ck) = &self.checkpointer {
+            ck.stop();
+        }
+    }
 }
 
 type Registry = Mutex<Vec<((FileId, ConnectionConfig), Weak<FileConnections>)>>;
@@ -286,7 +315,10 @@ impl FileConnections {
     }
 
     fn new(config: ConnectionConfig, writer: Arc<WriterLock>) -> FileConnections {
+        let checkpointer = (!config.read_only && !is_private(&config.path))
+            .then(|| Checkpointer::new(config.path.clone()));
         FileConnections {
+            checkpointer,
             writer,
             config,
             slots: ThreadLocal::new(),
@@ -345,6 +377,9 @@ impl FileConnections {
         crate::busy::install(&conn, c.timeout)?;
         conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(&c.pragma_sql)?;
+        if let Some(ck) = &self.checkpointer {
+            ck.install(&conn)?;
+        }
         Ok(conn)
     }
 
@@ -387,6 +422,7 @@ impl FileConnections {
         }
         let conn = self.open()?;
         let ptr = NonNull::from(Box::leak(Box::new(conn)));
+        slot.bump();
         slot.conn.set(Some(ptr));
         slot.epoch.set(epoch);
         self.current.fetch_add(1, Ordering::Relaxed);
@@ -401,7 +437,12 @@ impl FileConnections {
         slot.in_use.set(slot.in_use.get() + 1);
         let _done = CountDown(&slot.in_use);
         // SAFETY: the connection stays open while `in_use > 0` (it is only released idle).
-        f(unsafe { conn.as_ref() })
+        let result = f(unsafe { conn.as_ref() });
+        if result.is_err() {
+            // A failed statement may have been rolled back, or its transaction with it.
+            slot.bump();
+        }
+        result
     }
 
     /// Closes this thread's connection (it reopens on next use).
@@ -418,6 +459,11 @@ impl FileConnections {
                 "cannot close a connection that is in use".into(),
             ));
         }
+        // The checkpointer's connection goes first: if this one is the last of ours, its
+        // close then checkpoints and removes the WAL, as it did without the thread.
+        if let Some(ck) = &self.checkpointer {
+            ck.stop();
+        }
         if slot.conn.get().is_some() && slot.epoch.get() == self.epoch.load(Ordering::Relaxed) {
             let _ = self
                 .current
@@ -431,6 +477,9 @@ impl FileConnections {
     /// made outside a transaction) and closes this thread's one now if it is idle.
     /// Returns how many connections were open in the epoch it ends.
     fn close_all(&self) -> u64 {
+        if let Some(ck) = &self.checkpointer {
+            ck.stop();
+        }
         self.epoch.fetch_add(1, Ordering::Relaxed);
         let n = self.current.swap(0, Ordering::Relaxed);
         if let Some(slot) = self.slots.get() {
@@ -580,6 +629,9 @@ impl FileConnections {
                 self.run(conn, held::ROLLBACK, "ROLLBACK")
             }
         });
+        if !commit || result.is_err() {
+            slot.bump();
+        }
         self.discard_if_still_open(slot);
         result
     }
@@ -701,6 +753,20 @@ impl Connections {
         self.file.close()
     }
 
+    /// This thread's connection mark: a process-wide unique value that moves when the
+    /// connection is replaced, a transaction or savepoint rolls back, a call fails, or
+    /// [`Connections::touch`] is called. Caches of what the connection sees (`count.rs`)
+    /// hold only while it is unchanged.
+    pub(crate) fn mark(&self) -> u64 {
+        self.file.slot().mark.get()
+    }
+
+    /// Moves this thread's mark: raw SQL ran on the connection, which may have undone
+    /// anything (a `ROLLBACK TO`, say).
+    pub(crate) fn touch(&self) {
+        self.file.slot().bump();
+    }
+
     /// Pins this thread's connection until the pin drops (see [`Pin`]).
     pub(crate) fn pin(&self) -> Pin<'_> {
         let slot = self.file.slot();
@@ -731,6 +797,15 @@ impl Connections {
     /// connections, of all threads, it closed or marked.
     pub fn close_all(&self) -> u64 {
         self.file.close_all()
+    }
+
+    /// Checkpoints run so far by the file's background checkpointer (see
+    /// `checkpoint.rs`).
+    pub(crate) fn background_checkpoints(&self) -> u64 {
+        self.file
+            .checkpointer
+            .as_ref()
+            .map_or(0, |ck| ck.checkpoints())
     }
 
     /// The depth of write transactions open on this thread.
@@ -847,6 +922,9 @@ impl<'a> Level<'a> {
     fn finish(&self, commit: bool) -> Result<()> {
         let undone = if self.savepoint {
             let file = &self.conns.file;
+            if !commit {
+                file.slot().bump();
+            }
             self.conns.with(|c| {
                 if !commit {
                     file.run(c, held::ROLLBACK_TO, "ROLLBACK TO diskstore_level")?;

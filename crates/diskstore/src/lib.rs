@@ -49,7 +49,9 @@
 
 mod busy;
 mod cache;
+mod checkpoint;
 mod connection;
+mod count;
 mod error;
 mod fork;
 mod key;
@@ -73,7 +75,7 @@ pub use cache::{
 pub use error::{Error, Result};
 pub use key::{AsKey, Key, KeyRef};
 pub use pager::RowidPager;
-pub use pragma::{DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS, DEFAULT_TIMEOUT};
+pub use pragma::{DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS, DEFAULT_TIMEOUT, MMAP_SIZE};
 pub use record::{Column, Field, Json, Record, Row};
 pub use schema::{TableSpec, quote_ident};
 pub use store::{Builder, DEFAULT_TABLE, DiskRead, DiskStore, Iter, QueryIter, RangeIter};

@@ -5,26 +5,36 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// The default pragmas of a read-write store: the original Python library's
-/// `DEFAULT_PRAGMAS` (diskstore 0.7.0), applied in this order on every new connection.
+/// The default pragmas of a read-write store, applied in this order on every new
+/// connection: the original Python library's `DEFAULT_PRAGMAS` (diskstore 0.7.0) except
+/// the page size of new files, 4 KiB instead of 16 KiB (a small write commits a quarter
+/// of the bytes), and a memory map that covers files up to [`MMAP_SIZE`] instead of 256
+/// MiB (see docs/design.md, "Scale"). Existing files keep their page size.
 pub const DEFAULT_PRAGMAS: &[(&str, &str)] = &[
     ("auto_vacuum", "0"),
     ("cache_size", "-32768"),
-    ("page_size", "16384"),
+    ("page_size", "4096"),
     ("journal_mode", "wal"),
-    ("mmap_size", "268435456"),
+    ("mmap_size", "2147418112"),
     ("synchronous", "1"),
     ("temp_store", "2"),
     ("wal_autocheckpoint", "5000"),
 ];
 
-/// The default pragmas of a read-only store (the original's `DEFAULT_RO_PRAGMAS`).
+/// The default pragmas of a read-only store (the original's `DEFAULT_RO_PRAGMAS`, with the
+/// larger memory map of [`DEFAULT_PRAGMAS`]).
 pub const DEFAULT_RO_PRAGMAS: &[(&str, &str)] = &[
     ("cache_size", "-32768"),
-    ("mmap_size", "268435456"),
+    ("mmap_size", "2147418112"),
     ("temp_store", "2"),
     ("synchronous", "1"),
 ];
+
+/// The default `mmap_size`: SQLite's compile-time ceiling (`SQLITE_MAX_MMAP_SIZE`, 2 GiB −
+/// 64 KiB). SQLite maps no more than the file's size, so a small file costs no more than
+/// before; a file of 10⁷ keys (1.4 GB) is read through the map instead of `read()` calls
+/// and the page cache (get p50 13 → 6 µs there).
+pub const MMAP_SIZE: u64 = 2_147_418_112;
 
 /// The busy timeout unless one is set: the original's `TIMEOUT` (10 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -92,6 +102,14 @@ mod tests {
         assert!(pragma_sql(&[("x; DROP TABLE t".into(), "1".into())]).is_err());
         assert!(pragma_sql(&[("cache_size".into(), "1; DROP TABLE t".into())]).is_err());
         assert!(pragma_sql(&[("journal_mode".into(), "'wal''".into())]).is_err());
+    }
+
+    #[test]
+    fn the_mmap_default_is_mmap_size() {
+        for table in [DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS] {
+            let (_, v) = table.iter().find(|(k, _)| *k == "mmap_size").unwrap();
+            assert_eq!(v.parse::<u64>().unwrap(), MMAP_SIZE);
+        }
     }
 
     #[test]

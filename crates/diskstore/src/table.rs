@@ -13,6 +13,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use crate::connection::{ConnectionConfig, Connections, Level, Pin, ReadLevel};
+use crate::count::{self, CountCache, Delta};
 use crate::error::{Error, Result};
 use crate::key::KeyRef;
 use crate::pragma::{DEFAULT_TIMEOUT, connection_sql};
@@ -58,6 +59,8 @@ struct Inner {
     sql: Statements,
     /// The pragmas it was opened with beyond the defaults (for sibling tables).
     pragmas: Vec<(String, String)>,
+    /// `len()`'s cached counts (see `count.rs`).
+    counts: CountCache,
 }
 
 /// One store table in one file, shared by all threads (a cheap, cloneable handle).
@@ -170,7 +173,8 @@ mod stmt {
     pub const REMOVE: usize = TABLE + 7;
     pub const POP_LAST: usize = TABLE + 8;
     pub const POP_FIRST: usize = TABLE + 9;
-    const _: () = assert!(POP_FIRST < TABLE + crate::statement::held::TABLE_COUNT);
+    pub const DATA_VERSION: usize = TABLE + 10;
+    const _: () = assert!(DATA_VERSION < TABLE + crate::statement::held::TABLE_COUNT);
 }
 
 fn bind_key<'k>(st: &mut Prepared<'_, 'k>, idx: usize, key: KeyRef<'k>) -> Result<()> {
@@ -340,6 +344,7 @@ impl Table {
                 spec: options.spec,
                 sql,
                 pragmas: options.pragmas,
+                counts: CountCache::default(),
             }),
         };
         let result = table.prepare_schema(options.read_only, options.auto_migrate);
@@ -426,11 +431,42 @@ impl Table {
         key: KeyRef<'_>,
         values: &[Cell<'_>],
     ) -> Result<bool> {
-        self.held(c, stmt::INSERT_NEW, &self.inner.sql.insert_new, |st| {
+        let before = count::total_changes(c);
+        let inserted = self.held(c, stmt::INSERT_NEW, &self.inner.sql.insert_new, |st| {
             bind_key(st, 1, key)?;
             bind_values(st, 2, values)?;
             Ok(st.raw_execute()? == 1)
-        })
+        })?;
+        self.wrote(c, before, Delta::By(i64::from(inserted)));
+        Ok(inserted)
+    }
+
+    /// Carries `len()`'s cached count over a write of this table that succeeded.
+    fn wrote(&self, c: &Connection, changes_before: i64, delta: Delta) {
+        let conns = &self.inner.conns;
+        self.inner
+            .counts
+            .wrote(c, || conns.mark(), changes_before, delta);
+    }
+
+    /// Upserts one row on `c` (see [`Table::set`]), carrying the cached count along.
+    fn set_with(&self, c: &Connection, key: KeyRef<'_>, values: &[Cell<'_>]) -> Result<()> {
+        let before = count::total_changes(c);
+        count::clear_last_insert(c);
+        let changed = self.held(c, stmt::UPSERT, &self.inner.sql.upsert, |st| {
+            bind_key(st, 1, key)?;
+            bind_values(st, 2, values)?;
+            Ok(st.raw_execute()?)
+        })?;
+        // With INTEGER keys the rowid is the key: only an integer key other than the
+        // sentinel tells a replacement from an insert under the sentinel's rowid.
+        let ambiguous = match (self.inner.spec.key_type, key) {
+            (crate::value::ColumnType::Integer, KeyRef::Int(k)) => k == count::NO_INSERT,
+            (crate::value::ColumnType::Integer, _) => true,
+            _ => false,
+        };
+        self.wrote(c, before, count::upsert_delta(c, changed, ambiguous));
+        Ok(())
     }
 
     /// Looks up `key` and hands its row to `f`.
@@ -500,9 +536,20 @@ impl Table {
     /// File and lock errors.
     pub fn len(&self) -> Result<u64> {
         let r = self.inner.conns.with(|c| {
-            self.held(c, stmt::COUNT, &self.inner.sql.count, |st| {
+            let mark = self.inner.conns.mark();
+            let version = self.held(c, stmt::DATA_VERSION, "PRAGMA data_version", |st| {
+                Ok(st.query_row([0i64; 0], |r| r.get::<_, i64>(0))?)
+            })?;
+            if let Some(n) = self.inner.counts.get(c, mark, version) {
+                return Ok(n);
+            }
+            let n = self.held(c, stmt::COUNT, &self.inner.sql.count, |st| {
                 Ok(st.query_row([0i64; 0], |r| r.get::<_, i64>(0))? as u64)
-            })
+            })?;
+            // Counted after the version was read: a commit in between leaves the version
+            // older than the count, which only makes the next call count again.
+            self.inner.counts.put(c, mark, version, n);
+            Ok(n)
         });
         self.ctx(r)
     }
@@ -521,13 +568,32 @@ impl Table {
     /// [`Error::InvalidKey`], [`Error::TooBig`], [`Error::ReadOnly`], [`Error::DiskFull`],
     /// [`Error::Busy`], constraint errors from SQLite.
     pub fn set(&self, key: KeyRef<'_>, values: &[Cell<'_>]) -> Result<()> {
-        let r = self.inner.conns.write(|c| {
-            self.held(c, stmt::UPSERT, &self.inner.sql.upsert, |st| {
-                bind_key(st, 1, key)?;
-                bind_values(st, 2, values)?;
-                st.raw_execute()?;
-                Ok(())
-            })
+        let r = self.inner.conns.write(|c| self.set_with(c, key, values));
+        self.ctx(r)
+    }
+
+    /// Stores every row of `rows` all-or-nothing (in one transaction, or a savepoint of
+    /// the one open on this thread), each as [`Table::set`] would; a `None` key takes the
+    /// next integer key as [`Table::insert_auto`]. Returns how many rows it stored.
+    ///
+    /// # Errors
+    /// As [`Table::set`]; on an error nothing of `rows` is kept.
+    pub fn set_many<'k, 'v: 'k>(
+        &self,
+        rows: impl IntoIterator<Item = (Option<KeyRef<'k>>, &'k [Cell<'v>])>,
+    ) -> Result<usize> {
+        let r = self.inner.conns.atomic(|c| {
+            let mut n = 0;
+            for (key, values) in rows {
+                match key {
+                    Some(k) => self.set_with(c, k, values)?,
+                    None => {
+                        self.insert_auto_with(c, values)?;
+                    }
+                }
+                n += 1;
+            }
+            Ok(n)
         });
         self.ctx(r)
     }
@@ -550,32 +616,37 @@ impl Table {
     /// # Errors
     /// [`Error::Usage`] for a table whose keys are not integers; as [`Table::set`].
     pub fn insert_auto(&self, values: &[Cell<'_>]) -> Result<i64> {
+        let r = self.inner.conns.write(|c| self.insert_auto_with(c, values));
+        self.ctx(r)
+    }
+
+    fn insert_auto_with(&self, c: &Connection, values: &[Cell<'_>]) -> Result<i64> {
         if self.inner.spec.key_type != crate::value::ColumnType::Integer {
             return Err(Error::Usage(format!(
                 "a key is needed: table {:?} has {} keys, and only INTEGER keys are assigned automatically",
                 self.inner.spec.name, self.inner.spec.key_type
             )));
         }
-        let r = self.inner.conns.write(|c| {
-            self.held(c, stmt::INSERT_AUTO, &self.inner.sql.insert_auto, |st| {
-                bind_values(st, 2, values)?;
-                let key = one_row(st, 0, |row| match row.key()? {
-                    ValueRef::Integer(i) => Ok(i),
-                    other => Err(Error::Decode {
-                        column: "_key".into(),
-                        message: format!("assigned key is {}", other.type_name()),
-                    }),
-                })?;
-                key.ok_or_else(|| {
-                    Error::Usage(
-                        "no key can be assigned: the largest integer key (2**63-1) is taken; \
-                         give the key explicitly"
-                            .into(),
-                    )
-                })
+        let before = count::total_changes(c);
+        let key = self.held(c, stmt::INSERT_AUTO, &self.inner.sql.insert_auto, |st| {
+            bind_values(st, 2, values)?;
+            let key = one_row(st, 0, |row| match row.key()? {
+                ValueRef::Integer(i) => Ok(i),
+                other => Err(Error::Decode {
+                    column: "_key".into(),
+                    message: format!("assigned key is {}", other.type_name()),
+                }),
+            })?;
+            key.ok_or_else(|| {
+                Error::Usage(
+                    "no key can be assigned: the largest integer key (2**63-1) is taken; \
+                     give the key explicitly"
+                        .into(),
+                )
             })
-        });
-        self.ctx(r)
+        })?;
+        self.wrote(c, before, Delta::By(1));
+        Ok(key)
     }
 
     /// Deletes the row of `key`; returns whether there was one.
@@ -584,10 +655,13 @@ impl Table {
     /// As [`Table::set`].
     pub fn delete(&self, key: KeyRef<'_>) -> Result<bool> {
         let r = self.inner.conns.write(|c| {
-            self.held(c, stmt::DELETE, &self.inner.sql.delete, |st| {
+            let before = count::total_changes(c);
+            let deleted = self.held(c, stmt::DELETE, &self.inner.sql.delete, |st| {
                 bind_key(st, 1, key)?;
                 Ok(st.raw_execute()? > 0)
-            })
+            })?;
+            self.wrote(c, before, Delta::By(-i64::from(deleted)));
+            Ok(deleted)
         });
         self.ctx(r)
     }
@@ -784,10 +858,12 @@ impl Table {
     /// # Errors
     /// As [`Table::set`].
     pub fn clear(&self) -> Result<()> {
-        let r = self
-            .inner
-            .conns
-            .write(|c| Ok(c.execute_batch(&self.inner.sql.clear)?));
+        let r = self.inner.conns.write(|c| {
+            let before = count::total_changes(c);
+            c.execute_batch(&self.inner.sql.clear)?;
+            self.wrote(c, before, Delta::Emptied);
+            Ok(())
+        });
         self.ctx(r)
     }
 
@@ -914,6 +990,8 @@ impl Table {
     /// Errors from `f`; opening errors.
     pub fn with_connection<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
         let r = self.inner.conns.with(f);
+        // Raw SQL may have undone anything (a `ROLLBACK TO`): cached counts start over.
+        self.inner.conns.touch();
         self.ctx(r)
     }
 
@@ -923,6 +1001,12 @@ impl Table {
     pub(crate) fn write_with<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
         let r = self.inner.conns.write(f);
         self.ctx(r)
+    }
+
+    /// How many checkpoints the file's background checkpointer has run in this process
+    /// (checkpoints moved off the write path; for diagnostics and benchmarks).
+    pub fn background_checkpoints(&self) -> u64 {
+        self.inner.conns.background_checkpoints()
     }
 
     /// Closes this thread's connection; the next call reopens it.

@@ -277,7 +277,7 @@ fn builder_pragmas_reach_every_connection() {
     };
     assert_eq!(read("PRAGMA cache_size"), -1234);
     assert_eq!(read("PRAGMA synchronous"), 2);
-    assert_eq!(read("PRAGMA page_size"), 16384);
+    assert_eq!(read("PRAGMA page_size"), 4096);
     assert_eq!(s.table().timeout(), Duration::from_millis(1500));
     let s2 = s.clone();
     let from_thread = std::thread::spawn(move || {

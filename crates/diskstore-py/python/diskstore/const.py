@@ -26,9 +26,9 @@ class NO_DEFAULT:
 DEFAULT_PRAGMAS: dict[str, int | str] = {
     "auto_vacuum": 0,
     "cache_size": -32768,
-    "page_size": 16384,
+    "page_size": 4096,
     "journal_mode": "wal",
-    "mmap_size": 2**28,
+    "mmap_size": 2**31 - 2**16,
     "synchronous": 1,
     "temp_store": 2,
     "wal_autocheckpoint": 5000,
@@ -37,7 +37,7 @@ DEFAULT_PRAGMAS: dict[str, int | str] = {
 
 DEFAULT_RO_PRAGMAS: dict[str, int | str] = {
     "cache_size": -32768,
-    "mmap_size": 2**28,
+    "mmap_size": 2**31 - 2**16,
     "temp_store": 2,
     "synchronous": 1,
 }
