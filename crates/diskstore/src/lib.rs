@@ -52,6 +52,7 @@ mod cache;
 mod connection;
 mod error;
 mod fork;
+mod group;
 mod key;
 mod pager;
 mod pragma;

@@ -521,7 +521,7 @@ impl Table {
     /// [`Error::InvalidKey`], [`Error::TooBig`], [`Error::ReadOnly`], [`Error::DiskFull`],
     /// [`Error::Busy`], constraint errors from SQLite.
     pub fn set(&self, key: KeyRef<'_>, values: &[Cell<'_>]) -> Result<()> {
-        let r = self.inner.conns.write(|c| {
+        let r = self.inner.conns.write_grouped(|c| {
             self.held(c, stmt::UPSERT, &self.inner.sql.upsert, |st| {
                 bind_key(st, 1, key)?;
                 bind_values(st, 2, values)?;
@@ -540,7 +540,7 @@ impl Table {
         let r = self
             .inner
             .conns
-            .write(|c| self.insert_new_with(c, key, values));
+            .write_grouped(|c| self.insert_new_with(c, key, values));
         self.ctx(r)
     }
 
@@ -583,7 +583,7 @@ impl Table {
     /// # Errors
     /// As [`Table::set`].
     pub fn delete(&self, key: KeyRef<'_>) -> Result<bool> {
-        let r = self.inner.conns.write(|c| {
+        let r = self.inner.conns.write_grouped(|c| {
             self.held(c, stmt::DELETE, &self.inner.sql.delete, |st| {
                 bind_key(st, 1, key)?;
                 Ok(st.raw_execute()? > 0)
@@ -923,6 +923,12 @@ impl Table {
     pub(crate) fn write_with<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
         let r = self.inner.conns.write(f);
         self.ctx(r)
+    }
+
+    /// How many autocommitted writes of this process wait for the file's writer lock,
+    /// queued for its holder to apply in one shared commit (group commit).
+    pub fn pending_writes(&self) -> usize {
+        self.inner.conns.pending_writes()
     }
 
     /// Closes this thread's connection; the next call reopens it.
