@@ -523,9 +523,14 @@ impl FileConnections {
         self.check_writable()?;
         let path = &self.config.path;
         if let Some(guard) = self.writer.try_lock(path)? {
-            let r = self.with(f);
-            // The others' outcomes went to them; this write's own stands.
-            let _ = self.serve();
+            let r = if self.writer.contended() {
+                self.lead(f)
+            } else {
+                let r = self.with(f);
+                // The others' outcomes went to them; this write's own stands.
+                let _ = self.serve();
+                r
+            };
             drop(guard);
             return r;
         }
@@ -544,15 +549,12 @@ impl FileConnections {
         let commit = match self.writer.lock_or_queue(job, self.config.timeout, path)? {
             crate::writer::Handed::Done(r) => r,
             crate::writer::Handed::Locked(guard, job) => {
-                if let Some(work) = job.take_back() {
-                    let ran = self.with(|c| Ok(work(c)));
-                    if let Err(e) = ran {
-                        out = Some(Err(e));
-                    }
-                }
-                let _ = self.serve();
+                let r = match job.take_back() {
+                    Some(work) => self.lead(|c| Ok(work(c))).map(|_| ()),
+                    None => Err(Error::Usage("the grouped write was not applied".into())),
+                };
                 drop(guard);
-                Ok(())
+                r
             }
             crate::writer::Handed::Promoted(guard) => {
                 let served = self.serve();
@@ -577,6 +579,40 @@ impl FileConnections {
             (Err(e), _) => Err(e),
             (Ok(()), None) => Err(Error::Usage("the grouped write was not applied".into())),
         }
+    }
+
+    /// Under the writer lock, while writes are being queued: runs `f` (one statement, so
+    /// all-or-nothing by itself) in a transaction that also applies whatever the other
+    /// threads queued meanwhile, each in its own savepoint, and commits once.
+    fn lead<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let r = self.with(|conn| {
+            let steps = HeldSteps(self);
+            group::Steps::begin(&steps, conn)?;
+            let own = f(conn);
+            if conn.is_autocommit() {
+                // SQLite rolled the transaction back: nothing of it stands.
+                return Err(own.err().unwrap_or_else(|| {
+                    Error::Usage(
+                        "the transaction was rolled back by SQLite after an error; the write \
+                         was not kept"
+                            .into(),
+                    )
+                }));
+            }
+            // Let the other writers, which likely wait for a CPU, queue behind this one
+            // before it commits: their writes then share its commit (without this pause
+            // most of them found the lock free again, measured: 0.6k of 20k writes grouped
+            // with 4 threads, 16k with it).
+            std::thread::yield_now();
+            let jobs = self.writer.take_jobs(self.group_id());
+            let commit = group::apply(conn, &steps, jobs);
+            match (own, commit) {
+                (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                (Ok(v), Ok(())) => Ok(v),
+            }
+        });
+        self.discard_if_still_open(self.slot());
+        r
     }
 
     /// Which jobs this holder may apply: those of handles on these very connections.
