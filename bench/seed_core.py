@@ -301,6 +301,15 @@ def report(docs: list[dict], systems: list[str], procs_list: list[int], meta: di
     return "\n".join(lines)
 
 
+def original_python(version: str) -> str:
+    """The python of a venv holding the original diskstore `version` with apsw, made once under
+    /tmp by the compatibility tests' helper (which installs it from PyPI on first use)."""
+    sys.path.insert(0, str(ROOT / "crates" / "diskstore-py" / "tests"))
+    import compat_support
+
+    return compat_support.orig_python(version)
+
+
 def git_commit() -> str:
     def git(*a):
         return subprocess.run(
@@ -319,7 +328,9 @@ def main() -> None:
     p.add_argument("--systems", default="ours,orig-0.1.0,diskcache-index")
     p.add_argument("--ours-python", default=str(HERE / ".venv" / "bin" / "python"))
     p.add_argument("--ours-base-python", default="", help="ours built from a baseline commit")
-    p.add_argument("--orig-python", default="/tmp/diskstore-orig-0.1.0/bin/python")
+    p.add_argument(
+        "--orig-python", default="", help="default: the venv compat_support.py makes under /tmp"
+    )
     p.add_argument("--label", default="", help="added to the result file names")
     p.add_argument("--out-dir", default=str(HERE / "results"))
     p.add_argument("--run", choices=SYSTEMS, help=argparse.SUPPRESS)
@@ -334,6 +345,8 @@ def main() -> None:
     for s in systems:
         if s not in SYSTEMS:
             p.error(f"unknown system {s!r}; known: {', '.join(SYSTEMS)}")
+    if "orig-0.1.0" in systems and not args.orig_python:
+        args.orig_python = original_python("0.1.0")
     meta = {
         "when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": git_commit(),

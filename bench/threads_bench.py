@@ -113,6 +113,15 @@ def measure(args, system: str, threads: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def original_python(version: str) -> str:
+    """The python of a venv holding the original diskstore `version` with apsw, made once under
+    /tmp by the compatibility tests' helper (which installs it from PyPI on first use)."""
+    sys.path.insert(0, str(ROOT / "crates" / "diskstore-py" / "tests"))
+    import compat_support
+
+    return compat_support.orig_python(version)
+
+
 def git_commit() -> str:
     def git(*a):
         return subprocess.run(
@@ -167,7 +176,9 @@ def main() -> None:
     p.add_argument("--systems", default="ours,orig-0.1.0,orig-0.7.0,rust")
     p.add_argument("--ours-python", default=str(HERE / ".venv" / "bin" / "python"))
     p.add_argument("--ours-base-python", default="", help="ours built from a baseline commit")
-    p.add_argument("--orig01-python", default="/tmp/diskstore-orig-0.1.0/bin/python")
+    p.add_argument(
+        "--orig01-python", default="", help="default: the venv compat_support.py makes under /tmp"
+    )
     p.add_argument("--orig07-path", default=str(HERE / ".venv" / "orig07"))
     p.add_argument(
         "--rust-bin",
@@ -186,6 +197,8 @@ def main() -> None:
     for s in systems:
         if s not in SYSTEMS:
             p.error(f"unknown system {s!r}")
+    if "orig-0.1.0" in systems and not args.orig01_python:
+        args.orig01_python = original_python("0.1.0")
     meta = {
         "when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": git_commit(),

@@ -1,7 +1,7 @@
 //! Autocommitted sets of new keys from several threads on one store: prints sets/s as JSON
 //! (`bench/threads_bench.py` runs it for the Rust figures).
 //!
-//! `cargo run --release --example writer_threads -- THREADS [TOTAL [VALUE_BYTES]]`
+//! `cargo run --release --example writer_threads -- THREADS [TOTAL [VALUE_BYTES [PAGE_SIZE]]]`
 
 use std::time::Instant;
 
@@ -12,8 +12,13 @@ fn main() -> diskstore::Result<()> {
     let threads: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(4);
     let total: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let size: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1024);
+    let page: Option<u32> = args.next().and_then(|a| a.parse().ok());
     let dir = tempfile::tempdir().map_err(|e| diskstore::Error::Usage(e.to_string()))?;
-    let store: DiskStore<String, Vec<u8>> = DiskStore::open(dir.path().join("t.db"))?;
+    let mut builder = DiskStore::<String, Vec<u8>>::builder(dir.path().join("t.db"));
+    if let Some(p) = page {
+        builder = builder.pragma("page_size", p);
+    }
+    let store = builder.open()?;
     let value = vec![b'x'; size];
     let per = total / threads;
     let start = Instant::now();
