@@ -338,3 +338,100 @@ fn grouped_writes_from_many_threads_with_failures_mixed_in() {
     assert_eq!(s.len().unwrap(), 4 * 270);
     assert_eq!(s.get("never").unwrap(), None);
 }
+
+#[test]
+fn transactions_are_not_starved_by_a_stream_of_grouped_writes() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let s = s.clone();
+            let stop = Arc::clone(&stop);
+            let written = Arc::clone(&written);
+            thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    s.insert(&format!("w{t}-{}", i % 50), &i.to_string())
+                        .unwrap();
+                    written.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    while written.load(Ordering::Relaxed) < 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the writers do not write"
+        );
+        thread::yield_now();
+    }
+    // Each transaction must get the lock within the default timeout while grouped
+    // writes keep coming (the queue and a waiting transaction take turns).
+    for n in 0..30 {
+        let tx = s.begin().unwrap();
+        tx.insert(&format!("tx{n}"), &n.to_string()).unwrap();
+        tx.commit().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for h in writers {
+        h.join().unwrap();
+    }
+    for n in 0..30 {
+        assert_eq!(s.get(&format!("tx{n}")).unwrap(), Some(n.to_string()));
+    }
+}
+
+#[test]
+fn mixed_writers_match_a_model_of_each_thread() {
+    use std::collections::BTreeMap;
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let handles: Vec<_> = (0..6u64)
+        .map(|t| {
+            let s = s.clone();
+            thread::spawn(move || -> BTreeMap<String, String> {
+                let mut model = BTreeMap::new();
+                let mut x = t.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                for i in 0..400u64 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let key = format!("t{t}-{}", x % 40);
+                    match x % 7 {
+                        0 => {
+                            let had = s.remove(&key).unwrap().is_some();
+                            assert_eq!(had, model.remove(&key).is_some());
+                        }
+                        1 => {
+                            let added = s.add(&key, &i.to_string()).unwrap();
+                            assert_eq!(added, !model.contains_key(&key));
+                            model.entry(key).or_insert_with(|| i.to_string());
+                        }
+                        2 => {
+                            // A transaction that is rolled back leaves nothing.
+                            let tx = s.begin().unwrap();
+                            tx.insert(&key, &"rolled back".to_string()).unwrap();
+                            tx.rollback().unwrap();
+                        }
+                        _ => {
+                            s.insert(&key, &i.to_string()).unwrap();
+                            model.insert(key, i.to_string());
+                        }
+                    }
+                }
+                model
+            })
+        })
+        .collect();
+    let mut expected = BTreeMap::new();
+    for h in handles {
+        expected.extend(h.join().unwrap());
+    }
+    let stored: BTreeMap<String, String> = s.iter().collect::<Result<_>>().unwrap();
+    assert_eq!(stored, expected);
+}
