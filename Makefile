@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: venv develop wheel lint test test-rust test-python demo bench fuzz clean
+.PHONY: venv develop wheel lint test test-rust test-python demo bench bench-writers fuzz clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt
@@ -39,6 +39,14 @@ demo:
 
 bench:
 	bash scripts/bench.sh
+
+# Many writers (issue 16): the seed's core benchmark (ours, the original 0.1.0, diskcache's
+# Index; -p 1 and -p 8) and autocommitted sets from 1/2/4/8 threads. Results in bench/results/.
+bench-writers:
+	bash scripts/bench.sh --setup-only
+	CARGO_TARGET_DIR=target/h-bench cargo build --release -q -p diskstore --example writer_threads
+	bench/.venv/bin/python bench/seed_core.py -p 1 -p 8
+	bench/.venv/bin/python bench/threads_bench.py
 
 fuzz:
 	bash scripts/fuzz.sh $(or $(SECONDS),60)

@@ -31,6 +31,7 @@ use thread_local::ThreadLocal;
 use crate::checkpoint::Checkpointer;
 use crate::error::{Error, Result, folder_of};
 use crate::fork;
+use crate::group;
 use crate::statement::{HeldStatements, Namespace, Prepared, held, with_fresh, with_held};
 use crate::writer::{WriterGuard, WriterLock};
 
@@ -555,6 +556,144 @@ impl FileConnections {
         self.with(f)
     }
 
+    /// One autocommitted write that may be grouped with other threads' (see `group.rs`):
+    /// run here when the writer lock is free, else handed to its holder, which applies it
+    /// in its own savepoint of a shared transaction; returns after that commit. Inside this
+    /// thread's transaction it simply joins it (explicit transactions are never merged).
+    fn write_grouped<R: Send>(&self, f: impl FnOnce(&Connection) -> Result<R> + Send) -> Result<R> {
+        let slot = self.slot();
+        if slot.depth.get() > 0 {
+            return self.with(|c| {
+                Self::check_open(c)?;
+                f(c)
+            });
+        }
+        self.no_read_open(slot)?;
+        self.check_writable()?;
+        let path = &self.config.path;
+        if let Some(guard) = self.writer.try_lock(path)? {
+            let r = if self.writer.contended() {
+                self.lead(f)
+            } else {
+                let r = self.with(f);
+                // The others' outcomes went to them; this write's own stands.
+                let _ = self.serve();
+                r
+            };
+            drop(guard);
+            return r;
+        }
+        let mut out: Option<Result<R>> = None;
+        let into = OutSlot(&raw mut out);
+        let work: group::Work<'_> = Box::new(move |c| {
+            let r = f(c);
+            let ok = r.is_ok();
+            // SAFETY: `out` outlives the job: its caller waits until it is finished.
+            unsafe { *into.get() = Some(r) };
+            ok
+        });
+        // SAFETY: every path below returns only once the job is finished or taken back.
+        let job = unsafe { group::Job::new(self.group_id(), fork::generation(), work) };
+        let ticket = Arc::clone(&job.ticket);
+        let commit = match self.writer.lock_or_queue(job, self.config.timeout, path)? {
+            crate::writer::Handed::Done(r) => r,
+            crate::writer::Handed::Locked(guard, job) => {
+                let r = match job.take_back() {
+                    Some(work) => self.lead(|c| Ok(work(c))).map(|_| ()),
+                    None => Err(Error::Usage("the grouped write was not applied".into())),
+                };
+                drop(guard);
+                r
+            }
+            crate::writer::Handed::Promoted(guard) => {
+                let served = self.serve();
+                let stage = ticket.wait(Some(Duration::ZERO));
+                let r = match stage {
+                    group::Stage::Done(r) => r,
+                    // Not applied (the batch could not start): taken back, never run.
+                    _ => {
+                        self.writer.withdraw(&ticket);
+                        Err(served.err().unwrap_or_else(|| {
+                            Error::Usage("the grouped write was not applied".into())
+                        }))
+                    }
+                };
+                drop(guard);
+                r
+            }
+        };
+        match (commit, out) {
+            (Ok(()), Some(r)) => r,
+            (_, Some(Err(own))) => Err(own),
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => Err(Error::Usage("the grouped write was not applied".into())),
+        }
+    }
+
+    /// Under the writer lock, while writes are being queued: runs `f` (one statement, so
+    /// all-or-nothing by itself) in a transaction that also applies whatever the other
+    /// threads queued meanwhile, each in its own savepoint, and commits once.
+    fn lead<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let r = self.with(|conn| {
+            let steps = HeldSteps(self);
+            group::Steps::begin(&steps, conn)?;
+            let own = f(conn);
+            if conn.is_autocommit() {
+                // SQLite rolled the transaction back: nothing of it stands.
+                return Err(own.err().unwrap_or_else(|| {
+                    Error::Usage(
+                        "the transaction was rolled back by SQLite after an error; the write \
+                         was not kept"
+                            .into(),
+                    )
+                }));
+            }
+            // Let the other writers, which likely wait for a CPU, queue behind this one
+            // before it commits: their writes then share its commit (without this pause
+            // most of them found the lock free again, measured: 0.6k of 20k writes grouped
+            // with 4 threads, 16k with it).
+            std::thread::yield_now();
+            let jobs = self.writer.take_jobs(self.group_id());
+            let commit = group::apply(conn, &steps, jobs);
+            match (own, commit) {
+                (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                (Ok(v), Ok(())) => Ok(v),
+            }
+        });
+        self.discard_if_still_open(self.slot());
+        r
+    }
+
+    /// Which jobs this holder may apply: those of handles on these very connections.
+    fn group_id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// Called while holding the writer lock outside any transaction: applies the writes
+    /// other threads of this group queued meanwhile in one transaction (see `group.rs`).
+    fn serve(&self) -> Result<()> {
+        if self.writer.queued() == 0 || !self.writer.has_jobs(self.group_id()) {
+            return Ok(());
+        }
+        let r = self.with(|conn| {
+            let steps = HeldSteps(self);
+            let begun = group::Steps::begin(&steps, conn);
+            let jobs = self.writer.take_jobs(self.group_id());
+            match begun {
+                Err(e) => {
+                    let failed = Err(e);
+                    for job in jobs {
+                        job.finish(&failed);
+                    }
+                    failed
+                }
+                Ok(()) => group::apply(conn, &steps, jobs),
+            }
+        });
+        self.discard_if_still_open(self.slot());
+        r
+    }
+
     /// The file's writer lock for a write outside any transaction of this thread: refused
     /// inside a read transaction and on a read-only handle, else waited for.
     fn lock_writer(&self, slot: &Slot) -> Result<WriterGuard> {
@@ -647,6 +786,57 @@ impl FileConnections {
         {
             slot.release(false);
         }
+    }
+}
+
+/// Where a grouped write leaves its result: the caller's stack slot.
+struct OutSlot<T>(*mut Option<Result<T>>);
+
+impl<T> OutSlot<T> {
+    fn get(&self) -> *mut Option<Result<T>> {
+        self.0
+    }
+}
+
+impl<T> Clone for OutSlot<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for OutSlot<T> {}
+
+// SAFETY: written once by the thread applying the job while its caller waits, read by the
+// caller after the job is finished (the ticket's mutex orders the two).
+unsafe impl<T: Send> Send for OutSlot<T> {}
+
+/// The statements of a group's transaction, as this thread's held statements.
+struct HeldSteps<'a>(&'a FileConnections);
+
+impl group::Steps for HeldSteps<'_> {
+    fn begin(&self, conn: &Connection) -> Result<()> {
+        self.0.run(conn, held::BEGIN_IMMEDIATE, "BEGIN IMMEDIATE")
+    }
+    fn savepoint(&self, conn: &Connection) -> Result<()> {
+        self.0
+            .run(conn, held::SAVEPOINT, "SAVEPOINT diskstore_level")
+    }
+    fn release(&self, conn: &Connection) -> Result<()> {
+        self.0.run(conn, held::RELEASE, "RELEASE diskstore_level")
+    }
+    fn undo(&self, conn: &Connection) -> Result<()> {
+        // Cached counts (count.rs) may have taken the undone write's delta.
+        self.0.slot().bump();
+        self.0
+            .run(conn, held::ROLLBACK_TO, "ROLLBACK TO diskstore_level")?;
+        self.release(conn)
+    }
+    fn commit(&self, conn: &Connection) -> Result<()> {
+        self.0.run(conn, held::COMMIT, "COMMIT")
+    }
+    fn rollback(&self, conn: &Connection) -> Result<()> {
+        self.0.slot().bump();
+        self.0.run(conn, held::ROLLBACK, "ROLLBACK")
     }
 }
 
@@ -836,6 +1026,21 @@ impl Connections {
         let level = ReadLevel::begin(self)?;
         let result = self.with(f);
         level.end().and(result)
+    }
+
+    /// Runs one autocommitted write that may share its commit with other threads' writes
+    /// (group commit, see `group.rs`); inside this thread's transaction it joins that.
+    /// `f` may run on another thread (the writer lock's holder) while this one waits.
+    pub fn write_grouped<R: Send>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R> + Send,
+    ) -> Result<R> {
+        self.file.write_grouped(f)
+    }
+
+    /// How many autocommitted writes wait in this file's group-commit queue.
+    pub fn pending_writes(&self) -> usize {
+        self.file.writer.queued()
     }
 
     /// Opens a write transaction (`BEGIN IMMEDIATE`) or joins the one open on this thread.

@@ -54,6 +54,7 @@ mod connection;
 mod count;
 mod error;
 mod fork;
+mod group;
 mod key;
 mod pager;
 mod pragma;

@@ -568,7 +568,7 @@ impl Table {
     /// [`Error::InvalidKey`], [`Error::TooBig`], [`Error::ReadOnly`], [`Error::DiskFull`],
     /// [`Error::Busy`], constraint errors from SQLite.
     pub fn set(&self, key: KeyRef<'_>, values: &[Cell<'_>]) -> Result<()> {
-        let r = self.inner.conns.write(|c| self.set_with(c, key, values));
+        let r = self.inner.conns.write_grouped(|c| self.set_with(c, key, values));
         self.ctx(r)
     }
 
@@ -606,7 +606,7 @@ impl Table {
         let r = self
             .inner
             .conns
-            .write(|c| self.insert_new_with(c, key, values));
+            .write_grouped(|c| self.insert_new_with(c, key, values));
         self.ctx(r)
     }
 
@@ -654,7 +654,7 @@ impl Table {
     /// # Errors
     /// As [`Table::set`].
     pub fn delete(&self, key: KeyRef<'_>) -> Result<bool> {
-        let r = self.inner.conns.write(|c| {
+        let r = self.inner.conns.write_grouped(|c| {
             let before = count::total_changes(c);
             let deleted = self.held(c, stmt::DELETE, &self.inner.sql.delete, |st| {
                 bind_key(st, 1, key)?;
@@ -1007,6 +1007,12 @@ impl Table {
     /// (checkpoints moved off the write path; for diagnostics and benchmarks).
     pub fn background_checkpoints(&self) -> u64 {
         self.inner.conns.background_checkpoints()
+    }
+
+    /// How many autocommitted writes of this process wait for the file's writer lock,
+    /// queued for its holder to apply in one shared commit (group commit).
+    pub fn pending_writes(&self) -> usize {
+        self.inner.conns.pending_writes()
     }
 
     /// Closes this thread's connection; the next call reopens it.
