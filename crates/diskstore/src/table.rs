@@ -568,7 +568,10 @@ impl Table {
     /// [`Error::InvalidKey`], [`Error::TooBig`], [`Error::ReadOnly`], [`Error::DiskFull`],
     /// [`Error::Busy`], constraint errors from SQLite.
     pub fn set(&self, key: KeyRef<'_>, values: &[Cell<'_>]) -> Result<()> {
-        let r = self.inner.conns.write_grouped(|c| self.set_with(c, key, values));
+        let r = self
+            .inner
+            .conns
+            .write_grouped(|c| self.set_with(c, key, values));
         self.ctx(r)
     }
 
