@@ -373,6 +373,29 @@ impl PgTable {
         &self.spec
     }
 
+    /// Begins a write transaction on this thread, or a savepoint inside the open one.
+    /// The outermost level takes a transaction-scoped advisory lock on the table, so that
+    /// write transactions on one table run one at a time, as SQLite's `BEGIN IMMEDIATE`
+    /// makes them (a read-modify-write in a transaction never loses an update);
+    /// autocommitted calls are not held back by it. Returns the depth opened.
+    ///
+    /// # Errors
+    /// [`Error::Connection`] when the server cannot be reached.
+    pub fn begin_write(&self) -> Result<u32> {
+        let depth = self.conn.begin()?;
+        if depth == 1 {
+            let name = format!("diskstore:{}", self.spec.name);
+            let locked = self.conn.run(Retry::Never, |c| {
+                c.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&name])
+            });
+            if let Err(e) = locked {
+                let _ = self.conn.end(false);
+                return Err(e);
+            }
+        }
+        Ok(depth)
+    }
+
     fn statements(spec: &TableSpec, t: &str) -> Result<Sql> {
         let cols: Vec<String> = spec
             .columns
@@ -1212,14 +1235,15 @@ impl<K: Key, V: Record> PgStore<K, V> {
         self.table.check()
     }
 
-    /// Begins a transaction on this thread: every call of this store on this thread runs
-    /// in it until the guard commits; dropping it uncommitted rolls back. Calling `begin`
-    /// again inside opens a savepoint (nested, as on SQLite).
+    /// Begins a write transaction on this thread (see [`PgTable::begin_write`]): every
+    /// call of this store on this thread runs in it until the guard commits; dropping it
+    /// uncommitted rolls back. Calling `begin` again inside opens a savepoint (nested, as
+    /// [`WriteTransaction::savepoint`](crate::WriteTransaction::savepoint) on SQLite).
     ///
     /// # Errors
     /// [`Error::Connection`] when the server cannot be reached.
     pub fn begin(&self) -> Result<PgTransaction<'_>> {
-        self.table.conn.begin()?;
+        self.table.begin_write()?;
         Ok(PgTransaction {
             conn: &self.table.conn,
             done: false,
