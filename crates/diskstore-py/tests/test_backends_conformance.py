@@ -16,13 +16,9 @@ from backend_servers import server_url, unique
 from diskstore import DiskCache, DiskRead, DiskStore, NotSupportedError
 from diskstore.config import BaseConfig
 
-
 # The functional form keeps real types under `from __future__ import annotations`, so
 # the fields get typed columns (bigint, double precision, text on PostgreSQL).
-class Point(NamedTuple):
-    x: int
-    y: float
-    label: str
+Point = NamedTuple("Point", [("x", int), ("y", float), ("label", str)])  # noqa: UP014
 Point.__new__.__defaults__ = ("origin",)
 
 
