@@ -80,6 +80,8 @@ EOF
             -c "CREATE DATABASE diskstore_test" \
             -c "CREATE ROLE diskstore_pw LOGIN PASSWORD 'secret'" \
             -c "GRANT ALL ON DATABASE diskstore_test TO diskstore_pw" >/dev/null
+        as_pg "$bin/psql" -q -h "$PG_DATA" -p "$PG_PORT" -U postgres -d diskstore_test -v ON_ERROR_STOP=1 \
+            -c "GRANT ALL ON SCHEMA public TO diskstore_pw" >/dev/null
     fi
 }
 

@@ -5,10 +5,17 @@
 //! forgets them, so that the parent's sessions stay intact.
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-/// Idle connections of one kind, made by the process `pid`.
+/// A connection idle longer than this is checked (one round trip) before a call that
+/// must not be repeated uses it: a server restart meanwhile would otherwise make that
+/// call fail as "may or may not have been applied".
+pub(crate) const CHECK_AFTER_IDLE: Duration = Duration::from_millis(200);
+
+/// Idle connections of one kind (each with the time it was given back), made by the
+/// process `pid`.
 pub(crate) struct Pool<C> {
-    idle: Mutex<(u32, Vec<C>)>,
+    idle: Mutex<(u32, Vec<(C, Instant)>)>,
     max_idle: usize,
 }
 
@@ -20,8 +27,8 @@ impl<C> Pool<C> {
         }
     }
 
-    /// An idle connection of this process, if there is one.
-    pub(crate) fn take(&self) -> Option<C> {
+    /// An idle connection of this process and how long it was idle, if there is one.
+    pub(crate) fn take(&self) -> Option<(C, Duration)> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let pid = std::process::id();
         if idle.0 != pid {
@@ -31,14 +38,14 @@ impl<C> Pool<C> {
             }
             idle.0 = pid;
         }
-        idle.1.pop()
+        idle.1.pop().map(|(c, since)| (c, since.elapsed()))
     }
 
     /// Gives a healthy connection of this process back.
     pub(crate) fn give(&self, conn: C) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.0 == std::process::id() && idle.1.len() < self.max_idle {
-            idle.1.push(conn);
+            idle.1.push((conn, Instant::now()));
         } else if idle.0 != std::process::id() {
             std::mem::forget(conn);
         }

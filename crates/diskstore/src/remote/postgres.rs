@@ -16,7 +16,7 @@ use std::time::Duration;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls};
 
-use super::pool::Pool;
+use super::pool::{CHECK_AFTER_IDLE, Pool};
 use super::postgres_sql::{Param, Placeholder, is_disconnect, map_error, pg_type, translate};
 use super::redact_url;
 use crate::error::{Error, Result};
@@ -141,7 +141,17 @@ impl PgConn {
             };
         }
         let (mut client, reused) = match self.pool.take() {
-            Some(c) if !c.is_closed() => (c, true),
+            Some((mut c, idle)) if !c.is_closed() => {
+                if retry == Retry::Safe
+                    || idle < CHECK_AFTER_IDLE
+                    || c.is_valid(CONNECT_TIMEOUT).is_ok()
+                {
+                    (c, true)
+                } else {
+                    self.pool.drain();
+                    (self.connect()?, false)
+                }
+            }
             _ => (self.connect()?, false),
         };
         match f(&mut client) {
@@ -195,7 +205,7 @@ impl PgConn {
         match depth {
             None => {
                 let mut client = match self.pool.take() {
-                    Some(c) if !c.is_closed() => c,
+                    Some((c, _)) if !c.is_closed() => c,
                     _ => self.connect()?,
                 };
                 if let Err(e) = client.batch_execute("BEGIN") {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use redis::{Cmd, Connection, ConnectionLike, RedisError};
 
-use super::pool::Pool;
+use super::pool::{CHECK_AFTER_IDLE, Pool};
 use super::{Counters, IncrOutcome, RemoteCache, RemoteCacheOptions, RemoteValue, redact_url};
 use crate::error::{Error, Result};
 use crate::{EvictionPolicy, Ttl};
@@ -204,7 +204,17 @@ impl RedisCache {
         mut f: impl FnMut(&mut Connection) -> redis::RedisResult<R>,
     ) -> Result<R> {
         let (mut conn, reused) = match self.pool.take() {
-            Some(c) if c.is_open() => (c, true),
+            Some((mut c, idle)) if c.is_open() => {
+                if retry == Retry::Safe
+                    || idle < CHECK_AFTER_IDLE
+                    || redis::cmd("PING").query::<String>(&mut c).is_ok()
+                {
+                    (c, true)
+                } else {
+                    self.pool.drain();
+                    (self.connect()?, false)
+                }
+            }
             _ => (self.connect()?, false),
         };
         match f(&mut conn) {
