@@ -9,10 +9,9 @@ import subprocess
 import threading
 import urllib.parse
 
+import diskstore
 import pytest
 from backend_servers import server_url, servers, unique
-
-import diskstore
 from diskstore import BusyError, ConnectionLostError, DiskCache, DiskStore
 from diskstore.config import BaseConfig
 
@@ -109,8 +108,10 @@ def _terminate_idle_in_transaction(url: str) -> int:
             url,
             "-At",
             "-c",
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE application_name = 'diskstore' AND state LIKE 'idle in transaction%'",
+            (
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'diskstore' AND state LIKE 'idle in transaction%'"
+            ),
         ],
         check=True,
         capture_output=True,
@@ -124,11 +125,11 @@ def test_connection_dropped_inside_a_transaction_commits_nothing() -> None:
     url = server_url("DISKSTORE_TEST_POSTGRES")
     s = pg_store(url)
     s["before"] = 1
-    with pytest.raises(ConnectionLostError, match="nothing of the transaction was committed"):
-        with s.transact():
-            s["x"] = 1
-            assert _terminate_idle_in_transaction(url) >= 1
-            s["y"] = 2  # the connection is gone
+    lost = "nothing of the transaction was committed"
+    with pytest.raises(ConnectionLostError, match=lost), s.transact():
+        s["x"] = 1
+        assert _terminate_idle_in_transaction(url) >= 1
+        s["y"] = 2  # the connection is gone
     assert "x" not in s and "y" not in s
     assert s["before"] == 1
     s["after"] = 3  # a new connection for the next call
