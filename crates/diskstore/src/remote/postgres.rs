@@ -14,7 +14,7 @@ use std::thread::ThreadId;
 use std::time::Duration;
 
 use postgres::types::ToSql;
-use postgres::{Client, NoTls};
+use postgres::{Client, NoTls, Row as PgRow, Statement};
 
 use super::pool::{CHECK_AFTER_IDLE, Pool};
 use super::postgres_sql::{Param, Placeholder, is_disconnect, map_error, pg_type, translate};
@@ -30,10 +30,83 @@ const MAX_IDLE: usize = 16;
 /// How long connecting may take unless the URL says otherwise (`connect_timeout=`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How many prepared statements one connection keeps.
+const MAX_PREPARED: usize = 256;
+
+/// A connection with its prepared statements: each SQL text is parsed once per
+/// connection, so that a call is one round trip (Bind/Execute), not two.
+pub(crate) struct Conn {
+    client: Client,
+    prepared: HashMap<String, Statement>,
+}
+
+type PgResult<T> = std::result::Result<T, postgres::Error>;
+
+impl Conn {
+    fn new(client: Client) -> Conn {
+        Conn {
+            client,
+            prepared: HashMap::new(),
+        }
+    }
+
+    fn statement(&mut self, sql: &str) -> PgResult<Statement> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        if self.prepared.len() >= MAX_PREPARED {
+            self.prepared.clear();
+        }
+        self.prepared.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    pub(crate) fn query(&mut self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> PgResult<Vec<PgRow>> {
+        let s = self.statement(sql)?;
+        self.client.query(&s, p)
+    }
+
+    pub(crate) fn query_opt(
+        &mut self,
+        sql: &str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> PgResult<Option<PgRow>> {
+        let s = self.statement(sql)?;
+        self.client.query_opt(&s, p)
+    }
+
+    pub(crate) fn query_one(&mut self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> PgResult<PgRow> {
+        let s = self.statement(sql)?;
+        self.client.query_one(&s, p)
+    }
+
+    pub(crate) fn execute(&mut self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> PgResult<u64> {
+        let s = self.statement(sql)?;
+        self.client.execute(&s, p)
+    }
+
+    pub(crate) fn batch_execute(&mut self, sql: &str) -> PgResult<()> {
+        self.client.batch_execute(sql)
+    }
+
+    pub(crate) fn transaction(&mut self) -> PgResult<postgres::Transaction<'_>> {
+        self.client.transaction()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    fn is_valid(&mut self, timeout: Duration) -> PgResult<()> {
+        self.client.is_valid(timeout)
+    }
+}
+
 /// One thread's open transaction: its connection, nesting depth, and whether the
 /// connection broke inside it.
 struct Pinned {
-    client: Option<Client>,
+    client: Option<Conn>,
     depth: u32,
     broken: Option<String>,
 }
@@ -43,7 +116,7 @@ struct Pinned {
 pub struct PgConn {
     config: postgres::Config,
     url: String,
-    pool: Pool<Client>,
+    pool: Pool<Conn>,
     pinned: Mutex<HashMap<ThreadId, Pinned>>,
 }
 
@@ -87,8 +160,11 @@ impl PgConn {
         map_error(&self.url, e)
     }
 
-    fn connect(&self) -> Result<Client> {
-        self.config.connect(NoTls).map_err(|e| self.err(&e))
+    fn connect(&self) -> Result<Conn> {
+        self.config
+            .connect(NoTls)
+            .map(Conn::new)
+            .map_err(|e| self.err(&e))
     }
 
     fn pins(&self) -> std::sync::MutexGuard<'_, HashMap<ThreadId, Pinned>> {
@@ -101,7 +177,7 @@ impl PgConn {
     pub(crate) fn run<R>(
         &self,
         retry: Retry,
-        mut f: impl FnMut(&mut Client) -> std::result::Result<R, postgres::Error>,
+        mut f: impl FnMut(&mut Conn) -> std::result::Result<R, postgres::Error>,
     ) -> Result<R> {
         let me = std::thread::current().id();
         let pinned = self
