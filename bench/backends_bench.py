@@ -43,12 +43,15 @@ VALUE = b"v" * 100
 BATCH = 100
 
 
-def _time(fn: Callable[[int], Any], n: int) -> float:
-    """Microseconds per call of `fn(i)`, over `n` calls."""
+def _time(fn: Callable[[int], Any], n: int) -> tuple[float, float]:
+    """Microseconds per call of `fn(i)` over `n` calls: wall time, and this process's
+    CPU time (the client's own cost, which a loaded machine distorts less)."""
+    cpu = time.process_time_ns()
     start = time.perf_counter_ns()
     for i in range(n):
         fn(i)
-    return (time.perf_counter_ns() - start) / n / 1000
+    wall = (time.perf_counter_ns() - start) / n / 1000
+    return wall, (time.process_time_ns() - cpu) / n / 1000
 
 
 # ---- PostgreSQL -----------------------------------------------------------------------
@@ -182,9 +185,10 @@ def redis_systems(url: str) -> dict[str, dict[str, Callable[[int], Any]]]:
 
 def single_client(
     systems: dict[str, dict[str, Callable[[int], Any]]], n: int, rounds: int
-) -> dict[str, dict[str, float]]:
-    """Median µs per op over `rounds` interleaved rounds; batch ops run n/10 times."""
-    samples: dict[str, dict[str, list[float]]] = {s: {} for s in systems}
+) -> dict[str, dict[str, list[float]]]:
+    """`[wall, cpu]` median µs per op over `rounds` interleaved rounds; batch ops run
+    n/10 times."""
+    samples: dict[str, dict[str, list[tuple[float, float]]]] = {s: {} for s in systems}
     names = list(systems)
     ops = list(next(iter(systems.values())))
     for r in range(rounds):
@@ -197,7 +201,13 @@ def single_client(
                 count = max(n // 10, 10) if "many" in op else n
                 fn(0)  # warm (prepared statements, pool)
                 samples[s].setdefault(op, []).append(_time(fn, count))
-    return {s: {op: statistics.median(v) for op, v in d.items()} for s, d in samples.items()}
+    return {
+        s: {
+            op: [statistics.median(w for w, _ in v), statistics.median(c for _, c in v)]
+            for op, v in d.items()
+        }
+        for s, d in samples.items()
+    }
 
 
 # ---- Several app servers --------------------------------------------------------------
@@ -283,8 +293,7 @@ def app_servers(
         counter.clear()
     q = ctx.Queue()
     ps = [
-        ctx.Process(target=_mix_worker, args=(kind, url, seconds, threads, q))
-        for _ in range(procs)
+        ctx.Process(target=_mix_worker, args=(kind, url, seconds, threads, q)) for _ in range(procs)
     ]
     for p in ps:
         p.start()
@@ -327,18 +336,26 @@ def markdown(res: dict[str, Any]) -> str:
         if not table:
             continue
         lines += [
-            f"## {server}: one client, µs per operation (median of {res['rounds']} interleaved rounds)",
+            (
+                f"## {server}: one client, µs per operation (median of {res['rounds']} "
+                "interleaved rounds; wall time, then the client process's CPU time)"
+            ),
             "",
-            f"| operation | {ours} | {peer} | ours / theirs |",
-            "|---|---:|---:|---:|",
+            (
+                f"| operation | {ours} | {peer} | ours / theirs | CPU: ours | CPU: theirs "
+                "| CPU ours / theirs |"
+            ),
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
-        for op, t in table[ours].items():
-            p = table[peer][op]
-            lines.append(f"| {op} | {t:.1f} | {p:.1f} | {t / p:.2f} |")
+        for op, (t, tc) in table[ours].items():
+            p, pc = table[peer][op]
+            lines.append(
+                f"| {op} | {t:.1f} | {p:.1f} | {t / p:.2f} | {tc:.1f} | {pc:.1f} | {tc / pc:.2f} |"
+            )
         extra = [s for s in table if s not in (ours, peer)]
         for s in extra:
-            for op, t in table[s].items():
-                lines.append(f"| {op} ({s}) | {t:.1f} | | |")
+            for op, (t, tc) in table[s].items():
+                lines.append(f"| {op} ({s}) | {t:.1f} | | | {tc:.1f} | | |")
         lines.append("")
     if res.get("app_servers"):
         lines += [

@@ -28,6 +28,8 @@ pub struct PgCache {
     conn: PgConn,
     options: RemoteCacheOptions,
     t: String,
+    /// `nextval('<the id sequence>'::regclass)`: a re-stored entry moves to the end.
+    next_id: String,
     counters: Counters,
     writes: AtomicU64,
 }
@@ -58,11 +60,21 @@ impl PgCache {
         let cache = PgCache {
             conn,
             t,
+            next_id: String::new(),
             options,
             counters: Counters::default(),
             writes: AtomicU64::new(0),
         };
+        let mut cache = cache;
         cache.create()?;
+        // Resolved once: naming the sequence per row would look it up in the catalog
+        // on every overwrite.
+        let t = cache.t.clone();
+        let seq: String = cache.conn.run(Retry::Safe, |c| {
+            c.query_one("SELECT pg_get_serial_sequence($1, 'id')", &[&t])
+                .map(|r| r.get(0))
+        })?;
+        cache.next_id = format!("nextval('{}'::regclass)", seq.replace('\'', "''"));
         Ok(cache)
     }
 
@@ -122,7 +134,8 @@ impl PgCache {
              ON CONFLICT (key) DO UPDATE SET num = EXCLUDED.num, value = EXCLUDED.value, \
              expire_at = EXCLUDED.expire_at, tag = EXCLUDED.tag, size = EXCLUDED.size, \
              accessed = EXCLUDED.accessed, hits = 0, \
-             id = nextval(pg_get_serial_sequence('{t}', 'id')){cond}"
+             id = {}{cond}",
+            self.next_id
         )
     }
 
@@ -355,7 +368,8 @@ impl RemoteCache for PgCache {
              WITH ORDINALITY AS u(k, n, v, s, o) ORDER BY o \
              ON CONFLICT (key) DO UPDATE SET num = EXCLUDED.num, value = EXCLUDED.value, \
              expire_at = EXCLUDED.expire_at, tag = NULL, size = EXCLUDED.size, \
-             accessed = EXCLUDED.accessed, hits = 0, id = nextval(pg_get_serial_sequence('{t}', 'id'))"
+             accessed = EXCLUDED.accessed, hits = 0, id = {}",
+            self.next_id
         );
         self.conn.run(Retry::Safe, |c| {
             c.execute(&sql, &[&keys, &nums, &vals, &sizes, &exp, &now])
