@@ -313,3 +313,25 @@ def test_cache_count_limit_evicts_oldest(cache_at: Callable[..., DiskCache]) -> 
         c[i] = i
     assert len(c) == 3
     assert c.get(0) is None and c.get(1) is None and c[4] == 4
+
+
+def test_concurrent_popitem_hands_each_entry_out_once(location: Callable[[], str]) -> None:
+    s = open_store(location)
+    s.update({i: i for i in range(200)})
+    got: list[list[int]] = [[] for _ in range(4)]
+
+    def drain(mine: list[int]) -> None:
+        while True:
+            try:
+                mine.append(s.popitem()[0])
+            except KeyError:
+                return
+
+    threads = [threading.Thread(target=drain, args=(g,)) for g in got]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    taken = [k for g in got for k in g]
+    assert sorted(taken) == list(range(200))  # every entry once, none twice
+    assert len(s) == 0

@@ -134,3 +134,23 @@ def test_connection_dropped_inside_a_transaction_commits_nothing() -> None:
     assert s["before"] == 1
     s["after"] = 3  # a new connection for the next call
     assert s["after"] == 3
+
+
+@pytest.mark.parametrize("var", ["DISKSTORE_TEST_POSTGRES", "DISKSTORE_TEST_REDIS"])
+def test_a_forked_child_never_uses_its_parents_connections(var: str) -> None:
+    import os
+
+    url = server_url(var)
+    c = DiskCache(url, None, tablename=unique("fork"))
+    c["parent"] = 1  # the pool now holds a connection of the parent
+    pid = os.fork()
+    if pid == 0:  # the child: its own connection; the parent's is left alone
+        try:
+            c["child"] = 2
+            code = 0 if c["parent"] == 1 else 1
+        except BaseException:  # noqa: BLE001 - reported through the exit code
+            code = 2
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert c["child"] == 2 and c["parent"] == 1  # the parent's connection still works
