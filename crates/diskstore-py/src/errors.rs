@@ -20,11 +20,15 @@ mod classes {
     pyo3::import_exception!(diskstore._errors, DecodeError);
     pyo3::import_exception!(diskstore._errors, SQLError);
     pyo3::import_exception!(diskstore._errors, IntegrityError);
+    pyo3::import_exception!(diskstore._errors, NotSupportedError);
+    pyo3::import_exception!(diskstore._errors, ServerError);
+    pyo3::import_exception!(diskstore._errors, ConnectionLostError);
 }
 
 pub(crate) use classes::{
-    BusyError, CorruptError, DecodeError, DiskFullError, Error as DiskStoreError, IntegrityError,
-    NotADatabaseError, NotFoundError, ReadOnlyError, SQLError, SchemaError,
+    BusyError, ConnectionLostError, CorruptError, DecodeError, DiskFullError,
+    Error as DiskStoreError, IntegrityError, NotADatabaseError, NotFoundError, NotSupportedError,
+    ReadOnlyError, SQLError, SchemaError, ServerError,
 };
 
 /// Registers the exception classes on the module (as `Error`, `BusyError`, …).
@@ -41,6 +45,9 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DecodeError", py.get_type::<DecodeError>())?;
     m.add("SQLError", py.get_type::<SQLError>())?;
     m.add("IntegrityError", py.get_type::<IntegrityError>())?;
+    m.add("NotSupportedError", py.get_type::<NotSupportedError>())?;
+    m.add("ServerError", py.get_type::<ServerError>())?;
+    m.add("ConnectionLostError", py.get_type::<ConnectionLostError>())?;
     Ok(())
 }
 
@@ -59,6 +66,11 @@ pub(crate) fn to_py_err(err: Error) -> PyErr {
         Error::InvalidKey(_) | Error::InvalidValue(_) => PyValueError::new_err(msg),
         Error::TooBig(_) => PyOverflowError::new_err(msg),
         Error::Sqlite(e) => sqlite_error(&e, msg),
+        Error::NotSupported { .. } => NotSupportedError::new_err(msg),
+        Error::Connection { .. } => ConnectionLostError::new_err(msg),
+        Error::Timeout { .. } => BusyError::new_err(msg),
+        Error::Server { code, .. } if code.starts_with("23") => IntegrityError::new_err(msg),
+        Error::Server { .. } => SQLError::new_err(msg),
         _ => DiskStoreError::new_err(msg),
     }
 }

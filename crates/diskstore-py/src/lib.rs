@@ -13,6 +13,7 @@ mod dccore;
 mod errors;
 mod iter;
 mod model;
+mod remote;
 mod settle;
 mod store;
 
@@ -34,5 +35,6 @@ fn _diskstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SQLITE_VERSION", diskstore::sqlite_version())?;
     cache::register(m)?;
     dccore::register(m)?;
+    remote::register(m)?;
     Ok(())
 }

@@ -116,6 +116,43 @@ pub enum Error {
     /// Any other SQLite error.
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
+    /// The backend cannot provide this operation with its meaning (for example insertion
+    /// order on Redis); nothing was done.
+    #[error("{operation} is not supported by the {backend} backend")]
+    NotSupported {
+        /// `"postgres"` or `"redis"`.
+        backend: &'static str,
+        /// The operation (and, where it helps, why).
+        operation: String,
+    },
+    /// A database server could not be reached, refused the credentials, or dropped the
+    /// connection. Inside a transaction nothing of it was committed; outside, an operation
+    /// that reports this error may or may not have been applied only if it says so.
+    #[error("{url}: {message}")]
+    Connection {
+        /// The server URL, without its password.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The server cancelled a statement (statement or lock timeout); nothing of it applied.
+    #[error("{url}: timed out: {message}")]
+    Timeout {
+        /// The server URL, without its password.
+        url: String,
+        /// The server's explanation.
+        message: String,
+    },
+    /// Any other error a database server reported (bad SQL passed to `query`, for example).
+    #[error("{url}: {message} (SQLSTATE {code})")]
+    Server {
+        /// The server URL, without its password.
+        url: String,
+        /// The SQLSTATE code (`"23505"`: a unique violation; class `23` is a constraint).
+        code: String,
+        /// The server's explanation.
+        message: String,
+    },
 }
 
 /// The folder a file is in (`.` for a bare file name).

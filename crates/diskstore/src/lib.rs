@@ -59,6 +59,8 @@ mod key;
 mod pager;
 mod pragma;
 mod record;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+pub mod remote;
 mod schema;
 mod statement;
 mod store;

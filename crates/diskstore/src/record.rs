@@ -100,6 +100,9 @@ impl<T: Field> Record for T {
 pub(crate) enum RowSource<'a> {
     Held(&'a RawRow<'a>),
     Lib(&'a rusqlite::Row<'a>),
+    /// Values fetched by a remote backend: the key, then the value columns.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Values(&'a [Value]),
 }
 
 impl<'a> From<&'a RawRow<'a>> for RowSource<'a> {
@@ -132,6 +135,12 @@ impl<'a> Row<'a> {
         let raw = match self.row {
             RowSource::Held(r) => r.get_ref(idx)?,
             RowSource::Lib(r) => r.get_ref(idx)?,
+            RowSource::Values(v) => {
+                return v.get(idx).map(Value::as_ref).ok_or_else(|| Error::Decode {
+                    column: column.to_owned(),
+                    message: "missing column".into(),
+                });
+            }
         };
         ValueRef::from_sqlite(raw).map_err(|message| Error::Decode {
             column: column.to_owned(),

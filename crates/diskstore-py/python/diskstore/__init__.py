@@ -12,6 +12,7 @@ from __future__ import annotations
 from . import config, const, diskread, diskstore
 from ._errors import (
     BusyError,
+    ConnectionLostError,
     CorruptError,
     DecodeError,
     DiskFullError,
@@ -19,8 +20,10 @@ from ._errors import (
     IntegrityError,
     NotADatabaseError,
     NotFoundError,
+    NotSupportedError,
     ReadOnlyError,
     SchemaError,
+    ServerError,
     SQLError,
 )
 from .cache import DiskCache
@@ -48,6 +51,7 @@ __all__ = [
     "TIMEOUT",
     "AnyLite",
     "BusyError",
+    "ConnectionLostError",
     "CorruptError",
     "DecodeError",
     "DiskCache",
@@ -62,9 +66,11 @@ __all__ = [
     "KeyType",
     "NotADatabaseError",
     "NotFoundError",
+    "NotSupportedError",
     "ReadOnlyError",
     "SQLError",
     "SchemaError",
+    "ServerError",
     "Value",
     "__version__",
     "config",

@@ -58,6 +58,22 @@ class IntegrityError(Error, sqlite3.IntegrityError, ValueError):
     releases of this package raised there."""
 
 
+class NotSupportedError(Error, sqlite3.NotSupportedError):
+    """The backend (PostgreSQL or Redis) cannot provide this operation with its meaning;
+    the message names the operation. Nothing was done."""
+
+
+class ServerError(Error, sqlite3.OperationalError):
+    """A database server (PostgreSQL or Redis) could not be used: the base of
+    `ConnectionLostError`."""
+
+
+class ConnectionLostError(ServerError):
+    """The server could not be reached, refused the credentials, or dropped the
+    connection. Inside a transaction nothing of it was committed; a later call connects
+    again."""
+
+
 # SQLite's primary result code and its name, as `sqlite3` errors carry them (0.7.0 code
 # checks `sqlite_errorname` to recognise a busy file). Class attributes: every instance of
 # a class has the same code.
@@ -78,13 +94,15 @@ del _cls, _code, _name
 # Shown (and pickled) as `diskstore.<Name>`, where the package exports them.
 for _cls in (
     Error, BusyError, ReadOnlyError, NotFoundError, NotADatabaseError, CorruptError,
-    DiskFullError, SchemaError, DecodeError, SQLError, IntegrityError,
+    DiskFullError, SchemaError, DecodeError, SQLError, IntegrityError, NotSupportedError,
+    ServerError, ConnectionLostError,
 ):
     _cls.__module__ = "diskstore"
 del _cls
 
 __all__ = [
     "BusyError",
+    "ConnectionLostError",
     "CorruptError",
     "DecodeError",
     "DiskFullError",
@@ -92,7 +110,9 @@ __all__ = [
     "IntegrityError",
     "NotADatabaseError",
     "NotFoundError",
+    "NotSupportedError",
     "ReadOnlyError",
     "SQLError",
     "SchemaError",
+    "ServerError",
 ]

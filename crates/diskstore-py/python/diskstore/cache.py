@@ -80,8 +80,13 @@ class DiskCache(_Cache):
     ) -> Any:
         """A cache on `filename`; on a file of diskstore 0.1.0's `DiskCache`, a
         `LegacyDiskCache` that keeps that layout (see `upgrade`)."""
-        from . import _legacy_cache  # (imports this module)
+        from . import (
+            _legacy_cache,  # (imports this module)
+            remote,
+        )
 
+        if remote.is_url(filename):  # PostgreSQL or Redis
+            return remote.open_cache(filename, default_expiration, **options)  # type: ignore[arg-type]
         path = os.path.expanduser(os.path.expandvars(os.fspath(filename)))
         tablename = options.get("tablename", "Cache")
         if _legacy_cache.is_legacy_cache(path, tablename):
@@ -176,6 +181,27 @@ class DiskCache(_Cache):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def get_many(self, keys: Collection[Any], default: Any = None) -> list[Any]:
+        """The values of `keys` (`default` where missing or expired), in one transaction
+        (on PostgreSQL and Redis: one round trip)."""
+        with self.transact():
+            values = [self.get(k, default) for k in list(keys)]
+        return values
+
+    def set_many(self, items: Any) -> None:
+        """Stores a mapping or `(key, value)` pairs (default expiration) in one
+        transaction."""
+        pairs = list(items.items()) if hasattr(items, "items") else list(items)
+        with self.transact():
+            for k, v in pairs:
+                self.set(k, v)
+
+    def delete_many(self, keys: Collection[Any]) -> int:
+        """Deletes `keys` in one transaction; returns how many were live."""
+        with self.transact():
+            n = sum(bool(self.delete(k)) for k in list(keys))
+        return n
 
     def delete_expired(self) -> int:
         """Deletes every expired entry now (0.1.0's name for `expire()`); returns how many."""

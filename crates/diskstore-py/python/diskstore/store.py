@@ -22,6 +22,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from . import _diskstore, sqlite_guard
+from . import remote as _remote
 from ._model import (
     GENERATION_01,
     TABLE_01,
@@ -41,6 +42,9 @@ from .value import Value
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+
+_ABSENT = object()
 
 
 class DiskKeysView(KeysView):
@@ -88,6 +92,12 @@ class DiskRead(_diskstore._Reader, Mapping):
     `config`, the file decides the value model (see docs/compat.md). Nothing is opened
     until first use; every thread gets its own read-only connection.
     """
+
+    def __new__(cls, filename: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """A `postgresql://` URL opens the store on PostgreSQL (`diskstore.remote`)."""
+        if _remote.is_url(filename):
+            return _remote.open_store(cls, filename, *args, **kwargs)
+        return super().__new__(cls, filename, *args, **kwargs)
 
     def __init__(
         self,
@@ -268,6 +278,12 @@ class DiskStore(_diskstore._Writer, DiskRead, MutableMapping):
     model, anything else → raw values); see docs/compat.md.
     """
 
+    def __new__(cls, filename: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """A `postgresql://` URL opens the store on PostgreSQL (`diskstore.remote`)."""
+        if _remote.is_url(filename):
+            return _remote.open_store(cls, filename, *args, **kwargs)
+        return super().__new__(cls, filename, *args, **kwargs)
+
     def __init__(
         self,
         filename: os.PathLike | str,
@@ -314,6 +330,26 @@ class DiskStore(_diskstore._Writer, DiskRead, MutableMapping):
             pairs = list(other)  # each is unpacked (and checked) in Rust
         pairs.extend(kwargs.items())
         self._set_many(pairs)
+
+    def get_many(self, keys: Any, default: Any = None) -> list[Any]:
+        """The values of `keys` (`default` where missing), read in one transaction (on
+        PostgreSQL: one round trip)."""
+        keys = list(keys)
+        with self.transact():
+            return [self.get(k, default) for k in keys]
+
+    def set_many(self, items: Any) -> None:
+        """`update(items)`: every pair in one transaction (one round trip on PostgreSQL)."""
+        self.update(items)
+
+    def delete_many(self, keys: Any) -> int:
+        """Deletes `keys` in one transaction; returns how many were there."""
+        n = 0
+        with self.transact():
+            for k in list(keys):
+                found = self.pop(k, _ABSENT)
+                n += found is not _ABSENT
+        return n
 
     def clear(self) -> None:
         """Deletes every entry and gives the space back to the file system (VACUUM, when

@@ -1,0 +1,580 @@
+//! The cache on Redis: one Redis key per entry (`<table>:<key>`), Redis's own expiry
+//! (`SET … PX`), `INCRBY` for `incr`, tags as sets, pipelines for batches. Eviction is
+//! Redis's `maxmemory-policy`: size and count limits, other eviction policies, insertion
+//! order, iteration, transactions and `volume` are [`Error::NotSupported`].
+//!
+//! Values: an integer as its decimal text (so that `INCRBY` works on it); other values
+//! as `0x00` + bytes, or `0x01` + tag length (4 bytes, big-endian) + tag + bytes when
+//! tagged (so that `evict(tag)` deletes only entries still carrying that tag).
+
+use std::time::Duration;
+
+use redis::{Cmd, Connection, ConnectionLike, RedisError};
+
+use super::pool::{CHECK_AFTER_IDLE, Pool};
+use super::{Counters, IncrOutcome, RemoteCache, RemoteCacheOptions, RemoteValue, redact_url};
+use crate::error::{Error, Result};
+use crate::{EvictionPolicy, Ttl};
+
+const MAX_IDLE: usize = 16;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Keys deleted per `UNLINK` by `clear`.
+const SCAN_BATCH: usize = 500;
+
+/// A cache on a Redis database.
+pub struct RedisCache {
+    client: redis::Client,
+    url: String,
+    pool: Pool<Connection>,
+    options: RemoteCacheOptions,
+    prefix: Vec<u8>,
+    tag_prefix: Vec<u8>,
+    counters: Counters,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    Safe,
+    Never,
+}
+
+fn not_supported(operation: &str) -> Error {
+    Error::NotSupported {
+        backend: "redis",
+        operation: operation.to_owned(),
+    }
+}
+
+fn encode(v: &RemoteValue, tag: Option<&[u8]>) -> Vec<u8> {
+    let text;
+    let (payload, kind): (&[u8], u8) = match v {
+        RemoteValue::Int(i) if tag.is_none() => return i.to_string().into_bytes(),
+        RemoteValue::Int(i) => {
+            text = i.to_string();
+            (text.as_bytes(), b'i')
+        }
+        RemoteValue::Bytes(b) => (b.as_slice(), b'b'),
+    };
+    let mut out = Vec::with_capacity(payload.len() + 8);
+    match tag {
+        None => out.push(0),
+        Some(t) => {
+            out.push(1);
+            out.extend_from_slice(&(t.len() as u32).to_be_bytes());
+            out.extend_from_slice(t);
+        }
+    }
+    out.extend_from_slice(payload);
+    if tag.is_some() {
+        out.push(kind);
+    }
+    out
+}
+
+/// The value and the tag of a stored entry.
+fn decode(raw: &[u8]) -> Result<(RemoteValue, Option<&[u8]>)> {
+    let bad = || Error::Decode {
+        column: "value".into(),
+        message: "not a value written by diskstore".into(),
+    };
+    match raw.first() {
+        Some(0) => Ok((RemoteValue::Bytes(raw[1..].to_vec()), None)),
+        Some(1) => {
+            let (kind, body) = raw[1..].split_last().ok_or_else(bad)?;
+            let len = u32::from_be_bytes(
+                body.get(..4)
+                    .ok_or_else(bad)?
+                    .try_into()
+                    .map_err(|_| bad())?,
+            ) as usize;
+            let tag = body.get(4..4 + len).ok_or_else(bad)?;
+            let payload = &body[4 + len..];
+            let v = if *kind == b'i' {
+                RemoteValue::Int(
+                    std::str::from_utf8(payload)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(bad)?,
+                )
+            } else {
+                RemoteValue::Bytes(payload.to_vec())
+            };
+            Ok((v, Some(tag)))
+        }
+        _ => std::str::from_utf8(raw)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map(|i| (RemoteValue::Int(i), None))
+            .ok_or_else(bad),
+    }
+}
+
+/// Escapes glob characters for `SCAN MATCH`.
+fn glob_escape(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    for &c in b {
+        if matches!(c, b'*' | b'?' | b'[' | b']' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn is_disconnect(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+}
+
+impl RedisCache {
+    /// Opens the cache (connecting once to check the server).
+    ///
+    /// # Errors
+    /// [`Error::NotSupported`] for a size or count limit or an eviction policy other than
+    /// the default (configure Redis's `maxmemory` and `maxmemory-policy` instead);
+    /// [`Error::Connection`] when the server cannot be reached or refuses the password.
+    pub fn open(url: &str, options: RemoteCacheOptions) -> Result<RedisCache> {
+        if options.size_limit.is_some() {
+            return Err(not_supported(
+                "size_limit (set Redis's maxmemory and maxmemory-policy instead)",
+            ));
+        }
+        if options.count_limit.is_some() {
+            return Err(not_supported("count_limit"));
+        }
+        if options.policy != EvictionPolicy::LeastRecentlyStored {
+            return Err(not_supported(&format!(
+                "eviction_policy={:?} (Redis evicts by its own maxmemory-policy)",
+                options.policy.name()
+            )));
+        }
+        if url.to_ascii_lowercase().starts_with("rediss:") {
+            return Err(not_supported("TLS (rediss://)"));
+        }
+        let client = redis::Client::open(url)
+            .map_err(|e| Error::Usage(format!("bad Redis URL {}: {e}", redact_url(url))))?;
+        let mut prefix = options.table.as_bytes().to_vec();
+        prefix.push(b':');
+        let mut tag_prefix = options.table.as_bytes().to_vec();
+        tag_prefix.extend_from_slice(b"\x00tag:");
+        let cache = RedisCache {
+            client,
+            url: redact_url(url),
+            pool: Pool::new(MAX_IDLE),
+            options,
+            prefix,
+            tag_prefix,
+            counters: Counters::default(),
+        };
+        cache.run(Retry::Safe, |c| redis::cmd("PING").query::<String>(c))?;
+        Ok(cache)
+    }
+
+    fn err(&self, e: &RedisError) -> Error {
+        let url = self.url.clone();
+        if e.kind() == redis::ErrorKind::AuthenticationFailed
+            || e.code().is_some_and(|c| c == "NOAUTH" || c == "WRONGPASS")
+        {
+            return Error::Connection {
+                url,
+                message: format!("authentication failed: {e}"),
+            };
+        }
+        if is_disconnect(e) {
+            return Error::Connection {
+                url,
+                message: e.to_string(),
+            };
+        }
+        Error::Server {
+            url,
+            code: e.code().unwrap_or("ERR").to_owned(),
+            message: e.to_string(),
+        }
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        self.client
+            .get_connection_with_timeout(CONNECT_TIMEOUT)
+            .map_err(|e| self.err(&e))
+    }
+
+    fn run<R>(
+        &self,
+        retry: Retry,
+        mut f: impl FnMut(&mut Connection) -> redis::RedisResult<R>,
+    ) -> Result<R> {
+        let (mut conn, reused) = match self.pool.take() {
+            Some((mut c, idle)) if c.is_open() => {
+                if retry == Retry::Safe
+                    || idle < CHECK_AFTER_IDLE
+                    || redis::cmd("PING").query::<String>(&mut c).is_ok()
+                {
+                    (c, true)
+                } else {
+                    self.pool.drain();
+                    (self.connect()?, false)
+                }
+            }
+            _ => (self.connect()?, false),
+        };
+        match f(&mut conn) {
+            Ok(r) => {
+                self.pool.give(conn);
+                Ok(r)
+            }
+            Err(e) if is_disconnect(&e) || !conn.is_open() => {
+                self.pool.drain();
+                if reused && retry == Retry::Safe {
+                    let mut fresh = self.connect()?;
+                    let r = f(&mut fresh).map_err(|e| self.err(&e))?;
+                    self.pool.give(fresh);
+                    Ok(r)
+                } else {
+                    let mut err = self.err(&e);
+                    if let (Error::Connection { message, .. }, Retry::Never) = (&mut err, retry) {
+                        message.push_str(
+                            " (the call was not acknowledged: it may or may not have been applied)",
+                        );
+                    }
+                    Err(err)
+                }
+            }
+            Err(e) => {
+                self.pool.give(conn);
+                Err(self.err(&e))
+            }
+        }
+    }
+
+    fn key(&self, key: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(self.prefix.len() + key.len());
+        k.extend_from_slice(&self.prefix);
+        k.extend_from_slice(key);
+        k
+    }
+
+    fn tag_key(&self, tag: &[u8]) -> Vec<u8> {
+        let mut k = self.tag_prefix.clone();
+        k.extend_from_slice(tag);
+        k
+    }
+
+    /// `SET key value [PX ms]` (+ `NX`), and `SADD` of the tag; `None` when the entry is
+    /// already expired (a zero time to live): then the key is deleted instead.
+    fn set_cmd(
+        &self,
+        key: &[u8],
+        value: &RemoteValue,
+        ttl: Ttl,
+        tag: Option<&[u8]>,
+        nx: bool,
+    ) -> redis::Pipeline {
+        let k = self.key(key);
+        let mut p = redis::pipe();
+        let ms = self.ttl_ms(ttl);
+        if ms == Some(0) {
+            // Expired as soon as written: a set deletes, an add stores nothing.
+            if !nx {
+                p.cmd("DEL").arg(&k).ignore();
+            }
+            return p;
+        }
+        let mut set = Cmd::new();
+        set.arg("SET").arg(&k).arg(encode(value, tag));
+        if let Some(ms) = ms {
+            set.arg("PX").arg(ms);
+        }
+        if nx {
+            set.arg("NX");
+        }
+        p.add_command(set);
+        if let Some(t) = tag {
+            p.cmd("SADD").arg(self.tag_key(t)).arg(key).ignore();
+        }
+        p
+    }
+
+    fn ttl_ms(&self, ttl: Ttl) -> Option<u64> {
+        let d = match ttl {
+            Ttl::Default => self.options.default_ttl?,
+            Ttl::Never => return None,
+            Ttl::After(d) => d,
+        };
+        if d >= crate::NEVER {
+            return None;
+        }
+        Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn scan_keys(&self, pattern: &[u8]) -> Result<Vec<Vec<u8>>> {
+        self.run(Retry::Safe, |c| {
+            let mut out = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(c)?;
+                out.extend(keys);
+                if next == 0 {
+                    return Ok(out);
+                }
+                cursor = next;
+            }
+        })
+    }
+}
+
+impl RemoteCache for RedisCache {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<RemoteValue>> {
+        let k = self.key(key);
+        let raw: Option<Vec<u8>> = self.run(Retry::Safe, |c| redis::cmd("GET").arg(&k).query(c))?;
+        let v = raw.map(|r| decode(&r).map(|(v, _)| v)).transpose()?;
+        self.counters.count(&v);
+        Ok(v)
+    }
+
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<RemoteValue>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ks: Vec<Vec<u8>> = keys.iter().map(|k| self.key(k)).collect();
+        let raws: Vec<Option<Vec<u8>>> =
+            self.run(Retry::Safe, |c| redis::cmd("MGET").arg(&ks).query(c))?;
+        let out = raws
+            .into_iter()
+            .map(|r| r.map(|r| decode(&r).map(|(v, _)| v)).transpose())
+            .collect::<Result<Vec<_>>>()?;
+        for v in &out {
+            self.counters.count(v);
+        }
+        Ok(out)
+    }
+
+    fn set(&self, key: &[u8], value: &RemoteValue, ttl: Ttl, tag: Option<&[u8]>) -> Result<()> {
+        let p = self.set_cmd(key, value, ttl, tag, false);
+        self.run(Retry::Safe, |c| p.query::<()>(c))
+    }
+
+    fn set_many(&self, items: &[(&[u8], RemoteValue)]) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut p = redis::pipe();
+        p.atomic();
+        for (k, v) in items {
+            for cmd in self.set_cmd(k, v, Ttl::Default, None, false).cmd_iter() {
+                p.add_command(cmd.clone()).ignore();
+            }
+        }
+        self.run(Retry::Safe, |c| p.query::<()>(c))
+    }
+
+    fn add(&self, key: &[u8], value: &RemoteValue, ttl: Ttl, tag: Option<&[u8]>) -> Result<bool> {
+        if self.ttl_ms(ttl) == Some(0) {
+            return Ok(!self.run(Retry::Safe, |c| {
+                redis::cmd("EXISTS").arg(self.key(key)).query::<bool>(c)
+            })?);
+        }
+        let p = self.set_cmd(key, value, ttl, tag, true);
+        let r: (Option<String>,) = self.run(Retry::Never, |c| p.query(c))?;
+        Ok(r.0.is_some())
+    }
+
+    fn delete(&self, key: &[u8]) -> Result<bool> {
+        let k = self.key(key);
+        let n: u64 = self.run(Retry::Safe, |c| redis::cmd("DEL").arg(&k).query(c))?;
+        Ok(n == 1)
+    }
+
+    fn delete_many(&self, keys: &[&[u8]]) -> Result<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let ks: Vec<Vec<u8>> = keys.iter().map(|k| self.key(k)).collect();
+        self.run(Retry::Safe, |c| redis::cmd("DEL").arg(&ks).query(c))
+    }
+
+    fn pop(&self, key: &[u8]) -> Result<Option<RemoteValue>> {
+        let k = self.key(key);
+        let raw: Option<Vec<u8>> =
+            self.run(Retry::Never, |c| redis::cmd("GETDEL").arg(&k).query(c))?;
+        raw.map(|r| decode(&r).map(|(v, _)| v)).transpose()
+    }
+
+    fn touch(&self, key: &[u8], ttl: Ttl) -> Result<bool> {
+        let k = self.key(key);
+        let n: u64 = match self.ttl_ms(ttl) {
+            None => self.run(Retry::Safe, |c| {
+                let (exists, _): (u64, u64) = redis::pipe()
+                    .cmd("EXISTS")
+                    .arg(&k)
+                    .cmd("PERSIST")
+                    .arg(&k)
+                    .query(c)?;
+                Ok(exists)
+            })?,
+            Some(ms) => self.run(Retry::Safe, |c| {
+                redis::cmd("PEXPIRE").arg(&k).arg(ms.max(1)).query(c)
+            })?,
+        };
+        Ok(n == 1)
+    }
+
+    fn incr(&self, key: &[u8], delta: i64, default: Option<i64>) -> Result<IncrOutcome> {
+        let k = self.key(key);
+        let r: Result<Option<i64>> = match default {
+            None => self.run(Retry::Never, |c| {
+                redis::cmd("EVAL")
+                    .arg(
+                        "if redis.call('EXISTS', KEYS[1]) == 0 then return false end \
+                          return redis.call('INCRBY', KEYS[1], ARGV[1])",
+                    )
+                    .arg(1)
+                    .arg(&k)
+                    .arg(delta)
+                    .query(c)
+            }),
+            Some(start) => {
+                let mut p = redis::pipe();
+                p.atomic();
+                let mut set = Cmd::new();
+                set.arg("SET").arg(&k).arg(start).arg("NX");
+                if let Some(ms) = self.ttl_ms(Ttl::Default) {
+                    set.arg("PX").arg(ms.max(1));
+                }
+                p.add_command(set).ignore();
+                p.cmd("INCRBY").arg(&k).arg(delta);
+                self.run(Retry::Never, |c| p.query::<(i64,)>(c))
+                    .map(|r| Some(r.0))
+            }
+        };
+        match r {
+            Ok(Some(v)) => Ok(IncrOutcome::Value(v)),
+            Ok(None) => Ok(IncrOutcome::Missing),
+            Err(Error::Server { message, .. }) if message.contains("overflow") => {
+                Ok(IncrOutcome::Overflow)
+            }
+            Err(Error::Server { message, .. }) if message.contains("not an integer") => {
+                Ok(IncrOutcome::NotAnInteger)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn expire(&self) -> Result<u64> {
+        Ok(0) // Redis deletes expired keys itself.
+    }
+
+    fn evict(&self, tag: &[u8]) -> Result<u64> {
+        let tk = self.tag_key(tag);
+        let members: Vec<Vec<u8>> =
+            self.run(Retry::Safe, |c| redis::cmd("SMEMBERS").arg(&tk).query(c))?;
+        if members.is_empty() {
+            return Ok(0);
+        }
+        let ks: Vec<Vec<u8>> = members.iter().map(|m| self.key(m)).collect();
+        let raws: Vec<Option<Vec<u8>>> =
+            self.run(Retry::Safe, |c| redis::cmd("MGET").arg(&ks).query(c))?;
+        // Only entries still carrying this tag (a key may have been re-set since).
+        let doomed: Vec<&Vec<u8>> = ks
+            .iter()
+            .zip(&raws)
+            .filter(|(_, raw)| {
+                raw.as_ref()
+                    .and_then(|r| decode(r).ok())
+                    .is_some_and(|(_, t)| t == Some(tag))
+            })
+            .map(|(k, _)| k)
+            .collect();
+        let mut p = redis::pipe();
+        p.atomic();
+        if !doomed.is_empty() {
+            p.cmd("DEL").arg(&doomed);
+        } else {
+            p.cmd("EXISTS").arg(&tk);
+        }
+        p.cmd("SREM").arg(&tk).arg(&members).ignore();
+        let (n,): (u64,) = self.run(Retry::Never, |c| p.query(c))?;
+        Ok(if doomed.is_empty() { 0 } else { n })
+    }
+
+    fn clear(&self) -> Result<()> {
+        let mut pattern = glob_escape(&self.prefix);
+        pattern.push(b'*');
+        let mut keys = self.scan_keys(&pattern)?;
+        let mut tags = glob_escape(&self.tag_prefix);
+        tags.push(b'*');
+        keys.extend(self.scan_keys(&tags)?);
+        for chunk in keys.chunks(SCAN_BATCH) {
+            self.run(Retry::Safe, |c| {
+                redis::cmd("UNLINK").arg(chunk).query::<u64>(c)
+            })?;
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> Result<u64> {
+        let mut pattern = glob_escape(&self.prefix);
+        pattern.push(b'*');
+        Ok(self.scan_keys(&pattern)?.len() as u64)
+    }
+
+    fn volume(&self) -> Result<u64> {
+        Err(not_supported(
+            "volume (Redis accounts memory itself: INFO memory)",
+        ))
+    }
+
+    fn stats(&self, reset: bool) -> (u64, u64) {
+        self.counters.read(reset)
+    }
+
+    fn keys_page(&self, _: Option<i64>, _: bool, _: usize) -> Result<Vec<(i64, Vec<u8>)>> {
+        Err(not_supported("iteration in insertion order"))
+    }
+
+    fn check(&self) -> Result<Vec<String>> {
+        self.run(Retry::Safe, |c| redis::cmd("PING").query::<String>(c))?;
+        Ok(Vec::new())
+    }
+
+    fn begin(&self) -> Result<()> {
+        Err(not_supported("transact()"))
+    }
+
+    fn end(&self, _: bool) -> Result<()> {
+        Err(not_supported("transact()"))
+    }
+
+    fn close(&self) {
+        self.pool.drain();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip() {
+        for v in [
+            RemoteValue::Int(-42),
+            RemoteValue::Bytes(b"\x00abc".to_vec()),
+        ] {
+            for tag in [None, Some(&b"t"[..])] {
+                let raw = encode(&v, tag);
+                assert_eq!(decode(&raw).unwrap(), (v.clone(), tag));
+            }
+        }
+        assert_eq!(encode(&RemoteValue::Int(7), None), b"7");
+        assert!(decode(b"junk").is_err());
+    }
+}

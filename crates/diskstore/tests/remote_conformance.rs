@@ -1,0 +1,491 @@
+//! One conformance suite for the store on SQLite and on PostgreSQL, and for the cache on
+//! PostgreSQL and Redis (the SQLite cache has its own suites; the Python conformance
+//! suite runs the cache on all three). Servers come from `scripts/servers.sh`
+//! (`DISKSTORE_TEST_POSTGRES`, `DISKSTORE_TEST_REDIS`); under `CI=true` (or
+//! `DISKSTORE_REQUIRE_SERVERS=1`, set by .ci/run) a missing server fails the test,
+//! elsewhere the test says why it skips.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use diskstore::remote::postgres::{PgStore, PgTable};
+use diskstore::remote::postgres_cache::PgCache;
+use diskstore::remote::redis::RedisCache;
+use diskstore::remote::{IncrOutcome, RemoteCache, RemoteCacheOptions, RemoteValue};
+use diskstore::{DiskRead, DiskStore, Error, ManualClock, Record, Ttl, Value};
+
+/// The server URL of `var`, or `None` (skip) outside CI when it is not set or nothing
+/// answers at its address.
+fn server(var: &str) -> Option<String> {
+    let url = std::env::var(var).unwrap_or_default();
+    let why = if url.is_empty() {
+        Some(format!("{var} is not set (run scripts/servers.sh start)"))
+    } else if !reachable(&url) {
+        Some(format!("{var}={url} is not reachable"))
+    } else {
+        None
+    };
+    let Some(why) = why else {
+        return Some(url);
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true")
+        || std::env::var("DISKSTORE_REQUIRE_SERVERS").is_ok_and(|v| v == "1")
+    {
+        panic!("CI must provide the test servers: {why}");
+    }
+    eprintln!("skipped: {why}");
+    None
+}
+
+/// True when something accepts TCP connections at the URL's host and port.
+fn reachable(url: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    let rest = url.split("://").nth(1).unwrap_or("");
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    host_port.to_socket_addrs().is_ok_and(|mut addrs| {
+        addrs.any(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
+    })
+}
+
+/// A table name no other test (or earlier run) uses.
+fn unique(prefix: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The store operations the suite checks, on both backends.
+trait Store {
+    fn insert(&self, k: &str, v: i64) -> diskstore::Result<()>;
+    fn get(&self, k: &str) -> diskstore::Result<Option<i64>>;
+    fn remove(&self, k: &str) -> diskstore::Result<Option<i64>>;
+    fn add(&self, k: &str, v: i64) -> diskstore::Result<bool>;
+    fn get_or_insert(&self, k: &str, v: i64) -> diskstore::Result<i64>;
+    fn pop_last(&self) -> diskstore::Result<Option<(String, i64)>>;
+    fn pop_first(&self) -> diskstore::Result<Option<(String, i64)>>;
+    fn len(&self) -> diskstore::Result<u64>;
+    fn keys(&self) -> diskstore::Result<Vec<String>>;
+    fn get_many(&self, ks: &[&str]) -> diskstore::Result<Vec<Option<i64>>>;
+    fn extend(&self, items: &[(&str, i64)]) -> diskstore::Result<()>;
+    fn contains(&self, k: &str) -> diskstore::Result<bool>;
+    /// Inserts `a`, then `b` inside a nested level that rolls back, then commits.
+    fn nested(&self, a: (&str, i64), b: (&str, i64)) -> diskstore::Result<()>;
+}
+
+impl Store for DiskStore<String, i64> {
+    fn insert(&self, k: &str, v: i64) -> diskstore::Result<()> {
+        DiskStore::insert(self, k, &v)
+    }
+    fn get(&self, k: &str) -> diskstore::Result<Option<i64>> {
+        DiskRead::get(self, k)
+    }
+    fn remove(&self, k: &str) -> diskstore::Result<Option<i64>> {
+        DiskStore::remove(self, k)
+    }
+    fn add(&self, k: &str, v: i64) -> diskstore::Result<bool> {
+        DiskStore::add(self, k, &v)
+    }
+    fn get_or_insert(&self, k: &str, v: i64) -> diskstore::Result<i64> {
+        DiskStore::get_or_insert(self, k, &v)
+    }
+    fn pop_last(&self) -> diskstore::Result<Option<(String, i64)>> {
+        DiskStore::pop_last(self)
+    }
+    fn pop_first(&self) -> diskstore::Result<Option<(String, i64)>> {
+        DiskStore::pop_first(self)
+    }
+    fn len(&self) -> diskstore::Result<u64> {
+        DiskRead::len(self)
+    }
+    fn keys(&self) -> diskstore::Result<Vec<String>> {
+        DiskRead::keys(self).collect()
+    }
+    fn get_many(&self, ks: &[&str]) -> diskstore::Result<Vec<Option<i64>>> {
+        DiskRead::get_many(self, ks)
+    }
+    fn extend(&self, items: &[(&str, i64)]) -> diskstore::Result<()> {
+        DiskStore::extend(self, items.iter().map(|(k, v)| (*k, v)))?;
+        Ok(())
+    }
+    fn contains(&self, k: &str) -> diskstore::Result<bool> {
+        DiskRead::contains_key(self, k)
+    }
+    fn nested(&self, a: (&str, i64), b: (&str, i64)) -> diskstore::Result<()> {
+        let tx = self.begin()?;
+        tx.insert(a.0, &a.1)?;
+        let sp = tx.savepoint()?;
+        sp.insert(b.0, &b.1)?;
+        sp.rollback()?;
+        tx.commit()
+    }
+}
+
+impl Store for PgStore<String, i64> {
+    fn insert(&self, k: &str, v: i64) -> diskstore::Result<()> {
+        PgStore::insert(self, k, &v)
+    }
+    fn get(&self, k: &str) -> diskstore::Result<Option<i64>> {
+        PgStore::get(self, k)
+    }
+    fn remove(&self, k: &str) -> diskstore::Result<Option<i64>> {
+        PgStore::remove(self, k)
+    }
+    fn add(&self, k: &str, v: i64) -> diskstore::Result<bool> {
+        PgStore::add(self, k, &v)
+    }
+    fn get_or_insert(&self, k: &str, v: i64) -> diskstore::Result<i64> {
+        PgStore::get_or_insert(self, k, &v)
+    }
+    fn pop_last(&self) -> diskstore::Result<Option<(String, i64)>> {
+        PgStore::pop_last(self)
+    }
+    fn pop_first(&self) -> diskstore::Result<Option<(String, i64)>> {
+        PgStore::pop_first(self)
+    }
+    fn len(&self) -> diskstore::Result<u64> {
+        PgStore::len(self)
+    }
+    fn keys(&self) -> diskstore::Result<Vec<String>> {
+        PgStore::keys(self).collect()
+    }
+    fn get_many(&self, ks: &[&str]) -> diskstore::Result<Vec<Option<i64>>> {
+        PgStore::get_many(self, ks)
+    }
+    fn extend(&self, items: &[(&str, i64)]) -> diskstore::Result<()> {
+        let owned: Vec<(String, i64)> = items.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        PgStore::extend(self, owned.iter().map(|(k, v)| (k, v)))?;
+        Ok(())
+    }
+    fn contains(&self, k: &str) -> diskstore::Result<bool> {
+        PgStore::contains_key(self, k)
+    }
+    fn nested(&self, a: (&str, i64), b: (&str, i64)) -> diskstore::Result<()> {
+        let tx = self.begin()?;
+        self.insert(a.0, &a.1)?;
+        let sp = self.begin()?;
+        self.insert(b.0, &b.1)?;
+        sp.rollback()?;
+        tx.commit()
+    }
+}
+
+/// The behaviour every store backend must share.
+fn store_conformance(s: &dyn Store) {
+    assert_eq!(s.len().unwrap(), 0);
+    s.insert("a", 1).unwrap();
+    s.insert("b", 2).unwrap();
+    s.insert("c", 3).unwrap();
+    s.insert("a", 10).unwrap(); // an overwrite keeps the position
+    assert_eq!(s.keys().unwrap(), ["a", "b", "c"]);
+    assert_eq!(s.get("a").unwrap(), Some(10));
+    assert_eq!(s.get("zz").unwrap(), None);
+    assert!(s.contains("b").unwrap());
+    assert!(!s.add("b", 99).unwrap());
+    assert!(s.add("d", 4).unwrap());
+    assert_eq!(s.get_or_insert("b", 77).unwrap(), 2);
+    assert_eq!(s.get_or_insert("e", 5).unwrap(), 5);
+    assert_eq!(
+        s.get_many(&["e", "x", "a"]).unwrap(),
+        [Some(5), None, Some(10)]
+    );
+    s.extend(&[("f", 6), ("g", 7), ("f", 60)]).unwrap();
+    assert_eq!(s.get("f").unwrap(), Some(60));
+    assert_eq!(s.keys().unwrap(), ["a", "b", "c", "d", "e", "f", "g"]);
+    assert_eq!(s.remove("c").unwrap(), Some(3));
+    assert_eq!(s.remove("c").unwrap(), None);
+    assert_eq!(s.pop_last().unwrap(), Some(("g".into(), 7)));
+    assert_eq!(s.pop_first().unwrap(), Some(("a".into(), 10)));
+    assert_eq!(s.len().unwrap(), 4);
+    s.nested(("h", 8), ("i", 9)).unwrap();
+    assert_eq!(s.get("h").unwrap(), Some(8));
+    assert_eq!(s.get("i").unwrap(), None);
+}
+
+#[test]
+fn store_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let s: DiskStore<String, i64> = DiskStore::open(dir.path().join("c.db")).unwrap();
+    store_conformance(&s);
+}
+
+#[test]
+fn store_on_postgres() {
+    let Some(url) = server("DISKSTORE_TEST_POSTGRES") else {
+        return;
+    };
+    let s: PgStore<String, i64> = PgStore::open_table(&url, &unique("conf")).unwrap();
+    store_conformance(&s);
+}
+
+#[derive(Record, Debug, PartialEq, Clone)]
+struct Person {
+    name: String,
+    age: i64,
+    score: f64,
+    photo: Vec<u8>,
+    #[record(default = "none")]
+    note: String,
+}
+
+#[test]
+fn postgres_typed_columns_query_and_migration() {
+    let Some(url) = server("DISKSTORE_TEST_POSTGRES") else {
+        return;
+    };
+    let table = unique("people");
+    // An older layout of the table, then the record adds a column with its default.
+    let old = diskstore::TableSpec {
+        name: table.clone(),
+        key_type: diskstore::ColumnType::Integer,
+        columns: vec![
+            diskstore::Column::new("name", diskstore::ColumnType::Text, false, None),
+            diskstore::Column::new("age", diskstore::ColumnType::Integer, false, None),
+            diskstore::Column::new("score", diskstore::ColumnType::Real, false, None),
+            diskstore::Column::new("photo", diskstore::ColumnType::Blob, false, None),
+        ],
+    };
+    let t = PgTable::open(&url, old).unwrap();
+    t.set(
+        diskstore::KeyRef::Int(1),
+        &[
+            diskstore::Cell::Owned(Value::Text("old".into())),
+            diskstore::Cell::Owned(Value::Integer(80)),
+            diskstore::Cell::Owned(Value::Real(1.5)),
+            diskstore::Cell::Owned(Value::Blob(vec![1])),
+        ],
+    )
+    .unwrap();
+    let s: PgStore<i64, Person> = PgStore::open_table(&url, &table).unwrap();
+    assert_eq!(s.get(&1).unwrap().unwrap().note, "none");
+    for (i, age) in [(2, 30), (3, 40), (4, 50)] {
+        let p = Person {
+            name: format!("p{i}"),
+            age,
+            score: age as f64 / 10.0,
+            photo: vec![i as u8; 3],
+            note: "n".into(),
+        };
+        s.insert(&i, &p).unwrap();
+        assert_eq!(s.get(&i).unwrap().unwrap(), p);
+    }
+    let hits = s
+        .query(
+            Some("age > ? AND name <> ?"),
+            &[Value::Integer(35), Value::Text("p4".into())],
+            Some("age DESC"),
+            None,
+            None,
+        )
+        .unwrap();
+    let names: Vec<&str> = hits.iter().map(|(_, p)| p.name.as_str()).collect();
+    assert_eq!(names, ["old", "p3"]);
+    let paged = s.query(None, &[], None, Some(2), Some(1)).unwrap();
+    assert_eq!(paged.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [2, 3]);
+    // Bad SQL is a server error naming the problem, not a panic.
+    assert!(matches!(
+        s.query(Some("no_such_column = 1"), &[], None, None, None),
+        Err(Error::Server { .. })
+    ));
+    // A NaN key is refused before reaching the server.
+    let f: PgStore<f64, i64> = PgStore::open_table(&url, &unique("floats")).unwrap();
+    assert!(matches!(f.insert(&f64::NAN, &1), Err(Error::InvalidKey(_))));
+    assert!(s.check().unwrap().is_empty());
+}
+
+fn cache_options(table: &str, clock: &Arc<ManualClock>) -> RemoteCacheOptions {
+    let mut o = RemoteCacheOptions::new(table);
+    o.clock = Arc::new(Arc::clone(clock));
+    o
+}
+
+/// The behaviour every remote cache shares. Expiry is checked with the server's TTL on
+/// Redis (real time), so it is left to `cache_expiry_*`.
+fn cache_conformance(c: &dyn RemoteCache) {
+    let b = |s: &str| RemoteValue::Bytes(s.as_bytes().to_vec());
+    c.clear().unwrap();
+    assert_eq!(c.get(b"k").unwrap(), None);
+    c.set(b"k", &b("v"), Ttl::Never, None).unwrap();
+    assert_eq!(c.get(b"k").unwrap(), Some(b("v")));
+    assert!(!c.add(b"k", &b("w"), Ttl::Never, None).unwrap());
+    assert!(c.add(b"k2", &b("w"), Ttl::Never, Some(b"t1")).unwrap());
+    c.set(b"k3", &RemoteValue::Int(5), Ttl::Never, Some(b"t1"))
+        .unwrap();
+    assert_eq!(c.len().unwrap(), 3);
+    assert_eq!(c.incr(b"n", 2, Some(10)).unwrap(), IncrOutcome::Value(12));
+    assert_eq!(c.incr(b"n", -3, Some(10)).unwrap(), IncrOutcome::Value(9));
+    assert_eq!(c.incr(b"missing", 1, None).unwrap(), IncrOutcome::Missing);
+    assert_eq!(c.incr(b"k", 1, Some(0)).unwrap(), IncrOutcome::NotAnInteger);
+    c.set(b"big", &RemoteValue::Int(i64::MAX), Ttl::Never, None)
+        .unwrap();
+    assert_eq!(c.incr(b"big", 1, Some(0)).unwrap(), IncrOutcome::Overflow);
+    assert_eq!(c.get(b"big").unwrap(), Some(RemoteValue::Int(i64::MAX)));
+    c.set_many(&[(b"m1", b("1")), (b"m2", RemoteValue::Int(2))])
+        .unwrap();
+    assert_eq!(
+        c.get_many(&[b"m1", b"zz", b"m2"]).unwrap(),
+        [Some(b("1")), None, Some(RemoteValue::Int(2))]
+    );
+    assert_eq!(c.delete_many(&[b"m1", b"m2", b"zz"]).unwrap(), 2);
+    assert_eq!(c.evict(b"t1").unwrap(), 2);
+    assert_eq!(c.get(b"k2").unwrap(), None);
+    assert_eq!(c.pop(b"k").unwrap(), Some(b("v")));
+    assert_eq!(c.pop(b"k").unwrap(), None);
+    assert!(c.delete(b"n").unwrap());
+    assert!(!c.delete(b"n").unwrap());
+    assert!(c.check().unwrap().is_empty());
+    c.clear().unwrap();
+    assert_eq!(c.len().unwrap(), 0);
+}
+
+#[test]
+fn cache_on_postgres() {
+    let Some(url) = server("DISKSTORE_TEST_POSTGRES") else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
+    let c = PgCache::open(&url, cache_options(&unique("cache"), &clock)).unwrap();
+    cache_conformance(&c);
+    // Expiry and touch on the cache's clock.
+    c.set(
+        b"e",
+        &RemoteValue::Int(1),
+        Ttl::After(Duration::from_secs(10)),
+        None,
+    )
+    .unwrap();
+    clock.advance(Duration::from_secs(9));
+    assert!(c.touch(b"e", Ttl::After(Duration::from_secs(10))).unwrap());
+    clock.advance(Duration::from_secs(9));
+    assert_eq!(c.get(b"e").unwrap(), Some(RemoteValue::Int(1)));
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(c.get(b"e").unwrap(), None);
+    assert!(c.add(b"e", &RemoteValue::Int(2), Ttl::Never, None).unwrap());
+    assert_eq!(c.expire().unwrap(), 0);
+}
+
+#[test]
+fn postgres_cache_limits_and_unlogged() {
+    let Some(url) = server("DISKSTORE_TEST_POSTGRES") else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
+    let mut o = cache_options(&unique("lim"), &clock);
+    o.count_limit = Some(3);
+    o.unlogged = true;
+    let c = PgCache::open(&url, o).unwrap();
+    for i in 0..5u8 {
+        c.set(&[i], &RemoteValue::Int(i.into()), Ttl::Never, None)
+            .unwrap();
+    }
+    assert_eq!(c.len().unwrap(), 3);
+    assert_eq!(c.get(&[0]).unwrap(), None); // least recently stored went first
+    assert_eq!(c.get(&[4]).unwrap(), Some(RemoteValue::Int(4)));
+    let mut o = cache_options(&unique("full"), &clock);
+    o.size_limit = Some(100);
+    o.policy = diskstore::EvictionPolicy::None;
+    let c = PgCache::open(&url, o).unwrap();
+    c.set(b"a", &RemoteValue::Bytes(vec![0; 60]), Ttl::Never, None)
+        .unwrap();
+    assert!(matches!(
+        c.set(b"b", &RemoteValue::Bytes(vec![0; 60]), Ttl::Never, None),
+        Err(Error::Full(_))
+    ));
+    assert_eq!(c.get(b"b").unwrap(), None); // nothing of the refused write was kept
+    assert!(matches!(
+        c.set(b"c", &RemoteValue::Bytes(vec![0; 200]), Ttl::Never, None),
+        Err(Error::Full(_))
+    ));
+}
+
+#[test]
+fn cache_on_redis() {
+    let Some(url) = server("DISKSTORE_TEST_REDIS") else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
+    let c = RedisCache::open(&url, cache_options(&unique("cache"), &clock)).unwrap();
+    cache_conformance(&c);
+    // Native expiry: a short time to live ends on the server.
+    c.set(
+        b"e",
+        &RemoteValue::Int(1),
+        Ttl::After(Duration::from_millis(50)),
+        None,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(120));
+    assert_eq!(c.get(b"e").unwrap(), None);
+    // What Redis cannot do is refused, naming the operation.
+    match c.keys_page(None, false, 10) {
+        Err(Error::NotSupported { backend, operation }) => {
+            assert_eq!(backend, "redis");
+            assert!(operation.contains("insertion order"));
+        }
+        other => panic!("expected NotSupported, got {other:?}"),
+    }
+    assert!(matches!(c.begin(), Err(Error::NotSupported { .. })));
+    let mut o = cache_options(&unique("lim"), &clock);
+    o.size_limit = Some(10);
+    assert!(matches!(
+        RedisCache::open(&url, o),
+        Err(Error::NotSupported { .. })
+    ));
+}
+
+#[test]
+fn connection_failures_are_clear_errors() {
+    let Some(url) = server("DISKSTORE_TEST_POSTGRES") else {
+        return;
+    };
+    // Nothing listens on port 1.
+    match PgStore::<String, i64>::open("postgresql://postgres@127.0.0.1:1/x") {
+        Err(Error::Connection { message, .. }) => assert!(!message.is_empty()),
+        Err(other) => panic!("expected a connection error, got {other:?}"),
+        Ok(_) => panic!("expected a connection error"),
+    }
+    // A wrong password (servers.sh makes diskstore_pw with password "secret").
+    let bad = url.replace("postgres@", "diskstore_pw:wrong@");
+    match PgStore::<String, i64>::open(&bad) {
+        Err(Error::Connection { url, message }) => {
+            assert!(message.contains("authentication failed"), "{message}");
+            assert!(!url.contains("wrong"), "the password leaked into {url}");
+        }
+        Err(other) => panic!("expected an authentication error, got {other:?}"),
+        Ok(_) => panic!("expected an authentication error"),
+    }
+    match RedisCache::open("redis://127.0.0.1:1/0", RemoteCacheOptions::new("x")) {
+        Err(Error::Connection { .. }) => {}
+        Err(other) => panic!("expected a connection error, got {other:?}"),
+        Ok(_) => panic!("expected a connection error"),
+    }
+}
+
+#[test]
+fn statement_timeout_is_a_timeout_error() {
+    let Some(url) = server("DISKSTORE_TEST_POSTGRES") else {
+        return;
+    };
+    let table = unique("timeout");
+    let holder: PgStore<String, i64> = PgStore::open_table(&url, &table).unwrap();
+    holder.insert("k", &1).unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let short = format!("{url}{sep}options=-c%20statement_timeout%3D200");
+    let waiter: PgStore<String, i64> = PgStore::open_table(&short, &table).unwrap();
+    // The holder's open transaction locks the row; the waiter's update times out.
+    let tx = holder.begin().unwrap();
+    holder.insert("k", &2).unwrap();
+    let t = std::thread::scope(|s| s.spawn(|| waiter.insert("k", &3)).join().unwrap());
+    assert!(matches!(t, Err(Error::Timeout { .. })), "{t:?}");
+    tx.commit().unwrap();
+    assert_eq!(waiter.get("k").unwrap(), Some(2)); // the timed-out write left nothing
+}

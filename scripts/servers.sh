@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Throw-away PostgreSQL and Redis servers on loopback ports for the backend tests.
+#
+#   scripts/servers.sh start            installs what is missing (apt), starts both, prints env
+#   scripts/servers.sh stop             stops both and deletes their data
+#   scripts/servers.sh env              prints DISKSTORE_TEST_POSTGRES=... and DISKSTORE_TEST_REDIS=...
+#   scripts/servers.sh restart-postgres stops and starts PostgreSQL (data kept; for failure tests)
+#   scripts/servers.sh restart-redis    the same for Redis
+#   scripts/servers.sh stop-postgres | start-postgres   (connection-refused tests)
+#
+# PostgreSQL: a fresh cluster in $DISKSTORE_SERVERS_DIR/pg on 127.0.0.1:$PG_PORT, database
+# `diskstore_test`; user `postgres` is trusted, user `diskstore_pw` needs the password `secret`
+# (scram-sha-256), so that a wrong password can be tested. Redis: no persistence.
+set -euo pipefail
+
+DIR=${DISKSTORE_SERVERS_DIR:-/tmp/diskstore-servers}
+PG_PORT=${DISKSTORE_PG_PORT:-55432}
+REDIS_PORT=${DISKSTORE_REDIS_PORT:-56379}
+PG_DATA=$DIR/pg
+PG_USER=postgres
+
+pg_bin() {
+    local dir
+    for dir in /usr/lib/postgresql/15/bin /usr/lib/postgresql/*/bin; do
+        if [ -x "$dir/pg_ctl" ]; then
+            echo "$dir"
+            return
+        fi
+    done
+    return 1
+}
+
+install_missing() {
+    local need=()
+    pg_bin >/dev/null || need+=(postgresql-15)
+    command -v redis-server >/dev/null || need+=(redis-server)
+    if [ ${#need[@]} -gt 0 ]; then
+        echo "servers.sh: installing ${need[*]}" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >&2
+        apt-get install -y -qq "${need[@]}" >&2 || {
+            # Debian releases without postgresql-15 carry another major version.
+            apt-get install -y -qq postgresql redis-server >&2
+        }
+    fi
+}
+
+# Runs a PostgreSQL tool as the owner of the cluster (the `postgres` user when we are root).
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u "$PG_USER" -- "$@"
+    else
+        "$@"
+    fi
+}
+
+pg_start() {
+    local bin
+    bin=$(pg_bin)
+    mkdir -p "$DIR"
+    chmod 755 "$DIR"
+    if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+        mkdir -p "$PG_DATA"
+        [ "$(id -u)" = 0 ] && chown "$PG_USER" "$PG_DATA"
+        as_pg "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
+        cat >"$PG_DATA/pg_hba.conf" <<'EOF'
+host all diskstore_pw 127.0.0.1/32 scram-sha-256
+host all all 127.0.0.1/32 trust
+local all all trust
+EOF
+        [ "$(id -u)" = 0 ] && chown "$PG_USER" "$PG_DATA/pg_hba.conf"
+        local fresh=1
+    fi
+    if ! as_pg "$bin/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
+        as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 60 start \
+            -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$PG_DATA -c fsync=off -c max_connections=200" >/dev/null
+    fi
+    if [ "${fresh:-0}" = 1 ]; then
+        as_pg "$bin/psql" -q -h "$PG_DATA" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+            -c "CREATE DATABASE diskstore_test" \
+            -c "CREATE ROLE diskstore_pw LOGIN PASSWORD 'secret'" \
+            -c "GRANT ALL ON DATABASE diskstore_test TO diskstore_pw" >/dev/null
+        as_pg "$bin/psql" -q -h "$PG_DATA" -p "$PG_PORT" -U postgres -d diskstore_test -v ON_ERROR_STOP=1 \
+            -c "GRANT ALL ON SCHEMA public TO diskstore_pw" >/dev/null
+    fi
+}
+
+pg_stop() {
+    local bin
+    bin=$(pg_bin) || return 0
+    if [ -f "$PG_DATA/PG_VERSION" ]; then
+        as_pg "$bin/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+}
+
+redis_start() {
+    mkdir -p "$DIR/redis"
+    if ! redis_up; then
+        redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+            --dir "$DIR/redis" --daemonize yes --pidfile "$DIR/redis/redis.pid" \
+            --logfile "$DIR/redis/redis.log" >/dev/null
+        for _ in $(seq 100); do
+            redis_up && return
+            sleep 0.1
+        done
+        echo "servers.sh: redis-server did not start (see $DIR/redis/redis.log)" >&2
+        return 1
+    fi
+}
+
+redis_up() {
+    (exec 3<>/dev/tcp/127.0.0.1/"$REDIS_PORT") 2>/dev/null
+}
+
+redis_stop() {
+    local pidfile=$DIR/redis/redis.pid
+    if [ -f "$pidfile" ]; then
+        local pid
+        pid=$(cat "$pidfile")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        rm -f "$pidfile"
+    fi
+}
+
+print_env() {
+    echo "DISKSTORE_TEST_POSTGRES=postgresql://postgres@127.0.0.1:$PG_PORT/diskstore_test"
+    echo "DISKSTORE_TEST_REDIS=redis://127.0.0.1:$REDIS_PORT/0"
+}
+
+case "${1:-}" in
+    start)
+        install_missing
+        pg_start
+        redis_start
+        print_env
+        ;;
+    stop)
+        pg_stop
+        redis_stop
+        rm -rf "$DIR"
+        ;;
+    env) print_env ;;
+    restart-postgres)
+        pg_stop
+        pg_start
+        ;;
+    stop-postgres) pg_stop ;;
+    start-postgres) pg_start ;;
+    restart-redis)
+        redis_stop
+        redis_start
+        ;;
+    *)
+        echo "usage: $0 start|stop|env|restart-postgres|stop-postgres|start-postgres|restart-redis" >&2
+        exit 2
+        ;;
+esac
