@@ -105,6 +105,8 @@ pub struct Reference {
     pub digests: Vec<u64>,
     /// Calls made: mutating, writes, syncs, truncates, reads.
     pub counts: vfs::Counts,
+    /// Cache entries evicted (or purged as expired) by `set`s.
+    pub evicted: u64,
 }
 
 /// Runs the workload once, uncut, recording the digest after every operation.
@@ -128,15 +130,31 @@ pub fn reference(w: &Workload, dir: &Path) -> Result<Reference, String> {
             .digest()
             .unwrap_or_else(|e| fail(&format!("digest before: {e}")));
         say(&format!("D {d}"));
+        let mut evicted = 0;
         for (i, op) in w.ops.iter().enumerate() {
+            let keys = |r: &Runner<'_>| {
+                r.handle
+                    .as_ref()
+                    .map(|h| workload::cache_keys(h).unwrap_or_default())
+                    .unwrap_or_default()
+            };
+            let before = keys(&r);
             if let Err(e) = r.apply(op) {
                 fail(&format!("op {i} {}: {e}", op.label()));
+            }
+            if let workload::Op::Set(k, ..) = op {
+                let after = keys(&r);
+                evicted += before
+                    .iter()
+                    .filter(|b| *b != k && !after.contains(b))
+                    .count();
             }
             let d = r
                 .digest()
                 .unwrap_or_else(|e| fail(&format!("digest {i}: {e}")));
             say(&format!("D {d}"));
         }
+        say(&format!("E {evicted}"));
         let c = vfs::counts();
         say(&format!(
             "C {} {} {} {} {}",
@@ -145,9 +163,11 @@ pub fn reference(w: &Workload, dir: &Path) -> Result<Reference, String> {
     });
     let mut digests = Vec::new();
     let mut counts = None;
+    let mut evicted = 0;
     for l in &lines {
         let mut parts = l.split(' ');
         match parts.next() {
+            Some("E") => evicted = parts.next().and_then(|d| d.parse().ok()).unwrap_or(0),
             Some("D") => digests.push(parts.next().and_then(|d| d.parse().ok()).unwrap_or(0)),
             Some("C") => {
                 let n: Vec<u64> = parts.filter_map(|p| p.parse().ok()).collect();
@@ -164,9 +184,11 @@ pub fn reference(w: &Workload, dir: &Path) -> Result<Reference, String> {
         }
     }
     match counts {
-        Some(counts) if code == 0 && digests.len() == w.ops.len() + 1 => {
-            Ok(Reference { digests, counts })
-        }
+        Some(counts) if code == 0 && digests.len() == w.ops.len() + 1 => Ok(Reference {
+            digests,
+            counts,
+            evicted,
+        }),
         _ => Err(format!(
             "reference run failed (exit {code}): {}",
             lines.join(" / ")

@@ -34,6 +34,7 @@ struct Row {
     torn: u64,
     lost: u64,
     dir_undone: u64,
+    evicted: u64,
     fault_runs: u64,
     injected: u64,
     errors: u64,
@@ -78,6 +79,7 @@ impl Campaign {
                 return;
             }
         };
+        self.row(&w).evicted += reference.evicted;
         for j in 0..cuts {
             if only.is_some_and(|(k, n)| k != "cut" || n != j) {
                 continue;
@@ -165,6 +167,8 @@ impl Campaign {
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
         println!("cuts during: {}", during.join(", "));
+        let evicted: u64 = self.rows.values().map(|r| r.evicted).sum();
+        println!("cache entries evicted by sets in the reference runs: {evicted}");
         for v in &self.violations {
             println!("VIOLATION {v}");
         }

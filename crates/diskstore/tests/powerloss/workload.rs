@@ -169,7 +169,7 @@ impl Workload {
                 EvictionPolicy::LeastRecentlyUsed,
                 EvictionPolicy::LeastFrequentlyUsed,
             ][rng.below(3) as usize],
-            size_limit: rng.between(20_000, 80_000),
+            size_limit: rng.between(4_000, 16_000),
         };
         let len = rng.between(15, 50);
         let mut ops = Vec::new();
@@ -179,7 +179,7 @@ impl Workload {
                 continue;
             }
             ops.push(match kind {
-                Kind::Cache => cache_op(&mut rng),
+                Kind::Cache => cache_op(&mut rng, cache.size_limit as usize / 2),
                 _ => store_op(&mut rng, kind == Kind::Store),
             });
         }
@@ -223,12 +223,12 @@ fn store_op(rng: &mut Rng, vacuum: bool) -> Op {
     }
 }
 
-fn cache_op(rng: &mut Rng) -> Op {
+fn cache_op(rng: &mut Rng, largest: usize) -> Op {
     match rng.below(100) {
         0..45 => {
             let ttl = rng.chance(30).then(|| rng.between(1, 100));
             let mut v = value(rng);
-            v.truncate(8_000);
+            v.truncate(largest);
             Op::Set(key(rng, 30), v, ttl)
         }
         45..60 => Op::Get(key(rng, 30)),
@@ -242,7 +242,7 @@ fn cache_op(rng: &mut Rng) -> Op {
                 .map(|_| {
                     let k = key(rng, 30);
                     let mut v = value(rng);
-                    v.truncate(4_000);
+                    v.truncate(largest / 2);
                     (k, rng.chance(75).then_some(v))
                 })
                 .collect();
@@ -627,4 +627,18 @@ pub fn integrity(h: &Handle) -> Result<Vec<String>> {
         Handle::V2(s) => s.check(),
         Handle::Cache(c) => c.cache_table().table().check(),
     }
+}
+
+/// The cache's keys (empty for other workloads): the reference run counts evictions with it.
+pub fn cache_keys(h: &Handle) -> Result<Vec<String>> {
+    let Handle::Cache(_) = h else {
+        return Ok(Vec::new());
+    };
+    with_connection(h, |c| {
+        let mut st = c.prepare("SELECT _key FROM Cache")?;
+        let keys = st
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(keys)
+    })
 }
