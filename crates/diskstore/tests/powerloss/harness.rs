@@ -373,6 +373,8 @@ pub struct FaultOutcome {
     pub errors: u64,
     /// The plan, for the report.
     pub plan: Option<Fault>,
+    /// True when the run ended in a power cut (checked like a cut run).
+    pub cut: bool,
 }
 
 /// True for the errors an I/O fault may cause: an I/O error, a full disk, or the
@@ -424,14 +426,21 @@ pub fn fault(w: &Workload, reference: &Reference, seed: u64, dir: &Path) -> Faul
     let path = fresh(dir);
     let mut rng = Rng::new(seed);
     let plan = plan(&mut rng, &reference.counts);
+    // Half of the runs end in a power cut instead of a clean close.
+    let then_cut = rng.chance(50);
+    let cut_policy = policy(&mut rng, false);
     let (code, lines) = in_child(|| {
         vfs::reset(
             seed,
-            CutPolicy {
-                keep: 100,
-                tear: 0,
-                sector: 512,
-                lie: false,
+            if then_cut {
+                cut_policy
+            } else {
+                CutPolicy {
+                    keep: 100,
+                    tear: 0,
+                    sector: 512,
+                    lie: false,
+                }
             },
         );
         vfs::set_fault(Some(plan));
@@ -500,8 +509,14 @@ pub fn fault(w: &Workload, reference: &Reference, seed: u64, dir: &Path) -> Faul
                     }
                 }
             }
+            vfs::set_acked(i as u64 + 1);
+            say(&format!("A {}", i + 1));
         }
         let injected = vfs::counts().injected;
+        if then_cut {
+            say(&format!("F {injected} {errors}"));
+            vfs::cut_now();
+        }
         vfs::set_fault(None);
         r.handle = None;
         // Reopened with every connection closed: the file holds every operation.
@@ -537,8 +552,11 @@ pub fn fault(w: &Workload, reference: &Reference, seed: u64, dir: &Path) -> Faul
     });
     let mut out = FaultOutcome {
         plan: Some(plan),
+        cut: then_cut,
         ..FaultOutcome::default()
     };
+    let mut acked = 0;
+    let mut floor = None;
     for l in &lines {
         let parts: Vec<&str> = l.split(' ').collect();
         match parts[0] {
@@ -546,11 +564,23 @@ pub fn fault(w: &Workload, reference: &Reference, seed: u64, dir: &Path) -> Faul
                 out.injected = parts[1].parse().unwrap_or(0);
                 out.errors = parts[2].parse().unwrap_or(0);
             }
+            "A" => acked = parts[1].parse().unwrap_or(0),
+            "X" => floor = parts.get(1).and_then(|f| f.parse::<u64>().ok()),
             "V" => out.violations.push(l[2..].to_string()),
             _ => {}
         }
     }
-    if code != 0 && out.violations.is_empty() {
+    if then_cut && code == CUT_EXIT {
+        // Every operation was acknowledged; with NORMAL the floor is the last -wal sync.
+        let lo = if w.config.full {
+            acked
+        } else {
+            floor.unwrap_or(0)
+        };
+        let hi = (acked + 1).min(w.ops.len() as u64);
+        out.violations
+            .extend(check_survivor(w, &path, reference, lo, hi));
+    } else if code != 0 && out.violations.is_empty() {
         out.violations.push(format!(
             "the child failed (exit {code}): {}",
             lines.join(" / ")

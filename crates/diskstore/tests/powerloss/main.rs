@@ -36,6 +36,7 @@ struct Row {
     dir_undone: u64,
     evicted: u64,
     fault_runs: u64,
+    fault_cuts: u64,
     injected: u64,
     errors: u64,
     violations: u64,
@@ -50,6 +51,7 @@ struct Campaign {
     during: BTreeMap<String, u64>,
     cuts: u64,
     fault_runs: u64,
+    fault_runs_fired: u64,
     violations: Vec<String>,
 }
 
@@ -114,8 +116,10 @@ impl Campaign {
             }
             let out = harness::fault(&w, &reference, case_seed(wseed, 1_000 + j), dir);
             self.fault_runs += 1;
+            self.fault_runs_fired += u64::from(out.injected > 0);
             let row = self.row(&w);
             row.fault_runs += 1;
+            row.fault_cuts += u64::from(out.cut);
             row.injected += out.injected;
             row.errors += out.errors;
             if !out.violations.is_empty() {
@@ -173,8 +177,10 @@ impl Campaign {
             println!("VIOLATION {v}");
         }
         let injected: u64 = self.rows.values().map(|r| r.injected).sum();
+        let fired = self.fault_runs_fired;
+        let cut: u64 = self.rows.values().map(|r| r.fault_cuts).sum();
         println!(
-            "fault runs: {}, faults injected: {injected}",
+            "fault runs: {} ({fired} with the fault fired, {cut} ended by a power cut), faults injected: {injected}",
             self.fault_runs
         );
         println!(
