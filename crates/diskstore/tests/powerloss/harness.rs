@@ -466,6 +466,7 @@ pub fn fault(w: &Workload, reference: &Reference, seed: u64, dir: &Path) -> Faul
                     fail(&format!("op {} {} still fails", i + 1, op.label()));
                 }
                 let before = vfs::counts().injected;
+                vfs::trace(&format!("op {} {}", i + 1, op.label()));
                 match r.apply(op) {
                     Ok(()) => break,
                     Err(e) => {

@@ -230,7 +230,16 @@ fn run(seed: u64, cuts: u64, faults: u64, lie: bool) -> Campaign {
             * faults.div_ceil(cuts.div_ceil(per_workload).max(1)).max(1);
         let f = f.min(faults.saturating_sub(faults_done));
         faults_done += f;
+        let before = c.cuts;
         c.workload(wseed, n, f, dir.path(), None);
+        if c.cuts / 1_000 != before / 1_000 {
+            println!(
+                "... {} cuts, {} fault runs, {} violations so far",
+                c.cuts,
+                c.fault_runs,
+                c.violations.len()
+            );
+        }
     }
     c
 }
@@ -272,4 +281,60 @@ fn a_file_system_that_lies_about_fsync_is_caught() {
         .filter(|v| v.contains("is not the state after any operation"))
         .count();
     assert!(lost > 0, "no lost transaction found among {} cuts", c.cuts);
+}
+
+/// Found by the campaign (workload 11326627653979274804, fault run 1): an I/O error on the
+/// first write of a new store's file, the header that switches it to WAL, was dropped
+/// (`PRAGMA journal_mode = wal` returns a row, and `execute_batch` never stepped it to its
+/// failed commit), so the store wrote in rollback-journal mode, where a power cut right
+/// after a commit can roll it back even with `synchronous=FULL`. Now the open fails with the
+/// I/O error, and the next open switches the file to WAL.
+#[test]
+fn a_failed_switch_to_wal_fails_the_open() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("w.db");
+    vfs::install();
+    vfs::reset(
+        1,
+        vfs::CutPolicy {
+            keep: 100,
+            tear: 0,
+            sector: 512,
+            lie: false,
+        },
+    );
+    // Two writes of the rollback journal, then the database header.
+    vfs::set_fault(Some(vfs::Fault {
+        kind: vfs::FaultKind::Write,
+        nth: 3,
+        count: 1,
+        error: vfs::FaultError::Eio,
+    }));
+    let first = diskstore::DiskStore::<String, String>::open(&path);
+    assert_eq!(vfs::counts().injected, 1, "the fault was injected");
+    let err = first
+        .err()
+        .expect("the open reports the failed switch to WAL");
+    assert!(err.to_string().contains("I/O error"), "{err}");
+    let store = diskstore::DiskStore::<String, String>::open(&path).expect("opens after the fault");
+    store.insert("k", &"v".to_string()).expect("writes");
+    let header = std::fs::read(&path).expect("reads the file");
+    assert_eq!(&header[18..20], &[2, 2], "the file is in WAL mode");
+}
+
+/// The three cases the first 10,000-cut campaign (seed 17) failed, replayed.
+#[test]
+fn cases_found_by_the_campaign_pass() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let mut c = Campaign::default();
+    for (w, n) in [
+        (5_562_443_163_610_517_203, 0),
+        (5_562_443_163_610_517_203, 3),
+        (11_326_627_653_979_274_804, 1),
+    ] {
+        c.workload(w, 0, n + 1, dir.path(), Some(("fault", n)));
+    }
+    c.print();
+    assert_eq!(c.fault_runs, 3);
+    assert!(c.violations.is_empty(), "{:?}", c.violations);
 }

@@ -666,6 +666,19 @@ fn mutation(s: &mut State) -> Option<c_int> {
     None
 }
 
+/// True when `POWERLOSS_TRACE` is set: every recorded call is printed to stderr.
+fn tracing() -> bool {
+    static TRACE: OnceLock<bool> = OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("POWERLOSS_TRACE").is_some_and(|v| !v.is_empty()))
+}
+
+/// Prints `what` when tracing.
+pub fn trace(what: &str) {
+    if tracing() {
+        eprintln!("{what}");
+    }
+}
+
 /// Counts a call of `kind` and returns the error to inject, if any.
 fn fault(s: &mut State, kind: FaultKind) -> Option<FaultError> {
     let n = match kind {
@@ -686,12 +699,19 @@ fn fault(s: &mut State, kind: FaultKind) -> Option<FaultError> {
             s.counts.reads
         }
     };
-    let f = s.fault?;
-    if f.kind == kind && n >= f.nth && s.counts.injected < f.count {
-        s.counts.injected += 1;
-        return Some(f.error);
+    let hit = s
+        .fault
+        .filter(|f| f.kind == kind && n >= f.nth && s.counts.injected < f.count);
+    if tracing() {
+        eprintln!(
+            "vfs: {kind:?} #{n} (mutation #{}){}",
+            s.counts.mutations,
+            if hit.is_some() { " FAULT" } else { "" }
+        );
     }
-    None
+    let f = hit?;
+    s.counts.injected += 1;
+    Some(f.error)
 }
 
 unsafe fn real_size(f: &SimFile) -> u64 {
@@ -773,6 +793,9 @@ unsafe extern "C" fn f_write(
         }
         let mut amt = amt;
         let injected = fault(&mut s, FaultKind::Write);
+        if tracing() {
+            eprintln!("    write {path} @{off} +{amt}");
+        }
         match injected {
             Some(FaultError::Eio) => return ffi::SQLITE_IOERR_WRITE,
             Some(FaultError::Enospc) => return ffi::SQLITE_FULL,
@@ -877,7 +900,11 @@ unsafe extern "C" fn f_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int
         if let Some(rc) = mutation(&mut s) {
             return rc;
         }
-        if let Some(e) = fault(&mut s, FaultKind::Sync) {
+        let injected = fault(&mut s, FaultKind::Sync);
+        if tracing() {
+            eprintln!("    sync {path}");
+        }
+        if let Some(e) = injected {
             let _ = e;
             return ffi::SQLITE_IOERR_FSYNC;
         }
