@@ -53,7 +53,7 @@ fn report_cut(stats: &CutStats) {
 
 /// Runs `body` in a forked child whose default VFS is the simulating one; returns the
 /// child's exit status and report lines.
-fn in_child(body: impl FnOnce()) -> (c_int, Vec<String>) {
+pub fn in_child(body: impl FnOnce()) -> (c_int, Vec<String>) {
     let mut fds = [0 as c_int; 2];
     // SAFETY: plain POSIX calls; the child only runs `body` and leaves with `_exit`.
     unsafe {

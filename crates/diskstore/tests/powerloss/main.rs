@@ -293,31 +293,35 @@ fn a_file_system_that_lies_about_fsync_is_caught() {
 fn a_failed_switch_to_wal_fails_the_open() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("w.db");
-    vfs::install();
-    vfs::reset(
-        1,
-        vfs::CutPolicy {
-            keep: 100,
-            tear: 0,
-            sector: 512,
-            lie: false,
-        },
-    );
-    // Two writes of the rollback journal, then the database header.
-    vfs::set_fault(Some(vfs::Fault {
-        kind: vfs::FaultKind::Write,
-        nth: 3,
-        count: 1,
-        error: vfs::FaultError::Eio,
-    }));
-    let first = diskstore::DiskStore::<String, String>::open(&path);
-    assert_eq!(vfs::counts().injected, 1, "the fault was injected");
-    let err = first
-        .err()
-        .expect("the open reports the failed switch to WAL");
-    assert!(err.to_string().contains("I/O error"), "{err}");
-    let store = diskstore::DiskStore::<String, String>::open(&path).expect("opens after the fault");
-    store.insert("k", &"v".to_string()).expect("writes");
+    // In a child: the simulating VFS is the default VFS there only.
+    let (code, lines) = harness::in_child(|| {
+        vfs::reset(
+            1,
+            vfs::CutPolicy {
+                keep: 100,
+                tear: 0,
+                sector: 512,
+                lie: false,
+            },
+        );
+        // Two writes of the rollback journal, then the database header.
+        vfs::set_fault(Some(vfs::Fault {
+            kind: vfs::FaultKind::Write,
+            nth: 3,
+            count: 1,
+            error: vfs::FaultError::Eio,
+        }));
+        let first = diskstore::DiskStore::<String, String>::open(&path);
+        assert_eq!(vfs::counts().injected, 1, "the fault was injected");
+        let err = first
+            .err()
+            .expect("the open reports the failed switch to WAL");
+        assert!(err.to_string().contains("I/O error"), "{err}");
+        let store =
+            diskstore::DiskStore::<String, String>::open(&path).expect("opens after the fault");
+        store.insert("k", &"v".to_string()).expect("writes");
+    });
+    assert_eq!(code, 0, "{lines:?}");
     let header = std::fs::read(&path).expect("reads the file");
     assert_eq!(&header[18..20], &[2, 2], "the file is in WAL mode");
 }
