@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: venv develop wheel lint test test-rust test-python demo bench bench-writers fuzz clean
+.PHONY: venv develop wheel lint test test-rust test-python demo bench bench-writers fuzz powerloss clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt
@@ -51,6 +51,11 @@ bench-writers:
 
 fuzz:
 	bash scripts/fuzz.sh $(or $(SECONDS),60)
+
+# Simulated power cuts and I/O faults (docs/reliability.md): N= cuts (default 3000),
+# FAULTS= fault runs, SEED= replays a campaign, CASE= one case.
+powerloss:
+	N=$(N) FAULTS=$(FAULTS) SEED=$(SEED) CASE=$(CASE) bash scripts/powerloss.sh
 
 clean:
 	rm -rf target dist $(VENV)

@@ -76,6 +76,21 @@ fn immutable_uri(path: &Path) -> String {
     uri
 }
 
+/// Runs every statement of `sql` to its end. (`execute_batch` stops a statement after its
+/// first row, and SQLite commits a statement's transaction only at its end, reporting a
+/// failed commit to a finalize whose error is dropped: `PRAGMA journal_mode = wal`
+/// returns a row, so a failed switch of a new file to WAL went unnoticed and the
+/// connection wrote in rollback-journal mode; found by the power-loss suite.)
+fn run_to_end(conn: &Connection, sql: &str) -> Result<()> {
+    use rusqlite::fallible_iterator::FallibleIterator;
+    let mut batch = rusqlite::Batch::new(conn, sql);
+    while let Some(mut stmt) = batch.next()? {
+        let mut rows = stmt.raw_query();
+        while rows.next()?.is_some() {}
+    }
+    Ok(())
+}
+
 /// How connections to one file are opened.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct ConnectionConfig {
@@ -377,7 +392,7 @@ impl FileConnections {
         }
         crate::busy::install(&conn, c.timeout)?;
         conn.set_prepared_statement_cache_capacity(64);
-        conn.execute_batch(&c.pragma_sql)?;
+        run_to_end(&conn, &c.pragma_sql)?;
         if let Some(ck) = &self.checkpointer {
             ck.install(&conn)?;
         }
@@ -1017,7 +1032,10 @@ impl Connections {
     pub fn atomic<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
         let level = Level::begin(self)?;
         let result = self.with(f);
-        level.end(result.is_ok()).and(result)
+        let ended = level.end(result.is_ok());
+        // The error of `f` first: it is the cause of a failed end.
+        let value = result?;
+        ended.map(|()| value)
     }
 
     /// Runs several reads in one read transaction (unless one is already open), so that
@@ -1131,6 +1149,15 @@ impl<'a> Level<'a> {
                 file.slot().bump();
             }
             self.conns.with(|c| {
+                if c.is_autocommit() {
+                    // SQLite rolled the whole transaction back (an I/O error, a full
+                    // disk): the savepoint went with it.
+                    return if commit {
+                        FileConnections::check_open(c)
+                    } else {
+                        Ok(())
+                    };
+                }
                 if !commit {
                     file.run(c, held::ROLLBACK_TO, "ROLLBACK TO diskstore_level")?;
                 }
