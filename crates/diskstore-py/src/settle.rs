@@ -103,11 +103,13 @@ pub(crate) fn _settle_default(
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(timeout)?;
-        let mut pragmas = String::new();
+        // Each pragma runs to its end: `execute_batch` would drop the error of a failed
+        // switch to WAL (`journal_mode` returns a row; see the engine's `run_to_end`).
         for (name, value) in diskstore::DEFAULT_PRAGMAS {
-            pragmas.push_str(&format!("PRAGMA {name} = {value};\n"));
+            let mut st = conn.prepare(&format!("PRAGMA {name} = {value}"))?;
+            let mut rows = st.raw_query();
+            while rows.next()?.is_some() {}
         }
-        conn.execute_batch(&pragmas)?;
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let result: diskstore::Result<&'static str> = (|| {
             if let Some(t) = decided(&store_tables(&conn)?) {
