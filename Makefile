@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: venv develop wheel lint test test-rust test-python demo bench fuzz clean
+.PHONY: venv develop wheel lint test test-rust test-python demo bench bench-scale fuzz clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt
@@ -39,6 +39,10 @@ demo:
 
 bench:
 	bash scripts/bench.sh
+
+# Latency, len() and bulk load against store size, 1e4..1e7 keys (ARGS="--huge" adds 1e8).
+bench-scale:
+	bash scripts/bench.sh --scale $(ARGS)
 
 fuzz:
 	bash scripts/fuzz.sh $(or $(SECONDS),60)
