@@ -47,9 +47,10 @@ sys.path.insert(0, str(HERE))
 
 import systems
 
-SYSTEMS = ["diskstore", "diskstore07-apsw", "lmdb-nosync", "diskcache-index"]
+SYSTEMS = ["diskstore", "diskstore-rust", "diskstore07-apsw", "lmdb-nosync", "diskcache-index"]
 LABELS = {
     "diskstore": "ours",
+    "diskstore-rust": "ours (Rust)",
     "diskstore07-apsw": "original 0.7.0",
     "lmdb-nosync": "lmdb (sync=False)",
     "diskcache-index": "diskcache Index",
@@ -231,6 +232,14 @@ def parse_sizes(text: str) -> list[int]:
 def measure(args: argparse.Namespace, system: str, n: int) -> dict:
     """Runs one worker process for (system, n) and returns its figures."""
     data = Path(tempfile.mkdtemp(prefix=f"scale-{system}-", dir=args.data_dir))
+    if system == "diskstore-rust":
+        cmd = [args.rust_cli, "bench-scale", "--n", str(n), "--sets", str(args.sets)]
+        cmd += ["--gets", str(args.gets), "--dir", str(data)]
+        try:
+            done = subprocess.run(cmd, check=True, timeout=args.timeout, capture_output=True)
+            return json.loads(done.stdout)
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
     out = data / "result.json"
     cmd = [args.python, str(Path(__file__).resolve()), "--worker", system, "--n", str(n)]
     cmd += ["--sets", str(args.sets), "--gets", str(args.gets), "--dir", str(data / "store")]
@@ -313,6 +322,10 @@ def targets(agg: dict[tuple[str, int], dict], sizes: list[int]) -> list[str]:
         )
     )
     worst_bulk = min(r["bulk_rows_per_s"] for r in ours.values())
+    rust = [agg[("diskstore-rust", n)] for n in sizes if ("diskstore-rust", n) in agg]
+    if rust:
+        worst = min(r["bulk_rows_per_s"] for r in rust)
+        lines.append(check("Rust bulk ≥ 2 M rows/s", worst >= 2e6, f"worst {worst / 1e6:.2f} M"))
     lines.append(
         check(
             "bulk ≥ 1 M rows/s at every size",
@@ -400,7 +413,7 @@ def draw(agg: dict[tuple[str, int], dict], sizes: list[int], stem: Path) -> str 
         ),
         (axes[1][1], "bulk load (M rows/s)", [("bulk_rows_per_s", "", "-")], False),
     ]
-    colors = {s: c for s, c in zip(SYSTEMS, ["C0", "C1", "C2", "C3"])}
+    colors = {s: c for s, c in zip(SYSTEMS, ["C0", "C4", "C1", "C2", "C3"])}
     for ax, title, series, logy in panels:
         for s in SYSTEMS:
             ns = [n for n in sizes if (s, n) in agg]
@@ -447,6 +460,9 @@ def orchestrate(args: argparse.Namespace) -> int:
     if args.huge:
         sizes.append(100_000_000)
     chosen = [s for s in SYSTEMS if s in args.systems.split(",")]
+    if not args.rust_cli and "diskstore-rust" in chosen:
+        print("no --rust-cli: the Rust figures are left out", file=sys.stderr)
+        chosen.remove("diskstore-rust")
     results = []
     plan = []
     turn = 0
@@ -512,6 +528,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--diskcache-max", type=int, default=1_000_000, help="largest size for diskcache"
     )
     p.add_argument("--orig-path", default=None, help="where diskstore 0.7.0 is installed")
+    p.add_argument("--rust-cli", default=None, help="the `diskstore` binary (Rust figures)")
     p.add_argument("--python", default=sys.executable, help="interpreter for the workers")
     p.add_argument("--data-dir", default=None, help="where the stores are created")
     p.add_argument("--timeout", type=float, default=3600, help="per worker, seconds")

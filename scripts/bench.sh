@@ -52,10 +52,10 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
 fi
 [ "$setup_only" = 1 ] && exit 0
 
-if [ "$script" = bench/scale.py ]; then
-    exec "$VENV/bin/python" bench/scale.py --orig-path "$VENV/orig07" "$@"
-fi
 cli_args=()
 cli="$CARGO_TARGET_DIR/release/diskstore"
 if [ -x "$cli" ]; then cli_args=(--rust-cli "$cli"); fi
+if [ "$script" = bench/scale.py ]; then
+    exec "$VENV/bin/python" bench/scale.py --orig-path "$VENV/orig07" "${cli_args[@]}" "$@"
+fi
 exec "$VENV/bin/python" bench/bench.py --orig-path "$VENV/orig07" "${cli_args[@]}" "$@"
