@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: venv develop wheel lint test test-rust test-python demo bench bench-writers fuzz powerloss clean
+.PHONY: venv develop wheel lint test test-rust test-python demo bench bench-writers bench-scale fuzz powerloss clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt
@@ -48,6 +48,10 @@ bench-writers:
 	CARGO_TARGET_DIR=target/h-bench cargo build --release -q -p diskstore --example writer_threads
 	bench/.venv/bin/python bench/seed_core.py -p 1 -p 8
 	bench/.venv/bin/python bench/threads_bench.py
+
+# Latency, len() and bulk load against store size, 1e4..1e7 keys (ARGS="--huge" adds 1e8).
+bench-scale:
+	bash scripts/bench.sh --scale $(ARGS)
 
 fuzz:
 	bash scripts/fuzz.sh $(or $(SECONDS),60)

@@ -10,6 +10,7 @@
 #   3. bench/bench.py with the arguments given here, e.g.
 #        scripts/bench.sh --n 2000 --rounds 1     quick run (about a minute)
 #        scripts/bench.sh                         full run (n = 20,000, 3 rounds)
+#        scripts/bench.sh --scale [ARGS]          bench/scale.py instead (store sizes 1e4..1e7)
 #
 # Env: BENCH_SKIP_BUILD=1 skips step 2 (measure what is installed); BENCH_VENV; PYTHON (the
 # interpreter for the venv, default python3). `scripts/bench.sh --setup-only` stops after step 2.
@@ -23,6 +24,8 @@ PIP=(--disable-pip-version-check -q)
 
 setup_only=0
 if [ "${1:-}" = "--setup-only" ]; then setup_only=1; shift; fi
+script=bench/bench.py
+if [ "${1:-}" = "--scale" ]; then script=bench/scale.py; shift; fi
 
 # 1. The peers.
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
@@ -52,4 +55,7 @@ fi
 cli_args=()
 cli="$CARGO_TARGET_DIR/release/diskstore"
 if [ -x "$cli" ]; then cli_args=(--rust-cli "$cli"); fi
+if [ "$script" = bench/scale.py ]; then
+    exec "$VENV/bin/python" bench/scale.py --orig-path "$VENV/orig07" "${cli_args[@]}" "$@"
+fi
 exec "$VENV/bin/python" bench/bench.py --orig-path "$VENV/orig07" "${cli_args[@]}" "$@"

@@ -14,6 +14,7 @@ mod info;
 mod mp;
 mod progress;
 mod rows;
+mod scale;
 mod show;
 mod typed;
 
@@ -175,6 +176,22 @@ enum Command {
         #[arg(long, default_value_t = 2.0)]
         mp_seconds: f64,
     },
+    /// The scale benchmark's workload at one store size (run by bench/scale.py): bulk load,
+    /// random gets, len(), autocommitted sets; prints JSON.
+    BenchScale {
+        /// Keys loaded before measuring.
+        #[arg(long)]
+        n: u64,
+        /// Autocommitted sets of new keys.
+        #[arg(long, default_value_t = 20_000)]
+        sets: u64,
+        /// Random-hit gets.
+        #[arg(long, default_value_t = 20_000)]
+        gets: u64,
+        /// Folder for the temporary store (default: the system's temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// One process of `bench`'s mp figure (run by `bench` itself).
     #[command(hide = true)]
     BenchMpChild {
@@ -281,6 +298,11 @@ fn run(cli: Cli) -> Outcome<()> {
             } else {
                 println!("{}", bench::to_table(&figures, ops, size));
             }
+            Ok(())
+        }
+        Command::BenchScale { n, sets, gets, dir } => {
+            let dir = dir.unwrap_or_else(std::env::temp_dir);
+            println!("{}", scale::run(n, sets, gets, &dir)?);
             Ok(())
         }
         Command::BenchMpChild {
