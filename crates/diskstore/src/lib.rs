@@ -67,8 +67,8 @@ mod writer;
 pub use busy::busy_wait_step;
 pub use cache::{
     CACHE_PAGE_SIZE, CacheBuilder, CacheIter, CacheOptions, CacheTable, Clock, DEFAULT_CACHE_TABLE,
-    DiskCache, EvictionPolicy, IncrRefusal, ManualClock, NEVER, PURGE_PER_WRITE, SCAN_PAGE, Stats,
-    SystemClock, Ttl, entry_size,
+    DEFAULT_FILE_THRESHOLD, DiskCache, EvictionPolicy, IncrRefusal, ManualClock, NEVER,
+    PURGE_PER_WRITE, SCAN_PAGE, Stats, SystemClock, Ttl, entry_size,
 };
 pub use error::{Error, Result};
 pub use key::{AsKey, Key, KeyRef};

@@ -118,6 +118,8 @@ impl<'a> From<&'a rusqlite::Row<'a>> for RowSource<'a> {
 pub struct Row<'a> {
     row: RowSource<'a>,
     values: usize,
+    /// A value column read from elsewhere (a cache value kept in its own file).
+    outside: Option<(usize, ValueRef<'a>)>,
 }
 
 impl<'a> Row<'a> {
@@ -125,10 +127,22 @@ impl<'a> Row<'a> {
         Row {
             row: row.into(),
             values,
+            outside: None,
         }
     }
 
+    /// This row with value column `idx` replaced by `value`.
+    pub(crate) fn with_value(mut self, idx: usize, value: ValueRef<'a>) -> Row<'a> {
+        self.outside = Some((idx + 1, value));
+        self
+    }
+
     fn at(&self, idx: usize, column: &str) -> Result<ValueRef<'_>> {
+        if let Some((i, v)) = self.outside
+            && i == idx
+        {
+            return Ok(v);
+        }
         let raw = match self.row {
             RowSource::Held(r) => r.get_ref(idx)?,
             RowSource::Lib(r) => r.get_ref(idx)?,

@@ -1,0 +1,361 @@
+//! Large cache values kept in files of their own beside the database: written before their
+//! row, removed only after the removal of their row committed (by anyone), counted in the
+//! volume, checked by `check()`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use diskstore::{
+    CacheOptions, CacheTable, Cell, Column, ColumnType, DiskCache, EvictionPolicy, KeyRef,
+    ManualClock, Ttl, Value, ValueRef,
+};
+
+const BIG: usize = 100_000;
+
+fn values_dir(db: &Path) -> PathBuf {
+    db.with_file_name(format!(
+        "{}-values",
+        db.file_name().unwrap().to_string_lossy()
+    ))
+}
+
+/// Every value file under the cache's folder.
+fn files(db: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![values_dir(db)];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn big(seed: u8) -> Vec<u8> {
+    (0..BIG)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect()
+}
+
+fn blob_table(path: &Path, configure: impl FnOnce(&mut CacheOptions)) -> CacheTable {
+    let columns = vec![Column::new("value", ColumnType::Blob, true, None)];
+    let mut o = CacheOptions::new(path, "Cache", columns);
+    configure(&mut o);
+    CacheTable::open(o).unwrap()
+}
+
+fn get(c: &CacheTable, key: &str) -> Option<Value> {
+    c.get(KeyRef::Text(key), |r| Ok(r.value(0)?.to_owned()))
+        .unwrap()
+}
+
+fn set(c: &CacheTable, key: &str, v: &[u8]) {
+    c.set(
+        KeyRef::Text(key),
+        &[Cell::Borrowed(ValueRef::Blob(v))],
+        Ttl::Never,
+        None,
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_large_value_lives_in_one_file_that_goes_with_its_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let cache: DiskCache<String, Vec<u8>> = DiskCache::open(&db).unwrap();
+    cache.set("small", &vec![1u8; 100], None).unwrap();
+    assert!(files(&db).is_empty(), "small values stay in the table");
+
+    cache.set("big", &big(1), None).unwrap();
+    let first = files(&db);
+    assert_eq!(first.len(), 1);
+    assert_eq!(std::fs::read(&first[0]).unwrap(), big(1));
+    assert_eq!(cache.get("big").unwrap(), Some(big(1)));
+    // Counted in full: keys and values.
+    assert_eq!(cache.volume().unwrap(), (5 + 100 + 3 + BIG) as u64);
+
+    cache.set("big", &big(2), None).unwrap();
+    let second = files(&db);
+    assert_eq!(
+        second.len(),
+        1,
+        "the old file goes when the entry is replaced"
+    );
+    assert_ne!(second, first);
+    assert_eq!(cache.get("big").unwrap(), Some(big(2)));
+    assert_eq!(cache.pop("big").unwrap(), Some(big(2)));
+    assert!(files(&db).is_empty());
+
+    cache.set("big", &big(3), None).unwrap();
+    assert!(cache.delete("big").unwrap());
+    assert!(files(&db).is_empty());
+
+    for i in 0..5 {
+        cache.set(&format!("k{i}"), &big(i), None).unwrap();
+    }
+    assert_eq!(files(&db).len(), 5);
+    let items: Vec<(String, Vec<u8>)> = cache.iter().collect::<Result<_, _>>().unwrap();
+    assert_eq!(items.len(), 6);
+    assert_eq!(items[3], ("k2".to_string(), big(2)));
+    assert!(cache.check().unwrap().is_empty());
+    cache.clear().unwrap();
+    assert!(files(&db).is_empty());
+    assert_eq!(cache.volume().unwrap(), 0);
+}
+
+#[test]
+fn text_values_come_back_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let cache: DiskCache<String, String> = DiskCache::open(&db).unwrap();
+    let text = "é".repeat(BIG);
+    cache.set("t", &text, None).unwrap();
+    assert_eq!(files(&db).len(), 1);
+    assert_eq!(cache.get("t").unwrap(), Some(text));
+}
+
+#[test]
+fn expiry_and_eviction_remove_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000)));
+    let c = blob_table(&db, |o| {
+        o.size_limit = Some(3 * BIG as u64 + 2000);
+        o.policy = EvictionPolicy::LeastRecentlyStored;
+        o.clock = clock.clone();
+    });
+    for i in 0..3u8 {
+        set(&c, &format!("k{i}"), &big(i));
+    }
+    assert_eq!(files(&db).len(), 3);
+    set(&c, "k3", &big(3)); // evicts k0
+    assert_eq!(files(&db).len(), 3);
+    assert_eq!(get(&c, "k0"), None);
+    assert_eq!(get(&c, "k3"), Some(Value::Blob(big(3))));
+
+    c.set(
+        KeyRef::Text("short"),
+        &[Cell::Borrowed(ValueRef::Blob(&big(9)[..1000]))],
+        Ttl::After(Duration::from_secs(1)),
+        None,
+    )
+    .unwrap();
+    let c2 = blob_table(&db, |o| {
+        o.clock = clock.clone();
+        o.file_threshold = Some(10);
+    });
+    c2.set(
+        KeyRef::Text("soon"),
+        &[Cell::Borrowed(ValueRef::Blob(&big(8)[..1000]))],
+        Ttl::After(Duration::from_secs(1)),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        files(&db).len(),
+        4,
+        "a lower threshold of another handle: {:?}",
+        files(&db)
+    );
+    assert_eq!(get(&c, "soon"), Some(Value::Blob(big(8)[..1000].to_vec())));
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(c.expire().unwrap(), 2);
+    assert_eq!(files(&db).len(), 3);
+    assert!(c.check_files(false, Duration::ZERO).unwrap().is_empty());
+}
+
+#[test]
+fn a_rolled_back_removal_keeps_the_file_and_a_committed_one_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let c = blob_table(&db, |_| {});
+    set(&c, "k", &big(1));
+    let t = c.table();
+
+    // Deleted, overwritten and cleared inside a transaction that rolls back.
+    let opened = t.begin().unwrap();
+    assert!(c.delete(KeyRef::Text("k")).unwrap());
+    set(&c, "k", &big(2));
+    c.clear().unwrap();
+    assert_eq!(files(&db).len(), 2, "nothing removed before the commit");
+    t.end(opened, false).unwrap();
+    assert_eq!(get(&c, "k"), Some(Value::Blob(big(1))));
+    // The rolled-back write's file is left behind as an orphan: check() finds it.
+    assert_eq!(files(&db).len(), 2);
+    let problems = c.check_files(true, Duration::ZERO).unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("orphan"), "{problems:?}");
+    assert_eq!(files(&db).len(), 1);
+    assert_eq!(get(&c, "k"), Some(Value::Blob(big(1))));
+
+    // Nested in a savepoint that fails: the outer transaction commits, the file stays.
+    t.atomic(|| {
+        let r = t.atomic(|| {
+            c.delete(KeyRef::Text("k"))?;
+            Err::<(), _>(diskstore::Error::Usage("changed my mind".into()))
+        });
+        assert!(r.is_err());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(get(&c, "k"), Some(Value::Blob(big(1))));
+    assert_eq!(files(&db).len(), 1);
+
+    // The same, committed: the file goes with the commit (at the latest at the next write).
+    let opened = t.begin().unwrap();
+    assert!(c.delete(KeyRef::Text("k")).unwrap());
+    assert_eq!(files(&db).len(), 1);
+    t.end(opened, true).unwrap();
+    c.sweep_files().unwrap();
+    assert!(files(&db).is_empty());
+}
+
+#[test]
+fn a_removal_by_someone_else_is_cleaned_up_by_the_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let c = blob_table(&db, |_| {});
+    set(&c, "a", &big(1));
+    set(&c, "b", &big(2));
+    // Another program (another process, the CLI, raw SQL) deletes through plain SQLite.
+    let other = rusqlite::Connection::open(&db).unwrap();
+    other
+        .execute("DELETE FROM Cache WHERE _key = 'a'", [])
+        .unwrap();
+    drop(other);
+    assert_eq!(files(&db).len(), 2);
+    assert!(c.check_files(false, Duration::ZERO).unwrap().is_empty());
+    set(&c, "small", b"x");
+    assert_eq!(files(&db).len(), 1);
+    assert_eq!(get(&c, "b"), Some(Value::Blob(big(2))));
+}
+
+#[test]
+fn a_missing_file_is_a_miss_that_check_reports_and_fixes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let c = blob_table(&db, |_| {});
+    set(&c, "k", &big(1));
+    let f = files(&db).remove(0);
+    std::fs::remove_file(&f).unwrap();
+    assert_eq!(get(&c, "k"), None);
+    let problems = c.check_files(false, Duration::ZERO).unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("missing"), "{problems:?}");
+    // Truncated counts as missing too.
+    set(&c, "t", &big(2));
+    let f = files(&db).remove(0);
+    std::fs::write(&f, b"short").unwrap();
+    assert_eq!(get(&c, "t"), None);
+    assert_eq!(c.check_files(true, Duration::ZERO).unwrap().len(), 2);
+    assert!(c.check_files(false, Duration::ZERO).unwrap().is_empty());
+    assert!(!c.contains(KeyRef::Text("k")).unwrap());
+}
+
+/// A writer that dies after writing its file but before committing its row leaves an
+/// orphan file (here made as it would be), never a row without its file.
+#[test]
+fn an_orphan_file_is_reported_and_removed_only_once_old_enough() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let c = blob_table(&db, |_| {});
+    set(&c, "k", &big(1));
+    let kept = files(&db).remove(0);
+    let orphan = kept.with_file_name("0123456789abcdef0123456789abcd.val");
+    std::fs::write(&orphan, big(2)).unwrap();
+    let temp = kept.with_file_name("fedcba9876543210fedcba98765432.tmp");
+    std::fs::write(&temp, b"half").unwrap();
+    let problems = c.check_files(false, Duration::ZERO).unwrap();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems.iter().all(|p| p.contains("orphan")));
+    // Young orphans may belong to a write about to commit: reported, not removed.
+    c.check_files(true, Duration::from_secs(3600)).unwrap();
+    assert_eq!(files(&db).len(), 3);
+    c.check_files(true, Duration::ZERO).unwrap();
+    assert_eq!(files(&db), vec![kept]);
+    assert_eq!(get(&c, "k"), Some(Value::Blob(big(1))));
+}
+
+#[test]
+fn a_failed_write_removes_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let c = blob_table(&db, |o| {
+        o.size_limit = Some(2 * BIG as u64);
+        o.policy = EvictionPolicy::None;
+    });
+    set(&c, "a", &big(1));
+    let r = c.set(
+        KeyRef::Text("b"),
+        &[Cell::Borrowed(ValueRef::Blob(&big(2)))],
+        Ttl::Never,
+        None,
+    );
+    assert!(matches!(r, Err(diskstore::Error::Full(_))), "{r:?}");
+    assert_eq!(files(&db).len(), 1);
+    // add() of a present key stores nothing: its file goes again.
+    let added = c
+        .add(
+            KeyRef::Text("a"),
+            &[Cell::Borrowed(ValueRef::Blob(&big(3)))],
+            Ttl::Never,
+            None,
+        )
+        .unwrap();
+    assert!(!added);
+    assert_eq!(files(&db).len(), 1);
+    assert_eq!(get(&c, "a"), Some(Value::Blob(big(1))));
+}
+
+#[test]
+fn without_a_threshold_values_stay_in_the_table_and_old_files_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let c = blob_table(&db, |_| {});
+    set(&c, "file", &big(1));
+    let inline = blob_table(&db, |o| o.file_threshold = None);
+    set(&inline, "inline", &big(2));
+    assert_eq!(files(&db).len(), 1);
+    assert_eq!(get(&inline, "file"), Some(Value::Blob(big(1))));
+    assert_eq!(get(&c, "inline"), Some(Value::Blob(big(2))));
+}
+
+/// A cache file written before value files existed (no `_file` column, trash table or
+/// file triggers) opens, keeps its entries, and takes large values from then on.
+#[test]
+fn a_cache_file_from_before_value_files_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    {
+        let c = blob_table(&db, |o| o.file_threshold = None);
+        set(&c, "old", &big(1));
+        c.table().close().unwrap();
+    }
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER Cache_cache_file_delete; DROP TRIGGER Cache_cache_file_update;
+             DROP TABLE _cache_trash; ALTER TABLE Cache DROP COLUMN _file;",
+        )
+        .unwrap();
+    }
+    let c = blob_table(&db, |_| {});
+    assert_eq!(get(&c, "old"), Some(Value::Blob(big(1))));
+    set(&c, "new", &big(2));
+    assert_eq!(files(&db).len(), 1);
+    assert_eq!(get(&c, "new"), Some(Value::Blob(big(2))));
+    assert!(c.delete(KeyRef::Text("new")).unwrap());
+    assert!(files(&db).is_empty());
+    assert_eq!(c.volume().unwrap(), (3 + BIG) as u64);
+}
