@@ -77,7 +77,9 @@ pub use pragma::{DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS, DEFAULT_TIMEOUT};
 pub use record::{Column, Field, Json, Record, Row};
 pub use schema::{TableSpec, quote_ident};
 pub use store::{Builder, DEFAULT_TABLE, DiskRead, DiskStore, Iter, QueryIter, RangeIter};
-pub use table::{Direction, Query, RangeEnd, Table, TableOptions, named_parameter};
+pub use table::{
+    Direction, Found, LARGE_VALUE, Located, Query, RangeEnd, Table, TableOptions, named_parameter,
+};
 pub use transaction::{ReadTransaction, Savepoint, Transaction, WriteTransaction};
 pub use value::{Cell, ColumnType, Value, ValueRef};
 

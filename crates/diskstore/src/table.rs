@@ -21,6 +21,9 @@ use crate::schema::{self, Edge, Plan, Statements, TableSpec};
 use crate::statement::{Prepared, RawRow, Stmt, with_fresh};
 use crate::value::{Cell, Value, ValueRef};
 
+mod large;
+pub use large::{Found, LARGE_VALUE, Located};
+
 /// How to open a [`Table`].
 #[derive(Clone, Debug)]
 pub struct TableOptions {
@@ -58,6 +61,8 @@ struct Inner {
     sql: Statements,
     /// The pragmas it was opened with beyond the defaults (for sibling tables).
     pragmas: Vec<(String, String)>,
+    /// The lookup of [`Table::get_located`], made on first use.
+    large_get: std::sync::OnceLock<String>,
 }
 
 /// One store table in one file, shared by all threads (a cheap, cloneable handle).
@@ -340,6 +345,7 @@ impl Table {
                 spec: options.spec,
                 sql,
                 pragmas: options.pragmas,
+                large_get: std::sync::OnceLock::new(),
             }),
         };
         let result = table.prepare_schema(options.read_only, options.auto_migrate);
@@ -521,6 +527,9 @@ impl Table {
     /// [`Error::InvalidKey`], [`Error::TooBig`], [`Error::ReadOnly`], [`Error::DiskFull`],
     /// [`Error::Busy`], constraint errors from SQLite.
     pub fn set(&self, key: KeyRef<'_>, values: &[Cell<'_>]) -> Result<()> {
+        if let Some(data) = self.large_last(values) {
+            return self.set_large(key, values, data);
+        }
         let r = self.inner.conns.write(|c| {
             self.held(c, stmt::UPSERT, &self.inner.sql.upsert, |st| {
                 bind_key(st, 1, key)?;

@@ -359,3 +359,126 @@ fn a_cache_file_from_before_value_files_keeps_working() {
     assert!(files(&db).is_empty());
     assert_eq!(c.volume().unwrap(), (3 + BIG) as u64);
 }
+
+mod store {
+    use diskstore::{
+        Cell, Column, ColumnType, KeyRef, LARGE_VALUE, Table, TableOptions, TableSpec, Value,
+        ValueRef,
+    };
+
+    fn table(path: &std::path::Path, columns: Vec<Column>) -> Table {
+        let spec = TableSpec {
+            name: "T".into(),
+            key_type: ColumnType::Text,
+            columns,
+        };
+        Table::open(TableOptions::new(path, spec)).unwrap()
+    }
+
+    /// Reads `key` through get_located/read_located: (other cells, last value).
+    fn read(t: &Table, key: &str) -> Option<(Vec<Value>, Value)> {
+        let k = KeyRef::Text(key);
+        let found = t
+            .get_located(k, |r| {
+                (0..r.len())
+                    .map(|i| Ok(r.value(i)?.to_owned()))
+                    .collect::<diskstore::Result<Vec<_>>>()
+            })
+            .unwrap()?;
+        let mut cells = found.row;
+        let last = cells.pop().unwrap();
+        let Some(at) = found.large else {
+            return Some((cells, last));
+        };
+        assert_eq!(
+            last,
+            Value::Null,
+            "a located value is not read with the row"
+        );
+        let mut buf = vec![0u8; at.len()];
+        assert!(t.read_located(k, &at, &mut buf).unwrap());
+        let v = if at.is_text() {
+            Value::Text(String::from_utf8(buf).unwrap())
+        } else {
+            Value::Blob(buf)
+        };
+        Some((cells, v))
+    }
+
+    #[test]
+    fn large_last_values_round_trip_by_blob_io_and_small_ones_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = table(
+            &dir.path().join("s.db"),
+            vec![
+                Column::new("n", ColumnType::Integer, false, None),
+                Column::new("data", ColumnType::Blob, false, None),
+            ],
+        );
+        let big: Vec<u8> = (0..LARGE_VALUE + 12_345).map(|i| (i % 251) as u8).collect();
+        let set = |k: &str, n: i64, v: ValueRef<'_>| {
+            t.set(
+                KeyRef::Text(k),
+                &[Cell::Borrowed(ValueRef::Integer(n)), Cell::Borrowed(v)],
+            )
+            .unwrap()
+        };
+        set("b", 1, ValueRef::Blob(&big));
+        assert_eq!(
+            read(&t, "b"),
+            Some((vec![Value::Integer(1)], Value::Blob(big.clone())))
+        );
+        // The ordinary read sees the same value.
+        let plain = t
+            .get(KeyRef::Text("b"), |r| Ok(r.value(1)?.to_owned()))
+            .unwrap();
+        assert_eq!(plain, Some(Value::Blob(big.clone())));
+        // Overwritten by a smaller and a larger one, and by text.
+        set("b", 2, ValueRef::Blob(b"small"));
+        assert_eq!(
+            read(&t, "b"),
+            Some((vec![Value::Integer(2)], Value::Blob(b"small".to_vec())))
+        );
+        let bigger = [big.as_slice(), big.as_slice()].concat();
+        set("b", 3, ValueRef::Blob(&bigger));
+        assert_eq!(read(&t, "b").unwrap().1, Value::Blob(bigger));
+        let text = "ß".repeat(LARGE_VALUE);
+        set("t", 4, ValueRef::Text(&text));
+        assert_eq!(read(&t, "t").unwrap().1, Value::Text(text));
+        assert_eq!(read(&t, "missing"), None);
+        assert!(t.check().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_large_write_is_all_or_nothing_and_a_changed_value_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = table(
+            &dir.path().join("s.db"),
+            vec![Column::new("value", ColumnType::Blob, false, None)],
+        );
+        let big = vec![9u8; LARGE_VALUE];
+        let k = KeyRef::Text("k");
+        t.set(k, &[Cell::Borrowed(ValueRef::Blob(b"old"))]).unwrap();
+        // Inside a savepoint that fails: nothing of the large write stays.
+        let r = t.atomic(|| {
+            t.set(k, &[Cell::Borrowed(ValueRef::Blob(&big))])?;
+            Err::<(), _>(diskstore::Error::Usage("undo".into()))
+        });
+        assert!(r.is_err());
+        assert_eq!(read(&t, "k").unwrap().1, Value::Blob(b"old".to_vec()));
+
+        t.set(k, &[Cell::Borrowed(ValueRef::Blob(&big))]).unwrap();
+        let at = t
+            .get_located(k, |_| Ok(()))
+            .unwrap()
+            .unwrap()
+            .large
+            .unwrap();
+        let mut buf = vec![0u8; at.len()];
+        // Changed between locating and reading: reported, not read.
+        let other = vec![1u8; LARGE_VALUE + 1];
+        t.set(k, &[Cell::Borrowed(ValueRef::Blob(&other))]).unwrap();
+        assert!(!t.read_located(k, &at, &mut buf).unwrap());
+        assert!(t.read_located(k, &at, &mut buf[1..]).is_err());
+    }
+}
