@@ -462,7 +462,7 @@ impl PyCache {
     }
 
     /// Opens the engine (called once by `DiskCache.__init__`).
-    #[pyo3(signature = (path, table, default_ttl, size_limit, count_limit, policy, timeout, statistics, secret, clock))]
+    #[pyo3(signature = (path, table, default_ttl, size_limit, count_limit, policy, timeout, statistics, secret, clock, file_threshold))]
     #[allow(clippy::too_many_arguments)]
     fn _open(
         &self,
@@ -477,6 +477,7 @@ impl PyCache {
         statistics: bool,
         secret: Option<Vec<u8>>,
         clock: Option<Py<PyAny>>,
+        file_threshold: Option<u64>,
     ) -> PyResult<()> {
         if self.state.get().is_some() {
             return Err(DiskStoreError::new_err("the cache is already open"));
@@ -500,6 +501,7 @@ impl PyCache {
         options.timeout = Duration::try_from_secs_f64(timeout)
             .map_err(|_| PyValueError::new_err("timeout must be a finite number of seconds"))?;
         options.stats = statistics;
+        options.file_threshold = file_threshold;
         let py_clock = clock.is_some();
         if let Some(c) = clock {
             *self
@@ -666,7 +668,12 @@ impl PyCache {
         if let Some(e) = failed {
             return Err(e);
         }
-        Ok(match popped.py()? {
+        let popped = popped.py()?;
+        if popped.is_some() {
+            // The entry's value file, if it had one, goes now that the deletion committed.
+            py.detach(|| st.core.sweep_files()).py()?;
+        }
+        Ok(match popped {
             Some(v) => v.into_bound(py),
             None => default.unwrap_or_else(|| py.None().into_bound(py)),
         })
@@ -793,13 +800,19 @@ impl PyCache {
         Ok((s.hits, s.misses))
     }
 
-    /// SQLite's integrity check: `[]` when healthy; `vacuum=True` then rebuilds the file.
-    #[pyo3(signature = (vacuum=false))]
-    fn check(&self, py: Python<'_>, vacuum: bool) -> PyResult<Vec<String>> {
+    /// SQLite's integrity check and the value files' (entries whose file is missing,
+    /// files no entry refers to): `[]` when healthy. `fix=True` deletes the entries whose
+    /// file is missing and removes orphan files older than the timeout plus a minute;
+    /// `vacuum=True` then rebuilds the file.
+    #[pyo3(signature = (vacuum=false, fix=false))]
+    fn check(&self, py: Python<'_>, vacuum: bool, fix: bool) -> PyResult<Vec<String>> {
         let st = self.ready(py)?;
-        let table = st.core.table();
+        let core = &st.core;
+        let table = core.table();
         py.detach(|| {
-            let msgs = table.check()?;
+            let mut msgs = table.check()?;
+            let age = table.timeout() + Duration::from_secs(60);
+            msgs.extend(core.check_files(fix, age)?);
             if vacuum {
                 table.vacuum()?;
             }
@@ -854,7 +867,7 @@ impl PyCache {
     /// Ends what `_begin` started: commit, or roll back when `commit` is false.
     fn _end(&self, py: Python<'_>, opened: bool, commit: bool) -> PyResult<()> {
         let st = self.ready(py)?;
-        py.detach(|| st.core.table().end(opened, commit)).py()
+        py.detach(|| end_and_sweep(&st.core, opened, commit)).py()
     }
 
     /// An iterator over the live keys, oldest stored first (newest first when
@@ -936,6 +949,16 @@ impl PyCache {
         })
         .py()
     }
+}
+
+/// Ends a transaction level; after the outermost commit, removes the value files of the
+/// entries it deleted.
+fn end_and_sweep(core: &CacheTable, opened: bool, commit: bool) -> diskstore::Result<()> {
+    core.table().end(opened, commit)?;
+    if opened && commit {
+        core.sweep_files()?;
+    }
+    Ok(())
 }
 
 /// The context manager `DiskCache.transact()` returns: `BEGIN IMMEDIATE` on enter (or
@@ -1062,7 +1085,7 @@ impl CacheTransaction {
         drop(slf);
         let st = cache.get().st()?;
         let commit = exc_type.is_none();
-        py.detach(|| st.core.table().end(opened, commit)).py()?;
+        py.detach(|| end_and_sweep(&st.core, opened, commit)).py()?;
         Ok(false)
     }
 

@@ -660,7 +660,17 @@ impl CacheTable {
     /// # Errors
     /// Write errors.
     pub fn sweep_files(&self) -> Result<u64> {
-        if self.inner.table.depth() > 0 {
+        let inner = &*self.inner;
+        if inner.table.depth() > 0 {
+            return Ok(0);
+        }
+        // A read first: most calls find nothing to do, and a read takes no write lock.
+        let any = inner.table.with_connection(|c| {
+            held(inner, c, stmt::ANY_TRASH, &inner.sql.any_trash, |st| {
+                Ok(st.raw_query().next()?.is_some())
+            })
+        })?;
+        if !any {
             return Ok(0);
         }
         let mut n = 0;
