@@ -68,7 +68,7 @@ pub use busy::busy_wait_step;
 pub use cache::{
     CACHE_PAGE_SIZE, CacheBuilder, CacheIter, CacheOptions, CacheTable, Clock, DEFAULT_CACHE_TABLE,
     DEFAULT_FILE_THRESHOLD, DiskCache, EvictionPolicy, IncrRefusal, ManualClock, NEVER,
-    PURGE_PER_WRITE, SCAN_PAGE, Stats, SystemClock, Ttl, entry_size,
+    PURGE_PER_WRITE, SCAN_PAGE, Stats, SystemClock, Ttl, ValueFile, entry_size,
 };
 pub use error::{Error, Result};
 pub use key::{AsKey, Key, KeyRef};

@@ -126,6 +126,28 @@ fn text_values_come_back_as_text() {
 }
 
 #[test]
+fn iterating_over_keys_reads_no_value_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let cache: DiskCache<String, String> = DiskCache::open(&db).unwrap();
+    cache.set("t", &"a".repeat(BIG), None).unwrap();
+    cache.set("gone", &"b".repeat(BIG), None).unwrap();
+    let all = files(&db);
+    // Same length, not UTF-8: only a read of the value would notice.
+    let (first, second) = (&all[0], &all[1]);
+    std::fs::write(first, vec![0xffu8; BIG]).unwrap();
+    std::fs::remove_file(second).unwrap();
+    let keys: Vec<String> = cache.keys().collect::<Result<_, _>>().unwrap();
+    assert_eq!(keys.len(), 1, "the entry without its file is skipped");
+    let items: Vec<Result<(String, String), _>> = cache.iter().collect();
+    assert_eq!(items.len(), 1);
+    assert!(
+        matches!(&items[0], Err(diskstore::Error::Decode { .. })),
+        "{items:?}"
+    );
+}
+
+#[test]
 fn expiry_and_eviction_remove_the_files() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("c.db");
@@ -481,4 +503,36 @@ mod store {
         assert!(!t.read_located(k, &at, &mut buf).unwrap());
         assert!(t.read_located(k, &at, &mut buf[1..]).is_err());
     }
+}
+
+#[test]
+fn a_deferred_get_hands_out_the_file_and_a_removed_one_reads_as_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let c = blob_table(&db, |_| {});
+    set(&c, "k", &big(5));
+    set(&c, "small", b"s");
+    let small = c
+        .get_deferred(KeyRef::Text("small"), |r, f| {
+            Ok((r.value(0)?.to_owned(), f.is_some()))
+        })
+        .unwrap();
+    assert_eq!(small, Some((Value::Blob(b"s".to_vec()), false)));
+    let file = c
+        .get_deferred(KeyRef::Text("k"), |_, f| Ok(f.cloned()))
+        .unwrap()
+        .flatten()
+        .unwrap();
+    assert_eq!((file.len(), file.column(), file.is_text()), (BIG, 0, false));
+    let mut buf = vec![0u8; file.len()];
+    assert!(file.read_into(&mut buf).unwrap());
+    assert_eq!(buf, big(5));
+    // Asking the row for the column reads the file all the same.
+    let v = c
+        .get_deferred(KeyRef::Text("k"), |r, _| Ok(r.value(0)?.to_owned()))
+        .unwrap();
+    assert_eq!(v, Some(Value::Blob(big(5))));
+    assert!(c.delete(KeyRef::Text("k")).unwrap());
+    assert!(!file.read_into(&mut buf).unwrap());
+    assert!(file.read_into(&mut buf[1..]).is_err());
 }

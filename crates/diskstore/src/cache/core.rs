@@ -278,6 +278,158 @@ fn read_row<T>(
     f(&row.with_value(r.column, value)).map(Some)
 }
 
+/// For [`CacheTable::get_deferred`]: hands `row` and its value file (not read) to `f`.
+fn defer_row<T>(
+    inner: &Inner,
+    row: Row<'_>,
+    file: Option<String>,
+    f: impl FnOnce(&Row<'_>, Option<&ValueFile>) -> Result<T>,
+) -> Result<Option<T>> {
+    let Some(reference) = file else {
+        return f(&row, None).map(Some);
+    };
+    let r = parse_reference(inner, &reference)?;
+    let vf = ValueFile {
+        path: inner.files.path_of(&r),
+        len: r.len,
+        column: r.column,
+        text: matches!(row.value(r.column)?, ValueRef::Text(_)),
+    };
+    let load = || -> Result<Value> {
+        let mut buf = vec![0u8; vf.len()];
+        if !vf.read_into(&mut buf)? {
+            return Err(Error::Decode {
+                column: "_file".into(),
+                message: format!("the value file {:?} is gone", vf.path),
+            });
+        }
+        Ok(if vf.text {
+            Value::Text(String::from_utf8(buf).map_err(|e| Error::Decode {
+                column: "_file".into(),
+                message: format!("the text in {:?} is not UTF-8: {e}", vf.path),
+            })?)
+        } else {
+            Value::Blob(buf)
+        })
+    };
+    f(&row.with_lazy_value(r.column, &load), Some(&vf)).map(Some)
+}
+
+fn parse_reference<'s>(inner: &Inner, reference: &'s str) -> Result<FileRef<'s>> {
+    FileRef::parse(reference)
+        .filter(|r| r.column < inner.width)
+        .ok_or_else(|| Error::Decode {
+            column: "_file".into(),
+            message: format!("not a value file reference: {reference:?}"),
+        })
+}
+
+/// A cache value kept in a file of its own, not read yet (see
+/// [`CacheTable::get_deferred`]).
+#[derive(Clone, Debug)]
+pub struct ValueFile {
+    path: PathBuf,
+    len: u64,
+    column: usize,
+    text: bool,
+}
+
+impl ValueFile {
+    /// The value's length in bytes.
+    pub fn len(&self) -> usize {
+        usize::try_from(self.len).unwrap_or(usize::MAX)
+    }
+
+    /// True for an empty value.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The value column it belongs to.
+    pub fn column(&self) -> usize {
+        self.column
+    }
+
+    /// True when the value is text (UTF-8 in the file), false for a blob.
+    pub fn is_text(&self) -> bool {
+        self.text
+    }
+
+    /// Reads the value into `buf` (of its length). False when the file is gone or not
+    /// that long: the entry was removed meanwhile (read it as a miss).
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a buffer of another length; file-system errors.
+    pub fn read_into(&self, buf: &mut [u8]) -> Result<bool> {
+        use std::io::Read;
+        if buf.len() as u64 != self.len {
+            return Err(Error::Usage(format!(
+                "a buffer of {} bytes for a value of {}",
+                buf.len(),
+                self.len
+            )));
+        }
+        let mut f = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => {
+                return Err(Error::Io {
+                    path: self.path.clone(),
+                    source: e,
+                });
+            }
+        };
+        let io = |e: std::io::Error| Error::Io {
+            path: self.path.clone(),
+            source: e,
+        };
+        if f.metadata().map_err(io)?.len() != self.len {
+            return Ok(false);
+        }
+        f.read_exact(buf).map_err(io)?;
+        Ok(true)
+    }
+}
+
+/// As [`read_row`], but the file is only read if `f` asks for its column (iterating over
+/// keys reads no value file); an entry whose file is missing is skipped all the same.
+fn read_row_lazily<T>(
+    inner: &Inner,
+    row: Row<'_>,
+    file: Option<String>,
+    f: impl FnOnce(&Row<'_>) -> Result<T>,
+) -> Result<Option<T>> {
+    let Some(reference) = file else {
+        return f(&row).map(Some);
+    };
+    let r = FileRef::parse(&reference)
+        .filter(|r| r.column < inner.width)
+        .ok_or_else(|| Error::Decode {
+            column: "_file".into(),
+            message: format!("not a value file reference: {reference:?}"),
+        })?;
+    if !inner.files.intact(&r) {
+        return Ok(None);
+    }
+    let text = matches!(row.value(r.column)?, ValueRef::Text(_));
+    let load = || -> Result<Value> {
+        let gone = || Error::Decode {
+            column: "_file".into(),
+            message: format!("the value file {:?} is gone", r.path),
+        };
+        let bytes = inner.files.read(&r)?.ok_or_else(gone)?;
+        Ok(if text {
+            Value::Text(String::from_utf8(bytes).map_err(|e| Error::Decode {
+                column: "_file".into(),
+                message: format!("the text in {:?} is not UTF-8: {e}", r.path),
+            })?)
+        } else {
+            Value::Blob(bytes)
+        })
+    };
+    f(&row.with_lazy_value(r.column, &load)).map(Some)
+}
+
 fn flush_stats(inner: &Inner, c: &Connection) -> Result<()> {
     let pending = &inner.stats;
     if pending.is_empty() {
@@ -475,6 +627,32 @@ impl CacheTable {
         key: KeyRef<'_>,
         f: impl FnOnce(&Row<'_>) -> Result<T>,
     ) -> Result<Option<T>> {
+        self.lookup_by(key, |inner, row, file| read_row(inner, row, file, f))
+    }
+
+    /// As [`CacheTable::get`], but a value kept in a file of its own is not read: `f` gets
+    /// the row and that file (which it may read into a buffer of its own, for example a
+    /// Python object made at the value's size); reading that column of the row reads the
+    /// file. Counts a hit when the row is found, even if the file turns out to be gone.
+    ///
+    /// # Errors
+    /// As [`CacheTable::get`].
+    pub fn get_deferred<T>(
+        &self,
+        key: KeyRef<'_>,
+        f: impl FnOnce(&Row<'_>, Option<&ValueFile>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let out = self.lookup_by(key, |inner, row, file| defer_row(inner, row, file, f))?;
+        self.count(out.is_some());
+        Ok(out)
+    }
+
+    fn lookup_by<T>(
+        &self,
+        key: KeyRef<'_>,
+        read: impl for<'r> FnOnce(&Inner, Row<'r>, Option<String>) -> Result<Option<T>>,
+    ) -> Result<Option<T>> {
+        let f = read;
         let inner = &*self.inner;
         let key = key.checked()?;
         let now = self.now();
@@ -498,7 +676,7 @@ impl CacheTable {
                     st.raw_bind_parameter(2, now)?;
                     let found = first_row(st, |r| {
                         let file = r.get(width + 2)?;
-                        read_row(inner, Row::new(r, width), file, f)
+                        f(inner, Row::new(r, width), file)
                     })?;
                     Ok(found.flatten())
                 })
@@ -511,7 +689,7 @@ impl CacheTable {
                 match rows.next()? {
                     Some(r) if live(r.get(width + 1)?, now) => {
                         let file = r.get(width + 2)?;
-                        read_row(inner, Row::new(r, width), file, f)
+                        f(inner, Row::new(r, width), file)
                     }
                     _ => Ok(None),
                 }
@@ -1018,7 +1196,7 @@ impl CacheTable {
                 let file = r.get(width + 3)?;
                 // An entry whose value file is gone is skipped (but counted as read: the
                 // pager knows a page's end by its count).
-                read_row(&self.inner, Row::new(r, width), file, |row| f(rowid, row))?;
+                read_row_lazily(&self.inner, Row::new(r, width), file, |row| f(rowid, row))?;
                 n += 1;
             }
             Ok(n)

@@ -42,7 +42,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::clock::{Clock, ManualClock, SystemClock};
-pub use self::core::{CACHE_PAGE_SIZE, CacheOptions, CacheTable, IncrRefusal, entry_size};
+pub use self::core::{
+    CACHE_PAGE_SIZE, CacheOptions, CacheTable, IncrRefusal, ValueFile, entry_size,
+};
 pub use self::files::DEFAULT_FILE_THRESHOLD;
 pub use self::policy::{EvictionPolicy, Ttl};
 pub use self::sql::{PURGE_PER_WRITE, SCAN_PAGE};
