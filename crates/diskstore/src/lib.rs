@@ -53,6 +53,7 @@ mod connection;
 mod error;
 mod fork;
 mod key;
+mod large;
 mod pager;
 mod pragma;
 mod record;

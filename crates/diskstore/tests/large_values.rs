@@ -536,3 +536,19 @@ fn a_deferred_get_hands_out_the_file_and_a_removed_one_reads_as_gone() {
     assert!(!file.read_into(&mut buf).unwrap());
     assert!(file.read_into(&mut buf[1..]).is_err());
 }
+
+#[test]
+fn the_typed_store_reads_a_large_blob_straight_into_its_vec() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: diskstore::DiskStore<String, Vec<u8>> =
+        diskstore::DiskStore::open(dir.path().join("s.db")).unwrap();
+    let big: Vec<u8> = (0..diskstore::LARGE_VALUE * 2 + 7)
+        .map(|i| (i % 253) as u8)
+        .collect();
+    store.insert("big", &big).unwrap();
+    store.insert("small", &b"tiny".to_vec()).unwrap();
+    assert_eq!(store.get_blob("big").unwrap(), Some(big.clone()));
+    assert_eq!(store.get("big").unwrap(), Some(big));
+    assert_eq!(store.get_blob("small").unwrap(), Some(b"tiny".to_vec()));
+    assert_eq!(store.get_blob("absent").unwrap(), None);
+}
