@@ -469,6 +469,15 @@ mod store {
         assert_eq!(read(&t, "t").unwrap().1, Value::Text(text));
         assert_eq!(read(&t, "missing"), None);
         assert!(t.check().unwrap().is_empty());
+
+        // A NULL is a NULL, not a large value.
+        let nullable = table(
+            &dir.path().join("n.db"),
+            vec![Column::new("data", ColumnType::Blob, true, None)],
+        );
+        let k = KeyRef::Text("null");
+        nullable.set(k, &[Cell::Borrowed(ValueRef::Null)]).unwrap();
+        assert_eq!(read(&nullable, "null"), Some((vec![], Value::Null)));
     }
 
     #[test]

@@ -25,7 +25,6 @@ const GET_LOCATED: usize = 64;
 /// [`Table::read_located`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Located {
-    rowid: i64,
     len: usize,
     text: bool,
 }
@@ -153,25 +152,42 @@ impl Table {
                 let Some(r) = rows.next()? else {
                     return Ok(None);
                 };
-                let len: Option<i64> = r.get(width + 2)?;
-                let large = match len {
-                    Some(len) if len as usize >= LARGE_VALUE => Some(Located {
-                        rowid: r.get(width + 1)?,
-                        len: len as usize,
-                        text: r.get::<_, i64>(width + 3)? != 0,
+                let row = Row::new(r, width);
+                // NULL there is a NULL value or a large one (rare either way): ask which,
+                // in the same read transaction (this statement's).
+                let large = match row.value(width - 1)? {
+                    ValueRef::Null => self.shape_of(c, key)?.map(|n| Located {
+                        len: (n / 2) as usize,
+                        text: n % 2 == 1,
                     }),
                     _ => None,
                 };
-                let row = f(&Row::new(r, width))?;
-                Ok(Some(Found { row, large }))
+                let out = f(&row)?;
+                Ok(Some(Found { row: out, large }))
             })
         });
         self.ctx(r)
     }
 
-    /// `SELECT _key, …, iif(octet_length(last) >= LARGE, NULL, last), rowid,
-    /// octet_length(last), typeof(last) = 'text'`: `octet_length` and `typeof` read the
-    /// record header only, so a large value is never loaded.
+    /// Twice the length of `key`'s large last value, plus one for text; `None` when it
+    /// is not large.
+    fn shape_of(&self, c: &Connection, key: KeyRef<'_>) -> Result<Option<i64>> {
+        let last = quote_ident(self.last_column())?;
+        let sql = format!(
+            "SELECT 2 * octet_length({last}) + (typeof({last}) = 'text') FROM {} \
+             WHERE _key = ?1 AND octet_length({last}) >= {LARGE_VALUE}",
+            quote_ident(&self.inner.spec.name)?
+        );
+        Ok(c.prepare_cached(&sql)?
+            .query([key.checked()?])?
+            .next()?
+            .map(|r| r.get::<_, i64>(0))
+            .transpose()?)
+    }
+
+    /// `SELECT _key, …, iif(octet_length(last) >= LARGE, NULL, last)`: `octet_length`
+    /// reads the record header only, so a large value is never loaded, and a small one
+    /// costs one comparison.
     fn located_sql(&self) -> String {
         let cols: Vec<String> = self
             .inner
@@ -183,8 +199,8 @@ impl Table {
         let (last, rest) = cols.split_last().expect("at least one value column");
         let rest: String = rest.iter().map(|c| format!(", {c}")).collect();
         format!(
-            "SELECT _key{rest}, iif(octet_length({last}) >= {LARGE_VALUE}, NULL, {last}), \
-             rowid, octet_length({last}), typeof({last}) = 'text' FROM {} WHERE _key = ?1",
+            "SELECT _key{rest}, iif(octet_length({last}) >= {LARGE_VALUE}, NULL, {last}) \
+             FROM {} WHERE _key = ?1",
             quote_ident(&self.inner.spec.name).unwrap_or_default()
         )
     }
@@ -204,9 +220,10 @@ impl Table {
             )));
         }
         let sql = format!(
-            "SELECT rowid, octet_length({}) FROM {} WHERE _key = ?1",
-            quote_ident(self.last_column())?,
-            quote_ident(&self.inner.spec.name)?
+            "SELECT rowid, 2 * octet_length({c}) + (typeof({c}) = 'text') FROM {} \
+             WHERE _key = ?1",
+            quote_ident(&self.inner.spec.name)?,
+            c = quote_ident(self.last_column())?
         );
         self.read(|| {
             self.with_connection(|c| {
@@ -216,14 +233,20 @@ impl Table {
                     .next()?
                     .map(|r| Ok::<_, rusqlite::Error>((r.get(0)?, r.get(1)?)))
                     .transpose()?;
-                if now != Some((at.rowid, at.len as i64)) {
+                // The key's row now, in this snapshot: read it if it still holds a value
+                // of the located length and type (a newer one of the same shape is as
+                // good: it is what a lookup now would find).
+                let Some((rowid, shape)) = now else {
+                    return Ok(false);
+                };
+                if shape != 2 * at.len as i64 + i64::from(at.text) {
                     return Ok(false);
                 }
                 let blob = c.blob_open(
                     MAIN_DB,
                     self.inner.spec.name.as_str(),
                     self.last_column(),
-                    at.rowid,
+                    rowid,
                     true,
                 )?;
                 blob.read_at_exact(buf, 0)?;
