@@ -28,7 +28,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use diskstore::{
     CacheOptions, CacheTable, Cell, Clock, Column, ColumnType, Direction, EvictionPolicy,
-    IncrRefusal, KeyRef, Row, RowidPager, SCAN_PAGE, Ttl, Value, ValueRef,
+    IncrRefusal, KeyRef, Row, RowidPager, SCAN_PAGE, Ttl, Value, ValueFile, ValueRef,
 };
 
 use crate::convert::to_py;
@@ -163,6 +163,23 @@ impl EncKey<'_> {
 
 /// A row read from the engine: value and kind (and the key, for iteration).
 type Fetched = (Value, i64);
+
+/// A row read for `get`: value and kind, or kind and the value's file when the value is
+/// kept in one (then read straight into its Python object).
+type Deferred = (Value, i64, Option<ValueFile>);
+
+fn fetched_deferred(row: &Row<'_>, file: Option<&ValueFile>) -> diskstore::Result<Deferred> {
+    match file {
+        Some(f) if f.column() == 0 => {
+            let kind = match row.value(1)? {
+                ValueRef::Integer(k) => k,
+                _ => NATIVE,
+            };
+            Ok((Value::Null, kind, Some(f.clone())))
+        }
+        _ => fetched(row).map(|(v, kind)| (v, kind, None)),
+    }
+}
 
 fn fetched(row: &Row<'_>) -> diskstore::Result<Fetched> {
     let kind = match row.value(1)? {
@@ -340,6 +357,24 @@ impl Codec {
         Ok((Cell::Owned(Value::Blob(p)), kind))
     }
 
+    /// Loads a pickled value (`kind` 1 to 3) found under `key`.
+    fn load_pickled<'py>(
+        &self,
+        py: Python<'py>,
+        b: &[u8],
+        kind: i64,
+        key: KeyRef<'_>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match kind & 3 {
+            PICKLED => self.unpickle(py, b, Signed::No),
+            SIGNED => self.unpickle(py, b, Signed::Alone),
+            SIGNED_KEYED => self.unpickle(py, b, Signed::Under(key)),
+            _ => Err(DecodeError::new_err(format!(
+                "unknown cache entry encoding {kind}"
+            ))),
+        }
+    }
+
     /// Loads the value found under `key`.
     fn load<'py>(
         &self,
@@ -349,9 +384,7 @@ impl Codec {
     ) -> PyResult<Bound<'py, PyAny>> {
         match (kind & 3, value) {
             (NATIVE, v) => Ok(to_py(py, v)),
-            (PICKLED, Value::Blob(b)) => self.unpickle(py, b, Signed::No),
-            (SIGNED, Value::Blob(b)) => self.unpickle(py, b, Signed::Alone),
-            (SIGNED_KEYED, Value::Blob(b)) => self.unpickle(py, b, Signed::Under(key)),
+            (_, Value::Blob(b)) => self.load_pickled(py, b, *kind, key),
             _ => Err(DecodeError::new_err(format!(
                 "unknown cache entry encoding {kind}"
             ))),
@@ -403,19 +436,50 @@ impl Drop for PyCache {
 }
 
 impl PyCache {
-    /// Runs `op` for the encoded `key` with the GIL released, then loads the value it
-    /// found, if any.
-    fn load_with<'py>(
+    /// The live value of `key` (counting a hit or miss): a value kept in a file of its own
+    /// is read straight into its Python object, with the GIL released.
+    fn get_value<'py>(
         &self,
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
-        op: impl FnOnce(&CacheTable, KeyRef<'_>) -> diskstore::Result<Option<Fetched>> + Send,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let st = self.ready(py)?;
         let k = st.codec.key(py, key)?;
         let kr = k.key();
-        let found = py.detach(|| op(&st.core, kr)).py()?;
-        found.map(|f| st.codec.load(py, &f, kr)).transpose()
+        let found = py
+            .detach(|| st.core.get_deferred(kr, fetched_deferred))
+            .py()?;
+        let Some((value, kind, file)) = found else {
+            return Ok(None);
+        };
+        let Some(file) = file else {
+            return st.codec.load(py, &(value, kind), kr).map(Some);
+        };
+        if file.is_text() {
+            let mut buf = vec![0u8; file.len()];
+            if !py.detach(|| file.read_into(&mut buf)).py()? {
+                return Ok(None);
+            }
+            let text = String::from_utf8(buf)
+                .map_err(|e| DecodeError::new_err(format!("stored text is not UTF-8: {e}")))?;
+            return st.codec.load(py, &(Value::Text(text), kind), kr).map(Some);
+        }
+        let mut read = true;
+        let bytes = PyBytes::new_with(py, file.len(), |buf| {
+            // The new object is ours alone until returned: filling it without the GIL
+            // is safe.
+            read = py.detach(|| file.read_into(buf)).py()?;
+            Ok(())
+        })?;
+        if !read {
+            return Ok(None); // removed since the row was read: a miss
+        }
+        if kind & 3 == NATIVE {
+            return Ok(Some(bytes.into_any()));
+        }
+        st.codec
+            .load_pickled(py, bytes.as_bytes(), kind, kr)
+            .map(Some)
     }
 
     fn st(&self) -> PyResult<&State> {
@@ -462,7 +526,7 @@ impl PyCache {
     }
 
     /// Opens the engine (called once by `DiskCache.__init__`).
-    #[pyo3(signature = (path, table, default_ttl, size_limit, count_limit, policy, timeout, statistics, secret, clock))]
+    #[pyo3(signature = (path, table, default_ttl, size_limit, count_limit, policy, timeout, statistics, secret, clock, file_threshold))]
     #[allow(clippy::too_many_arguments)]
     fn _open(
         &self,
@@ -477,6 +541,7 @@ impl PyCache {
         statistics: bool,
         secret: Option<Vec<u8>>,
         clock: Option<Py<PyAny>>,
+        file_threshold: Option<u64>,
     ) -> PyResult<()> {
         if self.state.get().is_some() {
             return Err(DiskStoreError::new_err("the cache is already open"));
@@ -500,6 +565,7 @@ impl PyCache {
         options.timeout = Duration::try_from_secs_f64(timeout)
             .map_err(|_| PyValueError::new_err("timeout must be a finite number of seconds"))?;
         options.stats = statistics;
+        options.file_threshold = file_threshold;
         let py_clock = clock.is_some();
         if let Some(c) = clock {
             *self
@@ -539,7 +605,7 @@ impl PyCache {
         key: &Bound<'py, PyAny>,
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let v = self.load_with(py, key, |core, k| core.get(k, fetched))?;
+        let v = self.get_value(py, key)?;
         Ok(v.unwrap_or_else(|| default.unwrap_or_else(|| py.None().into_bound(py))))
     }
 
@@ -549,7 +615,7 @@ impl PyCache {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.load_with(py, key, |core, k| core.get(k, fetched))?
+        self.get_value(py, key)?
             .ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))
     }
 
@@ -666,7 +732,12 @@ impl PyCache {
         if let Some(e) = failed {
             return Err(e);
         }
-        Ok(match popped.py()? {
+        let popped = popped.py()?;
+        if popped.is_some() {
+            // The entry's value file, if it had one, goes now that the deletion committed.
+            py.detach(|| st.core.sweep_files()).py()?;
+        }
+        Ok(match popped {
             Some(v) => v.into_bound(py),
             None => default.unwrap_or_else(|| py.None().into_bound(py)),
         })
@@ -793,13 +864,19 @@ impl PyCache {
         Ok((s.hits, s.misses))
     }
 
-    /// SQLite's integrity check: `[]` when healthy; `vacuum=True` then rebuilds the file.
-    #[pyo3(signature = (vacuum=false))]
-    fn check(&self, py: Python<'_>, vacuum: bool) -> PyResult<Vec<String>> {
+    /// SQLite's integrity check and the value files' (entries whose file is missing,
+    /// files no entry refers to): `[]` when healthy. `fix=True` deletes the entries whose
+    /// file is missing and removes orphan files older than the timeout plus a minute;
+    /// `vacuum=True` then rebuilds the file.
+    #[pyo3(signature = (vacuum=false, fix=false))]
+    fn check(&self, py: Python<'_>, vacuum: bool, fix: bool) -> PyResult<Vec<String>> {
         let st = self.ready(py)?;
-        let table = st.core.table();
+        let core = &st.core;
+        let table = core.table();
         py.detach(|| {
-            let msgs = table.check()?;
+            let mut msgs = table.check()?;
+            let age = table.timeout() + Duration::from_secs(60);
+            msgs.extend(core.check_files(fix, age)?);
             if vacuum {
                 table.vacuum()?;
             }
@@ -854,7 +931,7 @@ impl PyCache {
     /// Ends what `_begin` started: commit, or roll back when `commit` is false.
     fn _end(&self, py: Python<'_>, opened: bool, commit: bool) -> PyResult<()> {
         let st = self.ready(py)?;
-        py.detach(|| st.core.table().end(opened, commit)).py()
+        py.detach(|| end_and_sweep(&st.core, opened, commit)).py()
     }
 
     /// An iterator over the live keys, oldest stored first (newest first when
@@ -936,6 +1013,16 @@ impl PyCache {
         })
         .py()
     }
+}
+
+/// Ends a transaction level; after the outermost commit, removes the value files of the
+/// entries it deleted.
+fn end_and_sweep(core: &CacheTable, opened: bool, commit: bool) -> diskstore::Result<()> {
+    core.table().end(opened, commit)?;
+    if opened && commit {
+        core.sweep_files()?;
+    }
+    Ok(())
 }
 
 /// The context manager `DiskCache.transact()` returns: `BEGIN IMMEDIATE` on enter (or
@@ -1062,7 +1149,7 @@ impl CacheTransaction {
         drop(slf);
         let st = cache.get().st()?;
         let commit = exc_type.is_none();
-        py.detach(|| st.core.table().end(opened, commit)).py()?;
+        py.detach(|| end_and_sweep(&st.core, opened, commit)).py()?;
         Ok(false)
     }
 

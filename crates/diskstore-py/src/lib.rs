@@ -12,6 +12,7 @@ mod cursor;
 mod dccore;
 mod errors;
 mod iter;
+mod large;
 mod model;
 mod remote;
 mod settle;

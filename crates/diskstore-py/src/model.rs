@@ -184,10 +184,31 @@ impl Model {
     /// Builds the Python value from a row (key first), calling user code (`load_data`,
     /// the NamedTuple's `_make`) only after the engine call has finished.
     pub(crate) fn load<'py>(&self, py: Python<'py>, row: &[Value]) -> PyResult<Bound<'py, PyAny>> {
+        self.load_with_last(py, row, None)
+    }
+
+    /// As [`Model::load`], with `last` (when given) as the Python object of the last
+    /// column, read separately (a large value; `row` has NULL there).
+    pub(crate) fn load_with_last<'py>(
+        &self,
+        py: Python<'py>,
+        row: &[Value],
+        last: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let n = row.len();
+        let mut last = last;
+        let mut cell = |i: usize, v: &Value| match (i + 1 == n, last.take()) {
+            (true, Some(ob)) => ob,
+            (_, other) => {
+                last = other;
+                to_py(py, v)
+            }
+        };
         match self {
-            Model::Raw => Ok(to_py(py, &row[1])),
+            Model::Raw => Ok(cell(1, &row[1])),
             Model::Tuple { cls, .. } => {
-                let fields = PyTuple::new(py, row[1..].iter().map(|v| to_py(py, v)))?;
+                let fields =
+                    PyTuple::new(py, row.iter().enumerate().skip(1).map(|(i, v)| cell(i, v)))?;
                 let cls = cls.bind(py);
                 match cls.getattr(intern!(py, "_make")) {
                     Ok(make) => make.call1((fields,)),
@@ -195,7 +216,7 @@ impl Model {
                 }
             }
             Model::Config(cfg) => {
-                let data = PyTuple::new(py, row.iter().map(|v| to_py(py, v)))?;
+                let data = PyTuple::new(py, row.iter().enumerate().map(|(i, v)| cell(i, v)))?;
                 cfg.bind(py).call_method1(intern!(py, "load_data"), (data,))
             }
         }

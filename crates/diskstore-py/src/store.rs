@@ -62,6 +62,9 @@ fn generation_of(value: &Bound<'_, PyAny>) -> PyResult<usize> {
     }
 }
 
+/// How often a lookup starts again when a large value changed between finding and reading it.
+const LOOKUP_TRIES: usize = 16;
+
 /// Copies a row (key and values) out of SQLite.
 pub(crate) fn owned_row(row: &Row<'_>) -> diskstore::Result<OwnedRow> {
     owned_row_with(row, true)
@@ -302,18 +305,44 @@ impl Reader {
         let Some(k) = read_key(o, key)? else {
             return Ok(None);
         };
-        if let Model::Raw = o.model {
-            // One value column and no key wanted: copy just that cell out of SQLite.
-            let v = py
-                .detach(|| o.table.get(k, |r| Ok(r.value(0)?.to_owned())))
+        // A large value in the last column is not copied out of SQLite with the row but
+        // read straight into the Python object (crate::large).
+        for _ in 0..LOOKUP_TRIES {
+            if let Model::Raw = o.model {
+                // One value column and no key wanted: copy just that cell out of SQLite.
+                let found = py
+                    .detach(|| o.table.get_located(k, |r| Ok(r.value(0)?.to_owned())))
+                    .py()?;
+                let Some(found) = found else {
+                    return Ok(None);
+                };
+                match found.large {
+                    None => return Ok(Some(to_py(py, &found.row))),
+                    Some(at) => match crate::large::read(py, &o.table, k, &at)? {
+                        Some(v) => return Ok(Some(v)),
+                        None => continue,
+                    },
+                }
+            }
+            let with_key = o.model.needs_key();
+            let found = py
+                .detach(|| o.table.get_located(k, |r| owned_row_with(r, with_key)))
                 .py()?;
-            return Ok(v.map(|v| to_py(py, &v)));
+            let Some(found) = found else {
+                return Ok(None);
+            };
+            let last = match found.large {
+                None => None,
+                Some(at) => match crate::large::read(py, &o.table, k, &at)? {
+                    Some(v) => Some(v),
+                    None => continue,
+                },
+            };
+            return o.model.load_with_last(py, &found.row, last).map(Some);
         }
-        let with_key = o.model.needs_key();
-        let row = py
-            .detach(|| o.table.get(k, |r| owned_row_with(r, with_key)))
-            .py()?;
-        row.map(|r| o.model.load(py, &r)).transpose()
+        Err(DiskStoreError::new_err(
+            "a large value kept changing while it was read; try again",
+        ))
     }
 }
 

@@ -56,6 +56,7 @@ mod error;
 mod fork;
 mod group;
 mod key;
+mod large;
 mod pager;
 mod pragma;
 mod record;
@@ -72,8 +73,8 @@ mod writer;
 pub use busy::busy_wait_step;
 pub use cache::{
     CACHE_PAGE_SIZE, CacheBuilder, CacheIter, CacheOptions, CacheTable, Clock, DEFAULT_CACHE_TABLE,
-    DiskCache, EvictionPolicy, IncrRefusal, ManualClock, NEVER, PURGE_PER_WRITE, SCAN_PAGE, Stats,
-    SystemClock, Ttl, entry_size,
+    DEFAULT_FILE_THRESHOLD, DiskCache, EvictionPolicy, IncrRefusal, ManualClock, NEVER,
+    PURGE_PER_WRITE, SCAN_PAGE, Stats, SystemClock, Ttl, ValueFile, entry_size,
 };
 pub use error::{Error, Result};
 pub use key::{AsKey, Key, KeyRef};
@@ -82,7 +83,9 @@ pub use pragma::{DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS, DEFAULT_TIMEOUT, MMAP_SIZE
 pub use record::{Column, Field, Json, Record, Row};
 pub use schema::{TableSpec, quote_ident};
 pub use store::{Builder, DEFAULT_TABLE, DiskRead, DiskStore, Iter, QueryIter, RangeIter};
-pub use table::{Direction, Query, RangeEnd, Table, TableOptions, named_parameter};
+pub use table::{
+    Direction, Found, LARGE_VALUE, Located, Query, RangeEnd, Table, TableOptions, named_parameter,
+};
 pub use transaction::{ReadTransaction, Savepoint, Transaction, WriteTransaction};
 pub use value::{Cell, ColumnType, Value, ValueRef};
 

@@ -121,6 +121,17 @@ impl<'a> From<&'a rusqlite::Row<'a>> for RowSource<'a> {
 pub struct Row<'a> {
     row: RowSource<'a>,
     values: usize,
+    /// A value column read from elsewhere (a cache value kept in its own file).
+    outside: Option<(usize, ValueRef<'a>)>,
+    /// A value column read from elsewhere when first asked for.
+    lazy: Option<Lazy<'a>>,
+}
+
+/// A value column loaded on first use (see [`Row::with_lazy_value`]).
+struct Lazy<'a> {
+    idx: usize,
+    load: &'a dyn Fn() -> Result<Value>,
+    value: std::cell::OnceCell<Value>,
 }
 
 impl<'a> Row<'a> {
@@ -128,10 +139,45 @@ impl<'a> Row<'a> {
         Row {
             row: row.into(),
             values,
+            outside: None,
+            lazy: None,
         }
     }
 
+    /// This row with value column `idx` loaded by `load` when first read.
+    pub(crate) fn with_lazy_value(
+        mut self,
+        idx: usize,
+        load: &'a dyn Fn() -> Result<Value>,
+    ) -> Row<'a> {
+        self.lazy = Some(Lazy {
+            idx: idx + 1,
+            load,
+            value: std::cell::OnceCell::new(),
+        });
+        self
+    }
+
+    /// This row with value column `idx` replaced by `value`.
+    pub(crate) fn with_value(mut self, idx: usize, value: ValueRef<'a>) -> Row<'a> {
+        self.outside = Some((idx + 1, value));
+        self
+    }
+
     fn at(&self, idx: usize, column: &str) -> Result<ValueRef<'_>> {
+        if let Some((i, v)) = self.outside
+            && i == idx
+        {
+            return Ok(v);
+        }
+        if let Some(lazy) = &self.lazy
+            && lazy.idx == idx
+        {
+            if lazy.value.get().is_none() {
+                let _ = lazy.value.set((lazy.load)()?);
+            }
+            return Ok(lazy.value.get().expect("just set").as_ref());
+        }
         let raw = match self.row {
             RowSource::Held(r) => r.get_ref(idx)?,
             RowSource::Lib(r) => r.get_ref(idx)?,

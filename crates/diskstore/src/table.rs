@@ -22,6 +22,9 @@ use crate::schema::{self, Edge, Plan, Statements, TableSpec};
 use crate::statement::{Prepared, RawRow, Stmt, with_fresh};
 use crate::value::{Cell, Value, ValueRef};
 
+mod large;
+pub use large::{Found, LARGE_VALUE, Located};
+
 /// How to open a [`Table`].
 #[derive(Clone, Debug)]
 pub struct TableOptions {
@@ -61,6 +64,8 @@ struct Inner {
     pragmas: Vec<(String, String)>,
     /// `len()`'s cached counts (see `count.rs`).
     counts: CountCache,
+    /// The lookup of [`Table::get_located`], made on first use.
+    large_get: std::sync::OnceLock<String>,
 }
 
 /// One store table in one file, shared by all threads (a cheap, cloneable handle).
@@ -345,6 +350,7 @@ impl Table {
                 sql,
                 pragmas: options.pragmas,
                 counts: CountCache::default(),
+                large_get: std::sync::OnceLock::new(),
             }),
         };
         let result = table.prepare_schema(options.read_only, options.auto_migrate);
@@ -568,6 +574,9 @@ impl Table {
     /// [`Error::InvalidKey`], [`Error::TooBig`], [`Error::ReadOnly`], [`Error::DiskFull`],
     /// [`Error::Busy`], constraint errors from SQLite.
     pub fn set(&self, key: KeyRef<'_>, values: &[Cell<'_>]) -> Result<()> {
+        if let Some(data) = self.large_last(values) {
+            return self.set_large(key, values, data);
+        }
         let r = self
             .inner
             .conns

@@ -50,6 +50,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 sqlite_guard.install()
 
 
+#: The size from which `DiskCache` keeps a value in a file of its own (python-diskcache's
+#: `disk_min_file_size`).
+DISK_MIN_FILE_SIZE = 32 * 1024
+
+
 class DiskCache(_Cache):
     """A cache in one SQLite file, shared by threads and processes.
 
@@ -68,6 +73,9 @@ class DiskCache(_Cache):
     - `secret`: bytes; sign pickles with HMAC-SHA256 and refuse unsigned or forged ones.
     - `clock`: a callable returning seconds since the epoch, instead of the system clock
       (for tests).
+    - `disk_min_file_size`: `str`, `bytes` and pickled values of at least this many bytes
+      are kept in a file of their own beside the database (`<filename>-values/`), as
+      python-diskcache does; `None` keeps every value in the table. Default: 32 KiB.
 
     `default_expiration=None` or `0` means entries never expire unless told to.
     """
@@ -136,6 +144,7 @@ class DiskCache(_Cache):
         statistics: bool = True,
         secret: bytes | None = None,
         clock: Callable[[], float] | None = None,
+        disk_min_file_size: int | None = DISK_MIN_FILE_SIZE,
     ) -> None:
         path = os.path.expanduser(os.path.expandvars(os.fspath(filename)))
         sqlite_guard.check_file(path)
@@ -151,6 +160,7 @@ class DiskCache(_Cache):
             "statistics": statistics,
             "secret": secret,
             "clock": clock,
+            "disk_min_file_size": disk_min_file_size,
         }
         self._open(
             path,
@@ -163,6 +173,7 @@ class DiskCache(_Cache):
             statistics,
             None if secret is None else bytes(secret),
             clock,
+            disk_min_file_size,
         )
         sqlite_guard.register(path, self)
 

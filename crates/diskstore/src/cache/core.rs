@@ -15,13 +15,15 @@ use crate::pragma::DEFAULT_TIMEOUT;
 use crate::record::{Column, Row};
 use crate::schema::TableSpec;
 use crate::statement::Prepared;
-use crate::table::{Direction, Table, TableOptions, first_row, one_row};
+use crate::table::{Direction, Table, TableOptions, first_row};
 use crate::value::{Cell, ColumnType, Value, ValueRef};
 
 use super::clock::{Clock, SystemClock, micros};
+use super::files::{DEFAULT_FILE_THRESHOLD, FileRef, ValueFiles};
 use super::policy::{EvictionPolicy, Ttl};
 use super::sql::{
-    BATCH, CACHE_COLUMNS, CacheSql, INDEX_SUFFIXES, LEASE_TABLE, META_TABLE, TRIGGER_SUFFIXES, stmt,
+    BATCH, CACHE_COLUMNS, CacheSql, INDEX_SUFFIXES, LEASE_TABLE, META_TABLE, TRASH_TABLE,
+    TRIGGER_SUFFIXES, stmt,
 };
 use super::stats::{Pending, Stats};
 
@@ -59,6 +61,10 @@ pub struct CacheOptions {
     /// `mmap_size` = 0 and `wal_autocheckpoint` = 1000, because the metadata page is
     /// rewritten by every write (see `docs/cache.md`).
     pub pragmas: Vec<(String, String)>,
+    /// Text and blob values of at least this many bytes are kept in a file of their own
+    /// beside the database (`<file>-values/`) instead of in the table; `None`: never.
+    /// Default: 32 KiB. Files already written are read whatever this says.
+    pub file_threshold: Option<u64>,
 }
 
 impl CacheOptions {
@@ -82,6 +88,7 @@ impl CacheOptions {
                 ("mmap_size".into(), "0".into()),
                 ("wal_autocheckpoint".into(), "1000".into()),
             ],
+            file_threshold: Some(DEFAULT_FILE_THRESHOLD),
         }
     }
 }
@@ -98,6 +105,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     stats: Pending,
     stats_on: AtomicBool,
+    files: ValueFiles,
 }
 
 impl Drop for Inner {
@@ -115,6 +123,35 @@ struct Stored<'a> {
     expire: Option<i64>,
     size: u64,
     tag: Option<KeyRef<'a>>,
+    /// The `_file` reference of a value kept in its own file.
+    file: Option<&'a str>,
+}
+
+/// The cells of an entry about to be written, with its largest value moved to a file of
+/// its own when it reaches the threshold.
+struct Spilled<'v> {
+    /// The cells to store (the moved one left empty); `None`: store the given ones.
+    cells: Option<Vec<Cell<'v>>>,
+    /// The `_file` reference of the moved value.
+    reference: Option<String>,
+}
+
+impl<'v> Spilled<'v> {
+    /// The cells to store and the `_file` reference.
+    fn as_parts<'s>(&'s self, values: &'s [Cell<'s>]) -> (&'s [Cell<'s>], Option<&'s str>) {
+        match &self.cells {
+            Some(cells) => (cells, self.reference.as_deref()),
+            None => (values, None),
+        }
+    }
+
+    /// Removes the file again unless its row was stored (`kept`): a write that failed
+    /// (or was rolled back to its savepoint) or an `add` that stored nothing.
+    fn settle(&self, files: &ValueFiles, kept: bool) {
+        if let (false, Some(r)) = (kept, &self.reference) {
+            files.remove(r);
+        }
+    }
 }
 
 /// Why [`CacheTable::try_incr`] left an entry alone.
@@ -171,14 +208,226 @@ fn live(expire_at: Option<i64>, now: i64) -> bool {
 
 /// Runs `f` in a write transaction (joining one open on this thread), then writes out
 /// pending hit/miss counts in the same transaction.
+///
+/// The outermost level also takes the references of value files whose rows are gone out
+/// of the trash table; their files are removed once the transaction has committed.
 fn atomic<R>(inner: &Inner, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-    inner.table.atomic(|| {
+    let mut trash = Vec::new();
+    let out = inner.table.atomic(|| {
         inner.table.with_connection(|c| {
             let out = f(c)?;
             flush_stats(inner, c)?;
+            if inner.table.depth() == 1 {
+                trash = take_trash(inner, c)?;
+            }
             Ok(out)
         })
+    })?;
+    for reference in &trash {
+        inner.files.remove(reference);
+    }
+    Ok(out)
+}
+
+/// Empties the trash table (in the caller's transaction); returns the references.
+fn take_trash(inner: &Inner, c: &Connection) -> Result<Vec<String>> {
+    let any = held(inner, c, stmt::ANY_TRASH, &inner.sql.any_trash, |st| {
+        Ok(st.raw_query().next()?.is_some())
+    })?;
+    if !any {
+        return Ok(Vec::new());
+    }
+    held(inner, c, stmt::TAKE_TRASH, &inner.sql.take_trash, |st| {
+        let mut out = Vec::new();
+        let mut rows = st.raw_query();
+        while let Some(r) = rows.next()? {
+            out.push(r.get::<_, String>(0)?);
+        }
+        Ok(out)
     })
+}
+
+/// Hands `row` to `f`, with the value kept in a file (`file`: its reference) read in;
+/// `Ok(None)` when that file is missing or incomplete (the entry reads as absent).
+fn read_row<T>(
+    inner: &Inner,
+    row: Row<'_>,
+    file: Option<String>,
+    f: impl FnOnce(&Row<'_>) -> Result<T>,
+) -> Result<Option<T>> {
+    let Some(reference) = file else {
+        return f(&row).map(Some);
+    };
+    let bad = |message: String| Error::Decode {
+        column: "_file".into(),
+        message,
+    };
+    let r = FileRef::parse(&reference)
+        .filter(|r| r.column < inner.width)
+        .ok_or_else(|| bad(format!("not a value file reference: {reference:?}")))?;
+    let Some(bytes) = inner.files.read(&r)? else {
+        return Ok(None);
+    };
+    let value = match row.value(r.column)? {
+        ValueRef::Text(_) => ValueRef::Text(
+            std::str::from_utf8(&bytes)
+                .map_err(|e| bad(format!("the text in {:?} is not UTF-8: {e}", r.path)))?,
+        ),
+        _ => ValueRef::Blob(&bytes),
+    };
+    f(&row.with_value(r.column, value)).map(Some)
+}
+
+/// For [`CacheTable::get_deferred`]: hands `row` and its value file (not read) to `f`.
+fn defer_row<T>(
+    inner: &Inner,
+    row: Row<'_>,
+    file: Option<String>,
+    f: impl FnOnce(&Row<'_>, Option<&ValueFile>) -> Result<T>,
+) -> Result<Option<T>> {
+    let Some(reference) = file else {
+        return f(&row, None).map(Some);
+    };
+    let r = parse_reference(inner, &reference)?;
+    let vf = ValueFile {
+        path: inner.files.path_of(&r),
+        len: r.len,
+        column: r.column,
+        text: matches!(row.value(r.column)?, ValueRef::Text(_)),
+    };
+    let load = || -> Result<Value> {
+        let mut buf = vec![0u8; vf.len()];
+        if !vf.read_into(&mut buf)? {
+            return Err(Error::Decode {
+                column: "_file".into(),
+                message: format!("the value file {:?} is gone", vf.path),
+            });
+        }
+        Ok(if vf.text {
+            Value::Text(String::from_utf8(buf).map_err(|e| Error::Decode {
+                column: "_file".into(),
+                message: format!("the text in {:?} is not UTF-8: {e}", vf.path),
+            })?)
+        } else {
+            Value::Blob(buf)
+        })
+    };
+    f(&row.with_lazy_value(r.column, &load), Some(&vf)).map(Some)
+}
+
+fn parse_reference<'s>(inner: &Inner, reference: &'s str) -> Result<FileRef<'s>> {
+    FileRef::parse(reference)
+        .filter(|r| r.column < inner.width)
+        .ok_or_else(|| Error::Decode {
+            column: "_file".into(),
+            message: format!("not a value file reference: {reference:?}"),
+        })
+}
+
+/// A cache value kept in a file of its own, not read yet (see
+/// [`CacheTable::get_deferred`]).
+#[derive(Clone, Debug)]
+pub struct ValueFile {
+    path: PathBuf,
+    len: u64,
+    column: usize,
+    text: bool,
+}
+
+impl ValueFile {
+    /// The value's length in bytes.
+    pub fn len(&self) -> usize {
+        usize::try_from(self.len).unwrap_or(usize::MAX)
+    }
+
+    /// True for an empty value.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The value column it belongs to.
+    pub fn column(&self) -> usize {
+        self.column
+    }
+
+    /// True when the value is text (UTF-8 in the file), false for a blob.
+    pub fn is_text(&self) -> bool {
+        self.text
+    }
+
+    /// Reads the value into `buf` (of its length). False when the file is gone or not
+    /// that long: the entry was removed meanwhile (read it as a miss).
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a buffer of another length; file-system errors.
+    pub fn read_into(&self, buf: &mut [u8]) -> Result<bool> {
+        use std::io::Read;
+        if buf.len() as u64 != self.len {
+            return Err(Error::Usage(format!(
+                "a buffer of {} bytes for a value of {}",
+                buf.len(),
+                self.len
+            )));
+        }
+        let mut f = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => {
+                return Err(Error::Io {
+                    path: self.path.clone(),
+                    source: e,
+                });
+            }
+        };
+        let io = |e: std::io::Error| Error::Io {
+            path: self.path.clone(),
+            source: e,
+        };
+        if f.metadata().map_err(io)?.len() != self.len {
+            return Ok(false);
+        }
+        f.read_exact(buf).map_err(io)?;
+        Ok(true)
+    }
+}
+
+/// As [`read_row`], but the file is only read if `f` asks for its column (iterating over
+/// keys reads no value file); an entry whose file is missing is skipped all the same.
+fn read_row_lazily<T>(
+    inner: &Inner,
+    row: Row<'_>,
+    file: Option<String>,
+    f: impl FnOnce(&Row<'_>) -> Result<T>,
+) -> Result<Option<T>> {
+    let Some(reference) = file else {
+        return f(&row).map(Some);
+    };
+    let r = FileRef::parse(&reference)
+        .filter(|r| r.column < inner.width)
+        .ok_or_else(|| Error::Decode {
+            column: "_file".into(),
+            message: format!("not a value file reference: {reference:?}"),
+        })?;
+    if !inner.files.intact(&r) {
+        return Ok(None);
+    }
+    let text = matches!(row.value(r.column)?, ValueRef::Text(_));
+    let load = || -> Result<Value> {
+        let gone = || Error::Decode {
+            column: "_file".into(),
+            message: format!("the value file {:?} is gone", r.path),
+        };
+        let bytes = inner.files.read(&r)?.ok_or_else(gone)?;
+        Ok(if text {
+            Value::Text(String::from_utf8(bytes).map_err(|e| Error::Decode {
+                column: "_file".into(),
+                message: format!("the text in {:?} is not UTF-8: {e}", r.path),
+            })?)
+        } else {
+            Value::Blob(bytes)
+        })
+    };
+    f(&row.with_lazy_value(r.column, &load)).map(Some)
 }
 
 fn flush_stats(inner: &Inner, c: &Connection) -> Result<()> {
@@ -230,6 +479,7 @@ impl CacheTable {
             Column::new("_tag", ColumnType::Blob, true, None),
             Column::new("_order", ColumnType::Integer, false, zero.clone()),
             Column::new("_hits", ColumnType::Integer, false, zero),
+            Column::new("_file", ColumnType::Text, true, None),
         ]);
         let spec = TableSpec {
             name: options.table.clone(),
@@ -242,6 +492,14 @@ impl CacheTable {
         table_options.pragmas = options.pragmas;
         let table = Table::open(table_options)?;
         let sql = CacheSql::new(&options.table, &value_names, options.policy)?;
+        let synchronous: i64 =
+            table.with_connection(|c| Ok(c.query_row("PRAGMA synchronous", [], |r| r.get(0))?))?;
+        let files = ValueFiles::new(
+            table.path(),
+            &options.table,
+            options.file_threshold,
+            synchronous != 0,
+        );
         let inner = Inner {
             table,
             sql,
@@ -254,6 +512,7 @@ impl CacheTable {
             clock: options.clock,
             stats: Pending::default(),
             stats_on: AtomicBool::new(options.stats),
+            files,
         };
         atomic(&inner, |c| {
             c.execute_batch(&inner.sql.setup)?;
@@ -368,6 +627,32 @@ impl CacheTable {
         key: KeyRef<'_>,
         f: impl FnOnce(&Row<'_>) -> Result<T>,
     ) -> Result<Option<T>> {
+        self.lookup_by(key, |inner, row, file| read_row(inner, row, file, f))
+    }
+
+    /// As [`CacheTable::get`], but a value kept in a file of its own is not read: `f` gets
+    /// the row and that file (which it may read into a buffer of its own, for example a
+    /// Python object made at the value's size); reading that column of the row reads the
+    /// file. Counts a hit when the row is found, even if the file turns out to be gone.
+    ///
+    /// # Errors
+    /// As [`CacheTable::get`].
+    pub fn get_deferred<T>(
+        &self,
+        key: KeyRef<'_>,
+        f: impl FnOnce(&Row<'_>, Option<&ValueFile>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let out = self.lookup_by(key, |inner, row, file| defer_row(inner, row, file, f))?;
+        self.count(out.is_some());
+        Ok(out)
+    }
+
+    fn lookup_by<T>(
+        &self,
+        key: KeyRef<'_>,
+        read: impl for<'r> FnOnce(&Inner, Row<'r>, Option<String>) -> Result<Option<T>>,
+    ) -> Result<Option<T>> {
+        let f = read;
         let inner = &*self.inner;
         let key = key.checked()?;
         let now = self.now();
@@ -389,7 +674,11 @@ impl CacheTable {
                     }
                     st.bind(1, key)?;
                     st.raw_bind_parameter(2, now)?;
-                    one_row(st, width, f)
+                    let found = first_row(st, |r| {
+                        let file = r.get(width + 2)?;
+                        f(inner, Row::new(r, width), file)
+                    })?;
+                    Ok(found.flatten())
                 })
             });
         }
@@ -398,7 +687,10 @@ impl CacheTable {
                 st.bind(1, key)?;
                 let mut rows = st.raw_query();
                 match rows.next()? {
-                    Some(r) if live(r.get(width + 1)?, now) => f(&Row::new(r, width)).map(Some),
+                    Some(r) if live(r.get(width + 1)?, now) => {
+                        let file = r.get(width + 2)?;
+                        f(inner, Row::new(r, width), file)
+                    }
                     _ => Ok(None),
                 }
             })
@@ -439,11 +731,19 @@ impl CacheTable {
         let size = self.fits(key, values)?;
         let now = self.now();
         let expire = self.expire_at(ttl, now);
-        self.atomic(|c| {
+        let spilled = self.spill(values)?;
+        let (values, file) = spilled.as_parts(values);
+        let result = self.atomic(|c| {
             self.room_without_eviction(c, now, key, size)?;
             // New keys (the common case) take one statement; an existing key is deleted
             // and inserted again, so that rowid order stays store order.
-            let rowid = match self.insert_row(c, key, values, Stored { expire, size, tag }, true)? {
+            let stored = Stored {
+                expire,
+                size,
+                tag,
+                file,
+            };
+            let rowid = match self.insert_row(c, key, values, stored, true)? {
                 Some(rowid) => rowid,
                 None => {
                     let inner = &*self.inner;
@@ -451,12 +751,14 @@ impl CacheTable {
                         st.bind(1, key.checked()?)?;
                         first_row(st, |_| Ok(()))
                     })?;
-                    self.insert_row(c, key, values, Stored { expire, size, tag }, false)?
+                    self.insert_row(c, key, values, stored, false)?
                         .ok_or_else(|| Error::Usage("the replaced entry came back".into()))?
                 }
             };
             self.maintain(c, now, rowid)
-        })
+        });
+        spilled.settle(&self.inner.files, result.as_ref().is_ok());
+        result
     }
 
     /// Stores an entry only if `key` has no live one (an expired one is replaced);
@@ -475,18 +777,28 @@ impl CacheTable {
         let size = self.fits(key, values)?;
         let now = self.now();
         let expire = self.expire_at(ttl, now);
-        self.atomic(|c| {
+        let spilled = self.spill(values)?;
+        let (values, file) = spilled.as_parts(values);
+        let result = self.atomic(|c| {
             let k = key.checked()?;
             self.delete_if_expired(c, k, now)?;
             self.room_without_eviction(c, now, key, size)?;
-            match self.insert_row(c, key, values, Stored { expire, size, tag }, true)? {
+            let stored = Stored {
+                expire,
+                size,
+                tag,
+                file,
+            };
+            match self.insert_row(c, key, values, stored, true)? {
                 Some(rowid) => {
                     self.maintain(c, now, rowid)?;
                     Ok(true)
                 }
                 None => Ok(false),
             }
-        })
+        });
+        spilled.settle(&self.inner.files, matches!(result, Ok(true)));
+        result
     }
 
     /// Deletes the entry of `key`; returns whether a live one was deleted (an expired
@@ -499,14 +811,59 @@ impl CacheTable {
         let now = self.now();
         // One statement (its trigger keeps the totals in step), so it needs no explicit
         // transaction; and a delete never grows the cache, so it skips the purge.
-        self.single(|c| {
+        let found = self.single(|c| {
             let inner = &*self.inner;
-            let found = held(inner, c, stmt::DELETE, &inner.sql.delete, |st| {
+            held(inner, c, stmt::DELETE, &inner.sql.delete, |st| {
                 st.bind(1, key)?;
-                first_row(st, |r| Ok(live(r.get(0)?, now)))
-            })?;
-            Ok(found == Some(true))
-        })
+                first_row(st, |r| {
+                    Ok((
+                        live(r.get(0)?, now),
+                        r.get::<_, Option<String>>(1)?.is_some(),
+                    ))
+                })
+            })
+        })?;
+        if found.is_some_and(|(_, file)| file) && self.inner.table.depth() == 0 {
+            // The row is gone for good: remove its file now (through the trash table,
+            // as any other deletion).
+            self.sweep_files()?;
+        }
+        Ok(found.is_some_and(|(live, _)| live))
+    }
+
+    /// Removes the files of value-file entries whose deletion has committed (by any
+    /// process, or raw SQL), unless a transaction is open on this thread (its commit
+    /// decides); returns how many. Cache writes do this by themselves.
+    ///
+    /// # Errors
+    /// Write errors.
+    pub fn sweep_files(&self) -> Result<u64> {
+        let inner = &*self.inner;
+        if inner.table.depth() > 0 {
+            return Ok(0);
+        }
+        // A read first: most calls find nothing to do, and a read takes no write lock.
+        let any = inner.table.with_connection(|c| {
+            held(inner, c, stmt::ANY_TRASH, &inner.sql.any_trash, |st| {
+                Ok(st.raw_query().next()?.is_some())
+            })
+        })?;
+        if !any {
+            return Ok(0);
+        }
+        let mut n = 0;
+        self.atomic(|c| {
+            n = c.query_row(
+                &format!(
+                    "SELECT count(*) FROM {}",
+                    crate::schema::quote_ident(TRASH_TABLE)?
+                ),
+                [],
+                |r| r.get::<_, i64>(0),
+            )?;
+            Ok(())
+        })?;
+        Ok(n.max(0) as u64)
     }
 
     /// Hands the live entry of `key` to `f`, then deletes it (an expired entry is deleted
@@ -534,7 +891,8 @@ impl CacheTable {
                 let mut rows = st.raw_query();
                 match rows.next()? {
                     Some(r) if live(r.get(width + 1)?, now) => {
-                        f(&Row::new(r, width)).map(|v| Some(Some(v)))
+                        let file = r.get(width + 2)?;
+                        read_row(inner, Row::new(r, width), file, f).map(Some)
                     }
                     Some(_) => Ok(Some(None)),
                     None => Ok(None),
@@ -687,6 +1045,7 @@ impl CacheTable {
                                 expire,
                                 size,
                                 tag: None,
+                                file: None,
                             },
                             false,
                         )?
@@ -834,7 +1193,10 @@ impl CacheTable {
             let mut n = 0;
             while let Some(r) = rows.next()? {
                 let rowid: i64 = r.get(width + 2)?;
-                f(rowid, &Row::new(r, width))?;
+                let file = r.get(width + 3)?;
+                // An entry whose value file is gone is skipped (but counted as read: the
+                // pager knows a page's end by its count).
+                read_row_lazily(&self.inner, Row::new(r, width), file, |row| f(rowid, row))?;
                 n += 1;
             }
             Ok(n)
@@ -872,6 +1234,120 @@ impl CacheTable {
             c.prepare_cached(&self.inner.sql.lease_release)?
                 .execute(rusqlite::params![&self.inner.name, key])?;
             Ok(())
+        })
+    }
+
+    /// Checks the value files against the table: entries whose file is missing or
+    /// incomplete (they read as absent) and files no entry refers to (orphans, left by a
+    /// write that died between its file and its row, or one rolled back inside a
+    /// transaction). Returns a line per problem; empty when all is well.
+    ///
+    /// With `fix`, first removes the files of entries whose deletion has committed, then
+    /// deletes the broken entries and removes orphans last written at least `orphan_age`
+    /// ago (a younger one may belong to a write about to commit its row).
+    ///
+    /// # Errors
+    /// File-system, file and lock errors.
+    pub fn check_files(&self, fix: bool, orphan_age: Duration) -> Result<Vec<String>> {
+        let inner = &*self.inner;
+        if fix {
+            self.sweep_files()?;
+        }
+        let (rows, trash) = inner.table.read(|| {
+            inner.table.with_connection(|c| {
+                let rows = c
+                    .prepare(&inner.sql.files)?
+                    .query_map([], |r| {
+                        Ok((
+                            r.get::<_, rusqlite::types::Value>(0)?,
+                            r.get::<_, String>(1)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let trash = c
+                    .prepare(&inner.sql.trash)?
+                    .query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok((rows, trash))
+            })
+        })?;
+        let mut problems = Vec::new();
+        let mut known = std::collections::HashSet::new();
+        let mut broken = Vec::new();
+        for (key, reference) in &rows {
+            match FileRef::parse(reference) {
+                Some(r) if r.column < inner.width => {
+                    known.insert(r.path.to_owned());
+                    if !inner.files.intact(&r) {
+                        problems.push(format!(
+                            "entry {key:?}: value file {} is missing or incomplete",
+                            r.path
+                        ));
+                        broken.push((key, reference));
+                    }
+                }
+                _ => {
+                    problems.push(format!(
+                        "entry {key:?}: not a value file reference: {reference:?}"
+                    ));
+                    broken.push((key, reference));
+                }
+            }
+        }
+        known.extend(
+            trash
+                .iter()
+                .filter_map(|t| FileRef::parse(t).map(|r| r.path.to_owned())),
+        );
+        for rel in inner.files.list()? {
+            if known.contains(&rel) {
+                continue;
+            }
+            problems.push(format!("orphan value file {rel}"));
+            if fix && inner.files.age(&rel).is_some_and(|a| a >= orphan_age) {
+                inner.files.remove_path(&rel)?;
+            }
+        }
+        if fix && !broken.is_empty() {
+            let sql = format!(
+                "DELETE FROM {} WHERE _key = ?1 AND _file = ?2",
+                crate::schema::quote_ident(&inner.name)?
+            );
+            self.atomic(|c| {
+                let mut st = c.prepare(&sql)?;
+                for (key, reference) in &broken {
+                    st.execute(rusqlite::params![key, reference])?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(problems)
+    }
+
+    /// Writes the value that goes to a file of its own, if one does (before the row, so
+    /// that a row never points to a file not yet complete).
+    fn spill<'v>(&self, values: &'v [Cell<'_>]) -> Result<Spilled<'v>> {
+        let files = &self.inner.files;
+        let Some(i) = files.pick(values) else {
+            return Ok(Spilled {
+                cells: None,
+                reference: None,
+            });
+        };
+        let (bytes, empty): (&[u8], ValueRef<'_>) = match values[i].as_ref() {
+            ValueRef::Text(s) => (s.as_bytes(), ValueRef::Text("")),
+            ValueRef::Blob(b) => (b, ValueRef::Blob(&[])),
+            _ => unreachable!("only text and blobs are picked"),
+        };
+        let reference = files.write(i, bytes)?;
+        let cells = values
+            .iter()
+            .enumerate()
+            .map(|(j, c)| Cell::Borrowed(if j == i { empty } else { c.as_ref() }))
+            .collect();
+        Ok(Spilled {
+            cells: Some(cells),
+            reference: Some(reference),
         })
     }
 
@@ -945,7 +1421,12 @@ impl CacheTable {
         meta: Stored<'_>,
         if_absent: bool,
     ) -> Result<Option<i64>> {
-        let Stored { expire, size, tag } = meta;
+        let Stored {
+            expire,
+            size,
+            tag,
+            file,
+        } = meta;
         let inner = &*self.inner;
         if values.len() != inner.width {
             return Err(Error::Usage(format!(
@@ -970,6 +1451,7 @@ impl CacheTable {
             st.raw_bind_parameter(n + 1, size as i64)?;
             st.raw_bind_parameter(n + 2, tag.map(KeyRef::checked).transpose()?)?;
             st.raw_bind_parameter(n + 3, order)?;
+            st.raw_bind_parameter(n + 4, file)?;
             Ok((st.raw_execute()? == 1).then(|| c.last_insert_rowid()))
         })
     }
@@ -1042,7 +1524,7 @@ impl CacheTable {
 /// already a table named …" (or leave an empty table behind).
 fn check_names(options: &CacheOptions) -> Result<()> {
     let name = options.table.as_str();
-    for reserved in [META_TABLE, LEASE_TABLE] {
+    for reserved in [META_TABLE, LEASE_TABLE, TRASH_TABLE] {
         if name.eq_ignore_ascii_case(reserved) {
             return Err(Error::Usage(format!(
                 "the table name {reserved:?} is reserved for the cache's own bookkeeping; \
@@ -1058,6 +1540,7 @@ fn check_names(options: &CacheOptions) -> Result<()> {
         ("table", name.to_owned(), Some(name)),
         ("table", META_TABLE.to_owned(), None),
         ("table", LEASE_TABLE.to_owned(), None),
+        ("table", TRASH_TABLE.to_owned(), None),
     ];
     wanted.extend(
         INDEX_SUFFIXES
@@ -1259,7 +1742,10 @@ mod tests {
                     .collect::<rusqlite::Result<Vec<String>>>()?)
             })
             .unwrap();
-        assert_eq!(names, ["Cache", "_cache_lease", "_cache_meta"]);
+        assert_eq!(
+            names,
+            ["Cache", "_cache_lease", "_cache_meta", "_cache_trash"]
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@
 
 mod clock;
 mod core;
+mod files;
 mod policy;
 mod sql;
 mod stats;
@@ -41,7 +42,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::clock::{Clock, ManualClock, SystemClock};
-pub use self::core::{CACHE_PAGE_SIZE, CacheOptions, CacheTable, IncrRefusal, entry_size};
+pub use self::core::{
+    CACHE_PAGE_SIZE, CacheOptions, CacheTable, IncrRefusal, ValueFile, entry_size,
+};
+pub use self::files::DEFAULT_FILE_THRESHOLD;
 pub use self::policy::{EvictionPolicy, Ttl};
 pub use self::sql::{PURGE_PER_WRITE, SCAN_PAGE};
 pub use self::stats::Stats;
@@ -121,6 +125,14 @@ impl<K: Key, V: Record> CacheBuilder<K, V> {
     /// over. Default: off (every caller that misses computes).
     pub fn compute_lease(mut self, hold: Duration) -> Self {
         self.lease = Some(hold);
+        self
+    }
+
+    /// Text and blob values of at least `bytes` go to a file of their own beside the
+    /// database (`<file>-values/`); `None` keeps every value in the table. Default:
+    /// [`DEFAULT_FILE_THRESHOLD`] (32 KiB). See `docs/cache.md`.
+    pub fn file_threshold(mut self, bytes: Option<u64>) -> Self {
+        self.options.file_threshold = bytes;
         self
     }
 
@@ -456,12 +468,27 @@ impl<K: Key, V: Record> DiskCache<K, V> {
         Iter::over(self.core.clone(), decode_key::<K>)
     }
 
-    /// SQLite's integrity check: empty when the file is healthy.
+    /// SQLite's integrity check and the value files' (see [`DiskCache::check_files`]):
+    /// empty when the file and its values are healthy.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] when the file is too damaged to check.
+    /// [`Error::Corrupt`] when the file is too damaged to check; file-system errors.
     pub fn check(&self) -> Result<Vec<String>> {
-        self.core.table().check()
+        let mut problems = self.core.table().check()?;
+        problems.extend(self.core.check_files(false, Duration::ZERO)?);
+        Ok(problems)
+    }
+
+    /// Checks the values kept in files of their own: entries whose file is missing (they
+    /// read as absent) and files no entry refers to. With `fix`, deletes those entries
+    /// and removes orphan files older than the timeout plus a minute (a younger one may
+    /// belong to a write in progress). Returns a line per problem found.
+    ///
+    /// # Errors
+    /// File-system, file and lock errors.
+    pub fn check_files(&self, fix: bool) -> Result<Vec<String>> {
+        let age = self.core.table().timeout() + Duration::from_secs(60);
+        self.core.check_files(fix, age)
     }
 
     /// Starts a write transaction on this thread, or joins the open one: the cache calls

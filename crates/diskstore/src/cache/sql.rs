@@ -29,6 +29,9 @@ pub(crate) const META_TABLE: &str = "_cache_meta";
 /// The lease table used by `get_or_insert_with`'s stampede protection.
 pub(crate) const LEASE_TABLE: &str = "_cache_lease";
 
+/// The shared table of value-file references whose rows are gone (see `files.rs`).
+pub(crate) const TRASH_TABLE: &str = "_cache_trash";
+
 /// Expired entries deleted by each write, at most (the amortised purge).
 pub const PURGE_PER_WRITE: i64 = 16;
 
@@ -60,16 +63,20 @@ pub(crate) mod stmt {
     pub const SET_FIRST_VALUE: usize = CACHE + 13;
     pub const DELETE_IF_EXPIRED: usize = CACHE + 14;
     pub const TOUCH_STORED: usize = CACHE + 15;
+    pub const ANY_TRASH: usize = CACHE + 16;
+    pub const TAKE_TRASH: usize = CACHE + 17;
 }
 
 /// The cache's own columns, after the value columns.
-pub(crate) const CACHE_COLUMNS: [&str; 5] = ["_expire_at", "_size", "_tag", "_order", "_hits"];
+pub(crate) const CACHE_COLUMNS: [&str; 6] =
+    ["_expire_at", "_size", "_tag", "_order", "_hits", "_file"];
 
 /// Suffixes of the cache's indexes: `<table>_<suffix>`.
 pub(crate) const INDEX_SUFFIXES: [&str; 4] = ["expire_at", "tag", "order", "hits"];
 
 /// Suffixes of the cache's triggers: `<table>_cache_<suffix>`.
-pub(crate) const TRIGGER_SUFFIXES: [&str; 3] = ["insert", "delete", "resize"];
+pub(crate) const TRIGGER_SUFFIXES: [&str; 5] =
+    ["insert", "delete", "resize", "file_delete", "file_update"];
 
 /// An SQL string literal (only for names baked into trigger bodies, which cannot take
 /// parameters).
@@ -145,6 +152,10 @@ pub(crate) struct CacheSql {
     pub lease_take: String,
     /// `?1` table, `?2` key → gives a lease back.
     pub lease_release: String,
+    pub any_trash: String,
+    pub take_trash: String,
+    pub files: String,
+    pub trash: String,
 }
 
 impl CacheSql {
@@ -153,6 +164,7 @@ impl CacheSql {
         let t = quote_ident(name)?;
         let m = quote_ident(META_TABLE)?;
         let lease = quote_ident(LEASE_TABLE)?;
+        let trash = quote_ident(TRASH_TABLE)?;
         let idx = |suffix: &str| quote_ident(&format!("{name}_{suffix}"));
         let names = values
             .iter()
@@ -162,9 +174,9 @@ impl CacheSql {
         let first = names.first().cloned().unwrap_or_else(|| "NULL".into());
         let params: String = (0..names.len()).map(|i| format!(", ?{}", i + 2)).collect();
         let n = names.len() + 2;
-        let meta_params = format!("?{n}, ?{}, ?{}, ?{}", n + 1, n + 2, n + 3);
+        let meta_params = format!("?{n}, ?{}, ?{}, ?{}, ?{}", n + 1, n + 2, n + 3, n + 4);
         let live = "(_expire_at IS NULL OR _expire_at > ?2)";
-        let returning = format!("RETURNING _key{cols}, _expire_at");
+        let returning = format!("RETURNING _key{cols}, _expire_at, _file");
         let victim_order = match policy {
             EvictionPolicy::LeastRecentlyStored => Some("rowid"),
             EvictionPolicy::LeastRecentlyUsed => Some("_order"),
@@ -173,7 +185,7 @@ impl CacheSql {
         };
         let scan = |order: &str| {
             format!(
-                "SELECT _key{cols}, _expire_at, rowid FROM {t} WHERE rowid BETWEEN ?1 AND ?2 \
+                "SELECT _key{cols}, _expire_at, rowid, _file FROM {t} WHERE rowid BETWEEN ?1 AND ?2 \
                  AND (_expire_at IS NULL OR _expire_at > ?3) ORDER BY rowid {order} \
                  LIMIT {SCAN_PAGE}"
             )
@@ -216,29 +228,38 @@ impl CacheSql {
              CREATE TRIGGER IF NOT EXISTS {del} AFTER DELETE ON {t} BEGIN \
                UPDATE {m} SET volume = volume - OLD._size, count = count - 1 WHERE tbl = {lit}; END;\n\
              CREATE TRIGGER IF NOT EXISTS {upd} AFTER UPDATE OF _size ON {t} BEGIN \
-               UPDATE {m} SET volume = volume + NEW._size - OLD._size WHERE tbl = {lit}; END;\n",
+               UPDATE {m} SET volume = volume + NEW._size - OLD._size WHERE tbl = {lit}; END;\n\
+             CREATE TABLE IF NOT EXISTS {trash} (file TEXT NOT NULL);\n\
+             CREATE TRIGGER IF NOT EXISTS {file_del} AFTER DELETE ON {t} \
+               WHEN OLD._file IS NOT NULL BEGIN \
+               INSERT INTO {trash} (file) VALUES (OLD._file); END;\n\
+             CREATE TRIGGER IF NOT EXISTS {file_upd} AFTER UPDATE OF _file ON {t} \
+               WHEN OLD._file IS NOT NULL AND OLD._file IS NOT NEW._file BEGIN \
+               INSERT INTO {trash} (file) VALUES (OLD._file); END;\n",
             exp = idx("expire_at")?,
             tag = idx("tag")?,
             ins = trigger("insert")?,
             del = trigger("delete")?,
             upd = trigger("resize")?,
+            file_del = trigger("file_delete")?,
+            file_upd = trigger("file_update")?,
         );
         Ok(CacheSql {
-            get: format!("SELECT _key{cols}, _expire_at FROM {t} WHERE _key = ?1"),
+            get: format!("SELECT _key{cols}, _expire_at, _file FROM {t} WHERE _key = ?1"),
             get_lru: format!("UPDATE {t} SET _order = ?3 WHERE _key = ?1 AND {live} {returning}"),
             get_lfu: format!(
                 "UPDATE {t} SET _hits = _hits + 1 WHERE _key = ?1 AND {live} {returning}"
             ),
             size_of: format!("SELECT _size FROM {t} WHERE _key = ?1"),
             clear: format!("DELETE FROM {t}"),
-            delete: format!("DELETE FROM {t} WHERE _key = ?1 RETURNING _expire_at"),
+            delete: format!("DELETE FROM {t} WHERE _key = ?1 RETURNING _expire_at, _file"),
             delete_if_expired: format!("DELETE FROM {t} WHERE _key = ?1 AND _expire_at <= ?2"),
             insert: format!(
-                "INSERT INTO {t} (_key{cols}, _expire_at, _size, _tag, _order) \
+                "INSERT INTO {t} (_key{cols}, _expire_at, _size, _tag, _order, _file) \
                  VALUES (?1{params}, {meta_params})"
             ),
             insert_new: format!(
-                "INSERT INTO {t} (_key{cols}, _expire_at, _size, _tag, _order) \
+                "INSERT INTO {t} (_key{cols}, _expire_at, _size, _tag, _order, _file) \
                  VALUES (?1{params}, {meta_params}) ON CONFLICT(_key) DO NOTHING"
             ),
             touch: format!("UPDATE {t} SET _expire_at = ?3 WHERE _key = ?1 AND {live}"),
@@ -284,6 +305,10 @@ impl CacheSql {
                  ON CONFLICT (tbl, key) DO NOTHING"
             ),
             lease_release: format!("DELETE FROM {lease} WHERE tbl = ?1 AND key = ?2"),
+            any_trash: format!("SELECT 1 FROM {trash} LIMIT 1"),
+            take_trash: format!("DELETE FROM {trash} RETURNING file"),
+            files: format!("SELECT _key, _file FROM {t} WHERE _file IS NOT NULL"),
+            trash: format!("SELECT file FROM {trash}"),
         })
     }
 }

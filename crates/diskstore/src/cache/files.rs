@@ -1,0 +1,319 @@
+//! Large cache values kept outside the table: one file per value in a folder beside the
+//! database (`<file>-values/<table in hex>/<2 hex>/<30 hex>.val`).
+//!
+//! The row keeps an empty cell of the value's type (text or blob) in the value's column
+//! and, in `_file`, a reference `"<column> <length> <path relative to the folder>"`.
+//! Files are written before their row, to a temporary name then renamed (and synced per
+//! the file's `synchronous` setting), so a row never points to a file that is not
+//! complete; a write that dies between the two leaves an orphan file, which
+//! [`CacheTable::check_files`](super::CacheTable::check_files) reports and removes.
+//!
+//! A file is removed only after the deletion of its row has committed: triggers in the
+//! file record the reference of every deleted (or replaced) row in `_cache_trash` inside
+//! the deleting transaction (whoever deletes: this process, another one, raw SQL), and
+//! the next outermost cache write takes those references out of the table in its own
+//! transaction and unlinks the files once that has committed. A transaction that rolls
+//! back takes its trash rows with it, so the files stay.
+
+use std::collections::hash_map::RandomState;
+use std::fs::{self, File};
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+use crate::value::{Cell, ValueRef};
+
+/// The default size from which a value goes to its own file: 32 KiB, python-diskcache's
+/// `disk_min_file_size`.
+pub const DEFAULT_FILE_THRESHOLD: u64 = 32 * 1024;
+
+const SUFFIX: &str = ".val";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Where one cache table keeps its value files, and when values go there.
+#[derive(Debug)]
+pub(crate) struct ValueFiles {
+    /// `<db>-values`: the references are relative to it.
+    root: PathBuf,
+    /// `<table in hex>`, the table's own folder under `root`.
+    table_dir: String,
+    threshold: Option<u64>,
+    sync: bool,
+}
+
+/// A value's file as its row records it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct FileRef<'a> {
+    pub column: usize,
+    pub len: u64,
+    pub path: &'a str,
+}
+
+impl<'a> FileRef<'a> {
+    /// Parses a `_file` reference; `None` when it is not one of ours.
+    pub fn parse(s: &'a str) -> Option<FileRef<'a>> {
+        let mut parts = s.splitn(3, ' ');
+        let column = parts.next()?.parse().ok()?;
+        let len = parts.next()?.parse().ok()?;
+        let path = parts.next()?;
+        let safe = !path.is_empty()
+            && !path.starts_with('/')
+            && path
+                .split('/')
+                .all(|p| !p.is_empty() && p != "." && p != "..");
+        safe.then_some(FileRef { column, len, path })
+    }
+
+    fn format(column: usize, len: u64, path: &str) -> String {
+        format!("{column} {len} {path}")
+    }
+}
+
+/// The folder of a database's value files.
+pub(crate) fn values_root(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_owned();
+    name.push("-values");
+    db.with_file_name(name)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 120 random bits as 30 hex digits (std's per-process random hash keys, a counter, the
+/// time and the process id: unique without a random-number crate).
+fn fresh_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut out = String::with_capacity(32);
+    for salt in 0..2u64 {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(salt);
+        h.write_u64(n);
+        h.write_u128(t);
+        h.write_u32(std::process::id());
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out.truncate(32);
+    out
+}
+
+impl ValueFiles {
+    /// Files for `table` of the database at `db`; values of `threshold` bytes or more go
+    /// to files, synced unless `sync` is false (`synchronous = OFF`).
+    pub fn new(db: &Path, table: &str, threshold: Option<u64>, sync: bool) -> ValueFiles {
+        ValueFiles {
+            root: values_root(db),
+            table_dir: hex(table.to_ascii_lowercase().as_bytes()),
+            threshold: threshold.map(|t| t.max(1)),
+            sync,
+        }
+    }
+
+    /// The cell to keep outside the table, if any: the largest text or blob cell of at
+    /// least the threshold.
+    pub fn pick(&self, values: &[Cell<'_>]) -> Option<usize> {
+        let threshold = self.threshold?;
+        values
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match c.as_ref() {
+                ValueRef::Text(s) => Some((i, s.len())),
+                ValueRef::Blob(b) => Some((i, b.len())),
+                _ => None,
+            })
+            .filter(|&(_, n)| n as u64 >= threshold)
+            .max_by_key(|&(_, n)| n)
+            .map(|(i, _)| i)
+    }
+
+    /// The path of a reference's file.
+    pub fn path_of(&self, r: &FileRef<'_>) -> PathBuf {
+        self.root.join(r.path)
+    }
+
+    /// Writes `bytes` (column `column`) to a new file, atomically; returns the reference
+    /// to store in `_file`.
+    ///
+    /// # Errors
+    /// [`Error::DiskFull`], [`Error::ReadOnly`] or [`Error::Io`], naming the path.
+    pub fn write(&self, column: usize, bytes: &[u8]) -> Result<String> {
+        let name = fresh_name();
+        let rel = format!("{}/{}/{}{SUFFIX}", self.table_dir, &name[..2], &name[2..]);
+        let path = self.root.join(&rel);
+        let dir = path.parent().expect("a value file has a folder");
+        fs::create_dir_all(dir).map_err(|e| io_error(&e, dir))?;
+        let temp = path.with_extension(&TEMP_SUFFIX[1..]);
+        let written = (|| {
+            let mut f = File::create(&temp)?;
+            f.write_all(bytes)?;
+            if self.sync {
+                f.sync_data()?;
+            }
+            drop(f);
+            fs::rename(&temp, &path)?;
+            if self.sync {
+                File::open(dir)?.sync_all()?;
+            }
+            Ok::<(), io::Error>(())
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(io_error(&e, &path));
+        }
+        Ok(FileRef::format(column, bytes.len() as u64, &rel))
+    }
+
+    /// The bytes of a reference's file; `None` when the file is missing or its length is
+    /// not the recorded one (then the entry reads as absent).
+    ///
+    /// # Errors
+    /// Other file-system errors.
+    pub fn read(&self, r: &FileRef<'_>) -> Result<Option<Vec<u8>>> {
+        let path = self.path_of(r);
+        let mut f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(&e, &path)),
+        };
+        let Ok(len) = usize::try_from(r.len) else {
+            return Ok(None);
+        };
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(len.saturating_add(1))
+            .map_err(|_| Error::TooBig(format!("a cached value of {len} bytes")))?;
+        (&mut f)
+            .take(r.len + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| io_error(&e, &path))?;
+        Ok((buf.len() == len).then_some(buf))
+    }
+
+    /// Removes the file of a `_file` reference (best effort: a missing file is fine).
+    pub fn remove(&self, reference: &str) {
+        if let Some(r) = FileRef::parse(reference) {
+            let _ = fs::remove_file(self.root.join(r.path));
+        }
+    }
+
+    /// Every file (and left-over temporary file) under this table's folder, relative to
+    /// the root.
+    pub fn list(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let top = self.root.join(&self.table_dir);
+        let subdirs = match fs::read_dir(&top) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io_error(&e, &top)),
+        };
+        for sub in subdirs {
+            let sub = sub.map_err(|e| io_error(&e, &top))?;
+            let sub_name = sub.file_name().to_string_lossy().into_owned();
+            let Ok(files) = fs::read_dir(sub.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                out.push(format!("{}/{sub_name}/{name}", self.table_dir));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// True if a reference's file is there with its recorded length.
+    pub fn intact(&self, r: &FileRef<'_>) -> bool {
+        fs::metadata(self.path_of(r)).is_ok_and(|m| m.is_file() && m.len() == r.len)
+    }
+
+    /// How long ago a listed file was last written (`None`: unknown).
+    pub fn age(&self, rel: &str) -> Option<std::time::Duration> {
+        fs::metadata(self.root.join(rel))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+    }
+
+    /// Removes a listed file by its path relative to the root.
+    pub fn remove_path(&self, rel: &str) -> Result<()> {
+        let path = self.root.join(rel);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(&e, &path)),
+        }
+    }
+}
+
+fn io_error(e: &io::Error, path: &Path) -> Error {
+    let path = path.to_owned();
+    match e.kind() {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => Error::DiskFull { path },
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => Error::ReadOnly {
+            path,
+            message: e.to_string(),
+        },
+        _ => Error::Io {
+            path,
+            source: io::Error::new(e.kind(), e.to_string()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_parse_and_refuse_paths_that_leave_the_folder() {
+        let r = FileRef::parse("1 42 ab/cd/ef.val").unwrap();
+        assert_eq!(
+            r,
+            FileRef {
+                column: 1,
+                len: 42,
+                path: "ab/cd/ef.val"
+            }
+        );
+        for bad in [
+            "",
+            "x 1 a",
+            "0 x a",
+            "0 1",
+            "0 1 /etc/passwd",
+            "0 1 a/../../b",
+            "0 1 a//b",
+        ] {
+            assert_eq!(FileRef::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_do_not_repeat() {
+        let names: std::collections::HashSet<String> = (0..10_000).map(|_| fresh_name()).collect();
+        assert_eq!(names.len(), 10_000);
+        assert!(names.iter().all(|n| n.len() == 32));
+    }
+
+    #[test]
+    fn a_file_reads_back_and_a_short_or_missing_one_is_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = ValueFiles::new(&dir.path().join("c.db"), "Cache", Some(4), true);
+        let data = vec![7u8; 1000];
+        let reference = files.write(0, &data).unwrap();
+        let r = FileRef::parse(&reference).unwrap();
+        assert_eq!(files.read(&r).unwrap(), Some(data));
+        assert_eq!(files.list().unwrap(), vec![r.path.to_owned()]);
+        let short = FileRef { len: 999, ..r };
+        assert_eq!(files.read(&short).unwrap(), None);
+        files.remove(&reference);
+        assert_eq!(files.read(&r).unwrap(), None);
+        assert!(files.list().unwrap().is_empty());
+    }
+}
