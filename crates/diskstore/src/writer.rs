@@ -20,13 +20,7 @@ pub(crate) struct WriterLock {
     freed: Condvar,
     /// Jobs in `LockState::queue` (read without the mutex by a holder about to unlock).
     queued: AtomicUsize,
-    /// Set when a job is queued, counted down by each write that finds the lock free:
-    /// while it is above zero, such a write opens a transaction that later arrivals join.
-    recent: AtomicUsize,
 }
-
-/// How many uncontended writes after the last queued one still expect company.
-const RECENT: usize = 64;
 
 #[derive(Default)]
 struct LockState {
@@ -151,7 +145,6 @@ impl WriterLock {
             }
             state.queue.push_back(job);
             self.queued.fetch_add(1, Ordering::Relaxed);
-            self.recent.store(RECENT, Ordering::Relaxed);
         }
         let mut limit = Some(timeout);
         loop {
@@ -185,16 +178,6 @@ impl WriterLock {
             }
             limit = None;
         }
-    }
-
-    /// True while writes have been queued lately (counts one uncontended write down).
-    pub(crate) fn contended(&self) -> bool {
-        let n = self.recent.load(Ordering::Relaxed);
-        if n == 0 {
-            return false;
-        }
-        self.recent.store(n - 1, Ordering::Relaxed);
-        true
     }
 
     /// How many jobs are queued (a hint, read without locking).
