@@ -31,47 +31,17 @@ sys.path.insert(0, str(HERE))
 
 import report
 import systems
+from runinfo import cpu_model, git_commit
 
 
 def machine() -> dict:
     """nproc, CPU model and load average, for the report header."""
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu": cpu, "load_start": load()}
+    return {"nproc": os.cpu_count(), "cpu": cpu_model(), "load_start": load()}
 
 
 def load() -> str:
     """The 1/5/15-minute load averages as text."""
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
-
-
-def git_commit() -> str:
-    """HEAD of the work tree, with '+dirty' when tracked files have uncommitted changes."""
-    root = HERE.parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            check=False,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except OSError:
-        return "?"
-    return head + ("+dirty" if dirty else "")
 
 
 def run_worker(args, system: str, workload: str, rnd: int) -> dict:

@@ -46,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import systems
+from runinfo import cpu_model, git_commit
 
 SYSTEMS = ["diskstore", "diskstore-rust", "diskstore07-apsw", "lmdb-nosync", "diskcache-index"]
 LABELS = {
@@ -346,7 +347,8 @@ def report(
 ) -> str:
     """The Markdown report: one table per size, then the targets."""
     lines = [f"# Scale benchmark — {meta['date']}", ""]
-    lines += [f"- machine: {meta['machine']}", f"- command: `{meta['command']}`"]
+    lines += [f"- machine: {meta['machine']}", f"- commit: {meta['commit']}"]
+    lines += [f"- command: `{meta['command']}`"]
     lines += [f"- {s}: {d}" for s, d in meta["describe"].items()]
     lines += [
         (
@@ -442,16 +444,10 @@ def draw(agg: dict[tuple[str, int], dict], sizes: list[int], stem: Path) -> str 
 
 def machine() -> str:
     """A one-line description of this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, Python {platform.python_version()}"
+    return (
+        f"{cpu_model()}, {os.cpu_count()} cores, {mem:.0f} GiB, Python {platform.python_version()}"
+    )
 
 
 def orchestrate(args: argparse.Namespace) -> int:
@@ -489,6 +485,7 @@ def orchestrate(args: argparse.Namespace) -> int:
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": machine(),
+        "commit": git_commit(),
         "command": " ".join(["bench/scale.py"] + sys.argv[1:]),
         "describe": describe,
         "sets": args.sets,

@@ -40,6 +40,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
+from runinfo import git_commit, original_python
+
 KEYS = 100
 WARMUP = 1000
 KINDS = ("get", "set", "delete")
@@ -299,25 +301,6 @@ def report(docs: list[dict], systems: list[str], procs_list: list[int], meta: di
             ]
         lines.append("")
     return "\n".join(lines)
-
-
-def original_python(version: str) -> str:
-    """The python of a venv holding the original diskstore `version` with apsw, made once under
-    /tmp by the compatibility tests' helper (which installs it from PyPI on first use)."""
-    sys.path.insert(0, str(ROOT / "crates" / "diskstore-py" / "tests"))
-    import compat_support
-
-    return compat_support.orig_python(version)
-
-
-def git_commit() -> str:
-    def git(*a):
-        return subprocess.run(
-            ["git", *a], cwd=ROOT, capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
 
 
 def main() -> None:

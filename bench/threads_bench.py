@@ -35,6 +35,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+
+from runinfo import git_commit, original_python
+
 SYSTEMS = ("ours", "ours-base", "orig-0.1.0", "orig-0.7.0", "rust", "rust-base")
 
 
@@ -111,25 +114,6 @@ def measure(args, system: str, threads: int) -> dict:
     cmd += ["--total", str(args.total), "--value-size", str(args.value_size)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, timeout=600)
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def original_python(version: str) -> str:
-    """The python of a venv holding the original diskstore `version` with apsw, made once under
-    /tmp by the compatibility tests' helper (which installs it from PyPI on first use)."""
-    sys.path.insert(0, str(ROOT / "crates" / "diskstore-py" / "tests"))
-    import compat_support
-
-    return compat_support.orig_python(version)
-
-
-def git_commit() -> str:
-    def git(*a):
-        return subprocess.run(
-            ["git", *a], cwd=ROOT, capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
 
 
 def report(docs: list[dict], systems: list[str], threads: list[int], meta: dict) -> str:
