@@ -43,3 +43,27 @@ def original_python(version: str) -> str:
     import compat_support
 
     return compat_support.orig_python(version)
+
+
+def run_meta(**extra: object) -> dict:
+    """The report header's facts: time (UTC), commit, CPUs and load average, plus `extra`."""
+    import datetime as dt
+    import os
+
+    return {
+        "when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": git_commit(),
+        "nproc": os.cpu_count(),
+        "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        **extra,
+    }
+
+
+def round_order(systems: list[str], rnd: int) -> list[str]:
+    """The systems' order in round `rnd`: rotated by one each round, odd rounds reversed, so
+    that no system always runs first or right after the same neighbour."""
+    k = rnd % len(systems)
+    order = systems[k:] + systems[:k]
+    if rnd % 2:
+        order.reverse()
+    return order

@@ -40,7 +40,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-from runinfo import git_commit, original_python
+from runinfo import original_python, round_order, run_meta
 
 KEYS = 100
 WARMUP = 1000
@@ -330,19 +330,10 @@ def main() -> None:
             p.error(f"unknown system {s!r}; known: {', '.join(SYSTEMS)}")
     if "orig-0.1.0" in systems and not args.orig_python:
         args.orig_python = original_python("0.1.0")
-    meta = {
-        "when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": git_commit(),
-        "nproc": os.cpu_count(),
-        "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "ops": args.ops,
-        "rounds": args.rounds,
-    }
+    meta = run_meta(ops=args.ops, rounds=args.rounds)
     docs = []
     for rnd in range(args.rounds):
-        order = systems[rnd % len(systems) :] + systems[: rnd % len(systems)]
-        if rnd % 2:
-            order.reverse()
+        order = round_order(systems, rnd)
         for procs in procs_list:
             for s in order:
                 t0 = time.perf_counter()

@@ -36,7 +36,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-from runinfo import git_commit, original_python
+from runinfo import original_python, round_order, run_meta
 
 SYSTEMS = ("ours", "ours-base", "orig-0.1.0", "orig-0.7.0", "rust", "rust-base")
 
@@ -183,20 +183,10 @@ def main() -> None:
             p.error(f"unknown system {s!r}")
     if "orig-0.1.0" in systems and not args.orig01_python:
         args.orig01_python = original_python("0.1.0")
-    meta = {
-        "when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": git_commit(),
-        "nproc": os.cpu_count(),
-        "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "total": args.total,
-        "value_size": args.value_size,
-        "rounds": args.rounds,
-    }
+    meta = run_meta(total=args.total, value_size=args.value_size, rounds=args.rounds)
     docs = []
     for rnd in range(args.rounds):
-        order = systems[rnd % len(systems) :] + systems[: rnd % len(systems)]
-        if rnd % 2:
-            order.reverse()
+        order = round_order(systems, rnd)
         for t in threads:
             for s in order:
                 r = measure(args, s, t)
