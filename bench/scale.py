@@ -48,13 +48,25 @@ sys.path.insert(0, str(HERE))
 import systems
 from runinfo import cpu_model, git_commit
 
-SYSTEMS = ["diskstore", "diskstore-rust", "diskstore07-apsw", "lmdb-nosync", "diskcache-index"]
+DEFAULT_SYSTEMS = [
+    "diskstore",
+    "diskstore-rust",
+    "diskstore07-apsw",
+    "lmdb-nosync",
+    "diskcache-index",
+]
+#: Ours on new files of another page size (``--systems diskstore-p8k,diskstore-p16k``): the
+#: page-size comparison of docs/design.md. Not run by default.
+PAGE_VARIANTS = {"diskstore-p8k": 8192, "diskstore-p16k": 16384}
+SYSTEMS = DEFAULT_SYSTEMS + list(PAGE_VARIANTS)
 LABELS = {
     "diskstore": "ours",
     "diskstore-rust": "ours (Rust)",
     "diskstore07-apsw": "original 0.7.0",
     "lmdb-nosync": "lmdb (sync=False)",
     "diskcache-index": "diskcache Index",
+    "diskstore-p8k": "ours, 8 KiB pages",
+    "diskstore-p16k": "ours, 16 KiB pages",
 }
 BATCH = 100_000
 VALUE = bytes(range(100))
@@ -83,6 +95,16 @@ class Store:
             size = max(1 << 30, (n + 100_000) * 400)
             self.env = lmdb.open(str(directory / "lmdb"), map_size=size, sync=False, metasync=False)
             self.describe = f"lmdb {lmdb.__version__} sync=False"
+        elif system in PAGE_VARIANTS:
+            import diskstore
+
+            page = PAGE_VARIANTS[system]
+            adapter = systems.make("diskstore")
+            adapter.module = diskstore
+            config = diskstore.config.BaseConfig(pragmas={"page_size": page})
+            adapter.store = diskstore.DiskStore(str(directory / "store.db"), config=config)
+            self.adapter = adapter
+            self.describe = f"{adapter.describe()}, page_size={page}"
         else:
             adapter = systems.make(system)
             adapter.open(directory)
@@ -244,7 +266,7 @@ def measure(args: argparse.Namespace, system: str, n: int) -> dict:
     out = data / "result.json"
     cmd = [args.python, str(Path(__file__).resolve()), "--worker", system, "--n", str(n)]
     cmd += ["--sets", str(args.sets), "--gets", str(args.gets), "--dir", str(data / "store")]
-    cmd += ["--out", str(out)]
+    cmd += ["--out", str(out), "--value-size", str(args.value_size)]
     env = systems.subprocess_env(system, args.orig_path)
     try:
         subprocess.run(cmd, env=env, check=True, timeout=args.timeout)
@@ -352,7 +374,7 @@ def report(
     lines += [f"- {s}: {d}" for s, d in meta["describe"].items()]
     lines += [
         (
-            f"- keys `k%010d`, 100-byte values; bulk in batches of {BATCH:,}; {meta['gets']:,} gets; "
+            f"- keys `k%010d`, {meta['value_size']}-byte values; bulk in batches of {BATCH:,}; {meta['gets']:,} gets; "
             f"{meta['sets']:,} autocommitted sets; medians over {meta['rounds']} round(s), systems' "
             "order rotated"
         ),
@@ -415,7 +437,7 @@ def draw(agg: dict[tuple[str, int], dict], sizes: list[int], stem: Path) -> str 
         ),
         (axes[1][1], "bulk load (M rows/s)", [("bulk_rows_per_s", "", "-")], False),
     ]
-    colors = {s: c for s, c in zip(SYSTEMS, ["C0", "C4", "C1", "C2", "C3"])}
+    colors = {s: c for s, c in zip(SYSTEMS, ["C0", "C4", "C1", "C2", "C3", "C5", "C6"])}
     for ax, title, series, logy in panels:
         for s in SYSTEMS:
             ns = [n for n in sizes if (s, n) in agg]
@@ -459,6 +481,9 @@ def orchestrate(args: argparse.Namespace) -> int:
     if not args.rust_cli and "diskstore-rust" in chosen:
         print("no --rust-cli: the Rust figures are left out", file=sys.stderr)
         chosen.remove("diskstore-rust")
+    if args.value_size != 100 and "diskstore-rust" in chosen:
+        print("the Rust figures use 100-byte values: left out", file=sys.stderr)
+        chosen.remove("diskstore-rust")
     results = []
     plan = []
     turn = 0
@@ -491,6 +516,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         "sets": args.sets,
         "gets": args.gets,
         "rounds": args.rounds,
+        "value_size": args.value_size,
     }
     agg = aggregate(results)
     out_dir = Path(args.out_dir)
@@ -517,7 +543,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--sizes", default="1e4,1e5,1e6,1e7", help="store sizes (default 1e4,1e5,1e6,1e7)"
     )
     p.add_argument("--huge", action="store_true", help="also 1e8 (about 15 GB of disk per system)")
-    p.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset")
+    p.add_argument(
+        "--systems",
+        default=",".join(DEFAULT_SYSTEMS),
+        help=f"comma-separated, of {','.join(SYSTEMS)} (default: all but the page variants)",
+    )
+    p.add_argument("--value-size", type=int, default=100, help="value bytes (default 100)")
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--sets", type=int, default=20_000, help="autocommitted sets per size")
     p.add_argument("--gets", type=int, default=20_000, help="random-hit gets per size")
@@ -542,6 +573,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: the orchestrator, or one worker when ``--worker`` is given."""
     args = parse_args(argv)
     if args.worker:
+        global VALUE
+        VALUE = bytes(i % 256 for i in range(args.value_size))
         directory = Path(args.dir)
         directory.mkdir(parents=True)
         res = run_worker(args.worker, args.n, args.sets, args.gets, directory)

@@ -71,6 +71,20 @@ impl<'py> Dumped<'py> {
         }
     }
 
+    /// Appends the cells of the value to `out` (a batch keeps every row's cells in one
+    /// vector: no allocation per row).
+    pub(crate) fn push_cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) -> PyResult<()> {
+        match &self.items {
+            Items::One(v) => out.push(cell(v)?),
+            Items::Many(vs) => {
+                for v in vs {
+                    out.push(cell(v)?);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The cells of the value, borrowing from this object.
     pub(crate) fn cells(&self) -> PyResult<Vec<Cell<'_>>> {
         match &self.items {

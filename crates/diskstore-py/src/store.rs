@@ -871,25 +871,33 @@ impl Writer {
         for (k, v) in &unpacked {
             dumped.push(o.model.dump_for_update(k, v, o.width)?);
         }
-        // A None key takes the next rowid (INTEGER keys only), as in __setitem__.
-        let mut rows: Vec<(Option<KeyRef<'_>>, Vec<diskstore::Cell<'_>>)> =
-            Vec::with_capacity(dumped.len());
+        // A None key takes the next rowid (INTEGER keys only), as in __setitem__. Every
+        // row's cells go into one vector; a row is its key and its range there.
+        let mut cells: Vec<diskstore::Cell<'_>> = Vec::with_capacity(dumped.len() * o.width);
+        let mut rows: Vec<(Option<KeyRef<'_>>, usize)> = Vec::with_capacity(dumped.len());
         for d in &dumped {
-            if d.key_is_none() {
+            let key = if d.key_is_none() {
                 if o.table.spec().key_type != ColumnType::Integer {
                     return Err(null_key_error(o));
                 }
-                rows.push((None, d.cells()?));
+                None
             } else {
                 let k = d.key()?;
                 check_write_key(o, &k)?;
-                rows.push((Some(k), d.cells()?));
-            }
+                Some(k)
+            };
+            d.push_cells(&mut cells)?;
+            rows.push((key, cells.len()));
         }
         // One level on one connection for the whole batch (no per-row lock or lookup).
         py.detach(|| {
+            let mut start = 0;
             o.table
-                .set_many(rows.iter().map(|(k, cells)| (*k, cells.as_slice())))
+                .set_many(rows.iter().map(|&(k, end)| {
+                    let row = &cells[start..end];
+                    start = end;
+                    (k, row)
+                }))
                 .map(|_| ())
         })
         .py()

@@ -73,6 +73,10 @@ pub(crate) struct Statements {
     pub contains: String,
     pub count: String,
     pub upsert: String,
+    /// [`Statements::upsert`] for `upsert_chunk_rows` rows at once (parameters `?` in
+    /// order, the key then the values of each row); 0 rows: rows go one by one.
+    pub upsert_chunk: String,
+    pub upsert_chunk_rows: usize,
     pub insert_new: String,
     pub insert_auto: String,
     pub delete: String,
@@ -137,6 +141,16 @@ impl Statements {
              WHERE (SELECT max(rowid) FROM {t}) IS NOT {} RETURNING _key",
             i64::MAX
         );
+        let upsert_chunk_rows = crate::table::bulk::chunk_rows(spec.key_type, names.len());
+        let row = format!("({})", vec!["?"; names.len() + 1].join(", "));
+        let upsert_chunk = if upsert_chunk_rows == 0 {
+            String::new()
+        } else {
+            format!(
+                "INSERT INTO {t} (_key{cols}) VALUES {} ON CONFLICT(_key) {upsert_tail}",
+                vec![row.as_str(); upsert_chunk_rows].join(", ")
+            )
+        };
         Ok(Statements {
             get: format!("SELECT _key{cols} FROM {t} WHERE _key = ?1"),
             contains: format!("SELECT 1 FROM {t} WHERE _key = ?1"),
@@ -144,6 +158,8 @@ impl Statements {
             upsert: format!(
                 "INSERT INTO {t} (_key{cols}) VALUES (?1{params}) ON CONFLICT(_key) {upsert_tail}"
             ),
+            upsert_chunk,
+            upsert_chunk_rows,
             insert_new: format!(
                 "INSERT INTO {t} (_key{cols}) VALUES (?1{params}) ON CONFLICT(_key) DO NOTHING"
             ),

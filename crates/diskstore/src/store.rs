@@ -477,13 +477,46 @@ impl<K: Key, V: Record> DiskStore<K, V> {
         W: Borrow<V>,
         I: IntoIterator<Item = (Q, W)>,
     {
+        // Buffered so that `Table::set_many` can write many rows per statement.
+        const BUFFER: usize = 1024;
         self.table().atomic(|| {
             let mut n = 0;
-            for (k, v) in items {
-                self.table().set(k.as_key(), &cells(v.borrow())?)?;
-                n += 1;
+            let mut items = items.into_iter();
+            let mut buf: Vec<(Q, W)> = Vec::with_capacity(BUFFER);
+            loop {
+                buf.extend(items.by_ref().take(BUFFER));
+                if buf.is_empty() {
+                    return Ok(n);
+                }
+                let rows = buf
+                    .iter()
+                    .map(|(_, v)| cells(v.borrow()))
+                    .collect::<Result<Vec<_>>>()?;
+                // Runs of ordinary rows go to `set_many`; a large blob takes `set`'s
+                // incremental blob I/O.
+                let mut start = 0;
+                for i in 0..=buf.len() {
+                    let large = rows.get(i).is_some_and(|r| is_large(r));
+                    if i < buf.len() && !large {
+                        continue;
+                    }
+                    if start < i {
+                        n += self.table().set_many(
+                            buf[start..i]
+                                .iter()
+                                .zip(&rows[start..i])
+                                .map(|((k, _), c)| (Some(k.as_key()), c.as_slice())),
+                        )?;
+                    }
+                    if large {
+                        self.table().set(buf[i].0.as_key(), &rows[i])?;
+                        n += 1;
+                    }
+                    start = i + 1;
+                }
+                drop(rows);
+                buf.clear();
             }
-            Ok(n)
         })
     }
 
@@ -527,6 +560,11 @@ impl<K: Key, V: Record> DiskStore<K, V> {
             read: DiskRead::from_table(table),
         })
     }
+}
+
+/// True if the last cell is a blob that [`Table::set`] writes by incremental blob I/O.
+fn is_large(cells: &[Cell<'_>]) -> bool {
+    matches!(cells.last().map(Cell::as_ref), Some(crate::ValueRef::Blob(b)) if b.len() >= crate::LARGE_VALUE)
 }
 
 /// Where an [`Iter`] reads its pages from: a store's table or a cache's live entries.

@@ -22,6 +22,7 @@ use crate::schema::{self, Edge, Plan, Statements, TableSpec};
 use crate::statement::{Prepared, RawRow, Stmt, with_fresh};
 use crate::value::{Cell, Value, ValueRef};
 
+pub(crate) mod bulk;
 mod large;
 pub use large::{Found, LARGE_VALUE, Located};
 
@@ -594,19 +595,7 @@ impl Table {
         &self,
         rows: impl IntoIterator<Item = (Option<KeyRef<'k>>, &'k [Cell<'v>])>,
     ) -> Result<usize> {
-        let r = self.inner.conns.atomic(|c| {
-            let mut n = 0;
-            for (key, values) in rows {
-                match key {
-                    Some(k) => self.set_with(c, k, values)?,
-                    None => {
-                        self.insert_auto_with(c, values)?;
-                    }
-                }
-                n += 1;
-            }
-            Ok(n)
-        });
+        let r = self.inner.conns.atomic(|c| self.set_many_with(c, rows));
         self.ctx(r)
     }
 

@@ -36,10 +36,21 @@ pub fn value(i: usize) -> Vec<u8> {
     (0..1024).map(|j| (i + j) as u8).collect()
 }
 
+/// The page size of new files when `DISKSTORE_BENCH_PAGE_SIZE` is set (to compare page
+/// sizes with the same harness), else the default.
+fn page_size() -> Option<u32> {
+    let v = std::env::var("DISKSTORE_BENCH_PAGE_SIZE").ok()?;
+    Some(v.parse().expect("DISKSTORE_BENCH_PAGE_SIZE is a number"))
+}
+
 /// A store with [`ROWS`] entries, in its own folder.
 pub fn ours() -> (TempDir, Store) {
     let dir = TempDir::new().unwrap();
-    let store: Store = DiskStore::open(dir.path().join("ours.db")).unwrap();
+    let mut builder = DiskStore::builder(dir.path().join("ours.db"));
+    if let Some(p) = page_size() {
+        builder = builder.pragma("page_size", p);
+    }
+    let store: Store = builder.open().unwrap();
     assert_eq!(store.table().spec().name, TABLE);
     store.extend((0..ROWS).map(|i| (key(i), value(i)))).unwrap();
     (dir, store)
@@ -51,6 +62,10 @@ pub fn floor() -> (TempDir, Connection) {
     let conn = Connection::open(dir.path().join("floor.db")).unwrap();
     conn.set_prepared_statement_cache_capacity(64);
     for (name, v) in DEFAULT_PRAGMAS {
+        let v = match page_size() {
+            Some(p) if *name == "page_size" => p.to_string(),
+            _ => v.to_string(),
+        };
         conn.execute_batch(&format!("PRAGMA {name} = {v}")).unwrap();
     }
     conn.execute_batch(CREATE).unwrap();
