@@ -19,10 +19,11 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+from abc import ABCMeta
 from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import sqlite_guard
+from . import remote, sqlite_guard
 from ._diskstore import _Cache
 from .const import TIMEOUT
 
@@ -55,7 +56,7 @@ sqlite_guard.install()
 DISK_MIN_FILE_SIZE = 32 * 1024
 
 
-class DiskCache(_Cache):
+class DiskCache(_Cache, metaclass=ABCMeta):
     """A cache in one SQLite file, shared by threads and processes.
 
     `DiskCache(filename, default_expiration=60.0)` as in diskstore 0.1.0, with keyword
@@ -88,10 +89,7 @@ class DiskCache(_Cache):
     ) -> Any:
         """A cache on `filename`; on a file of diskstore 0.1.0's `DiskCache`, a
         `LegacyDiskCache` that keeps that layout (see `upgrade`)."""
-        from . import (
-            _legacy_cache,  # (imports this module)
-            remote,
-        )
+        from . import _legacy_cache  # (imports this module)
 
         if remote.is_url(filename):  # PostgreSQL or Redis
             return remote.open_cache(filename, default_expiration, **options)  # type: ignore[arg-type]
@@ -299,3 +297,8 @@ def _reopen(cls: type[DiskCache], options: dict[str, Any]) -> DiskCache:
     options = dict(options)
     filename = options.pop("filename")
     return cls(filename, **options)
+
+
+# `DiskCache("postgresql://…")`/`DiskCache("redis://…")` return a `RemoteDiskCache`, a
+# virtual subclass, so that `isinstance(cache, DiskCache)` holds on every backend.
+DiskCache.register(remote.RemoteDiskCache)
