@@ -285,6 +285,19 @@ fn cache_conformance(c: &dyn RemoteCache) {
         c.get_many(&[b"m1", b"zz", b"m2"]).unwrap(),
         [Some(b("1")), None, Some(RemoteValue::Int(2))]
     );
+    // A key given twice in one batch: its last value wins, in one statement.
+    let many: Vec<(Vec<u8>, RemoteValue)> = (0..300)
+        .map(|i| (format!("d{}", i % 150).into_bytes(), RemoteValue::Int(i)))
+        .collect();
+    let refs: Vec<(&[u8], RemoteValue)> = many
+        .iter()
+        .map(|(k, v)| (k.as_slice(), v.clone()))
+        .collect();
+    c.set_many(&refs).unwrap();
+    assert_eq!(c.get(b"d7").unwrap(), Some(RemoteValue::Int(157)));
+    let dkeys: Vec<Vec<u8>> = (0..150).map(|i| format!("d{i}").into_bytes()).collect();
+    let drefs: Vec<&[u8]> = dkeys.iter().map(Vec::as_slice).collect();
+    assert_eq!(c.delete_many(&drefs).unwrap(), 150);
     assert_eq!(c.delete_many(&[b"m1", b"m2", b"zz"]).unwrap(), 2);
     assert_eq!(c.evict(b"t1").unwrap(), 2);
     assert_eq!(c.get(b"k2").unwrap(), None);

@@ -348,12 +348,17 @@ impl RemoteCache for PgCache {
         let mut nums: Vec<Option<i64>> = Vec::with_capacity(items.len());
         let mut vals: Vec<Option<&[u8]>> = Vec::with_capacity(items.len());
         let mut sizes: Vec<i64> = Vec::with_capacity(items.len());
+        // Where each key went (a linear search made a batch of n keys cost n²/2 slice
+        // comparisons on the client).
+        let mut slot: std::collections::HashMap<&[u8], usize> =
+            std::collections::HashMap::with_capacity(items.len());
         for (k, v) in items {
             let (num, bytes, vsize) = split(v);
             let size = k.len() as i64 + vsize;
-            if let Some(i) = keys.iter().position(|x| x == k) {
+            if let Some(&i) = slot.get(k) {
                 (nums[i], vals[i], sizes[i]) = (num, bytes, size);
             } else {
+                slot.insert(k, keys.len());
                 keys.push(k);
                 nums.push(num);
                 vals.push(bytes);
