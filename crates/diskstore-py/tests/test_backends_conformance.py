@@ -202,6 +202,7 @@ def cache_at(request: pytest.FixtureRequest, tmp_path: Any) -> Callable[..., Dis
 
 def test_cache_class_on_every_backend(cache_at: Callable[..., DiskCache]) -> None:
     c = cache_at()
+    assert type(c) is DiskCache  # one class on every backend
     assert isinstance(c, DiskCache) and issubclass(type(c), DiskCache)
     assert isinstance(pickle.loads(pickle.dumps(c)), DiskCache)
     assert not isinstance(c, DiskStore) and not isinstance(c, DiskRead)
