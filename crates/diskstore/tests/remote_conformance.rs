@@ -371,6 +371,55 @@ fn postgres_cache_limits_and_unlogged() {
 }
 
 #[test]
+fn postgres_cache_lru_evicts_least_recently_used_with_its_index() {
+    let Some(url) = server("DISKSTORE_TEST_POSTGRES") else {
+        return;
+    };
+    let indexes = |table: &str| -> Vec<String> {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let rows = client
+            .query(
+                "SELECT indexname::text FROM pg_indexes WHERE tablename = $1 ORDER BY 1",
+                &[&table],
+            )
+            .unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    };
+    let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
+    // Without limits nothing evicts by `accessed`: no index on it (one index entry fewer
+    // per re-store).
+    let table = unique("lru");
+    let plain = PgCache::open(&url, cache_options(&table, &clock)).unwrap();
+    plain
+        .set(b"x", &RemoteValue::Int(1), Ttl::Never, None)
+        .unwrap();
+    assert!(!indexes(&table).iter().any(|i| i.ends_with("_accessed")));
+    // An LRU cache with a limit opened on the same table adds it, and evicts by it.
+    let mut o = cache_options(&table, &clock);
+    o.count_limit = Some(3);
+    o.policy = diskstore::EvictionPolicy::LeastRecentlyUsed;
+    let c = PgCache::open(&url, o).unwrap();
+    assert!(indexes(&table).iter().any(|i| i.ends_with("_accessed")));
+    for i in 0..3u8 {
+        clock.advance(Duration::from_secs(1));
+        c.set(&[i], &RemoteValue::Int(i.into()), Ttl::Never, None)
+            .unwrap();
+    }
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(c.get(&[0]).unwrap(), Some(RemoteValue::Int(0))); // used: now the newest
+    clock.advance(Duration::from_secs(1));
+    c.set(b"new", &RemoteValue::Int(9), Ttl::Never, None)
+        .unwrap();
+    assert_eq!(c.len().unwrap(), 3);
+    assert_eq!(
+        c.get(&[1]).unwrap(),
+        None,
+        "the least recently used went first"
+    );
+    assert_eq!(c.get(&[0]).unwrap(), Some(RemoteValue::Int(0)));
+}
+
+#[test]
 fn cache_on_redis() {
     let Some(url) = server("DISKSTORE_TEST_REDIS") else {
         return;
