@@ -208,6 +208,23 @@ def test_cache_class_on_every_backend(cache_at: Callable[..., DiskCache]) -> Non
     assert not isinstance(c, DiskStore) and not isinstance(c, DiskRead)
 
 
+def test_cache_backend_and_server_options(cache_at: Callable[..., DiskCache]) -> None:
+    backend = cache_at.backend  # type: ignore[attr-defined]
+    c = cache_at()
+    assert c.backend == backend
+    assert c.get_many(["a", "b"], 0) == [0, 0]
+    c.set_many({"a": 1, "b": b"2"})
+    assert c.get_many(["a", "x", "b"]) == [1, None, b"2"]
+    assert c.delete_many(["a", "x"]) == 1
+    if backend == "postgres":
+        u = cache_at(unlogged=True)
+        u["k"] = "v"
+        assert u["k"] == "v" and u.backend == "postgres"
+    else:  # a PostgreSQL table option: refused by name elsewhere
+        with pytest.raises(NotSupportedError, match="unlogged"):
+            cache_at(unlogged=True)
+
+
 def test_cache_basics(cache_at: Callable[..., DiskCache]) -> None:
     c = cache_at()
     c.clear()
