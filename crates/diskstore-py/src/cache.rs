@@ -23,7 +23,7 @@ use std::time::Duration;
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyFloat, PyInt, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyFloat, PyInt, PyList, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use diskstore::{
@@ -33,6 +33,8 @@ use diskstore::{
 
 use crate::convert::to_py;
 use crate::errors::{DecodeError, DiskStoreError, IntoPyResult};
+use crate::remote::RemoteCacheCore;
+use diskstore::remote::RemoteCacheOptions;
 
 /// Value stored as is.
 const NATIVE: i64 = 0;
@@ -392,6 +394,18 @@ impl Codec {
     }
 }
 
+/// `default_expiration` as given (None, 0 and infinity: never) and as a duration.
+fn default_expiration(seconds: Option<f64>) -> PyResult<(Option<f64>, Option<Duration>)> {
+    let seconds = seconds.filter(|t| *t != 0.0 && t.is_finite());
+    let ttl = seconds
+        .map(|t| {
+            Duration::try_from_secs_f64(t)
+                .map_err(|_| PyValueError::new_err("default_expiration must be >= 0"))
+        })
+        .transpose()?;
+    Ok((seconds, ttl))
+}
+
 /// `expire` as 0.1.0 reads it: `None` → `none` (the caller's choice), `0` → never,
 /// a number of seconds otherwise (≤ 0 after the zero check: already expired).
 fn ttl_of(expire: Option<&Bound<'_, PyAny>>, none: Ttl) -> PyResult<Ttl> {
@@ -416,6 +430,9 @@ fn ttl_of(expire: Option<&Bound<'_, PyAny>>, none: Ttl) -> PyResult<Ttl> {
 #[pyclass(frozen, subclass, module = "diskstore._diskstore", name = "_Cache")]
 pub struct PyCache {
     state: OnceLock<State>,
+    /// The cache on PostgreSQL or Redis (`_open_remote`); `state` then stays unset and
+    /// every pymethod hands its call to this after parsing its arguments.
+    remote: OnceLock<RemoteCacheCore>,
     /// The Python clock callable, if any (apart from `state` so that `__clear__` can
     /// drop it).
     py_clock: Mutex<Option<Py<PyAny>>>,
@@ -443,6 +460,9 @@ impl PyCache {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if let Some(r) = self.remote.get() {
+            return r.get(py, key);
+        }
         let st = self.ready(py)?;
         let k = st.codec.key(py, key)?;
         let kr = k.key();
@@ -480,6 +500,13 @@ impl PyCache {
         st.codec
             .load_pickled(py, bytes.as_bytes(), kind, kr)
             .map(Some)
+    }
+
+    /// The server backend; an error on SQLite (the batch calls that need one).
+    fn server(&self) -> PyResult<&RemoteCacheCore> {
+        self.remote
+            .get()
+            .ok_or_else(|| DiskStoreError::new_err("not a cache on a server"))
     }
 
     fn st(&self) -> PyResult<&State> {
@@ -521,6 +548,7 @@ impl PyCache {
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyAny>>) -> Self {
         PyCache {
             state: OnceLock::new(),
+            remote: OnceLock::new(),
             py_clock: Mutex::new(None),
         }
     }
@@ -552,13 +580,8 @@ impl PyCache {
             Column::new("kind", ColumnType::Integer, false, Some(Value::Integer(0))),
         ];
         let mut options = CacheOptions::new(path, table.clone(), columns);
-        let default_ttl = default_ttl.filter(|t| *t != 0.0 && t.is_finite());
-        if let Some(t) = default_ttl {
-            options.default_ttl = Some(
-                Duration::try_from_secs_f64(t)
-                    .map_err(|_| PyValueError::new_err("default_expiration must be >= 0"))?,
-            );
-        }
+        let (default_ttl, ttl) = default_expiration(default_ttl)?;
+        options.default_ttl = ttl;
         options.size_limit = size_limit;
         options.count_limit = count_limit;
         options.policy = policy;
@@ -622,6 +645,9 @@ impl PyCache {
     /// True if `key` has a live entry; False for a key that cannot be stored (NaN, a
     /// lone surrogate, an unpicklable object raising `TypeError`), as a dict's `in`.
     fn __contains__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if let Some(r) = self.remote.get() {
+            return r.contains(py, key);
+        }
         let st = self.ready(py)?;
         let k = match st.codec.key(py, key) {
             Ok(k) => k,
@@ -678,6 +704,9 @@ impl PyCache {
 
     /// Deletes `key`; returns whether it had a live entry.
     fn delete(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if let Some(r) = self.remote.get() {
+            return r.delete(py, key);
+        }
         let st = self.ready(py)?;
         let k = st.codec.key(py, key)?;
         let kr = k.key();
@@ -704,6 +733,10 @@ impl PyCache {
         key: &Bound<'py, PyAny>,
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(r) = self.remote.get() {
+            let found = r.pop(py, key)?;
+            return Ok(found.unwrap_or_else(|| default.unwrap_or_else(|| py.None().into_bound(py))));
+        }
         let st = self.ready(py)?;
         let k = st.codec.key(py, key)?;
         let kr = k.key();
@@ -752,8 +785,11 @@ impl PyCache {
         key: &Bound<'_, PyAny>,
         expire: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        let st = self.ready(py)?;
         let ttl = ttl_of(expire, Ttl::Default)?;
+        if let Some(r) = self.remote.get() {
+            return r.touch(py, key, ttl);
+        }
+        let st = self.ready(py)?;
         let k = st.codec.key(py, key)?;
         let kr = k.key();
         // 0.1.0's touch: an entry that expired but is still stored becomes readable again.
@@ -771,6 +807,9 @@ impl PyCache {
         delta: i64,
         default: Option<i64>,
     ) -> PyResult<i64> {
+        if let Some(r) = self.remote.get() {
+            return r.incr(py, key, delta, default);
+        }
         let st = self.ready(py)?;
         let k = st.codec.key(py, key)?;
         let kr = k.key();
@@ -815,12 +854,18 @@ impl PyCache {
 
     /// Deletes every expired entry now; returns how many.
     fn expire(&self, py: Python<'_>) -> PyResult<u64> {
+        if let Some(r) = self.remote.get() {
+            return r.expire(py);
+        }
         let st = self.ready(py)?;
         py.detach(|| st.core.expire()).py()
     }
 
     /// Deletes every entry tagged `tag`; returns how many.
     fn evict(&self, py: Python<'_>, tag: &Bound<'_, PyAny>) -> PyResult<u64> {
+        if let Some(r) = self.remote.get() {
+            return r.evict(py, tag);
+        }
         let st = self.ready(py)?;
         let t = st.codec.key(py, tag)?;
         let tr = t.key();
@@ -829,19 +874,30 @@ impl PyCache {
 
     /// Deletes every entry.
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
+        if let Some(r) = self.remote.get() {
+            return r.clear(py);
+        }
         let st = self.ready(py)?;
         py.detach(|| st.core.clear()).py()
     }
 
     /// The number of live entries.
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
-        let st = self.ready(py)?;
-        let n = py.detach(|| st.core.len()).py()?;
+        let n = match self.remote.get() {
+            Some(r) => r.len(py)?,
+            None => {
+                let st = self.ready(py)?;
+                py.detach(|| st.core.len()).py()?
+            }
+        };
         usize::try_from(n).map_err(|_| PyValueError::new_err("too many entries"))
     }
 
     /// The bytes of keys and values stored (never above `size_limit` after a write).
     fn volume(&self, py: Python<'_>) -> PyResult<u64> {
+        if let Some(r) = self.remote.get() {
+            return r.volume(py);
+        }
         let st = self.ready(py)?;
         py.detach(|| st.core.volume()).py()
     }
@@ -850,6 +906,9 @@ impl PyCache {
     /// on or off for this handle, `reset` zeroes the counters (returning the old counts).
     #[pyo3(signature = (enable=true, reset=false))]
     fn stats(&self, py: Python<'_>, enable: bool, reset: bool) -> PyResult<(u64, u64)> {
+        if let Some(r) = self.remote.get() {
+            return Ok(r.stats(reset)); // counted per process, always on
+        }
         let st = self.ready(py)?;
         st.core.set_stats_enabled(enable);
         let s = py
@@ -870,6 +929,9 @@ impl PyCache {
     /// `vacuum=True` then rebuilds the file.
     #[pyo3(signature = (vacuum=false, fix=false))]
     fn check(&self, py: Python<'_>, vacuum: bool, fix: bool) -> PyResult<Vec<String>> {
+        if let Some(r) = self.remote.get() {
+            return r.check(py); // the server keeps its own files
+        }
         let st = self.ready(py)?;
         let core = &st.core;
         let table = core.table();
@@ -887,6 +949,10 @@ impl PyCache {
 
     /// Closes this thread's connection (it reopens on next use).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if let Some(r) = self.remote.get() {
+            r.close();
+            return Ok(());
+        }
         let st = self.st()?;
         py.detach(|| st.core.table().close()).py()
     }
@@ -924,33 +990,48 @@ impl PyCache {
     /// Opens a write transaction on this thread (or joins the open one); returns whether
     /// this call opened it, for `_end`.
     fn _begin(&self, py: Python<'_>) -> PyResult<bool> {
+        if let Some(r) = self.remote.get() {
+            return r.begin(py).map(|()| true); // a server level always opens (or nests)
+        }
         let st = self.ready(py)?;
         py.detach(|| st.core.table().begin()).py()
     }
 
     /// Ends what `_begin` started: commit, or roll back when `commit` is false.
     fn _end(&self, py: Python<'_>, opened: bool, commit: bool) -> PyResult<()> {
+        if let Some(r) = self.remote.get() {
+            return if opened { r.end(py, commit) } else { Ok(()) };
+        }
         let st = self.ready(py)?;
         py.detach(|| end_and_sweep(&st.core, opened, commit)).py()
     }
 
     /// An iterator over the live keys, oldest stored first (newest first when
     /// `reverse`), read in pages; threads may share it.
-    fn _key_iter(slf: &Bound<'_, Self>, reverse: bool) -> CacheKeys {
+    fn _key_iter(slf: &Bound<'_, Self>, reverse: bool) -> PyResult<CacheKeys> {
+        if let Some(r) = slf.get().remote.get()
+            && r.backend() == "redis"
+        {
+            // Redis keeps no order: its NotSupportedError now, not at the first key.
+            r.keys_page(slf.py(), None, reverse, 1)?;
+        }
         let direction = if reverse {
             Direction::Reverse
         } else {
             Direction::Forward
         };
-        CacheKeys {
+        Ok(CacheKeys {
             cache: slf.clone().unbind(),
-            state: Mutex::new((RowidPager::new(direction), VecDeque::new())),
-        }
+            state: Mutex::new((RowidPager::new(direction), VecDeque::new(), None)),
+        })
     }
 
     /// The file.
     #[getter]
     fn filename(&self) -> PyResult<String> {
+        if let Some(r) = self.remote.get() {
+            return Ok(r.url().to_owned());
+        }
         Ok(self
             .st()?
             .core
@@ -963,25 +1044,98 @@ impl PyCache {
     /// The byte limit, or None.
     #[getter]
     fn size_limit(&self) -> PyResult<Option<u64>> {
+        if let Some(r) = self.remote.get() {
+            return Ok(r.limits().0);
+        }
         Ok(self.st()?.core.size_limit())
     }
 
     /// The entry-count limit, or None.
     #[getter]
     fn count_limit(&self) -> PyResult<Option<u64>> {
+        if let Some(r) = self.remote.get() {
+            return Ok(r.limits().1);
+        }
         Ok(self.st()?.core.count_limit())
     }
 
     /// The eviction policy (python-diskcache's name).
     #[getter]
     fn eviction_policy(&self) -> PyResult<&'static str> {
+        if let Some(r) = self.remote.get() {
+            return Ok(r.limits().2);
+        }
         Ok(self.st()?.core.policy().name())
     }
 
     /// Seconds entries live unless told otherwise (None: forever).
     #[getter]
     fn default_expiration(&self) -> PyResult<Option<f64>> {
+        if let Some(r) = self.remote.get() {
+            return Ok(r.default_expiration());
+        }
         Ok(self.st()?.default_ttl)
+    }
+
+    /// `"sqlite"`, `"postgres"` or `"redis"`.
+    #[getter]
+    fn backend(&self) -> &'static str {
+        self.remote.get().map_or("sqlite", RemoteCacheCore::backend)
+    }
+
+    /// Opens the cache on a server URL instead of a file (called once by
+    /// `DiskCache.__init__` for `postgresql://` and `redis://`).
+    #[pyo3(signature = (url, table, default_ttl, size_limit, count_limit, policy, unlogged, clock))]
+    #[allow(clippy::too_many_arguments)]
+    fn _open_remote(
+        &self,
+        py: Python<'_>,
+        url: &str,
+        table: &str,
+        default_ttl: Option<f64>,
+        size_limit: Option<u64>,
+        count_limit: Option<u64>,
+        policy: &str,
+        unlogged: bool,
+        clock: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        if self.state.get().is_some() || self.remote.get().is_some() {
+            return Err(DiskStoreError::new_err("the cache is already open"));
+        }
+        let mut o = RemoteCacheOptions::new(table);
+        let (default_ttl, ttl) = default_expiration(default_ttl)?;
+        o.default_ttl = ttl;
+        o.size_limit = size_limit;
+        o.count_limit = count_limit;
+        o.policy = policy.parse().py()?;
+        o.unlogged = unlogged;
+        if let Some(c) = clock {
+            o.clock = Arc::new(crate::remote::PyClock(c));
+        }
+        let core = RemoteCacheCore::open(py, url, o, default_ttl)?;
+        let _ = self.remote.set(core);
+        Ok(())
+    }
+
+    /// The values of `keys` in one round trip (server backends; `DiskCache.get_many`).
+    #[pyo3(signature = (keys, default=None))]
+    fn _get_many<'py>(
+        &self,
+        py: Python<'py>,
+        keys: &Bound<'py, PyAny>,
+        default: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        self.server()?.get_many(py, keys, default)
+    }
+
+    /// Stores pairs in one round trip (server backends; `DiskCache.set_many`).
+    fn _set_many(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.server()?.set_many(py, items)
+    }
+
+    /// Deletes `keys` in one round trip (server backends; `DiskCache.delete_many`).
+    fn _delete_many(&self, py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<u64> {
+        self.server()?.delete_many(py, keys)
     }
 }
 
@@ -995,6 +1149,9 @@ impl PyCache {
         tag: Option<&Bound<'_, PyAny>>,
         only_new: bool,
     ) -> PyResult<bool> {
+        if let Some(r) = self.remote.get() {
+            return r.write(py, key, value, ttl, tag, only_new);
+        }
         let st = self.ready(py)?;
         let k = st.codec.key(py, key)?;
         let (v, kind) = st.codec.value(py, value, k.key())?;
@@ -1039,7 +1196,9 @@ fn end_and_sweep(core: &CacheTable, opened: bool, commit: bool) -> diskstore::Re
 #[pyclass(frozen, module = "diskstore._diskstore", name = "_CacheKeys")]
 pub struct CacheKeys {
     cache: Py<PyCache>,
-    state: Mutex<(RowidPager, VecDeque<Py<PyAny>>)>,
+    /// The pager, the keys read and not yet returned, and (on a server) the position of
+    /// the last key read.
+    state: Mutex<(RowidPager, VecDeque<Py<PyAny>>, Option<i64>)>,
 }
 
 impl CacheKeys {
@@ -1049,7 +1208,20 @@ impl CacheKeys {
         py: Python<'_>,
         pager: &mut RowidPager,
         keys: &mut VecDeque<Py<PyAny>>,
+        after: &mut Option<i64>,
     ) -> PyResult<()> {
+        if let Some(r) = self.cache.get().remote.get() {
+            let reverse = matches!(pager.direction(), Direction::Reverse);
+            let page = r.keys_page(py, *after, reverse, SCAN_PAGE)?;
+            if page.len() < SCAN_PAGE {
+                pager.finish();
+            }
+            for (pos, k) in page {
+                *after = Some(pos);
+                keys.push_back(k.unbind());
+            }
+            return Ok(());
+        }
         let st = self.cache.get().ready(py)?;
         let Some((from, to, direction)) = py
             .detach(|| pager.next_range(|| st.core.table().max_rowid()))
@@ -1086,7 +1258,7 @@ impl CacheKeys {
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         let mut guard = crate::iter::lock_detached(py, &self.state);
-        let (pager, keys) = &mut *guard;
+        let (pager, keys, after) = &mut *guard;
         loop {
             if let Some(k) = keys.pop_front() {
                 return Ok(Some(k));
@@ -1094,7 +1266,7 @@ impl CacheKeys {
             if pager.is_done() {
                 return Ok(None);
             }
-            self.fill(py, pager, keys)?;
+            self.fill(py, pager, keys, after)?;
         }
     }
 
@@ -1128,8 +1300,12 @@ impl CacheTransaction {
             return Err(DiskStoreError::new_err("this transaction is already open"));
         }
         let cache = slf.cache.clone_ref(py).into_bound(py);
-        let st = cache.get().st()?;
-        let opened = py.detach(|| st.core.table().begin()).py()?;
+        let opened = if let Some(r) = cache.get().remote.get() {
+            r.begin(py).map(|()| true)?
+        } else {
+            let st = cache.get().st()?;
+            py.detach(|| st.core.table().begin()).py()?
+        };
         slf.opened = Some(opened);
         Ok(cache)
     }
@@ -1147,8 +1323,12 @@ impl CacheTransaction {
         };
         let cache = slf.cache.clone_ref(py).into_bound(py);
         drop(slf);
-        let st = cache.get().st()?;
         let commit = exc_type.is_none();
+        if let Some(r) = cache.get().remote.get() {
+            r.end(py, commit)?;
+            return Ok(false);
+        }
+        let st = cache.get().st()?;
         py.detach(|| end_and_sweep(&st.core, opened, commit)).py()?;
         Ok(false)
     }

@@ -1,5 +1,5 @@
-//! The PostgreSQL store (`_PgStore`) and the remote caches (`_RemoteCache`, on PostgreSQL
-//! or Redis) behind `DiskStore("postgresql://…")` and `DiskCache("postgresql://…" |
+//! The PostgreSQL store (`_PgStore`) and the server side of the cache (`_Cache` on
+//! PostgreSQL or Redis, [`RemoteCacheCore`]) behind `DiskStore("postgresql://…")` and `DiskCache("postgresql://…" |
 //! "redis://…")`; the Python classes are in `python/diskstore/remote.py`.
 //!
 //! Keys and default-model values travel as tagged bytes: `i` + decimal integer, `f` + the
@@ -7,7 +7,6 @@
 //! anything else (values only; the cache pickles keys of other types too). A float key
 //! with an integral value is the integer key, as in SQLite.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
@@ -18,7 +17,7 @@ use diskstore::remote::postgres::PgTable;
 use diskstore::remote::postgres_cache::PgCache;
 use diskstore::remote::redis::RedisCache;
 use diskstore::remote::{Backend, IncrOutcome, RemoteCache, RemoteCacheOptions, RemoteValue};
-use diskstore::{Cell, Clock, Column, ColumnType, EvictionPolicy, KeyRef, TableSpec, Ttl, Value};
+use diskstore::{Cell, Clock, Column, ColumnType, KeyRef, TableSpec, Ttl, Value};
 
 use crate::convert;
 use crate::errors::IntoPyResult;
@@ -121,25 +120,6 @@ fn owned_value(ob: &Bound<'_, PyAny>) -> PyResult<Value> {
         Cell::Borrowed(v) => v.to_owned(),
         Cell::Owned(v) => v,
     })
-}
-
-/// `expire` as the SQLite cache reads it: `None` → `none`, `0`/`inf` → never.
-fn ttl_of(expire: Option<&Bound<'_, PyAny>>, none: Ttl) -> PyResult<Ttl> {
-    let Some(e) = expire.filter(|e| !e.is_none()) else {
-        return Ok(none);
-    };
-    let secs: f64 = e
-        .extract()
-        .map_err(|_| PyTypeError::new_err("expire must be a number of seconds or None"))?;
-    if secs.is_nan() {
-        return Err(PyValueError::new_err("expire cannot be NaN"));
-    }
-    if secs == 0.0 || secs == f64::INFINITY {
-        return Ok(Ttl::Never);
-    }
-    Ok(Ttl::After(
-        Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(Duration::MAX),
-    ))
 }
 
 /// `(name, sqlite_type, default)` of one field of a NamedTuple value class.
@@ -609,7 +589,7 @@ impl PgStorePy {
 }
 
 /// A clock that asks a Python callable.
-struct PyClock(Py<PyAny>);
+pub(crate) struct PyClock(pub(crate) Py<PyAny>);
 
 impl Clock for PyClock {
     fn now(&self) -> Duration {
@@ -624,21 +604,18 @@ impl Clock for PyClock {
     }
 }
 
-/// A cache on PostgreSQL or Redis, with the methods of `_Cache`.
-#[pyclass(
-    frozen,
-    subclass,
-    module = "diskstore._diskstore",
-    name = "_RemoteCache"
-)]
-pub struct RemoteCachePy {
+/// The server side of a `_Cache` opened on a URL (PostgreSQL or Redis): `_Cache`'s
+/// pymethods hand their calls here, after parsing their arguments, so that one Python
+/// class (`DiskCache`) serves every backend. What differs from SQLite is the encoding
+/// (tagged bytes, integers native) and the engine ([`RemoteCache`]).
+pub(crate) struct RemoteCacheCore {
     cache: Box<dyn RemoteCache>,
     url: String,
     default_ttl: Option<f64>,
     options: RemoteCacheOptions,
 }
 
-impl RemoteCachePy {
+impl RemoteCacheCore {
     fn value(py: Python<'_>, ob: &Bound<'_, PyAny>) -> PyResult<RemoteValue> {
         if ob.is_instance_of::<PyInt>()
             && !ob.is_instance_of::<PyBool>()
@@ -661,40 +638,22 @@ impl RemoteCachePy {
             .map(|t| encode_key(py, t, true))
             .transpose()
     }
-}
 
-#[pymethods]
-impl RemoteCachePy {
-    /// Opens a cache on `url` (`postgresql://…` or `redis://…`).
-    #[new]
-    #[pyo3(signature = (url, table, default_ttl, size_limit, count_limit, policy, unlogged, clock))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
+    fn keys(py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<u8>>> {
+        keys.try_iter()?
+            .map(|k| encode_key(py, &k?, true))
+            .collect()
+    }
+
+    /// Connects to `url` (`postgresql://…` or `redis://…`) with the options `_Cache`
+    /// parsed; `default_ttl` as given, for the `default_expiration` getter.
+    pub(crate) fn open(
         py: Python<'_>,
         url: &str,
-        table: &str,
+        o: RemoteCacheOptions,
         default_ttl: Option<f64>,
-        size_limit: Option<u64>,
-        count_limit: Option<u64>,
-        policy: &str,
-        unlogged: bool,
-        clock: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
-        let mut o = RemoteCacheOptions::new(table);
-        let ttl = default_ttl.filter(|t| *t != 0.0 && t.is_finite());
-        if let Some(t) = ttl {
-            o.default_ttl = Some(
-                Duration::try_from_secs_f64(t.max(0.0))
-                    .map_err(|e| PyValueError::new_err(e.to_string()))?,
-            );
-        }
-        o.size_limit = size_limit;
-        o.count_limit = count_limit;
-        o.policy = policy.parse::<EvictionPolicy>().py()?;
-        o.unlogged = unlogged;
-        if let Some(c) = clock {
-            o.clock = Arc::new(PyClock(c));
-        }
+        let unlogged = o.unlogged;
         let url_owned = url.to_owned();
         let opts = o.clone();
         let cache: Box<dyn RemoteCache> = match Backend::of(url) {
@@ -712,133 +671,83 @@ impl RemoteCachePy {
                 return Err(PyValueError::new_err(format!("not a server URL: {url}")));
             }
         };
-        Ok(RemoteCachePy {
+        Ok(RemoteCacheCore {
             cache,
             url: diskstore::remote::redact_url(url),
-            default_ttl: ttl,
+            default_ttl,
             options: o,
         })
     }
 
-    /// The value of `key`, or `default`.
-    #[pyo3(signature = (key, default=None))]
-    fn get<'py>(
+    /// The live value of `key`.
+    pub(crate) fn get<'py>(
         &self,
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
-        default: Option<Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let k = encode_key(py, key, true)?;
         match py.detach(|| self.cache.get(&k)).py()? {
-            Some(v) => Self::load(py, &v),
-            None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
+            Some(v) => Self::load(py, &v).map(Some),
+            None => Ok(None),
         }
     }
 
-    fn __getitem__<'py>(
-        &self,
-        py: Python<'py>,
-        key: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let k = encode_key(py, key, true)?;
-        match py.detach(|| self.cache.get(&k)).py()? {
-            Some(v) => Self::load(py, &v),
-            None => Err(PyKeyError::new_err(key.clone().unbind())),
-        }
-    }
-
-    fn __contains__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+    /// True if `key` has a live value.
+    pub(crate) fn contains(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let k = encode_key(py, key, true)?;
         Ok(py.detach(|| self.cache.get(&k)).py()?.is_some())
     }
 
-    /// Stores `value`; `expire` seconds (None: the default expiration, 0: never).
-    #[pyo3(signature = (key, value, expire=None, tag=None))]
-    fn set(
+    /// Stores `value` (only if `key` has no live value when `only_new`); whether stored.
+    pub(crate) fn write(
         &self,
         py: Python<'_>,
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
-        expire: Option<&Bound<'_, PyAny>>,
+        ttl: Ttl,
         tag: Option<&Bound<'_, PyAny>>,
+        only_new: bool,
     ) -> PyResult<bool> {
         let (k, v) = (encode_key(py, key, true)?, Self::value(py, value)?);
-        let (ttl, t) = (ttl_of(expire, Ttl::Default)?, Self::tag(py, tag)?);
-        py.detach(|| self.cache.set(&k, &v, ttl, t.as_deref()))
-            .py()?;
-        Ok(true)
+        let t = Self::tag(py, tag)?;
+        py.detach(|| {
+            if only_new {
+                self.cache.add(&k, &v, ttl, t.as_deref())
+            } else {
+                self.cache.set(&k, &v, ttl, t.as_deref()).map(|()| true)
+            }
+        })
+        .py()
     }
 
-    fn __setitem__(
-        &self,
-        py: Python<'_>,
-        key: &Bound<'_, PyAny>,
-        value: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        self.set(py, key, value, None, None).map(|_| ())
-    }
-
-    /// Stores `value` only if `key` has no live value (never expires unless told to).
-    #[pyo3(signature = (key, value, expire=None, tag=None))]
-    fn add(
-        &self,
-        py: Python<'_>,
-        key: &Bound<'_, PyAny>,
-        value: &Bound<'_, PyAny>,
-        expire: Option<&Bound<'_, PyAny>>,
-        tag: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<bool> {
-        let (k, v) = (encode_key(py, key, true)?, Self::value(py, value)?);
-        let (ttl, t) = (ttl_of(expire, Ttl::Never)?, Self::tag(py, tag)?);
-        py.detach(|| self.cache.add(&k, &v, ttl, t.as_deref())).py()
-    }
-
-    /// Deletes `key`; True if it had a live value.
-    fn delete(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+    /// Deletes `key`; true if it had a live value.
+    pub(crate) fn delete(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let k = encode_key(py, key, true)?;
         py.detach(|| self.cache.delete(&k)).py()
     }
 
-    fn __delitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {
-        if self.delete(py, key)? {
-            Ok(())
-        } else {
-            Err(PyKeyError::new_err(key.clone().unbind()))
-        }
-    }
-
-    /// Deletes `key` and returns its value, or `default` (atomic).
-    #[pyo3(signature = (key, default=None))]
-    fn pop<'py>(
+    /// Deletes `key` and returns its live value (atomic).
+    pub(crate) fn pop<'py>(
         &self,
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
-        default: Option<Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let k = encode_key(py, key, true)?;
         match py.detach(|| self.cache.pop(&k)).py()? {
-            Some(v) => Self::load(py, &v),
-            None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
+            Some(v) => Self::load(py, &v).map(Some),
+            None => Ok(None),
         }
     }
 
-    /// Gives a live entry a new expiration; True if it was live.
-    #[pyo3(signature = (key, expire=None))]
-    fn touch(
-        &self,
-        py: Python<'_>,
-        key: &Bound<'_, PyAny>,
-        expire: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<bool> {
+    /// Gives a live entry a new time to live; true if it was live.
+    pub(crate) fn touch(&self, py: Python<'_>, key: &Bound<'_, PyAny>, ttl: Ttl) -> PyResult<bool> {
         let k = encode_key(py, key, true)?;
-        let ttl = ttl_of(expire, Ttl::Default)?;
         py.detach(|| self.cache.touch(&k, ttl)).py()
     }
 
     /// Adds `delta` atomically on the server; a missing key starts at `default`
     /// (`KeyError` when None).
-    #[pyo3(signature = (key, delta=1, default=Some(0)))]
-    fn incr(
+    pub(crate) fn incr(
         &self,
         py: Python<'_>,
         key: &Bound<'_, PyAny>,
@@ -856,33 +765,14 @@ impl RemoteCachePy {
         }
     }
 
-    /// Subtracts `delta`; see `incr`.
-    #[pyo3(signature = (key, delta=1, default=Some(0)))]
-    fn decr(
-        &self,
-        py: Python<'_>,
-        key: &Bound<'_, PyAny>,
-        delta: i64,
-        default: Option<i64>,
-    ) -> PyResult<i64> {
-        let delta = delta
-            .checked_neg()
-            .ok_or_else(|| PyValueError::new_err("integer overflow in decr"))?;
-        self.incr(py, key, delta, default)
-    }
-
     /// The values of `keys` (`default` where missing), in one round trip.
-    #[pyo3(signature = (keys, default=None))]
-    fn get_many<'py>(
+    pub(crate) fn get_many<'py>(
         &self,
         py: Python<'py>,
         keys: &Bound<'py, PyAny>,
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let encoded: Vec<Vec<u8>> = keys
-            .try_iter()?
-            .map(|k| encode_key(py, &k?, true))
-            .collect::<PyResult<_>>()?;
+        let encoded = Self::keys(py, keys)?;
         let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
         let found = py.detach(|| self.cache.get_many(&refs)).py()?;
         let d = default.unwrap_or_else(|| py.None().into_bound(py));
@@ -897,7 +787,7 @@ impl RemoteCachePy {
     }
 
     /// Stores a mapping or `(key, value)` pairs in one round trip (default expiration).
-    fn set_many(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<()> {
+    pub(crate) fn set_many(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<()> {
         let pairs = if let Ok(d) = items.cast::<PyDict>() {
             d.items().into_any()
         } else {
@@ -916,69 +806,65 @@ impl RemoteCachePy {
     }
 
     /// Deletes `keys` in one round trip; how many had a live value.
-    fn delete_many(&self, py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<u64> {
-        let encoded: Vec<Vec<u8>> = keys
-            .try_iter()?
-            .map(|k| encode_key(py, &k?, true))
-            .collect::<PyResult<_>>()?;
+    pub(crate) fn delete_many(&self, py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let encoded = Self::keys(py, keys)?;
         let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
         py.detach(|| self.cache.delete_many(&refs)).py()
     }
 
-    /// Deletes expired entries now (Redis does it itself: 0); returns how many.
-    fn expire(&self, py: Python<'_>) -> PyResult<u64> {
+    /// Deletes expired entries now (Redis does it itself: 0); how many.
+    pub(crate) fn expire(&self, py: Python<'_>) -> PyResult<u64> {
         py.detach(|| self.cache.expire()).py()
     }
 
-    /// Deletes every entry tagged `tag`; returns how many.
-    fn evict(&self, py: Python<'_>, tag: &Bound<'_, PyAny>) -> PyResult<u64> {
+    /// Deletes every entry tagged `tag`; how many.
+    pub(crate) fn evict(&self, py: Python<'_>, tag: &Bound<'_, PyAny>) -> PyResult<u64> {
         let t = encode_key(py, tag, true)?;
         py.detach(|| self.cache.evict(&t)).py()
     }
 
     /// Deletes every entry.
-    fn clear(&self, py: Python<'_>) -> PyResult<()> {
+    pub(crate) fn clear(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.cache.clear()).py()
     }
 
-    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
-        Ok(py.detach(|| self.cache.len()).py()? as usize)
+    /// The number of live entries.
+    pub(crate) fn len(&self, py: Python<'_>) -> PyResult<u64> {
+        py.detach(|| self.cache.len()).py()
     }
 
     /// Bytes of keys and values stored (PostgreSQL; NotSupportedError on Redis).
-    fn volume(&self, py: Python<'_>) -> PyResult<u64> {
+    pub(crate) fn volume(&self, py: Python<'_>) -> PyResult<u64> {
         py.detach(|| self.cache.volume()).py()
     }
 
     /// `(hits, misses)` counted by this process.
-    #[pyo3(signature = (enable=true, reset=false))]
-    fn stats(&self, enable: bool, reset: bool) -> (u64, u64) {
-        let _ = enable;
+    pub(crate) fn stats(&self, reset: bool) -> (u64, u64) {
         self.cache.stats(reset)
     }
 
     /// `[]` when healthy, else the problems.
-    #[pyo3(signature = (vacuum=false))]
-    fn check(&self, py: Python<'_>, vacuum: bool) -> PyResult<Vec<String>> {
-        let _ = vacuum;
+    pub(crate) fn check(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         py.detach(|| self.cache.check()).py()
     }
 
     /// Closes idle connections.
-    fn close(&self) {
+    pub(crate) fn close(&self) {
         self.cache.close();
     }
 
-    fn _begin(&self, py: Python<'_>) -> PyResult<()> {
+    /// Begins a transaction level on this thread.
+    pub(crate) fn begin(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.cache.begin()).py()
     }
 
-    fn _end(&self, py: Python<'_>, commit: bool) -> PyResult<()> {
+    /// Ends this thread's innermost transaction level.
+    pub(crate) fn end(&self, py: Python<'_>, commit: bool) -> PyResult<()> {
         py.detach(|| self.cache.end(commit)).py()
     }
 
-    /// One page of `(position, key)` of live keys in the order stored.
-    fn _keys_page<'py>(
+    /// One page of `(position, key)` of live keys in the order stored, after `after`.
+    pub(crate) fn keys_page<'py>(
         &self,
         py: Python<'py>,
         after: Option<i64>,
@@ -994,45 +880,29 @@ impl RemoteCachePy {
     }
 
     /// `"postgres"` or `"redis"`.
-    #[getter]
-    fn backend(&self) -> &'static str {
+    pub(crate) fn backend(&self) -> &'static str {
         self.cache.backend()
     }
 
     /// The server URL (without its password).
-    #[getter]
-    fn filename(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
 
     /// Seconds entries live unless told otherwise (None: forever).
-    #[getter]
-    fn default_expiration(&self) -> Option<f64> {
+    pub(crate) fn default_expiration(&self) -> Option<f64> {
         self.default_ttl
     }
 
-    /// The byte limit, or None.
-    #[getter]
-    fn size_limit(&self) -> Option<u64> {
-        self.options.size_limit
-    }
-
-    /// The entry-count limit, or None.
-    #[getter]
-    fn count_limit(&self) -> Option<u64> {
-        self.options.count_limit
-    }
-
-    /// The eviction policy.
-    #[getter]
-    fn eviction_policy(&self) -> &'static str {
-        self.options.policy.name()
+    /// The byte limit, the entry-count limit and the eviction policy.
+    pub(crate) fn limits(&self) -> (Option<u64>, Option<u64>, &'static str) {
+        let o = &self.options;
+        (o.size_limit, o.count_limit, o.policy.name())
     }
 }
 
 /// Registers the classes.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PgStorePy>()?;
-    m.add_class::<RemoteCachePy>()?;
     Ok(())
 }

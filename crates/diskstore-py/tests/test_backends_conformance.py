@@ -39,6 +39,18 @@ def open_store(location: Callable[[], str], value_class: Any = None) -> DiskStor
     return DiskStore(location(), value_class, unique("t"))
 
 
+def test_store_classes_on_every_backend(location: Callable[[], str]) -> None:
+    """`DiskStore(url)` and `DiskRead(url)` are instances of the classes that opened them
+    (user type checks and `isinstance` branches work on every backend)."""
+    s = open_store(location)
+    assert isinstance(s, DiskStore) and isinstance(s, DiskRead)
+    assert isinstance(s, diskstore.diskstore.DiskStore)
+    r = s.get_readonly_instance()
+    assert isinstance(r, DiskRead) and not isinstance(r, DiskStore)
+    assert issubclass(type(s), DiskStore) and issubclass(type(r), DiskRead)
+    assert not isinstance(DiskCache, DiskStore) and not isinstance(object(), DiskRead)
+
+
 def test_mapping_and_insertion_order(location: Callable[[], str]) -> None:
     s = open_store(location)
     assert len(s) == 0
@@ -186,6 +198,31 @@ def cache_at(request: pytest.FixtureRequest, tmp_path: Any) -> Callable[..., Dis
 
     make.backend = request.param  # type: ignore[attr-defined]
     return make
+
+
+def test_cache_class_on_every_backend(cache_at: Callable[..., DiskCache]) -> None:
+    c = cache_at()
+    assert type(c) is DiskCache  # one class on every backend
+    assert isinstance(c, DiskCache) and issubclass(type(c), DiskCache)
+    assert isinstance(pickle.loads(pickle.dumps(c)), DiskCache)
+    assert not isinstance(c, DiskStore) and not isinstance(c, DiskRead)
+
+
+def test_cache_backend_and_server_options(cache_at: Callable[..., DiskCache]) -> None:
+    backend = cache_at.backend  # type: ignore[attr-defined]
+    c = cache_at()
+    assert c.backend == backend
+    assert c.get_many(["a", "b"], 0) == [0, 0]
+    c.set_many({"a": 1, "b": b"2"})
+    assert c.get_many(["a", "x", "b"]) == [1, None, b"2"]
+    assert c.delete_many(["a", "x"]) == 1
+    if backend == "postgres":
+        u = cache_at(unlogged=True)
+        u["k"] = "v"
+        assert u["k"] == "v" and u.backend == "postgres"
+    else:  # a PostgreSQL table option: refused by name elsewhere
+        with pytest.raises(NotSupportedError, match="unlogged"):
+            cache_at(unlogged=True)
 
 
 def test_cache_basics(cache_at: Callable[..., DiskCache]) -> None:

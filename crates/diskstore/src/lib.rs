@@ -60,7 +60,6 @@ mod large;
 mod pager;
 mod pragma;
 mod record;
-#[cfg(any(feature = "postgres", feature = "redis"))]
 pub mod remote;
 mod schema;
 mod statement;
@@ -81,6 +80,7 @@ pub use key::{AsKey, Key, KeyRef};
 pub use pager::RowidPager;
 pub use pragma::{DEFAULT_PRAGMAS, DEFAULT_RO_PRAGMAS, DEFAULT_TIMEOUT, MMAP_SIZE};
 pub use record::{Column, Field, Json, Record, Row};
+pub use remote::any::{AnyStore, AnyTransaction};
 pub use schema::{TableSpec, quote_ident};
 pub use store::{Builder, DEFAULT_TABLE, DiskRead, DiskStore, Iter, QueryIter, RangeIter};
 pub use table::{

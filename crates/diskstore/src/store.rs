@@ -106,6 +106,7 @@ impl<K: Key, V: Record> Builder<K, V> {
     /// # Errors
     /// See [`Table::open`].
     pub fn open(self) -> Result<DiskStore<K, V>> {
+        refuse_url(&self.path)?;
         Ok(DiskStore {
             read: DiskRead::from_table(Table::open(self.options(false))?),
         })
@@ -116,8 +117,51 @@ impl<K: Key, V: Record> Builder<K, V> {
     /// # Errors
     /// See [`Table::open`].
     pub fn open_read_only(self) -> Result<DiskRead<K, V>> {
+        refuse_url(&self.path)?;
         Ok(DiskRead::from_table(Table::open(self.options(true))?))
     }
+
+    /// Opens read-write on the backend the location names: a `postgresql://` URL
+    /// (feature `postgres`; the table and key type apply, pragmas are refused, the
+    /// URL's `connect_timeout`/`options` replace the timeout) or a file path (SQLite).
+    ///
+    /// # Errors
+    /// As [`Builder::open`]; [`Error::NotSupported`] for a URL whose backend is not
+    /// compiled in or has no store (Redis); server errors.
+    pub fn open_url(self) -> Result<crate::remote::any::AnyStore<K, V>> {
+        use crate::remote::{Backend, any::AnyStore};
+        let location = self.path.to_str().unwrap_or_default();
+        match Backend::of(location) {
+            Backend::Sqlite => Ok(AnyStore::Sqlite(self.open()?)),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => {
+                if let Some((name, _)) = self.pragmas.first() {
+                    return Err(Error::NotSupported {
+                        backend: "postgres",
+                        operation: format!("the SQLite pragma {name}"),
+                    });
+                }
+                let url = location.to_owned();
+                let spec = self.options(false).spec;
+                let store = crate::remote::postgres::PgStore::open_spec(&url, spec)?;
+                Ok(AnyStore::Postgres(Box::new(store)))
+            }
+            _ => Err(crate::remote::any::unsupported_url(location)),
+        }
+    }
+}
+
+/// [`Error::Usage`] for a server URL given where a file path is expected (it would
+/// otherwise name a file called `postgresql:`).
+fn refuse_url(path: &Path) -> Result<()> {
+    let location = path.to_str().unwrap_or_default();
+    if crate::remote::Backend::of(location) == crate::remote::Backend::Sqlite {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{} is a server URL: open it with DiskStore::open_url (or Builder::open_url)",
+        crate::remote::redact_url(location)
+    )))
 }
 
 /// A read-only, typed, persistent map: keys `K` (see [`Key`]), values `V` (see [`Record`]).
@@ -375,6 +419,16 @@ impl<K: Key, V: Record> DiskStore<K, V> {
     /// A builder for the options; finish with [`Builder::open`].
     pub fn builder(path: impl AsRef<Path>) -> Builder<K, V> {
         Builder::new(path.as_ref().to_owned())
+    }
+
+    /// Opens a store by location, on the backend it names: a `postgresql://` URL
+    /// (feature `postgres`) or a file path (SQLite); see [`AnyStore`](crate::AnyStore).
+    /// [`DiskStore::open`] takes file paths only.
+    ///
+    /// # Errors
+    /// See [`Builder::open_url`].
+    pub fn open_url(location: &str) -> Result<crate::remote::any::AnyStore<K, V>> {
+        Self::builder(location).open_url()
     }
 
     /// A read-only handle on the same table (the original's `get_readonly_instance`).

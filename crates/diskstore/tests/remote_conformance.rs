@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use diskstore::remote::Backend;
 use diskstore::remote::postgres::{PgStore, PgTable};
 use diskstore::remote::postgres_cache::PgCache;
 use diskstore::remote::redis::RedisCache;
 use diskstore::remote::{IncrOutcome, RemoteCache, RemoteCacheOptions, RemoteValue};
-use diskstore::{DiskRead, DiskStore, Error, ManualClock, Record, Ttl, Value};
+use diskstore::{AnyStore, DiskStore, Error, ManualClock, Record, Ttl, Value};
 
 /// The server URL of `var`, or `None` (skip) outside CI when it is not set or nothing
 /// answers at its address.
@@ -64,157 +65,69 @@ fn unique(prefix: &str) -> String {
     )
 }
 
-/// The store operations the suite checks, on both backends.
-trait Store {
-    fn insert(&self, k: &str, v: i64) -> diskstore::Result<()>;
-    fn get(&self, k: &str) -> diskstore::Result<Option<i64>>;
-    fn remove(&self, k: &str) -> diskstore::Result<Option<i64>>;
-    fn add(&self, k: &str, v: i64) -> diskstore::Result<bool>;
-    fn get_or_insert(&self, k: &str, v: i64) -> diskstore::Result<i64>;
-    fn pop_last(&self) -> diskstore::Result<Option<(String, i64)>>;
-    fn pop_first(&self) -> diskstore::Result<Option<(String, i64)>>;
-    fn len(&self) -> diskstore::Result<u64>;
-    fn keys(&self) -> diskstore::Result<Vec<String>>;
-    fn get_many(&self, ks: &[&str]) -> diskstore::Result<Vec<Option<i64>>>;
-    fn extend(&self, items: &[(&str, i64)]) -> diskstore::Result<()>;
-    fn contains(&self, k: &str) -> diskstore::Result<bool>;
-    /// Inserts `a`, then `b` inside a nested level that rolls back, then commits.
-    fn nested(&self, a: (&str, i64), b: (&str, i64)) -> diskstore::Result<()>;
-}
-
-impl Store for DiskStore<String, i64> {
-    fn insert(&self, k: &str, v: i64) -> diskstore::Result<()> {
-        DiskStore::insert(self, k, &v)
-    }
-    fn get(&self, k: &str) -> diskstore::Result<Option<i64>> {
-        DiskRead::get(self, k)
-    }
-    fn remove(&self, k: &str) -> diskstore::Result<Option<i64>> {
-        DiskStore::remove(self, k)
-    }
-    fn add(&self, k: &str, v: i64) -> diskstore::Result<bool> {
-        DiskStore::add(self, k, &v)
-    }
-    fn get_or_insert(&self, k: &str, v: i64) -> diskstore::Result<i64> {
-        DiskStore::get_or_insert(self, k, &v)
-    }
-    fn pop_last(&self) -> diskstore::Result<Option<(String, i64)>> {
-        DiskStore::pop_last(self)
-    }
-    fn pop_first(&self) -> diskstore::Result<Option<(String, i64)>> {
-        DiskStore::pop_first(self)
-    }
-    fn len(&self) -> diskstore::Result<u64> {
-        DiskRead::len(self)
-    }
-    fn keys(&self) -> diskstore::Result<Vec<String>> {
-        DiskRead::keys(self).collect()
-    }
-    fn get_many(&self, ks: &[&str]) -> diskstore::Result<Vec<Option<i64>>> {
-        DiskRead::get_many(self, ks)
-    }
-    fn extend(&self, items: &[(&str, i64)]) -> diskstore::Result<()> {
-        DiskStore::extend(self, items.iter().map(|(k, v)| (*k, v)))?;
-        Ok(())
-    }
-    fn contains(&self, k: &str) -> diskstore::Result<bool> {
-        DiskRead::contains_key(self, k)
-    }
-    fn nested(&self, a: (&str, i64), b: (&str, i64)) -> diskstore::Result<()> {
-        let tx = self.begin()?;
-        tx.insert(a.0, &a.1)?;
-        let sp = tx.savepoint()?;
-        sp.insert(b.0, &b.1)?;
-        sp.rollback()?;
-        tx.commit()
-    }
-}
-
-impl Store for PgStore<String, i64> {
-    fn insert(&self, k: &str, v: i64) -> diskstore::Result<()> {
-        PgStore::insert(self, k, &v)
-    }
-    fn get(&self, k: &str) -> diskstore::Result<Option<i64>> {
-        PgStore::get(self, k)
-    }
-    fn remove(&self, k: &str) -> diskstore::Result<Option<i64>> {
-        PgStore::remove(self, k)
-    }
-    fn add(&self, k: &str, v: i64) -> diskstore::Result<bool> {
-        PgStore::add(self, k, &v)
-    }
-    fn get_or_insert(&self, k: &str, v: i64) -> diskstore::Result<i64> {
-        PgStore::get_or_insert(self, k, &v)
-    }
-    fn pop_last(&self) -> diskstore::Result<Option<(String, i64)>> {
-        PgStore::pop_last(self)
-    }
-    fn pop_first(&self) -> diskstore::Result<Option<(String, i64)>> {
-        PgStore::pop_first(self)
-    }
-    fn len(&self) -> diskstore::Result<u64> {
-        PgStore::len(self)
-    }
-    fn keys(&self) -> diskstore::Result<Vec<String>> {
-        PgStore::keys(self).collect()
-    }
-    fn get_many(&self, ks: &[&str]) -> diskstore::Result<Vec<Option<i64>>> {
-        PgStore::get_many(self, ks)
-    }
-    fn extend(&self, items: &[(&str, i64)]) -> diskstore::Result<()> {
-        let owned: Vec<(String, i64)> = items.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-        PgStore::extend(self, owned.iter().map(|(k, v)| (k, v)))?;
-        Ok(())
-    }
-    fn contains(&self, k: &str) -> diskstore::Result<bool> {
-        PgStore::contains_key(self, k)
-    }
-    fn nested(&self, a: (&str, i64), b: (&str, i64)) -> diskstore::Result<()> {
-        let tx = self.begin()?;
-        self.insert(a.0, &a.1)?;
-        let sp = self.begin()?;
-        self.insert(b.0, &b.1)?;
-        sp.rollback()?;
-        tx.commit()
-    }
-}
-
-/// The behaviour every store backend must share.
-fn store_conformance(s: &dyn Store) {
+/// The behaviour every store backend must share, through the one entry point
+/// (`DiskStore::open_url`) that opens each of them.
+fn store_conformance(s: &AnyStore<String, i64>) {
+    let keys = || {
+        s.keys()
+            .collect::<diskstore::Result<Vec<String>>>()
+            .unwrap()
+    };
     assert_eq!(s.len().unwrap(), 0);
-    s.insert("a", 1).unwrap();
-    s.insert("b", 2).unwrap();
-    s.insert("c", 3).unwrap();
-    s.insert("a", 10).unwrap(); // an overwrite keeps the position
-    assert_eq!(s.keys().unwrap(), ["a", "b", "c"]);
+    assert!(s.is_empty().unwrap());
+    s.insert("a", &1).unwrap();
+    s.insert("b", &2).unwrap();
+    s.insert("c", &3).unwrap();
+    s.insert("a", &10).unwrap(); // an overwrite keeps the position
+    assert_eq!(keys(), ["a", "b", "c"]);
     assert_eq!(s.get("a").unwrap(), Some(10));
     assert_eq!(s.get("zz").unwrap(), None);
-    assert!(s.contains("b").unwrap());
-    assert!(!s.add("b", 99).unwrap());
-    assert!(s.add("d", 4).unwrap());
-    assert_eq!(s.get_or_insert("b", 77).unwrap(), 2);
-    assert_eq!(s.get_or_insert("e", 5).unwrap(), 5);
+    assert!(s.contains_key("b").unwrap());
+    assert!(!s.add("b", &99).unwrap());
+    assert!(s.add("d", &4).unwrap());
+    assert_eq!(s.get_or_insert("b", &77).unwrap(), 2);
+    assert_eq!(s.get_or_insert("e", &5).unwrap(), 5);
     assert_eq!(
         s.get_many(&["e", "x", "a"]).unwrap(),
         [Some(5), None, Some(10)]
     );
-    s.extend(&[("f", 6), ("g", 7), ("f", 60)]).unwrap();
+    let batch = [("f", 6), ("g", 7), ("f", 60)];
+    assert_eq!(s.extend(batch.iter().map(|(k, v)| (k, v))).unwrap(), 3);
     assert_eq!(s.get("f").unwrap(), Some(60));
-    assert_eq!(s.keys().unwrap(), ["a", "b", "c", "d", "e", "f", "g"]);
+    assert_eq!(keys(), ["a", "b", "c", "d", "e", "f", "g"]);
+    let items: Vec<(String, i64)> = s.iter().collect::<diskstore::Result<_>>().unwrap();
+    assert_eq!(items[0], ("a".to_string(), 10));
     assert_eq!(s.remove("c").unwrap(), Some(3));
     assert_eq!(s.remove("c").unwrap(), None);
     assert_eq!(s.pop_last().unwrap(), Some(("g".into(), 7)));
     assert_eq!(s.pop_first().unwrap(), Some(("a".into(), 10)));
     assert_eq!(s.len().unwrap(), 4);
-    s.nested(("h", 8), ("i", 9)).unwrap();
+    // A transaction joined by this thread's calls; a nested level rolled back alone.
+    let tx = s.begin().unwrap();
+    s.insert("h", &8).unwrap();
+    let sp = tx.savepoint().unwrap();
+    s.insert("i", &9).unwrap();
+    sp.rollback().unwrap();
+    tx.commit().unwrap();
     assert_eq!(s.get("h").unwrap(), Some(8));
     assert_eq!(s.get("i").unwrap(), None);
+    // Dropping an uncommitted transaction rolls it back.
+    {
+        let _tx = s.begin().unwrap();
+        s.insert("j", &10).unwrap();
+    }
+    assert_eq!(s.get("j").unwrap(), None);
+    assert!(s.check().unwrap().is_empty());
+    s.clear().unwrap();
+    assert!(s.is_empty().unwrap());
 }
 
 #[test]
 fn store_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let s: DiskStore<String, i64> = DiskStore::open(dir.path().join("c.db")).unwrap();
+    let path = dir.path().join("c.db");
+    let s = DiskStore::<String, i64>::open_url(path.to_str().unwrap()).unwrap();
+    assert_eq!(s.backend(), Backend::Sqlite);
     store_conformance(&s);
 }
 
@@ -223,8 +136,45 @@ fn store_on_postgres() {
     let Some(url) = server("DISKSTORE_TEST_POSTGRES") else {
         return;
     };
-    let s: PgStore<String, i64> = PgStore::open_table(&url, &unique("conf")).unwrap();
+    let s = DiskStore::<String, i64>::builder(&url)
+        .table(unique("conf"))
+        .open_url()
+        .unwrap();
+    assert_eq!(s.backend(), Backend::Postgres);
     store_conformance(&s);
+    // The same table through PgStore sees the same rows.
+    s.insert("k", &1).unwrap();
+    let AnyStore::Postgres(pg) = &s else {
+        panic!("not on PostgreSQL")
+    };
+    let again: PgStore<String, i64> = PgStore::open_table(&url, &pg.table().spec().name).unwrap();
+    assert_eq!(again.get("k").unwrap(), Some(1));
+}
+
+#[test]
+fn urls_are_not_file_paths() {
+    // `open` takes paths only: a URL is a clear usage error, not a file named
+    // "postgresql:"; `open_url` refuses what no backend offers.
+    let err = DiskStore::<String, i64>::open("postgresql://u:pw@127.0.0.1:1/db").err();
+    let msg = err.expect("a URL must not open as a file").to_string();
+    assert!(msg.contains("open_url") && !msg.contains("pw"), "{msg}");
+    assert!(!std::path::Path::new("postgresql:").exists());
+    let err = DiskStore::<String, i64>::open_url("redis://127.0.0.1:1/0").err();
+    assert!(
+        matches!(
+            err,
+            Some(Error::NotSupported {
+                backend: "redis",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    let err = DiskStore::<String, i64>::builder("postgresql://127.0.0.1:1/db")
+        .pragma("cache_size", 10)
+        .open_url()
+        .err();
+    assert!(matches!(err, Some(Error::NotSupported { .. })), "{err:?}");
 }
 
 #[derive(Record, Debug, PartialEq, Clone)]
@@ -335,6 +285,19 @@ fn cache_conformance(c: &dyn RemoteCache) {
         c.get_many(&[b"m1", b"zz", b"m2"]).unwrap(),
         [Some(b("1")), None, Some(RemoteValue::Int(2))]
     );
+    // A key given twice in one batch: its last value wins, in one statement.
+    let many: Vec<(Vec<u8>, RemoteValue)> = (0..300)
+        .map(|i| (format!("d{}", i % 150).into_bytes(), RemoteValue::Int(i)))
+        .collect();
+    let refs: Vec<(&[u8], RemoteValue)> = many
+        .iter()
+        .map(|(k, v)| (k.as_slice(), v.clone()))
+        .collect();
+    c.set_many(&refs).unwrap();
+    assert_eq!(c.get(b"d7").unwrap(), Some(RemoteValue::Int(157)));
+    let dkeys: Vec<Vec<u8>> = (0..150).map(|i| format!("d{i}").into_bytes()).collect();
+    let drefs: Vec<&[u8]> = dkeys.iter().map(Vec::as_slice).collect();
+    assert_eq!(c.delete_many(&drefs).unwrap(), 150);
     assert_eq!(c.delete_many(&[b"m1", b"m2", b"zz"]).unwrap(), 2);
     assert_eq!(c.evict(b"t1").unwrap(), 2);
     assert_eq!(c.get(b"k2").unwrap(), None);
@@ -405,6 +368,55 @@ fn postgres_cache_limits_and_unlogged() {
         c.set(b"c", &RemoteValue::Bytes(vec![0; 200]), Ttl::Never, None),
         Err(Error::Full(_))
     ));
+}
+
+#[test]
+fn postgres_cache_lru_evicts_least_recently_used_with_its_index() {
+    let Some(url) = server("DISKSTORE_TEST_POSTGRES") else {
+        return;
+    };
+    let indexes = |table: &str| -> Vec<String> {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let rows = client
+            .query(
+                "SELECT indexname::text FROM pg_indexes WHERE tablename = $1 ORDER BY 1",
+                &[&table],
+            )
+            .unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    };
+    let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
+    // Without limits nothing evicts by `accessed`: no index on it (one index entry fewer
+    // per re-store).
+    let table = unique("lru");
+    let plain = PgCache::open(&url, cache_options(&table, &clock)).unwrap();
+    plain
+        .set(b"x", &RemoteValue::Int(1), Ttl::Never, None)
+        .unwrap();
+    assert!(!indexes(&table).iter().any(|i| i.ends_with("_accessed")));
+    // An LRU cache with a limit opened on the same table adds it, and evicts by it.
+    let mut o = cache_options(&table, &clock);
+    o.count_limit = Some(3);
+    o.policy = diskstore::EvictionPolicy::LeastRecentlyUsed;
+    let c = PgCache::open(&url, o).unwrap();
+    assert!(indexes(&table).iter().any(|i| i.ends_with("_accessed")));
+    for i in 0..3u8 {
+        clock.advance(Duration::from_secs(1));
+        c.set(&[i], &RemoteValue::Int(i.into()), Ttl::Never, None)
+            .unwrap();
+    }
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(c.get(&[0]).unwrap(), Some(RemoteValue::Int(0))); // used: now the newest
+    clock.advance(Duration::from_secs(1));
+    c.set(b"new", &RemoteValue::Int(9), Ttl::Never, None)
+        .unwrap();
+    assert_eq!(c.len().unwrap(), 3);
+    assert_eq!(
+        c.get(&[1]).unwrap(),
+        None,
+        "the least recently used went first"
+    );
+    assert_eq!(c.get(&[0]).unwrap(), Some(RemoteValue::Int(0)));
 }
 
 #[test]

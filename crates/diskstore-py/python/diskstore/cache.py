@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import sqlite_guard
+from . import remote, sqlite_guard
 from ._diskstore import _Cache
 from .const import TIMEOUT
 
@@ -77,7 +77,13 @@ class DiskCache(_Cache):
       are kept in a file of their own beside the database (`<filename>-values/`), as
       python-diskcache does; `None` keeps every value in the table. Default: 32 KiB.
 
+    - `unlogged`: PostgreSQL only: create the table `UNLOGGED` (faster writes; emptied
+      after a server crash).
+
     `default_expiration=None` or `0` means entries never expire unless told to.
+
+    A `postgresql://` or `redis://` URL instead of a file opens the same class on that
+    server (docs/backends.md); `backend` says which (`"sqlite"`, `"postgres"`, `"redis"`).
     """
 
     def __new__(
@@ -88,13 +94,10 @@ class DiskCache(_Cache):
     ) -> Any:
         """A cache on `filename`; on a file of diskstore 0.1.0's `DiskCache`, a
         `LegacyDiskCache` that keeps that layout (see `upgrade`)."""
-        from . import (
-            _legacy_cache,  # (imports this module)
-            remote,
-        )
+        from . import _legacy_cache  # (imports this module)
 
-        if remote.is_url(filename):  # PostgreSQL or Redis
-            return remote.open_cache(filename, default_expiration, **options)  # type: ignore[arg-type]
+        if remote.is_url(filename):  # PostgreSQL or Redis: `__init__` opens it
+            return super().__new__(cls)
         path = os.path.expanduser(os.path.expandvars(os.fspath(filename)))
         tablename = options.get("tablename", "Cache")
         if _legacy_cache.is_legacy_cache(path, tablename):
@@ -145,7 +148,41 @@ class DiskCache(_Cache):
         secret: bytes | None = None,
         clock: Callable[[], float] | None = None,
         disk_min_file_size: int | None = DISK_MIN_FILE_SIZE,
+        unlogged: bool = False,
     ) -> None:
+        if remote.is_url(filename):
+            # On PostgreSQL or Redis (docs/backends.md): the URL carries the timeouts
+            # (`timeout=` is ignored), hits and misses are always counted, and no value is
+            # kept in a file of its own.
+            if secret is not None:
+                from ._errors import NotSupportedError
+
+                raise NotSupportedError("secret= (signed pickles) on a server cache")
+            self._options: dict[str, Any] = {
+                "filename": str(filename),
+                "default_expiration": default_expiration,
+                "size_limit": size_limit,
+                "count_limit": count_limit,
+                "eviction_policy": eviction_policy,
+                "tablename": tablename,
+                "clock": clock,
+                "unlogged": unlogged,
+            }
+            self._open_remote(
+                str(filename),
+                tablename,
+                default_expiration,
+                size_limit,
+                count_limit,
+                eviction_policy,
+                bool(unlogged),
+                clock,
+            )
+            return
+        if unlogged:
+            from ._errors import NotSupportedError
+
+            raise NotSupportedError("unlogged=True (a PostgreSQL table option) on SQLite")
         path = os.path.expanduser(os.path.expandvars(os.fspath(filename)))
         sqlite_guard.check_file(path)
         # What pickling passes to a new instance (the same options, the secret included).
@@ -196,20 +233,27 @@ class DiskCache(_Cache):
     def get_many(self, keys: Collection[Any], default: Any = None) -> list[Any]:
         """The values of `keys` (`default` where missing or expired), in one transaction
         (on PostgreSQL and Redis: one round trip)."""
+        if self.backend != "sqlite":
+            return self._get_many(keys, default)
         with self.transact():
             values = [self.get(k, default) for k in list(keys)]
         return values
 
     def set_many(self, items: Any) -> None:
         """Stores a mapping or `(key, value)` pairs (default expiration) in one
-        transaction."""
+        transaction (on PostgreSQL and Redis: one round trip)."""
+        if self.backend != "sqlite":
+            return self._set_many(items)
         pairs = list(items.items()) if hasattr(items, "items") else list(items)
         with self.transact():
             for k, v in pairs:
                 self.set(k, v)
 
     def delete_many(self, keys: Collection[Any]) -> int:
-        """Deletes `keys` in one transaction; returns how many were live."""
+        """Deletes `keys` in one transaction (on PostgreSQL and Redis: one round trip);
+        returns how many were live."""
+        if self.backend != "sqlite":
+            return self._delete_many(keys)
         with self.transact():
             n = sum(bool(self.delete(k)) for k in list(keys))
         return n
@@ -299,3 +343,4 @@ def _reopen(cls: type[DiskCache], options: dict[str, Any]) -> DiskCache:
     options = dict(options)
     filename = options.pop("filename")
     return cls(filename, **options)
+

@@ -1,6 +1,7 @@
-"""The same API on a database server: `DiskStore("postgresql://…")`, `DiskRead(...)`,
-`DiskCache("postgresql://…")` and `DiskCache("redis://…")` open these classes (see
-docs/backends.md for what each backend offers).
+"""The same API on a database server: `DiskStore("postgresql://…")` and `DiskRead(...)`
+open these classes; `DiskCache("postgresql://…")` and `DiskCache("redis://…")` are
+`DiskCache`s whose Rust base talks to the server (see docs/backends.md for what each
+backend offers).
 
 A plain path stays SQLite. Several machines can share one PostgreSQL store or cache, or
 one Redis cache; the engine (pooled connections, the SQL, Redis commands) is in Rust.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import threading
-from collections.abc import Callable, Generator, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from .const import NO_DEFAULT
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["PgDiskRead", "PgDiskStore", "RemoteDiskCache", "is_url"]
+__all__ = ["PgDiskRead", "PgDiskStore", "is_url"]
 
 _SCHEMES = ("postgresql://", "postgres://", "postgresql:", "redis://", "rediss://")
 _PAGE = 512
@@ -273,113 +274,3 @@ def open_store(cls: type, url: str, *args: Any, **kwargs: Any) -> Any:
 
         raise NotSupportedError(f"SQLite pragmas {sorted(extra)} on PostgreSQL")
     return _open(PgDiskStore if writable else PgDiskRead, url, options)
-
-
-class RemoteDiskCache(_diskstore._RemoteCache):
-    """A cache on PostgreSQL or Redis with the methods of `DiskCache` (see
-    docs/backends.md for what Redis does not offer)."""
-
-    _url_arg: str
-    _options: dict[str, Any]
-
-    def __iter__(self) -> Iterator[Any]:
-        """Live keys, oldest stored first (PostgreSQL; NotSupportedError on Redis)."""
-        return self._keys(False)
-
-    def __reversed__(self) -> Iterator[Any]:
-        """Live keys, newest stored first."""
-        return self._keys(True)
-
-    def _keys(self, reverse: bool) -> Iterator[Any]:
-        after = None
-        page = self._keys_page(after, reverse, _PAGE)  # raises NotSupportedError now
-        while True:
-            for pos, key in page:
-                after = pos
-                yield key
-            if len(page) < _PAGE:
-                return
-            page = self._keys_page(after, reverse, _PAGE)
-
-    def transact(self) -> Any:
-        """A transaction on this thread (PostgreSQL; NotSupportedError on Redis)."""
-        return self._transaction()
-
-    @contextmanager
-    def _transaction(self) -> Generator[Self, None, None]:
-        self._begin()
-        try:
-            yield self
-        except BaseException:
-            self._end(False)
-            raise
-        self._end(True)
-
-    def delete_expired(self) -> int:
-        """Deletes every expired entry now; returns how many."""
-        return self.expire()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_reopen_cache, (self._url_arg, self._options))
-
-    def __repr__(self) -> str:
-        return f"DiskCache({self.filename!r})"
-
-    def memoize(self, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
-        """As `DiskCache.memoize`."""
-        from .cache import DiskCache
-
-        return DiskCache.memoize(self, *args, **kwargs)  # type: ignore[arg-type]
-
-
-def _reopen_cache(url: str, options: dict[str, Any]) -> RemoteDiskCache:
-    return open_cache(url, **options)
-
-
-def open_cache(
-    url: str,
-    default_expiration: float | None = 60.0,
-    *,
-    size_limit: int | None = None,
-    count_limit: int | None = None,
-    eviction_policy: str = "least-recently-stored",
-    tablename: str = "Cache",
-    timeout: float | None = None,
-    statistics: bool = True,
-    secret: bytes | None = None,
-    clock: Callable[[], float] | None = None,
-    unlogged: bool = False,
-) -> RemoteDiskCache:
-    """The cache for `DiskCache(url, …)` on PostgreSQL or Redis."""
-    del timeout, statistics  # the URL carries timeouts; hits and misses are always counted
-    if secret is not None:
-        from ._errors import NotSupportedError
-
-        raise NotSupportedError("secret= (signed pickles) on a server cache")
-    cache = RemoteDiskCache(
-        url,
-        tablename,
-        default_expiration,
-        size_limit,
-        count_limit,
-        eviction_policy,
-        bool(unlogged),
-        clock,
-    )
-    cache._url_arg = url
-    cache._options = {
-        "default_expiration": default_expiration,
-        "size_limit": size_limit,
-        "count_limit": count_limit,
-        "eviction_policy": eviction_policy,
-        "tablename": tablename,
-        "clock": clock,
-        "unlogged": unlogged,
-    }
-    return cache

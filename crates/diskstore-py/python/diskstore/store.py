@@ -418,3 +418,10 @@ class DiskStore(_diskstore._Writer, DiskRead, MutableMapping):
             self._old_args.get("tablename"),
             self._old_args.get("timeout"),
         )
+
+
+# The PostgreSQL classes that `DiskRead(url)`/`DiskStore(url)` return are virtual subclasses,
+# so that `isinstance(DiskStore("postgresql://…"), DiskStore)` holds (ABCMeta's registry: the
+# SQLite classes and their method lookups are unchanged).
+DiskRead.register(_remote.PgDiskRead)
+DiskStore.register(_remote.PgDiskStore)

@@ -5,6 +5,8 @@
 //! failed is dropped, so the next call after a server restart connects again. TLS is not
 //! offered yet: use these backends on a trusted network or through a tunnel.
 
+pub mod any;
+#[cfg(any(feature = "postgres", feature = "redis"))]
 pub(crate) mod pool;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -214,12 +216,14 @@ pub trait RemoteCache: Send + Sync {
 }
 
 /// Hit and miss counters of one process.
+#[cfg(any(feature = "postgres", feature = "redis"))]
 #[derive(Default)]
 pub(crate) struct Counters {
     hits: std::sync::atomic::AtomicU64,
     misses: std::sync::atomic::AtomicU64,
 }
 
+#[cfg(any(feature = "postgres", feature = "redis"))]
 impl Counters {
     pub(crate) fn count<T>(&self, found: &Option<T>) {
         use std::sync::atomic::Ordering::Relaxed;

@@ -1069,11 +1069,21 @@ impl<K: Key, V: Record> PgStore<K, V> {
     /// # Errors
     /// As [`PgTable::open`].
     pub fn open_table(url: &str, name: &str) -> Result<Self> {
-        let spec = TableSpec {
-            name: name.to_owned(),
-            key_type: K::COLUMN_TYPE,
-            columns: V::columns(),
-        };
+        Self::open_spec(
+            url,
+            TableSpec {
+                name: name.to_owned(),
+                key_type: K::COLUMN_TYPE,
+                columns: V::columns(),
+            },
+        )
+    }
+
+    /// Opens the table `spec` describes (its columns must be the record's).
+    ///
+    /// # Errors
+    /// As [`PgTable::open`].
+    pub(crate) fn open_spec(url: &str, spec: TableSpec) -> Result<Self> {
         Ok(PgStore {
             table: PgTable::open(url, spec)?,
             _types: PhantomData,
@@ -1345,6 +1355,18 @@ pub struct PgTransaction<'a> {
 }
 
 impl PgTransaction<'_> {
+    /// A nested level (`SAVEPOINT`) inside this one.
+    ///
+    /// # Errors
+    /// See [`PgConn::begin`].
+    pub fn savepoint(&self) -> Result<PgTransaction<'_>> {
+        self.conn.begin()?;
+        Ok(PgTransaction {
+            conn: self.conn,
+            done: false,
+        })
+    }
+
     /// Commits this level (the outermost: `COMMIT`; a savepoint: `RELEASE`).
     ///
     /// # Errors
