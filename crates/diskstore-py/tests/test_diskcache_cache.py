@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -563,3 +564,46 @@ def test_a_plain_set_over_a_file_value_removes_the_file(tmp_path: Path) -> None:
         c.set("d", 1)  # culls the expired "c" and its file
     assert files(tmp_path / "o") == files(tmp_path / "t") == 0
     assert ours.get("a") == b"small" and ours["b"] == "small"
+
+
+def test_writes_alternating_new_and_stored_keys(pair: Any, tmp_path: Path) -> None:
+    """A write after a new-key write tries the insert first, one after an overwrite reads
+    the old row first (dccore `store_row`): each kind of write after each kind, `set` and
+    `add` on live, expired and file-backed entries, gives diskcache's results, rows and
+    files, inside and outside transactions."""
+    ours, theirs = pair
+
+    def files(c: Any) -> int:
+        return sum(n.endswith(".val") for _, _, names in os.walk(c.directory) for n in names)
+
+    steps: list[Callable[[Any], Any]] = [
+        lambda c: c.set("n1", 1),  # new after new
+        lambda c: c.set("n1", 2),  # stored after new: the insert finds it, then updates
+        lambda c: c.set("n2", 3),  # new after stored
+        lambda c: c.add("n2", 4),  # live, after new: refused
+        lambda c: c.add("n3", 5),  # new after a refused add
+        lambda c: c.set("e", 6, expire=-1),
+        lambda c: c.add("e", 7),  # expired, after new: replaced
+        lambda c: c.set("f", b"x" * 70000),  # a value file
+        lambda c: c.set("f", b"small"),  # stored after new: its file goes
+        lambda c: c.set(("t", 1), [1, 2]),  # pickled key, new
+        lambda c: c.set(("t", 1), {"k": 1}),  # pickled key, stored
+        lambda c: c.set(1.5, "a", read=False, tag="t1"),
+        lambda c: c.set(1.5, "b", tag="t2"),
+    ]
+    for step in steps:
+        same(ours, theirs, step)
+        assert files(ours) == files(theirs)
+    for c in pair:
+        with pytest.raises(KeyError), c.transact():
+            c.set("n9", 9)
+            c.set("n1", 10)
+            raise KeyError("roll back")
+        with c.transact():
+            c.set("n8", 8)
+            c.add("n8", 0)
+            c.set("n2", 11)
+    for key in ["n1", "n2", "n3", "n8", "n9", "e", "f", ("t", 1), 1.5]:
+        same(ours, theirs, lambda c, k=key: c.get(k, "missing", tag=True))
+    same(ours, theirs, lambda c: sorted(map(repr, c)))
+    same(ours, theirs, len)

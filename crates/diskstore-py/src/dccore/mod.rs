@@ -17,6 +17,7 @@ mod pool;
 mod sql;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,6 +57,9 @@ pub struct DcCore {
     config: Mutex<Config>,
     volume: VolumeHint,
     checkpoints: Arc<ckpt::Checkpointer>,
+    /// Whether the last `set`/`add` stored a new key: the next one then tries the insert
+    /// first (one statement for a new key) instead of reading the old row first.
+    last_new: AtomicBool,
 }
 
 impl DcCore {
@@ -231,6 +235,26 @@ impl DcCore {
         self.with_conn(py, |c, cfg| {
             in_write(c, |c| {
                 let mut files = Vec::new();
+                let insert = |c: &Connection, sql: &str| -> OpResult<usize> {
+                    Ok(c.prepare_cached(sql)?.execute(rusqlite::params![
+                        key,
+                        raw,
+                        now,
+                        expire_time,
+                        tag,
+                        size,
+                        mode,
+                        filename,
+                        value
+                    ])?)
+                };
+                // A new key is one statement when the last write stored a new key too
+                // (the insert skips a stored key; its row is read only then).
+                let guess_new = self.last_new.load(Ordering::Relaxed);
+                if guess_new && insert(c, INSERT_NEW_ROW)? == 1 {
+                    cull(c, now, cfg, None, Some((&self.volume, written)), &mut files)?;
+                    return Ok((true, files));
+                }
                 let old: Option<(i64, Option<String>, Option<f64>)> = {
                     let mut stmt = c.prepare_cached(SELECT_OLD)?;
                     let mut rows = stmt.query(rusqlite::params![key, raw])?;
@@ -239,6 +263,10 @@ impl DcCore {
                         None => None,
                     }
                 };
+                let is_new = old.is_none();
+                if is_new != guess_new {
+                    self.last_new.store(is_new, Ordering::Relaxed);
+                }
                 match old {
                     Some((rowid, old_file, old_expire)) => {
                         let live = old_expire.is_none_or(|t| t > now);
@@ -258,17 +286,7 @@ impl DcCore {
                         ])?;
                     }
                     None => {
-                        c.prepare_cached(INSERT_ROW)?.execute(rusqlite::params![
-                            key,
-                            raw,
-                            now,
-                            expire_time,
-                            tag,
-                            size,
-                            mode,
-                            filename,
-                            value
-                        ])?;
+                        insert(c, INSERT_ROW)?;
                     }
                 }
                 cull(c, now, cfg, None, Some((&self.volume, written)), &mut files)?;
@@ -296,6 +314,7 @@ impl DcCore {
             pragmas: Mutex::new(pragmas),
             conns: Arc::new(Mutex::new(HashMap::new())),
             volume: VolumeHint::new(),
+            last_new: AtomicBool::new(true),
             config: Mutex::new(Config {
                 cull_limit: 10,
                 size_limit: 1 << 30,
