@@ -574,9 +574,6 @@ EXPECTED_FAILURES = {
     # (SQLite's copied lock records; the original closes the inherited connection, which
     # SQLite forbids). See docs/compat.md.
     "test_diskstore.py::test_transact_state_is_not_inherited_by_fork",
-    # Deliberate: our WAL hook replaces SQLite's automatic checkpoint (the background
-    # checkpointer, docs/design.md "Scale"), so `PRAGMA wal_autocheckpoint` reads 0.
-    "test_diskstore.py::test_pragmas",
 }
 
 
