@@ -12,14 +12,27 @@
 //!   writers) on its own connection — once per such share, not continuously: each
 //!   checkpoint fsyncs both files, and a writer's `write()` to the WAL can wait behind an
 //!   fsync of it;
+//! - past the limit itself, the WAL has not restarted for a while: under non-stop writes
+//!   a PASSIVE checkpoint never reaches the end of the WAL (writers append while it
+//!   copies), and the WAL restarts only when a writer begins with all of it copied. So
+//!   there the thread follows its PASSIVE checkpoint with a `RESTART` one, which copies
+//!   the little the writers appended meanwhile while it holds SQLite's write lock: the
+//!   writers wait for that short copy (and its two fsyncs), and the next one restarts the
+//!   WAL (and fsyncs its header). Before, the WAL reached the writer's share instead and a
+//!   writer copied the rest itself, a larger copy (measured at 10⁶ keys, 50,000 sets from
+//!   Python: 7–11 writer checkpoints of 1–204 ms, now 0–2);
 //! - at the writer's share (twice the limit for a store), which the WAL reaches only when
-//!   the thread cannot keep up (under non-stop writes a PASSIVE checkpoint never reaches
-//!   the end of the WAL, so the WAL never restarts), the writer waits for the thread's
+//!   the thread cannot keep up or cannot take the lock, the writer waits for the thread's
 //!   checkpoint to end and copies the rest itself, so that the `-wal` file stays bounded
-//!   (by about that share, plus one transaction). A store's writer does not checkpoint at
-//!   the limit itself, as SQLite's policy would: a transaction that takes the WAL past the
-//!   limit (a bulk load of 20,000 1 KiB values: 6,700 4 KiB pages) would then copy and
-//!   fsync all of it before returning (measured: 5.7–6.4 µs a row instead of 2.5–2.8 µs).
+//!   (by about that share, plus one transaction) when one process writes. A store's
+//!   writer does not checkpoint at the limit itself, as SQLite's policy would: a
+//!   transaction that takes the WAL past the limit (a bulk load of 20,000 1 KiB values:
+//!   6,700 4 KiB pages) would then copy and fsync all of it before returning (measured:
+//!   5.7–6.4 µs a row instead of 2.5–2.8 µs). With several processes writing without a
+//!   pause the WAL can still grow: their writers keep appending while any one process
+//!   checkpoints, and SQLite restarts the WAL only when a writer begins with all of it
+//!   copied (measured: 3 processes × 5,000 non-stop 3 KB writes, limit 200: 42,711
+//!   pages; SQLite's own policy has the same limit).
 //!
 //! The pragma: `PRAGMA wal_autocheckpoint` reads what SQLite's own WAL hook holds, so that
 //! hook stays on the connection. A commit hook lends the WAL hook to us for each commit
@@ -52,6 +65,8 @@ use crate::fork;
 
 /// How often a running checkpointer looks at the WAL size.
 const POLL: Duration = Duration::from_millis(2);
+/// How long a finishing (`RESTART`) checkpoint waits for SQLite's locks.
+const FINISH_WAIT: Duration = Duration::from_millis(20);
 /// How long a checkpointer with nothing to do stays before it ends.
 const QUIET: Duration = Duration::from_millis(250);
 
@@ -83,6 +98,8 @@ pub struct Checkpointer {
     pace: Pace,
     /// WAL frames at which the thread checkpoints (from the latest commit's limit).
     soft: AtomicI64,
+    /// The latest commit's limit (`wal_autocheckpoint`).
+    limit: AtomicI64,
     /// The WAL size (frames) the latest commit reported.
     frames: AtomicI64,
     /// Frames of the WAL already copied back by the thread's last checkpoint (0 once the
@@ -115,6 +132,7 @@ impl Checkpointer {
             uri,
             pace,
             soft: AtomicI64::new(i64::MAX),
+            limit: AtomicI64::new(i64::MAX),
             frames: AtomicI64::new(0),
             backfilled: AtomicI64::new(0),
             running: AtomicU64::new(0),
@@ -190,6 +208,7 @@ impl Checkpointer {
     ) {
         self.soft
             .store((limit * self.pace.thread / 100).max(1), SeqCst);
+        self.limit.store(limit, SeqCst);
         if frames >= (limit * self.pace.writer / 100).max(1) {
             // The thread did not keep up (under non-stop writes its checkpoints never catch
             // up with the end of the WAL, so the WAL never restarts): wait for its
@@ -256,7 +275,10 @@ impl Checkpointer {
                 break;
             }
             if let Some(frames) = due(tried) {
-                if !self.checkpoint(&mut conn) {
+                // Past the limit, the WAL has not restarted for a while: under non-stop
+                // writes a PASSIVE checkpoint never reaches its end, so finish it.
+                let finish = frames >= self.limit.load(SeqCst);
+                if self.checkpoint(&mut conn, finish).is_none() {
                     break;
                 }
                 tried = frames;
@@ -285,49 +307,67 @@ impl Checkpointer {
         let _ = self.running.compare_exchange(mine, 0, SeqCst, SeqCst);
     }
 
-    /// One `PASSIVE` checkpoint on the thread's connection (opened on first use); false
-    /// when the file cannot be opened (the thread then ends).
-    fn checkpoint(&self, conn: &mut Option<Connection>) -> bool {
+    /// One `PASSIVE` checkpoint on the thread's connection (opened on first use), and when
+    /// `finish` a `RESTART` one right after it (it copies what the writers appended
+    /// meanwhile while it holds SQLite's write lock, waiting up to [`FINISH_WAIT`] for it
+    /// and for readers to leave the WAL, so that the next writer restarts the WAL).
+    /// Whether it copied the whole WAL; `None` when the file cannot be opened (the thread
+    /// then ends).
+    fn checkpoint(&self, conn: &mut Option<Connection>, finish: bool) -> Option<bool> {
         let _inside = fork::enter();
         if conn.is_none() {
             let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
             if self.uri {
                 flags |= OpenFlags::SQLITE_OPEN_URI;
             }
-            // A first read puts a new connection's pager into WAL mode; until then a
-            // checkpoint finds no WAL and does nothing.
-            let opened = Connection::open_with_flags(&self.path, flags).and_then(|c| {
-                c.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
-                Ok(c)
-            });
-            match opened {
-                Ok(c) => *conn = Some(c),
-                Err(_) => return false,
-            }
+            *conn = Some(self.open(flags).ok()?);
         }
-        let Some(c) = conn.as_ref() else {
-            return false;
-        };
-        let (mut log, mut copied) = (0, 0);
+        let c = conn.as_ref()?;
         let mine = me();
         self.busy.store(mine, SeqCst);
+        let mut done = self.run_checkpoint(c, ffi::SQLITE_CHECKPOINT_PASSIVE);
+        if finish {
+            // What the writers appended while the PASSIVE one ran, with SQLite's write
+            // lock held if it is free now: a short copy for them to wait for.
+            done = self.run_checkpoint(c, ffi::SQLITE_CHECKPOINT_RESTART);
+        }
+        self.busy.store(0, SeqCst);
+        Some(done)
+    }
+
+    /// The thread's connection.
+    fn open(&self, flags: OpenFlags) -> Result<Connection> {
+        let c = Connection::open_with_flags(&self.path, flags)?;
+        // A finishing checkpoint waits a little for SQLite's write lock (writers of other
+        // processes take it in turns) and for readers to leave the WAL, then gives up and
+        // is tried again later.
+        crate::busy::install(&c, FINISH_WAIT)?;
+        // A first read puts a new connection's pager into WAL mode; until then a
+        // checkpoint finds no WAL and does nothing.
+        c.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+        Ok(c)
+    }
+
+    /// One checkpoint of `mode` on the thread's connection `c`; whether it copied the
+    /// whole WAL.
+    fn run_checkpoint(&self, c: &Connection, mode: c_int) -> bool {
+        let (mut log, mut copied) = (0, 0);
         // SAFETY: a live connection of this thread and two outputs of ours. A busy result
         // (another checkpoint, a WAL restart) is retried at the next poll.
         let rc = unsafe {
             ffi::sqlite3_wal_checkpoint_v2(
                 c.handle(),
                 std::ptr::null(),
-                ffi::SQLITE_CHECKPOINT_PASSIVE,
+                mode,
                 &mut log,
                 &mut copied,
             )
         };
-        self.busy.store(0, SeqCst);
         if rc == ffi::SQLITE_OK && copied >= 0 {
             self.backfilled.store(i64::from(copied), SeqCst);
         }
         self.done.fetch_add(1, SeqCst);
-        true
+        rc == ffi::SQLITE_OK && copied == log
     }
 
     /// Waits (up to 10 s) while this process's thread is inside a checkpoint.
