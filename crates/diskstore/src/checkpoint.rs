@@ -65,8 +65,11 @@ use crate::fork;
 
 /// How often a running checkpointer looks at the WAL size.
 const POLL: Duration = Duration::from_millis(2);
-/// How long a finishing (`RESTART`) checkpoint waits for SQLite's locks.
-const FINISH_WAIT: Duration = Duration::from_millis(20);
+/// How long a finishing (`RESTART`) checkpoint waits for SQLite's locks: this many pauses
+/// of [`FINISH_PAUSE`] (20 ms in all).
+const FINISH_TRIES: c_int = 100;
+/// One pause of a finishing checkpoint's wait.
+const FINISH_PAUSE: Duration = Duration::from_micros(200);
 /// How long a checkpointer with nothing to do stays before it ends.
 const QUIET: Duration = Duration::from_millis(250);
 
@@ -309,7 +312,7 @@ impl Checkpointer {
 
     /// One `PASSIVE` checkpoint on the thread's connection (opened on first use), and when
     /// `finish` a `RESTART` one right after it (it copies what the writers appended
-    /// meanwhile while it holds SQLite's write lock, waiting up to [`FINISH_WAIT`] for it
+    /// meanwhile while it holds SQLite's write lock, waiting up to 20 ms for it
     /// and for readers to leave the WAL, so that the next writer restarts the WAL).
     /// Whether it copied the whole WAL; `None` when the file cannot be opened (the thread
     /// then ends).
@@ -340,8 +343,16 @@ impl Checkpointer {
         let c = Connection::open_with_flags(&self.path, flags)?;
         // A finishing checkpoint waits a little for SQLite's write lock (writers of other
         // processes take it in turns) and for readers to leave the WAL, then gives up and
-        // is tried again later.
-        crate::busy::install(&c, FINISH_WAIT)?;
+        // is tried again later. It waits inside the fork gate: it may hold the write lock
+        // meanwhile, which a child of `fork()` must not find taken by a connection it
+        // does not have (the engine's own busy handler lets forks through while it sleeps).
+        // SAFETY: a live connection; the handler takes no context.
+        let rc = unsafe {
+            ffi::sqlite3_busy_handler(c.handle(), Some(finish_wait), std::ptr::null_mut())
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None).into());
+        }
         // A first read puts a new connection's pager into WAL mode; until then a
         // checkpoint finds no WAL and does nothing.
         c.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
@@ -393,6 +404,16 @@ impl Checkpointer {
         }
         let _ = self.stop.compare_exchange(mine, 0, SeqCst, SeqCst);
     }
+}
+
+/// The busy handler of the thread's connection: up to [`FINISH_TRIES`] pauses, inside the
+/// fork gate.
+extern "C" fn finish_wait(_ctx: *mut c_void, attempt: c_int) -> c_int {
+    if attempt >= FINISH_TRIES {
+        return 0;
+    }
+    std::thread::sleep(FINISH_PAUSE);
+    1
 }
 
 /// The name of the hook state in the connection's client data.

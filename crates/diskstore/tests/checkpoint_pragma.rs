@@ -147,3 +147,88 @@ fn the_wal_stays_bounded_under_non_stop_writes_from_several_threads() {
     assert_eq!(s.len().unwrap(), 2400);
     assert_eq!(s.check().unwrap(), Vec::<String>::new());
 }
+
+/// The exit status of child `pid`, killed (and the test failed) if it takes over 30 s.
+fn wait_child(pid: libc::pid_t) -> i32 {
+    let start = std::time::Instant::now();
+    let mut status = 0;
+    loop {
+        // SAFETY: our own child, not blocking.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return status;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            // SAFETY: our own hung child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            panic!("a forked child hung");
+        }
+        thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// A finishing (`RESTART`) checkpoint holds SQLite's write lock while it waits for readers
+/// to leave the WAL; it must not let a `fork()` through meanwhile, or the child finds the
+/// write lock taken by a connection it does not have and can never write.
+#[test]
+fn a_child_forked_while_the_thread_finishes_a_cycle_can_write() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("f.db");
+    let s: Store = DiskStore::builder(&path)
+        .pragma("wal_autocheckpoint", 50)
+        .open()
+        .unwrap();
+    write_pages(&s, &path, 0, 20);
+    // A reader on an old snapshot, in another thread: every finishing checkpoint waits
+    // for it (20 ms) with the write lock held.
+    let (hold, release) = std::sync::mpsc::channel::<()>();
+    let (ready, started) = std::sync::mpsc::channel::<()>();
+    let reader = {
+        let path = path.clone();
+        thread::spawn(move || {
+            let r: Store = DiskStore::open(&path).unwrap();
+            let tx = r.read().unwrap();
+            assert!(tx.get("k00000000").unwrap().is_some());
+            ready.send(()).unwrap();
+            release.recv().unwrap();
+        })
+    };
+    started.recv().unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let written = thread::scope(|scope| {
+        // Writes without pause in the parent, so the thread keeps finishing cycles.
+        let writer = scope.spawn(|| {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                s.insert(&format!("w{n:08}"), &vec![7u8; 3000]).unwrap();
+                n += 1;
+            }
+            n
+        });
+        for round in 0..12 {
+            thread::sleep(std::time::Duration::from_millis(15));
+            // SAFETY: the child only writes through the store, then `_exit`s.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0);
+            if pid == 0 {
+                let ok =
+                    (0..20).all(|i| s.insert(&format!("c{round}-{i}"), &vec![1u8; 100]).is_ok());
+                // SAFETY: ends the child without running the parent's exit handlers.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            let status = wait_child(pid);
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "child {round} could not write (status {status})"
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        writer.join().unwrap()
+    });
+    hold.send(()).unwrap();
+    reader.join().unwrap();
+    assert_eq!(s.len().unwrap(), 20 + written + 12 * 20);
+}
