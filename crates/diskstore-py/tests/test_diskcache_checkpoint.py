@@ -1,7 +1,7 @@
-"""diskstore.diskcache's WAL checkpoints (src/dccore/ckpt.rs): past 1000 WAL pages a commit
-hands the checkpoint to a background thread of the cache; past 4000 the committing call
-checkpoints itself; a `sqlite_wal_autocheckpoint` setting brings SQLite's own behaviour
-back. These check what can be seen from outside: the WAL's size, the database file filling
+"""diskstore.diskcache's WAL checkpoints (src/dccore/ckpt.rs, the engine's checkpointer at
+diskcache's pace): past 1000 WAL pages a commit hands the checkpoint to a background thread
+of the cache; past 4000 the committing call checkpoints itself; `sqlite_wal_autocheckpoint`
+sets that limit, and 0 turns automatic checkpoints off (SQLite's meaning). These check what can be seen from outside: the WAL's size, the database file filling
 up while nobody writes, the thread ending when idle, data surviving, and `fork()` while
 checkpoints run."""
 
@@ -54,7 +54,7 @@ def test_the_wal_stays_bounded_under_writes_that_never_pause(tmp_path: Path) -> 
     c.close()
 
 
-def test_a_setting_gives_sqlite_its_own_checkpoints_back(tmp_path: Path) -> None:
+def test_a_zero_setting_turns_automatic_checkpoints_off(tmp_path: Path) -> None:
     # wal_autocheckpoint = 0: no automatic checkpoint at all (SQLite's meaning), so the
     # WAL grows past the bound the background checkpoints keep.
     c = dc.Cache(str(tmp_path / "c"), sqlite_wal_autocheckpoint=0)

@@ -3,22 +3,45 @@
 //!
 //! SQLite's own policy (`wal_autocheckpoint`) makes the writer whose commit takes the WAL
 //! past the limit copy the whole WAL itself, with an fsync of each file: at 10⁷ keys that
-//! one `set` took a quarter of a second. Here every read-write connection gets a WAL hook
-//! instead (which replaces the automatic checkpoint) that, after each commit:
-//! - when a fifth of the limit has been committed since the thread last copied the WAL
-//!   back, wakes the file's checkpointer thread, which runs a `PASSIVE` checkpoint (it
-//!   never waits for, nor blocks, readers and writers) on its own connection — once per
-//!   such fifth, not continuously: each checkpoint fsyncs both files, and a writer's
-//!   `write()` to the WAL can wait behind an fsync of it;
-//! - at twice the limit (`wal_autocheckpoint`, default 5000 pages, the original's), which
-//!   the WAL reaches only when the thread cannot keep up (under non-stop writes a PASSIVE
-//!   checkpoint never reaches the end of the WAL, so the WAL never restarts), the writer
-//!   waits for the thread's checkpoint to end and copies the rest itself, so that the
-//!   `-wal` file stays bounded (by about twice the limit, plus one transaction). The
+//! one `set` took a quarter of a second. Here, after each commit of a connection that
+//! [`Checkpointer::install`] equipped, with the connection's `wal_autocheckpoint` as the
+//! limit (so the pragma keeps its meaning: see "The pragma" below) and a [`Pace`]:
+//! - when the thread's share of the limit (a fifth for a store) has been committed since
+//!   the thread last copied the WAL back, the commit wakes the file's checkpointer thread,
+//!   which runs a `PASSIVE` checkpoint (it never waits for, nor blocks, readers and
+//!   writers) on its own connection — once per such share, not continuously: each
+//!   checkpoint fsyncs both files, and a writer's `write()` to the WAL can wait behind an
+//!   fsync of it;
+//! - past the limit itself, the WAL has not restarted for a while: under non-stop writes
+//!   a PASSIVE checkpoint never reaches the end of the WAL (writers append while it
+//!   copies), and the WAL restarts only when a writer begins with all of it copied. So
+//!   there the thread follows its PASSIVE checkpoint with a `RESTART` one, which copies
+//!   the little the writers appended meanwhile while it holds SQLite's write lock: the
+//!   writers wait for that short copy (and its two fsyncs), and the next one restarts the
+//!   WAL (and fsyncs its header). Before, the WAL reached the writer's share instead and a
+//!   writer copied the rest itself, a larger copy (measured at 10⁶ keys, 50,000 sets from
+//!   Python: 7–11 writer checkpoints of 1–204 ms, now 0–2);
+//! - at the writer's share (twice the limit for a store), which the WAL reaches only when
+//!   the thread cannot keep up or cannot take the lock, the writer waits for the thread's
+//!   checkpoint to end and copies the rest itself, so that the `-wal` file stays bounded
+//!   (by about that share, plus one transaction) when one process writes. A store's
 //!   writer does not checkpoint at the limit itself, as SQLite's policy would: a
 //!   transaction that takes the WAL past the limit (a bulk load of 20,000 1 KiB values:
 //!   6,700 4 KiB pages) would then copy and fsync all of it before returning (measured:
-//!   5.7–6.4 µs a row instead of 2.5–2.8 µs).
+//!   5.7–6.4 µs a row instead of 2.5–2.8 µs). With several processes writing without a
+//!   pause the WAL can still grow: their writers keep appending while any one process
+//!   checkpoints, and SQLite restarts the WAL only when a writer begins with all of it
+//!   copied (measured: 3 processes × 5,000 non-stop 3 KB writes, limit 200: 42,711
+//!   pages; SQLite's own policy has the same limit).
+//!
+//! The pragma: `PRAGMA wal_autocheckpoint` reads what SQLite's own WAL hook holds, so that
+//! hook stays on the connection. A commit hook lends the WAL hook to us for each commit
+//! that changed a row (the update hook tells), and our WAL hook gives it back at once (a
+//! rollback hook does when the commit fails): the pragma reads the configured value,
+//! setting it changes the limit from the next commit on, and 0 turns automatic checkpoints
+//! off (the thread's and the writer's). A commit that changed no row as the update hook
+//! sees it (a schema change, a `DELETE` of a whole table) keeps SQLite's own checkpoint at
+//! the limit for that commit.
 //!
 //! The thread is started when first needed and ends after a quiet spell, when the last
 //! handle of the file closes or on `close()`/`close_all()` (which wait for it, so that the
@@ -28,7 +51,8 @@
 //! alive: it is not joined at exit, and a checkpoint cut short there is one SQLite
 //! recovers from (checkpoints never lose a committed transaction).
 
-use std::ffi::{c_char, c_int, c_void};
+use std::cell::Cell;
+use std::ffi::{CStr, c_char, c_int, c_void};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::SeqCst};
@@ -36,22 +60,49 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, ffi};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fork;
 
 /// How often a running checkpointer looks at the WAL size.
 const POLL: Duration = Duration::from_millis(2);
+/// How long a finishing (`RESTART`) checkpoint waits for SQLite's locks: this many pauses
+/// of [`FINISH_PAUSE`] (20 ms in all).
+const FINISH_TRIES: c_int = 100;
+/// One pause of a finishing checkpoint's wait.
+const FINISH_PAUSE: Duration = Duration::from_micros(200);
 /// How long a checkpointer with nothing to do stays before it ends.
 const QUIET: Duration = Duration::from_millis(250);
 
-/// The checkpointer of one file: its thresholds and the state its thread and the WAL hooks
-/// share (atomics only, so that a fork never inherits a held lock).
-pub(crate) struct Checkpointer {
+/// When the checkpoints run, in percent of a connection's `wal_autocheckpoint` limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pace {
+    /// WAL frames (percent of the limit) committed since the thread's last checkpoint
+    /// that wake the thread.
+    pub thread: i64,
+    /// WAL size (percent of the limit) at which the committing call checkpoints itself.
+    pub writer: i64,
+}
+
+impl Pace {
+    /// A store's pace: the thread every fifth of the limit, the writer at twice it.
+    pub const STORE: Pace = Pace {
+        thread: 20,
+        writer: 200,
+    };
+}
+
+/// The background checkpointer of one database file in this process: its thread and the
+/// state the thread and the commit hooks share (atomics only, so that a fork never
+/// inherits a held lock).
+pub struct Checkpointer {
     path: PathBuf,
-    /// WAL frames at which the thread checkpoints.
+    /// The thread opens `path` as a URI.
+    uri: bool,
+    pace: Pace,
+    /// WAL frames at which the thread checkpoints (from the latest commit's limit).
     soft: AtomicI64,
-    /// WAL frames at which a writer checkpoints itself.
-    hard: AtomicI64,
+    /// The latest commit's limit (`wal_autocheckpoint`).
+    limit: AtomicI64,
     /// The WAL size (frames) the latest commit reported.
     frames: AtomicI64,
     /// Frames of the WAL already copied back by the thread's last checkpoint (0 once the
@@ -72,11 +123,19 @@ fn me() -> u64 {
 }
 
 impl Checkpointer {
-    pub(crate) fn new(path: PathBuf) -> Arc<Checkpointer> {
+    /// The checkpointer of a store's file (plain path, [`Pace::STORE`]).
+    pub fn new(path: impl Into<PathBuf>) -> Arc<Checkpointer> {
+        Checkpointer::with_pace(path, Pace::STORE, false)
+    }
+
+    /// The checkpointer of the file `path` names (a `file:` URI when `uri`), with `pace`.
+    pub fn with_pace(path: impl Into<PathBuf>, pace: Pace, uri: bool) -> Arc<Checkpointer> {
         Arc::new(Checkpointer {
-            path,
+            path: path.into(),
+            uri,
+            pace,
             soft: AtomicI64::new(i64::MAX),
-            hard: AtomicI64::new(i64::MAX),
+            limit: AtomicI64::new(i64::MAX),
             frames: AtomicI64::new(0),
             backfilled: AtomicI64::new(0),
             running: AtomicU64::new(0),
@@ -87,28 +146,44 @@ impl Checkpointer {
     }
 
     /// Checkpoints the background thread has run so far.
-    pub(crate) fn checkpoints(&self) -> u64 {
+    pub fn checkpoints(&self) -> u64 {
         self.done.load(SeqCst)
     }
 
-    /// Puts the hook on a new read-write connection whose settings are applied: the
-    /// connection's `wal_autocheckpoint` becomes the writer's limit (0 leaves checkpoints
-    /// off, as asked). `self` must outlive the connection.
-    pub(crate) fn install(self: &Arc<Self>, conn: &Connection) -> Result<()> {
-        let limit: i64 = conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?;
-        if limit <= 0 {
-            return Ok(());
-        }
-        self.hard.store(limit, SeqCst);
-        self.soft.store((limit / 5).max(1), SeqCst);
-        // SAFETY: a live connection; the context is this checkpointer, which the file's
-        // connections keep alive longer than any of their connections (see `install`).
+    /// Hands the automatic checkpoints of `conn`, a read-write connection of this file, to
+    /// this checkpointer (see the module doc); the connection keeps it alive.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] when SQLite has no memory for the hook's state.
+    pub fn install(self: &Arc<Self>, conn: &Connection) -> Result<()> {
+        // SAFETY: the handle stays with `conn`; only the hooks below keep it, and SQLite
+        // drops them with the connection.
+        let db = unsafe { conn.handle() };
+        let hooked = Box::into_raw(Box::new(Hooked {
+            db,
+            ck: Arc::clone(self),
+            changed: Cell::new(false),
+            limit: Cell::new(0),
+        }));
+        // SAFETY: a live connection; `hooked` is owned by the connection from here on
+        // (freed by `free_hooked` when it closes, or at once if SQLite has no memory), and
+        // the hooks get it only while it lives.
         unsafe {
-            ffi::sqlite3_wal_hook(
-                conn.handle(),
-                Some(on_commit),
-                Arc::as_ptr(self).cast_mut().cast(),
+            let rc = ffi::sqlite3_set_clientdata(
+                db,
+                HOOK_KEY.as_ptr(),
+                hooked.cast(),
+                Some(free_hooked),
             );
+            if rc != ffi::SQLITE_OK {
+                return Err(Error::Sqlite(rusqlite::Error::SqliteFailure(
+                    ffi::Error::new(rc),
+                    Some("cannot install the checkpoint hook".into()),
+                )));
+            }
+            ffi::sqlite3_update_hook(db, Some(on_change), hooked.cast());
+            ffi::sqlite3_commit_hook(db, Some(before_commit), hooked.cast());
+            ffi::sqlite3_rollback_hook(db, Some(after_rollback), hooked.cast());
         }
         Ok(())
     }
@@ -123,6 +198,43 @@ impl Checkpointer {
             done = 0;
         }
         frames - done >= self.soft.load(SeqCst)
+    }
+
+    /// After a commit of `frames` WAL frames in all on `db` (limit `limit` > 0): wakes the
+    /// thread, or checkpoints here when the WAL is past the writer's share.
+    fn after_commit(
+        self: &Arc<Self>,
+        db: *mut ffi::sqlite3,
+        name: *const c_char,
+        frames: i64,
+        limit: i64,
+    ) {
+        self.soft
+            .store((limit * self.pace.thread / 100).max(1), SeqCst);
+        self.limit.store(limit, SeqCst);
+        if frames >= (limit * self.pace.writer / 100).max(1) {
+            // The thread did not keep up (under non-stop writes its checkpoints never catch
+            // up with the end of the WAL, so the WAL never restarts): wait for its
+            // checkpoint (which holds SQLite's checkpoint lock, so that ours would find it
+            // busy), then copy the rest here, so that the next write restarts the WAL.
+            self.wait_for_thread();
+            // SAFETY: the committing connection and its schema name, as SQLite passed them.
+            unsafe {
+                ffi::sqlite3_wal_checkpoint_v2(
+                    db,
+                    name,
+                    ffi::SQLITE_CHECKPOINT_PASSIVE,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                );
+            }
+            self.frames.store(frames, SeqCst);
+            return;
+        }
+        self.frames.store(frames, SeqCst);
+        if self.behind(frames) {
+            self.wake();
+        }
     }
 
     /// Starts the thread unless one of this process runs.
@@ -140,6 +252,7 @@ impl Checkpointer {
         let this = Arc::clone(self);
         let spawned = std::thread::Builder::new()
             .name("diskstore-checkpoint".into())
+            .stack_size(256 * 1024)
             .spawn(move || this.run(mine));
         if spawned.is_err() {
             // No thread: the writers' own limit still bounds the WAL.
@@ -165,7 +278,10 @@ impl Checkpointer {
                 break;
             }
             if let Some(frames) = due(tried) {
-                if !self.checkpoint(&mut conn) {
+                // Past the limit, the WAL has not restarted for a while: under non-stop
+                // writes a PASSIVE checkpoint never reaches its end, so finish it.
+                let finish = frames >= self.limit.load(SeqCst);
+                if self.checkpoint(&mut conn, finish).is_none() {
                     break;
                 }
                 tried = frames;
@@ -194,46 +310,75 @@ impl Checkpointer {
         let _ = self.running.compare_exchange(mine, 0, SeqCst, SeqCst);
     }
 
-    /// One `PASSIVE` checkpoint on the thread's connection (opened on first use); false
-    /// when the file cannot be opened (the thread then ends).
-    fn checkpoint(&self, conn: &mut Option<Connection>) -> bool {
+    /// One `PASSIVE` checkpoint on the thread's connection (opened on first use), and when
+    /// `finish` a `RESTART` one right after it (it copies what the writers appended
+    /// meanwhile while it holds SQLite's write lock, waiting up to 20 ms for it
+    /// and for readers to leave the WAL, so that the next writer restarts the WAL).
+    /// Whether it copied the whole WAL; `None` when the file cannot be opened (the thread
+    /// then ends).
+    fn checkpoint(&self, conn: &mut Option<Connection>, finish: bool) -> Option<bool> {
         let _inside = fork::enter();
         if conn.is_none() {
-            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            // A first read puts a new connection's pager into WAL mode; until then a
-            // checkpoint finds no WAL and does nothing.
-            let opened = Connection::open_with_flags(&self.path, flags).and_then(|c| {
-                c.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
-                Ok(c)
-            });
-            match opened {
-                Ok(c) => *conn = Some(c),
-                Err(_) => return false,
+            let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            if self.uri {
+                flags |= OpenFlags::SQLITE_OPEN_URI;
             }
+            *conn = Some(self.open(flags).ok()?);
         }
-        let Some(c) = conn.as_ref() else {
-            return false;
-        };
-        let (mut log, mut copied) = (0, 0);
+        let c = conn.as_ref()?;
         let mine = me();
         self.busy.store(mine, SeqCst);
+        let mut done = self.run_checkpoint(c, ffi::SQLITE_CHECKPOINT_PASSIVE);
+        if finish {
+            // What the writers appended while the PASSIVE one ran, with SQLite's write
+            // lock held if it is free now: a short copy for them to wait for.
+            done = self.run_checkpoint(c, ffi::SQLITE_CHECKPOINT_RESTART);
+        }
+        self.busy.store(0, SeqCst);
+        Some(done)
+    }
+
+    /// The thread's connection.
+    fn open(&self, flags: OpenFlags) -> Result<Connection> {
+        let c = Connection::open_with_flags(&self.path, flags)?;
+        // A finishing checkpoint waits a little for SQLite's write lock (writers of other
+        // processes take it in turns) and for readers to leave the WAL, then gives up and
+        // is tried again later. It waits inside the fork gate: it may hold the write lock
+        // meanwhile, which a child of `fork()` must not find taken by a connection it
+        // does not have (the engine's own busy handler lets forks through while it sleeps).
+        // SAFETY: a live connection; the handler takes no context.
+        let rc = unsafe {
+            ffi::sqlite3_busy_handler(c.handle(), Some(finish_wait), std::ptr::null_mut())
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None).into());
+        }
+        // A first read puts a new connection's pager into WAL mode; until then a
+        // checkpoint finds no WAL and does nothing.
+        c.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+        Ok(c)
+    }
+
+    /// One checkpoint of `mode` on the thread's connection `c`; whether it copied the
+    /// whole WAL.
+    fn run_checkpoint(&self, c: &Connection, mode: c_int) -> bool {
+        let (mut log, mut copied) = (0, 0);
         // SAFETY: a live connection of this thread and two outputs of ours. A busy result
         // (another checkpoint, a WAL restart) is retried at the next poll.
         let rc = unsafe {
             ffi::sqlite3_wal_checkpoint_v2(
                 c.handle(),
                 std::ptr::null(),
-                ffi::SQLITE_CHECKPOINT_PASSIVE,
+                mode,
                 &mut log,
                 &mut copied,
             )
         };
-        self.busy.store(0, SeqCst);
         if rc == ffi::SQLITE_OK && copied >= 0 {
             self.backfilled.store(i64::from(copied), SeqCst);
         }
         self.done.fetch_add(1, SeqCst);
-        true
+        rc == ffi::SQLITE_OK && copied == log
     }
 
     /// Waits (up to 10 s) while this process's thread is inside a checkpoint.
@@ -246,8 +391,8 @@ impl Checkpointer {
     }
 
     /// Ends this process's thread, if one runs, and waits until it has closed its
-    /// connection.
-    pub(crate) fn stop(&self) {
+    /// connection (a later commit may start a new one).
+    pub fn stop(&self) {
         let mine = me();
         if self.running.load(SeqCst) != mine {
             return;
@@ -261,43 +406,118 @@ impl Checkpointer {
     }
 }
 
-/// The WAL hook (see the module doc); runs on the committing thread after each commit.
-extern "C" fn on_commit(
+/// The busy handler of the thread's connection: up to [`FINISH_TRIES`] pauses, inside the
+/// fork gate.
+extern "C" fn finish_wait(_ctx: *mut c_void, attempt: c_int) -> c_int {
+    if attempt >= FINISH_TRIES {
+        return 0;
+    }
+    std::thread::sleep(FINISH_PAUSE);
+    1
+}
+
+/// The name of the hook state in the connection's client data.
+const HOOK_KEY: &CStr = c"diskstore.checkpoint";
+
+/// The hooks' state of one connection (owned by the connection: its client data). The
+/// hooks run on the thread that runs the connection's statement, one at a time.
+struct Hooked {
+    db: *mut ffi::sqlite3,
+    ck: Arc<Checkpointer>,
+    /// A row changed since the last commit or rollback (the update hook).
+    changed: Cell<bool>,
+    /// The connection's `wal_autocheckpoint` while a commit borrows its WAL hook.
+    limit: Cell<c_int>,
+}
+
+impl Hooked {
+    /// Puts SQLite's own WAL hook back with the connection's limit, if a commit borrowed
+    /// it; returns that limit.
+    ///
+    /// # Safety
+    /// `self.db` is live and used by this thread.
+    unsafe fn give_back(&self, ours: *mut c_void) -> c_int {
+        // SAFETY: per the contract. `sqlite3_wal_autocheckpoint` sets SQLite's own hook
+        // with the limit (or none for 0), which is what `sqlite3_wal_hook` took away:
+        // `wal_autocheckpoint` installs nothing else.
+        unsafe {
+            let prev = ffi::sqlite3_wal_hook(self.db, None, std::ptr::null_mut());
+            let limit = if prev == ours {
+                self.limit.get()
+            } else {
+                prev as isize as c_int
+            };
+            ffi::sqlite3_wal_autocheckpoint(self.db, limit);
+            limit
+        }
+    }
+}
+
+unsafe extern "C" fn free_hooked(p: *mut c_void) {
+    // SAFETY: the box `install` leaked, freed once by SQLite.
+    drop(unsafe { Box::from_raw(p.cast::<Hooked>()) });
+}
+
+/// The commit hook: borrows the WAL hook for a commit that changed a row (SQLite's own
+/// hook's argument, the connection's limit, is kept for `on_wal`).
+unsafe extern "C" fn before_commit(ctx: *mut c_void) -> c_int {
+    // SAFETY: `ctx` is the connection's live `Hooked` (see `install`).
+    let h = unsafe { &*ctx.cast::<Hooked>() };
+    if h.changed.replace(false) {
+        // SAFETY: as above; `ctx` lives as long as the connection.
+        let prev = unsafe { ffi::sqlite3_wal_hook(h.db, Some(on_wal), ctx) };
+        if prev != ctx {
+            h.limit.set(prev as isize as c_int);
+        }
+    }
+    0
+}
+
+/// The update hook: notes that the transaction changed a row, so that its commit writes
+/// WAL frames (a commit that writes none gets no WAL callback to give the hook back).
+unsafe extern "C" fn on_change(
+    ctx: *mut c_void,
+    _op: c_int,
+    _db: *const c_char,
+    _table: *const c_char,
+    _rowid: ffi::sqlite3_int64,
+) {
+    // SAFETY: `ctx` is the connection's live `Hooked`, on the connection's thread.
+    unsafe { &*ctx.cast::<Hooked>() }.changed.set(true);
+}
+
+/// The rollback hook: a commit that failed after its commit hook gets no WAL callback.
+unsafe extern "C" fn after_rollback(ctx: *mut c_void) {
+    // SAFETY: `ctx` is the connection's live `Hooked`, on the connection's thread.
+    let h = unsafe { &*ctx.cast::<Hooked>() };
+    h.changed.set(false);
+    // SAFETY: as above.
+    unsafe { h.give_back(ctx) };
+}
+
+/// The borrowed WAL hook (see the module doc): gives SQLite's hook back, then runs the
+/// checkpointer's policy for the main database (an attached one gets SQLite's).
+unsafe extern "C" fn on_wal(
     ctx: *mut c_void,
     db: *mut ffi::sqlite3,
     name: *const c_char,
     frames: c_int,
 ) -> c_int {
-    let ptr: *const Checkpointer = ctx.cast_const().cast();
-    // SAFETY: `ctx` is a live checkpointer (see `Checkpointer::install`); taking a new
-    // strong count for the thread `wake` may start.
-    let this = unsafe {
-        Arc::increment_strong_count(ptr);
-        Arc::from_raw(ptr)
-    };
-    let frames = i64::from(frames);
-    if frames >= 2 * this.hard.load(SeqCst) {
-        // The thread did not keep up (under non-stop writes its checkpoints never catch up
-        // with the end of the WAL, so the WAL never restarts): wait for its checkpoint
-        // (which holds SQLite's checkpoint lock, so that ours would find it busy), then
-        // copy the rest here, so that the next write restarts the WAL.
-        this.wait_for_thread();
-        // SAFETY: the committing connection and its schema name, as SQLite passed them.
-        unsafe {
-            ffi::sqlite3_wal_checkpoint_v2(
-                db,
-                name,
-                ffi::SQLITE_CHECKPOINT_PASSIVE,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            );
-        }
-        this.frames.store(frames, SeqCst);
+    // SAFETY: `ctx` is the connection's live `Hooked`, on the connection's thread.
+    let h = unsafe { &*ctx.cast::<Hooked>() };
+    let limit = unsafe { h.give_back(ctx) };
+    if limit <= 0 {
         return ffi::SQLITE_OK;
     }
-    this.frames.store(frames, SeqCst);
-    if this.behind(frames) {
-        this.wake();
+    // SAFETY: SQLite passes the schema name as a C string.
+    let main = name.is_null() || unsafe { CStr::from_ptr(name) } == c"main";
+    if !main {
+        if frames >= limit {
+            // SAFETY: the committing connection and the schema name SQLite passed.
+            unsafe { ffi::sqlite3_wal_checkpoint(db, name) };
+        }
+        return ffi::SQLITE_OK;
     }
+    h.ck.after_commit(db, name, i64::from(frames), i64::from(limit));
     ffi::SQLITE_OK
 }

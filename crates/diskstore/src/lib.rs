@@ -75,6 +75,7 @@ pub use cache::{
     DEFAULT_FILE_THRESHOLD, DiskCache, EvictionPolicy, IncrRefusal, ManualClock, NEVER,
     PURGE_PER_WRITE, SCAN_PAGE, Stats, SystemClock, Ttl, ValueFile, entry_size,
 };
+pub use checkpoint::{Checkpointer, Pace};
 pub use error::{Error, Result};
 pub use key::{AsKey, Key, KeyRef};
 pub use pager::RowidPager;

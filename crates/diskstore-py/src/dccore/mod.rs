@@ -71,7 +71,7 @@ impl DcCore {
         let mut conn = Connection::open_with_flags(&self.path, flags)?;
         conn.busy_handler(Some(busy_wait))?;
         conn.set_prepared_statement_cache_capacity(64);
-        // Before the pragmas: a `wal_autocheckpoint` setting replaces the hook.
+        // The engine's checkpointer: a `wal_autocheckpoint` pragma below sets its limit.
         let hook = ckpt::install(&conn, &self.checkpoints);
         let pragmas = self.pragmas.lock().map(|p| p.clone()).unwrap_or_default();
         for (name, value) in pragmas {
@@ -308,7 +308,7 @@ impl DcCore {
             ));
         }
         Ok(DcCore {
-            checkpoints: ckpt::Checkpointer::new(path.clone()),
+            checkpoints: ckpt::new(path.clone()),
             path,
             timeout: Duration::from_secs_f64(timeout.min(1e9)),
             pragmas: Mutex::new(pragmas),
