@@ -114,8 +114,8 @@ pub(super) fn apply_pragma(conn: &Connection, name: &str, value: &str) -> OpResu
             None => None,
         }
     };
-    // `wal_autocheckpoint` reads 0 while the cache's own WAL hook is installed
-    // (`ckpt.rs`), so it is always set: any value, 0 too, gives SQLite's hook back.
+    // `wal_autocheckpoint` is always set, even to the value it reads: setting it is what
+    // (re)installs SQLite's WAL hook, which the engine's checkpointer borrows per commit.
     if name != "wal_autocheckpoint" && current.as_deref() == Some(value.to_lowercase().as_str()) {
         return Ok(());
     }
