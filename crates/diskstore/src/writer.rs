@@ -50,6 +50,13 @@ pub(crate) enum Handed {
 #[must_use]
 pub(crate) struct WriterGuard(Arc<WriterLock>);
 
+impl WriterGuard {
+    /// True when this guard holds `lock`.
+    pub(crate) fn is_of(&self, lock: &Arc<WriterLock>) -> bool {
+        Arc::ptr_eq(&self.0, lock)
+    }
+}
+
 impl Drop for WriterGuard {
     fn drop(&mut self) {
         self.0.unlock();

@@ -516,8 +516,8 @@ fn close_all_counts_every_threads_connection() {
         .collect();
     all_read.wait();
     readers.into_iter().for_each(|t| t.join().unwrap());
-    // This thread's connection and the three others'.
-    assert_eq!(s.close_all().unwrap(), 4);
+    // This thread's connection, the three others' and the file's writer connection.
+    assert_eq!(s.close_all().unwrap(), 5);
     assert_eq!(s.close_all().unwrap(), 0);
     assert_eq!(s.get("a").unwrap(), Some(1));
     assert_eq!(s.close_all().unwrap(), 1);
