@@ -196,7 +196,7 @@ unsafe impl Send for Slot {}
 impl Slot {
     fn new() -> Slot {
         Slot {
-            own: ConnSlot::new(),
+            own: ConnSlot::new(true),
             generation: Cell::new(fork::current()),
             depth: Cell::new(0),
             reading: Cell::new(0),
@@ -463,7 +463,9 @@ impl FileConnections {
         cs.conn.set(Some(ptr));
         cs.epoch.set(epoch);
         cs.generation.set(fork::generation());
-        self.current.fetch_add(1, Ordering::Relaxed);
+        if cs.counted {
+            self.current.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(ptr)
     }
 
@@ -542,6 +544,20 @@ impl FileConnections {
             .ok_or_else(|| Error::Usage("the writer lock held is not this file's".into()))
     }
 
+    /// Opens this thread's own connection if it has none (in this epoch) before a write:
+    /// a thread that only writes still has one, as it had before writes moved to the
+    /// writer connection, so that `close_all` counts (and closes) one per thread that used
+    /// the file, as the original does. Once per thread and epoch.
+    fn ensure_own(&self, slot: &Slot) -> Result<()> {
+        let fresh = slot.own.conn.get().is_some()
+            && slot.own.epoch.get() == self.epoch.load(Ordering::Relaxed);
+        if !fresh {
+            let _inside = fork::enter();
+            self.connection(&slot.own, slot.reading.get() > 0)?;
+        }
+        Ok(())
+    }
+
     /// Closes `cs`'s connection now if it is idle; true if it closed one.
     fn close_idle(&self, cs: &ConnSlot) -> bool {
         let Some(c) = cs.conn.get() else {
@@ -551,7 +567,7 @@ impl FileConnections {
         if !cs.idle(unsafe { c.as_ref() }) {
             return false;
         }
-        if cs.epoch.get() == self.epoch.load(Ordering::Relaxed) {
+        if cs.counted && cs.epoch.get() == self.epoch.load(Ordering::Relaxed) {
             let _ = self
                 .current
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
@@ -606,7 +622,8 @@ impl FileConnections {
 
     /// Marks every connection stale (each is replaced at its next use made outside a
     /// transaction) and closes this thread's one and the file's writer connection now if
-    /// they are idle. Returns how many connections were open in the epoch it ends.
+    /// they are idle. Returns how many threads' connections were open in the epoch it
+    /// ends (the writer connection is not counted: the original counts one per thread).
     fn close_all(&self) -> u64 {
         if let Some(ck) = &self.checkpointer {
             ck.stop();
@@ -708,6 +725,7 @@ impl FileConnections {
                 f(c)
             });
         }
+        self.ensure_own(slot)?;
         let guard = self.lock_writer(slot)?;
         let ws = self.write_slot(slot, &guard)?;
         let r = self.run_on(slot, ws, false, f);
@@ -734,6 +752,7 @@ impl FileConnections {
         }
         self.no_read_open(slot)?;
         self.check_writable()?;
+        self.ensure_own(slot)?;
         let path = &self.config.path;
         if let Some(guard) = self.writer.try_lock(path)? {
             let ws = self.write_slot(slot, &guard)?;
@@ -893,6 +912,7 @@ impl FileConnections {
             slot.depth.set(depth + 1);
             return Ok(false);
         }
+        self.ensure_own(slot)?;
         let guard = self.lock_writer(slot)?;
         {
             let ws = self.write_slot(slot, &guard)?;

@@ -46,6 +46,9 @@ pub(crate) struct ConnSlot {
     /// Moves (to a process-wide unique value) whenever what the connection sees may have
     /// changed in a way SQLite's counters do not show (see `Connections::mark`).
     pub(crate) mark: Cell<u64>,
+    /// Counted among the connections `close_all` reports: a thread's own, not the file's
+    /// writer connection (the original counts one connection per thread).
+    pub(crate) counted: bool,
 }
 
 // SAFETY: a slot is used by one thread at a time: a thread's own slot by its thread only
@@ -55,8 +58,9 @@ pub(crate) struct ConnSlot {
 unsafe impl Send for ConnSlot {}
 
 impl ConnSlot {
-    pub(crate) fn new() -> ConnSlot {
+    pub(crate) fn new(counted: bool) -> ConnSlot {
         ConnSlot {
+            counted,
             statements: RefCell::default(),
             conn: Cell::new(None),
             generation: Cell::new(fork::current()),
@@ -111,10 +115,10 @@ impl Drop for ConnSlot {
     }
 }
 
-/// A slot on the heap, at a fixed address until [`free`]d (frames and pins keep pointers
-/// to its counters).
-pub(crate) fn boxed() -> NonNull<ConnSlot> {
-    NonNull::from(Box::leak(Box::new(ConnSlot::new())))
+/// A writer connection's slot on the heap, at a fixed address until [`free`]d (frames and
+/// pins keep pointers to its counters).
+fn boxed() -> NonNull<ConnSlot> {
+    NonNull::from(Box::leak(Box::new(ConnSlot::new(false))))
 }
 
 /// Frees a slot made by [`boxed`].
