@@ -1,22 +1,38 @@
-//! One connection per (file, thread), shared by every handle and table of that file, with
-//! the thread's transaction state beside it.
+//! One connection per (file, thread) for reads, and one writer connection per file for
+//! every write of the process, shared by every handle and table of that file, with each
+//! thread's transaction state beside them.
 //!
 //! Each thread gets its own SQLite connection to a file, opened on first use with the
-//! store's pragmas. Every [`Table`](crate::Table) of the file opened with the same settings
-//! (read-only flag, timeout, pragmas) shares it, so a write through one handle inside
+//! store's pragmas; it serves the thread's reads outside a write transaction. Writes
+//! (autocommitted, grouped, and whole write transactions, reads inside them included) run
+//! on the file's writer connection (`writer_conn.rs`), used by whichever thread holds the
+//! in-process writer lock: its page cache stays warm from one thread's write to the next
+//! (a connection's cache is emptied at the start of a transaction when another connection
+//! committed since). Every [`Table`](crate::Table) of the file opened with the same settings
+//! (read-only flag, timeout, pragmas) shares them, so a write through one handle inside
 //! another handle's transaction joins that transaction instead of waiting for itself.
 //!
 //! The rules that keep acknowledged writes safe:
 //! - a connection is replaced (after [`FileConnections::close_all`], or a fork) only when
-//!   its thread is outside every transaction and call: `close_all()` marks connections
-//!   stale, and each thread swaps its own at its next call that starts outside one;
+//!   nothing runs on it and no transaction is open on it: `close_all()` marks connections
+//!   stale, each thread swaps its own at its next call that starts outside one, and the
+//!   writer connection is swapped by the next lock holder that finds it idle;
 //! - a write transaction owns the file's in-process writer lock (see `writer.rs`) from
 //!   `BEGIN IMMEDIATE` until it ends, and ends on every path (commit, rollback, error,
-//!   unwind), because every level is closed by a guard;
+//!   unwind), because every level is closed by a guard; the writer connection is reached
+//!   only with that lock's guard, and a thread that still uses it when its transaction ends
+//!   (a query cursor) keeps it for itself while the file opens another;
 //! - a transaction SQLite rolled back by itself (a full disk, an I/O error) fails every
 //!   later write and its commit, instead of letting later writes autocommit;
-//! - a child of `fork()` never uses an inherited connection, and does not inherit a
-//!   transaction: it is outside any, and leaving a block the parent had open is a no-op.
+//! - a child of `fork()` never uses an inherited connection (its own nor the writer
+//!   connection), and does not inherit a transaction: it is outside any, and leaving a
+//!   block the parent had open is a no-op;
+//! - cached counts (`count.rs`) are stamped with the mark of the connection they were read
+//!   on, and a write carries a count along only on the connection it ran on, whichever
+//!   thread ran it: the mark of the connection a call runs on moves on rollbacks and
+//!   failures;
+//! - a read-only file has no writer connection, and a private database (`:memory:`, `""`),
+//!   being one per connection, is written on each thread's own.
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
