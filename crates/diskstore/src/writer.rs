@@ -111,9 +111,10 @@ impl WriterLock {
             Some((_, g)) if g != generation => Ok(true),
             None => Ok(true),
             Some((t, _)) if t == me => Err(Error::Usage(format!(
-                "this thread already holds the write lock of {} through another handle \
-                 opened with different settings (read-only, timeout or pragmas); write \
-                 through the handle that opened the transaction",
+                "this thread already holds the write lock of {}: through another handle \
+                 opened with different settings (read-only, timeout or pragmas), whose \
+                 transaction this write cannot join, or inside a lookup's row callback; \
+                 write through the handle that opened the transaction, after the lookup",
                 path.display()
             ))),
             Some(_) => Ok(false),
