@@ -475,7 +475,9 @@ impl Table {
         Ok(())
     }
 
-    /// Looks up `key` and hands its row to `f`.
+    /// Looks up `key` and hands its row to `f`. `f` must not write to the file: the lookup
+    /// may run on the file's writer connection, holding its lock (a write from `f` then
+    /// fails with [`Error::Usage`]).
     ///
     /// # Errors
     /// [`Error::InvalidKey`] for a NaN key; errors from `f`; file and lock errors.

@@ -374,3 +374,24 @@ fn a_child_forked_while_another_thread_holds_the_writer_connection_never_joins_i
     s.insert("after", &"a".to_string()).unwrap();
     assert_eq!(sorted_keys(&s), ["after", "before", "parent-tx"]);
 }
+
+#[test]
+fn a_write_from_inside_a_lookups_row_callback_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    s.insert("a", &"1".to_string()).unwrap();
+    // The lookup runs on the writer connection, holding its lock: a write from its
+    // callback would wait for itself, so it fails at once instead.
+    let inner = s
+        .table()
+        .get(diskstore::KeyRef::Text("a"), |_row| {
+            Ok(s.insert("from-callback", &"x".to_string()))
+        })
+        .unwrap()
+        .unwrap();
+    assert!(matches!(inner, Err(Error::Usage(_))), "{inner:?}");
+    assert!(!s.contains_key("from-callback").unwrap());
+    // Nothing is left locked.
+    s.insert("b", &"2".to_string()).unwrap();
+    assert_eq!(sorted_keys(&s), ["a", "b"]);
+}
