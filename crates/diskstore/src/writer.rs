@@ -121,6 +121,22 @@ impl WriterLock {
         }
     }
 
+    /// Takes the lock for a lookup if it is free now and no writer waits for it (queued or
+    /// in `lock`), without waiting: lookups never make a writer wait longer.
+    pub(crate) fn try_lock_idle(self: &Arc<Self>, path: &Path) -> Result<Option<WriterGuard>> {
+        let me = std::thread::current().id();
+        let generation = fork::generation();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.free(&mut state, me, generation, path)?
+            || state.waiters > 0
+            || !state.queue.is_empty()
+        {
+            return Ok(None);
+        }
+        state.owner = Some((me, generation));
+        Ok(Some(WriterGuard(Arc::clone(self))))
+    }
+
     /// Takes the lock if it is free now, without waiting.
     pub(crate) fn try_lock(self: &Arc<Self>, path: &Path) -> Result<Option<WriterGuard>> {
         let me = std::thread::current().id();
