@@ -89,6 +89,23 @@ def run_python(system: str, threads: int, total: int, size: int) -> dict:
 
 
 def measure(args, system: str, threads: int) -> dict:
+    """One run of ``system``, with the CPU time (user + system) its process used per set:
+    on a machine shared with other work the wall-clock figure swings, the CPU per set much
+    less."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r = run_once(args, system, threads)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    user = after.ru_utime - before.ru_utime
+    system_time = after.ru_stime - before.ru_stime
+    r["cpu_us_per_set"] = (user + system_time) / r["sets"] * 1e6
+    r["sys_us_per_set"] = system_time / r["sets"] * 1e6
+    r["ctx_switches_per_set"] = (after.ru_nvcsw - before.ru_nvcsw) / r["sets"]
+    return r
+
+
+def run_once(args, system: str, threads: int) -> dict:
     if system in ("rust", "rust-base"):
         binary = args.rust_bin if system == "rust" else args.rust_base_bin
         out = subprocess.run(
@@ -146,6 +163,33 @@ def report(docs: list[dict], systems: list[str], threads: list[int], meta: dict)
             if t != threads[0] and one:
                 c += f" {med / statistics.median(one):.2f}×"
             cells.append(c)
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [
+        (
+            "CPU time (user + system) of the measured process per set, µs (median of the "
+            "rounds; lower is better; includes the process's start-up and the final count), "
+            "and its voluntary context switches per set:"
+        ),
+        "",
+        "| threads | " + " | ".join(systems) + " |",
+        "|---:|" + "---:|" * len(systems),
+    ]
+    for t in threads:
+        cells = []
+        for s in systems:
+            rs = [
+                d["result"]
+                for d in docs
+                if d["system"] == s and d["threads"] == t and "cpu_us_per_set" in d["result"]
+            ]
+            if not rs:
+                cells.append("–")
+                continue
+            cpu = statistics.median(r["cpu_us_per_set"] for r in rs)
+            sys_ = statistics.median(r["sys_us_per_set"] for r in rs)
+            cs = statistics.median(r["ctx_switches_per_set"] for r in rs)
+            cells.append(f"{cpu:.1f} (sys {sys_:.1f}; {cs:.2f} cs)")
         lines.append(f"| {t} | " + " | ".join(cells) + " |")
     lines.append("")
     return "\n".join(lines)

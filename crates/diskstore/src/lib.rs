@@ -68,6 +68,7 @@ mod table;
 mod transaction;
 mod value;
 mod writer;
+mod writer_conn;
 
 pub use busy::busy_wait_step;
 pub use cache::{

@@ -476,7 +476,9 @@ impl Table {
         Ok(())
     }
 
-    /// Looks up `key` and hands its row to `f`.
+    /// Looks up `key` and hands its row to `f`. `f` must not write to the file: the lookup
+    /// may run on the file's writer connection, holding its lock (a write from `f` then
+    /// fails with [`Error::Usage`]).
     ///
     /// # Errors
     /// [`Error::InvalidKey`] for a NaN key; errors from `f`; file and lock errors.
@@ -485,7 +487,7 @@ impl Table {
         key: KeyRef<'_>,
         f: impl FnOnce(&Row<'_>) -> Result<T>,
     ) -> Result<Option<T>> {
-        let r = self.inner.conns.with(|c| {
+        let r = self.inner.conns.with_lookup(|c| {
             self.held(c, stmt::GET, &self.inner.sql.get, |st| {
                 bind_key(st, 1, key)?;
                 let mut rows = st.raw_query();
@@ -528,7 +530,7 @@ impl Table {
     /// # Errors
     /// As [`Table::get`].
     pub fn contains(&self, key: KeyRef<'_>) -> Result<bool> {
-        let r = self.inner.conns.with(|c| {
+        let r = self.inner.conns.with_lookup(|c| {
             self.held(c, stmt::CONTAINS, &self.inner.sql.contains, |st| {
                 bind_key(st, 1, key)?;
                 Ok(st.raw_query().next()?.is_some())
@@ -542,7 +544,7 @@ impl Table {
     /// # Errors
     /// File and lock errors.
     pub fn len(&self) -> Result<u64> {
-        let r = self.inner.conns.with(|c| {
+        let r = self.inner.conns.with_lookup(|c| {
             let mark = self.inner.conns.mark();
             let version = self.held(c, stmt::DATA_VERSION, "PRAGMA data_version", |st| {
                 Ok(st.query_row([0i64; 0], |r| r.get::<_, i64>(0))?)
@@ -993,6 +995,14 @@ impl Table {
         let r = self.inner.conns.with(f);
         // Raw SQL may have undone anything (a `ROLLBACK TO`): cached counts start over.
         self.inner.conns.touch();
+        self.ctx(r)
+    }
+
+    /// Runs one lookup `f` (statements that end within the call, no writes) on the file's
+    /// writer connection when its lock is free, else on this thread's connection (see
+    /// `Connections::with_lookup`): a thread that writes and reads keeps one connection.
+    pub(crate) fn with_lookup<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let r = self.inner.conns.with_lookup(f);
         self.ctx(r)
     }
 

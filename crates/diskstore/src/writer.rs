@@ -50,6 +50,13 @@ pub(crate) enum Handed {
 #[must_use]
 pub(crate) struct WriterGuard(Arc<WriterLock>);
 
+impl WriterGuard {
+    /// True when this guard holds `lock`.
+    pub(crate) fn is_of(&self, lock: &Arc<WriterLock>) -> bool {
+        Arc::ptr_eq(&self.0, lock)
+    }
+}
+
 impl Drop for WriterGuard {
     fn drop(&mut self) {
         self.0.unlock();
@@ -104,13 +111,30 @@ impl WriterLock {
             Some((_, g)) if g != generation => Ok(true),
             None => Ok(true),
             Some((t, _)) if t == me => Err(Error::Usage(format!(
-                "this thread already holds the write lock of {} through another handle \
-                 opened with different settings (read-only, timeout or pragmas); write \
-                 through the handle that opened the transaction",
+                "this thread already holds the write lock of {}: through another handle \
+                 opened with different settings (read-only, timeout or pragmas), whose \
+                 transaction this write cannot join, or inside a lookup's row callback; \
+                 write through the handle that opened the transaction, after the lookup",
                 path.display()
             ))),
             Some(_) => Ok(false),
         }
+    }
+
+    /// Takes the lock for a lookup if it is free now and no writer waits for it (queued or
+    /// in `lock`), without waiting: lookups never make a writer wait longer.
+    pub(crate) fn try_lock_idle(self: &Arc<Self>, path: &Path) -> Result<Option<WriterGuard>> {
+        let me = std::thread::current().id();
+        let generation = fork::generation();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.free(&mut state, me, generation, path)?
+            || state.waiters > 0
+            || !state.queue.is_empty()
+        {
+            return Ok(None);
+        }
+        state.owner = Some((me, generation));
+        Ok(Some(WriterGuard(Arc::clone(self))))
     }
 
     /// Takes the lock if it is free now, without waiting.

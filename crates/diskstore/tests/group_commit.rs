@@ -192,15 +192,16 @@ fn a_full_disk_in_a_group_acknowledges_exactly_what_was_kept() {
     s.insert("seed", &"x".to_string()).unwrap();
     let tx = s.begin().unwrap();
     let big = "y".repeat(200_000);
-    // The first queued thread applies the group: its connection may not grow the file.
-    let leader: Box<dyn FnOnce(Store) -> Result<()> + Send> = Box::new(|s: Store| {
-        s.table().with_connection(|c| {
+    // Every write of the process runs on the file's one writer connection (inside a
+    // transaction, `with_connection` is that connection): it may not grow the file.
+    s.table()
+        .with_connection(|c| {
             let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
             c.execute_batch(&format!("PRAGMA max_page_count = {pages}"))?;
             Ok(())
-        })?;
-        s.insert("small", &"1".to_string())
-    });
+        })
+        .unwrap();
+    let leader = set("small", "1");
     let big2 = big.clone();
     let handles = queue_in_order(
         &s,

@@ -444,19 +444,30 @@ fn a_full_disk_fails_the_write_keeps_what_was_committed_and_recovers() {
     assert!(reopened.check().unwrap().is_empty());
 }
 
-/// Lowers SQLite's length limit on this thread's connection.
+/// Lowers SQLite's length limit on this thread's connection (its reads) and on the file's
+/// writer connection (every write; `with_connection` reaches it inside a transaction).
 fn limit_length(store: &Store, bytes: i32) {
-    store
-        .table()
-        .with_connection(|c| {
-            // SAFETY: the handle is this thread's open connection; sqlite3_limit only
-            // changes a per-connection setting.
-            unsafe {
-                rusqlite::ffi::sqlite3_limit(c.handle(), rusqlite::ffi::SQLITE_LIMIT_LENGTH, bytes);
-            }
-            Ok(())
-        })
-        .unwrap();
+    let limit = || {
+        store
+            .table()
+            .with_connection(|c| {
+                // SAFETY: the handle is an open connection this thread uses now;
+                // sqlite3_limit only changes a per-connection setting.
+                unsafe {
+                    rusqlite::ffi::sqlite3_limit(
+                        c.handle(),
+                        rusqlite::ffi::SQLITE_LIMIT_LENGTH,
+                        bytes,
+                    );
+                }
+                Ok(())
+            })
+            .unwrap();
+    };
+    limit();
+    let tx = store.begin().unwrap();
+    limit();
+    tx.rollback().unwrap();
 }
 
 #[test]

@@ -516,7 +516,8 @@ fn close_all_counts_every_threads_connection() {
         .collect();
     all_read.wait();
     readers.into_iter().for_each(|t| t.join().unwrap());
-    // This thread's connection and the three others'.
+    // This thread's connection and the three others' (the file's writer connection is
+    // closed too, but not counted: the original counts one connection per thread).
     assert_eq!(s.close_all().unwrap(), 4);
     assert_eq!(s.close_all().unwrap(), 0);
     assert_eq!(s.get("a").unwrap(), Some(1));

@@ -682,7 +682,7 @@ impl CacheTable {
                 })
             });
         }
-        inner.table.with_connection(|c| {
+        inner.table.with_lookup(|c| {
             held(inner, c, stmt::GET, &inner.sql.get, |st| {
                 st.bind(1, key)?;
                 let mut rows = st.raw_query();
@@ -704,7 +704,7 @@ impl CacheTable {
     pub fn contains(&self, key: KeyRef<'_>) -> Result<bool> {
         let key = key.checked()?;
         let now = self.now();
-        self.inner.table.with_connection(|c| {
+        self.inner.table.with_lookup(|c| {
             let inner = &*self.inner;
             held(inner, c, stmt::CONTAINS, &inner.sql.contains, |st| {
                 st.raw_bind_parameter(1, now)?;

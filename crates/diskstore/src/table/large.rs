@@ -145,7 +145,7 @@ impl Table {
             return Ok(self.get(key, f)?.map(|row| Found { row, large: None }));
         }
         let sql = self.inner.large_get.get_or_init(|| self.located_sql());
-        let r = self.inner.conns.with(|c| {
+        let r = self.inner.conns.with_lookup(|c| {
             self.held(c, GET_LOCATED, sql, |st| {
                 bind_key(st, 1, key)?;
                 let mut rows = st.raw_query();
