@@ -29,16 +29,23 @@ fn pragma(s: &Store) -> i64 {
         .unwrap()
 }
 
+/// Sets the pragma on this thread's connection and on the file's writer connection (inside
+/// a transaction `with_connection` is the writer connection, which runs every write of the
+/// process): a per-connection setting, as in SQLite.
 fn set_pragma(s: &Store, n: i64) -> i64 {
-    s.table()
-        .with_connection(|c| {
-            Ok(
-                c.query_row(&format!("PRAGMA wal_autocheckpoint = {n}"), [], |r| {
-                    r.get(0)
-                })?,
-            )
-        })
-        .unwrap()
+    let set = |c: &rusqlite::Connection| -> diskstore::Result<i64> {
+        Ok(
+            c.query_row(&format!("PRAGMA wal_autocheckpoint = {n}"), [], |r| {
+                r.get(0)
+            })?,
+        )
+    };
+    let own = s.table().with_connection(set).unwrap();
+    let tx = s.begin().unwrap();
+    let writer = s.table().with_connection(set).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(own, writer);
+    own
 }
 
 /// Autocommitted writes of ~1 page each, `n` of them, with the largest WAL seen.
