@@ -557,6 +557,10 @@ mod tls {
         // require without a root certificate encrypts without verifying.
         let no_root = url.split("&sslrootcert=").next().unwrap().to_owned();
         open(&no_root.replace("verify-full", "require")).unwrap();
+        // prefer, and no sslmode (libpq's default is prefer), use TLS when offered: this
+        // user is admitted over TLS only.
+        open(&no_root.replace("verify-full", "prefer")).unwrap();
+        open(no_root.split('?').next().unwrap()).unwrap();
         // verify-full with the system's roots does not trust the test CA.
         let msg = expect_connection_error(
             open(&format!("{no_root}&sslrootcert=system")),
