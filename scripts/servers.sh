@@ -39,6 +39,7 @@ install_missing() {
     local need=()
     pg_bin >/dev/null || need+=(postgresql-15)
     command -v redis-server >/dev/null || need+=(redis-server)
+    command -v openssl >/dev/null || need+=(openssl)
     if [ ${#need[@]} -gt 0 ]; then
         echo "servers.sh: installing ${need[*]}" >&2
         export DEBIAN_FRONTEND=noninteractive
