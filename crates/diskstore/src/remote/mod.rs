@@ -16,7 +16,6 @@ pub mod postgres_cache;
 mod postgres_sql;
 #[cfg(feature = "redis")]
 pub mod redis;
-#[cfg(any(feature = "postgres", feature = "redis"))]
 pub mod tls;
 
 /// Which backend a store or cache location names.
