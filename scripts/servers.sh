@@ -10,12 +10,17 @@
 #
 # PostgreSQL: a fresh cluster in $DISKSTORE_SERVERS_DIR/pg on 127.0.0.1:$PG_PORT, database
 # `diskstore_test`; user `postgres` is trusted, user `diskstore_pw` needs the password `secret`
-# (scram-sha-256), so that a wrong password can be tested. Redis: no persistence.
+# (scram-sha-256), so that a wrong password can be tested; user `diskstore_tls` may only
+# connect over TLS. Redis: no persistence; a TLS port ($REDIS_TLS_PORT) beside the plain one.
+# TLS: a throw-away CA and a server certificate for 127.0.0.1/localhost in $DIR/tls (openssl);
+# PostgreSQL runs with ssl=on on its one port (it takes plain and TLS connections).
 set -euo pipefail
 
 DIR=${DISKSTORE_SERVERS_DIR:-/tmp/diskstore-servers}
 PG_PORT=${DISKSTORE_PG_PORT:-55432}
 REDIS_PORT=${DISKSTORE_REDIS_PORT:-56379}
+REDIS_TLS_PORT=${DISKSTORE_REDIS_TLS_PORT:-56380}
+TLS_DIR=$DIR/tls
 PG_DATA=$DIR/pg
 PG_USER=postgres
 
@@ -34,6 +39,7 @@ install_missing() {
     local need=()
     pg_bin >/dev/null || need+=(postgresql-15)
     command -v redis-server >/dev/null || need+=(redis-server)
+    command -v openssl >/dev/null || need+=(openssl)
     if [ ${#need[@]} -gt 0 ]; then
         echo "servers.sh: installing ${need[*]}" >&2
         export DEBIAN_FRONTEND=noninteractive
@@ -43,6 +49,26 @@ install_missing() {
             apt-get install -y -qq postgresql redis-server >&2
         }
     fi
+}
+
+# A throw-away CA and a server certificate signed by it (kept until `stop`).
+tls_certs() {
+    [ -f "$TLS_DIR/server.pem" ] && return
+    mkdir -p "$TLS_DIR"
+    (
+        cd "$TLS_DIR"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=diskstore test CA" \
+            -keyout ca.key -out ca.pem 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+            -keyout server.key -out server.csr 2>/dev/null
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile server.ext -out server.pem 2>/dev/null
+        rm -f server.csr server.ext ca.srl ca.key
+        chmod 600 server.key
+        [ "$(id -u)" = 0 ] && chown "$PG_USER" server.key server.pem
+        chmod 755 .
+    )
 }
 
 # Runs a PostgreSQL tool as the owner of the cluster (the `postgres` user when we are root).
@@ -59,12 +85,15 @@ pg_start() {
     bin=$(pg_bin)
     mkdir -p "$DIR"
     chmod 755 "$DIR"
+    tls_certs
     if [ ! -f "$PG_DATA/PG_VERSION" ]; then
         mkdir -p "$PG_DATA"
         [ "$(id -u)" = 0 ] && chown "$PG_USER" "$PG_DATA"
         as_pg "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
         cat >"$PG_DATA/pg_hba.conf" <<'EOF'
 host all diskstore_pw 127.0.0.1/32 scram-sha-256
+hostssl all diskstore_tls 127.0.0.1/32 trust
+hostnossl all diskstore_tls 127.0.0.1/32 reject
 host all all 127.0.0.1/32 trust
 local all all trust
 EOF
@@ -73,15 +102,16 @@ EOF
     fi
     if ! as_pg "$bin/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
         as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 60 start \
-            -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$PG_DATA -c fsync=off -c max_connections=200" >/dev/null
+            -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$PG_DATA -c fsync=off -c max_connections=200 -c ssl=on -c ssl_cert_file=$TLS_DIR/server.pem -c ssl_key_file=$TLS_DIR/server.key" >/dev/null
     fi
     if [ "${fresh:-0}" = 1 ]; then
         as_pg "$bin/psql" -q -h "$PG_DATA" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
             -c "CREATE DATABASE diskstore_test" \
             -c "CREATE ROLE diskstore_pw LOGIN PASSWORD 'secret'" \
-            -c "GRANT ALL ON DATABASE diskstore_test TO diskstore_pw" >/dev/null
+            -c "CREATE ROLE diskstore_tls LOGIN" \
+            -c "GRANT ALL ON DATABASE diskstore_test TO diskstore_pw, diskstore_tls" >/dev/null
         as_pg "$bin/psql" -q -h "$PG_DATA" -p "$PG_PORT" -U postgres -d diskstore_test -v ON_ERROR_STOP=1 \
-            -c "GRANT ALL ON SCHEMA public TO diskstore_pw" >/dev/null
+            -c "GRANT ALL ON SCHEMA public TO diskstore_pw, diskstore_tls" >/dev/null
     fi
 }
 
@@ -95,8 +125,12 @@ pg_stop() {
 
 redis_start() {
     mkdir -p "$DIR/redis"
+    tls_certs
     if ! redis_up; then
         redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+            --tls-port "$REDIS_TLS_PORT" --tls-cert-file "$TLS_DIR/server.pem" \
+            --tls-key-file "$TLS_DIR/server.key" --tls-ca-cert-file "$TLS_DIR/ca.pem" \
+            --tls-auth-clients no \
             --dir "$DIR/redis" --daemonize yes --pidfile "$DIR/redis/redis.pid" \
             --logfile "$DIR/redis/redis.log" >/dev/null
         for _ in $(seq 100); do
@@ -127,8 +161,12 @@ redis_stop() {
 }
 
 print_env() {
-    echo "DISKSTORE_TEST_POSTGRES=postgresql://postgres@127.0.0.1:$PG_PORT/diskstore_test"
+    # The plain URLs say sslmode=disable: the backend tests and benchmarks stay in plain text.
+    echo "DISKSTORE_TEST_POSTGRES='postgresql://postgres@127.0.0.1:$PG_PORT/diskstore_test?sslmode=disable'"
     echo "DISKSTORE_TEST_REDIS=redis://127.0.0.1:$REDIS_PORT/0"
+    echo "DISKSTORE_TEST_TLS_CA=$TLS_DIR/ca.pem"
+    echo "DISKSTORE_TEST_POSTGRES_TLS='postgresql://diskstore_tls@127.0.0.1:$PG_PORT/diskstore_test?sslmode=verify-full&sslrootcert=$TLS_DIR/ca.pem'"
+    echo "DISKSTORE_TEST_REDIS_TLS='rediss://127.0.0.1:$REDIS_TLS_PORT/0?ssl_ca_certs=$TLS_DIR/ca.pem'"
 }
 
 case "${1:-}" in

@@ -1,5 +1,6 @@
 """One conformance suite for every backend: the store on SQLite and PostgreSQL, the cache
-on SQLite, PostgreSQL and Redis. A backend that cannot offer an operation must raise
+on SQLite, PostgreSQL and Redis; the server backends run it twice, in plain text and over
+TLS (`*-tls`: `DISKSTORE_TEST_POSTGRES_TLS`, `DISKSTORE_TEST_REDIS_TLS`). A backend that cannot offer an operation must raise
 `NotSupportedError` naming it (checked at the end), never change its meaning."""
 
 from __future__ import annotations
@@ -22,13 +23,22 @@ Point = NamedTuple("Point", [("x", int), ("y", float), ("label", str)])  # noqa:
 Point.__new__.__defaults__ = ("origin",)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# The environment variable of each server backend's URL, plain and over TLS.
+SERVER_VARS = {
+    "postgres": "DISKSTORE_TEST_POSTGRES",
+    "postgres-tls": "DISKSTORE_TEST_POSTGRES_TLS",
+    "redis": "DISKSTORE_TEST_REDIS",
+    "redis-tls": "DISKSTORE_TEST_REDIS_TLS",
+}
+
+
+@pytest.fixture(params=["sqlite", "postgres", "postgres-tls"])
 def location(request: pytest.FixtureRequest, tmp_path: Any) -> Callable[[], str]:
     """Where a new store lives: a file, or the test PostgreSQL database (a fresh table
     per store: pass the returned name as `tablename`)."""
     if request.param == "sqlite":
         return lambda: str(tmp_path / f"{unique('s')}.db")
-    url = server_url("DISKSTORE_TEST_POSTGRES")
+    url = server_url(SERVER_VARS[request.param])
     return lambda: url
 
 
@@ -182,21 +192,19 @@ def test_threads_share_a_store(location: Callable[[], str]) -> None:
     assert s["n"] == 100
 
 
-@pytest.fixture(params=["sqlite", "postgres", "redis"])
+@pytest.fixture(params=["sqlite", "postgres", "redis", "postgres-tls", "redis-tls"])
 def cache_at(request: pytest.FixtureRequest, tmp_path: Any) -> Callable[..., DiskCache]:
     """Opens a new cache on the backend (a fresh table or key prefix each time)."""
     if request.param == "sqlite":
         where = str(tmp_path / "cache.db")
-    elif request.param == "postgres":
-        where = server_url("DISKSTORE_TEST_POSTGRES")
     else:
-        where = server_url("DISKSTORE_TEST_REDIS")
+        where = server_url(SERVER_VARS[request.param])
     table = unique("c")
 
     def make(default_expiration: float | None = None, **options: Any) -> DiskCache:
         return DiskCache(where, default_expiration, tablename=table, **options)
 
-    make.backend = request.param  # type: ignore[attr-defined]
+    make.backend = request.param.removesuffix("-tls")  # type: ignore[attr-defined]
     return make
 
 

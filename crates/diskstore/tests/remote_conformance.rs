@@ -501,3 +501,97 @@ fn statement_timeout_is_a_timeout_error() {
     tx.commit().unwrap();
     assert_eq!(waiter.get("k").unwrap(), Some(2)); // the timed-out write left nothing
 }
+
+/// TLS (feature `tls`) against the servers' TLS side: `DISKSTORE_TEST_POSTGRES_TLS` (user
+/// `diskstore_tls`, whom the server admits over TLS only, `sslmode=verify-full`) and
+/// `DISKSTORE_TEST_REDIS_TLS` (`rediss://` with the test CA), from `scripts/servers.sh`.
+#[cfg(feature = "tls")]
+mod tls {
+    use super::*;
+
+    fn expect_connection_error<T>(r: diskstore::Result<T>, what: &str) -> String {
+        match r {
+            Err(Error::Connection { message, .. }) => message,
+            Err(other) => panic!("{what}: expected a connection error, got {other:?}"),
+            Ok(_) => panic!("{what}: expected a connection error, got a connection"),
+        }
+    }
+
+    #[test]
+    fn store_and_cache_over_tls_on_postgres() {
+        let Some(url) = server("DISKSTORE_TEST_POSTGRES_TLS") else {
+            return;
+        };
+        let s = DiskStore::<String, i64>::builder(&url)
+            .table(unique("tls"))
+            .open_url()
+            .unwrap();
+        store_conformance(&s);
+        let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
+        let c = PgCache::open(&url, cache_options(&unique("tlscache"), &clock)).unwrap();
+        cache_conformance(&c);
+    }
+
+    #[test]
+    fn cache_over_tls_on_redis() {
+        let Some(url) = server("DISKSTORE_TEST_REDIS_TLS") else {
+            return;
+        };
+        let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
+        let c = RedisCache::open(&url, cache_options(&unique("tlscache"), &clock)).unwrap();
+        cache_conformance(&c);
+    }
+
+    #[test]
+    fn postgres_sslmodes() {
+        let Some(url) = server("DISKSTORE_TEST_POSTGRES_TLS") else {
+            return;
+        };
+        let open = |u: &str| PgStore::<String, i64>::open_table(u, &unique("mode"));
+        // The same server under a name its certificate does not carry.
+        let wrong = url.replace("@127.0.0.1:", "@wrong-name.invalid:") + "&hostaddr=127.0.0.1";
+        let msg = expect_connection_error(open(&wrong), "verify-full, wrong host name");
+        assert!(msg.to_lowercase().contains("certificate"), "{msg}");
+        // verify-ca checks the chain only, so the wrong name passes.
+        open(&wrong.replace("verify-full", "verify-ca")).unwrap();
+        // require without a root certificate encrypts without verifying.
+        let no_root = url.split("&sslrootcert=").next().unwrap().to_owned();
+        open(&no_root.replace("verify-full", "require")).unwrap();
+        // prefer, and no sslmode (libpq's default is prefer), use TLS when offered: this
+        // user is admitted over TLS only.
+        open(&no_root.replace("verify-full", "prefer")).unwrap();
+        open(no_root.split('?').next().unwrap()).unwrap();
+        // verify-full with the system's roots does not trust the test CA.
+        let msg = expect_connection_error(
+            open(&format!("{no_root}&sslrootcert=system")),
+            "verify-full, system roots",
+        );
+        assert!(msg.to_lowercase().contains("certificate"), "{msg}");
+        // Plain text to a server that requires TLS for this user.
+        let plain = no_root.replace("verify-full", "disable");
+        let msg = expect_connection_error(open(&plain), "sslmode=disable");
+        assert!(msg.contains("no encryption"), "{msg}");
+        // A missing root file and an unknown mode are usage errors.
+        let missing = url.replace("ca.pem", "no-such-ca.pem");
+        assert!(matches!(open(&missing), Err(Error::Usage(m)) if m.contains("sslrootcert")));
+        let bad = url.replace("verify-full", "always");
+        assert!(matches!(open(&bad), Err(Error::Usage(m)) if m.contains("sslmode")));
+    }
+
+    #[test]
+    fn redis_tls_failures() {
+        let Some(url) = server("DISKSTORE_TEST_REDIS_TLS") else {
+            return;
+        };
+        let open = |u: &str| RedisCache::open(u, RemoteCacheOptions::new(unique("f")));
+        // Without the test CA, the system's roots do not trust the server.
+        let no_ca = url.split("?ssl_ca_certs=").next().unwrap().to_owned();
+        let msg = expect_connection_error(open(&no_ca), "rediss without the CA");
+        assert!(msg.to_lowercase().contains("certificate"), "{msg}");
+        // Plain text to the TLS port.
+        expect_connection_error(
+            open(&no_ca.replace("rediss://", "redis://")),
+            "plain to TLS",
+        );
+    }
+}

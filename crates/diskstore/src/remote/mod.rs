@@ -2,8 +2,8 @@
 //! feature `postgres`) and Redis (the cache, feature `redis`).
 //!
 //! Connections come from a small pool of our own ([`pool::Pool`]); a connection that
-//! failed is dropped, so the next call after a server restart connects again. TLS is not
-//! offered yet: use these backends on a trusted network or through a tunnel.
+//! failed is dropped, so the next call after a server restart connects again. TLS (feature
+//! `tls`) is set in the URL: see [`tls`].
 
 pub mod any;
 #[cfg(any(feature = "postgres", feature = "redis"))]
@@ -16,6 +16,7 @@ pub mod postgres_cache;
 mod postgres_sql;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod tls;
 
 /// Which backend a store or cache location names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,7 +25,7 @@ pub enum Backend {
     Sqlite,
     /// `postgres://` or `postgresql://`.
     Postgres,
-    /// `redis://` (or `rediss://`, which needs TLS and is refused when opening).
+    /// `redis://` (or `rediss://`: TLS, feature `tls`).
     Redis,
 }
 

@@ -115,6 +115,9 @@ struct Pinned {
 /// thread, the connection of its open transaction.
 pub struct PgConn {
     config: postgres::Config,
+    /// The TLS connector (`None`: `sslmode=disable`).
+    #[cfg(feature = "tls")]
+    connector: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     url: String,
     pool: Pool<Conn>,
     pinned: Mutex<HashMap<ThreadId, Pinned>>,
@@ -135,8 +138,16 @@ impl PgConn {
     /// # Errors
     /// [`Error::Usage`] for a URL that cannot be parsed.
     pub fn new(url: &str) -> Result<PgConn> {
-        let mut config = postgres::Config::from_str(url)
+        let tls = super::tls::postgres_url(url)?;
+        let mut config = postgres::Config::from_str(&tls.url)
             .map_err(|e| Error::Usage(format!("bad PostgreSQL URL {}: {e}", redact_url(url))))?;
+        config.ssl_mode(match tls.mode {
+            super::tls::SslMode::Disable => postgres::config::SslMode::Disable,
+            super::tls::SslMode::Prefer => postgres::config::SslMode::Prefer,
+            _ => postgres::config::SslMode::Require,
+        });
+        #[cfg(feature = "tls")]
+        let connector = super::tls::postgres_connector(&tls)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -145,6 +156,8 @@ impl PgConn {
         }
         Ok(PgConn {
             config,
+            #[cfg(feature = "tls")]
+            connector,
             url: redact_url(url),
             pool: Pool::new(MAX_IDLE),
             pinned: Mutex::new(HashMap::new()),
@@ -161,10 +174,14 @@ impl PgConn {
     }
 
     fn connect(&self) -> Result<Conn> {
-        self.config
-            .connect(NoTls)
-            .map(Conn::new)
-            .map_err(|e| self.err(&e))
+        #[cfg(feature = "tls")]
+        let client = match &self.connector {
+            Some(tls) => self.config.connect(tls.clone()),
+            None => self.config.connect(NoTls),
+        };
+        #[cfg(not(feature = "tls"))]
+        let client = self.config.connect(NoTls);
+        client.map(Conn::new).map_err(|e| self.err(&e))
     }
 
     fn pins(&self) -> std::sync::MutexGuard<'_, HashMap<ThreadId, Pinned>> {

@@ -147,11 +147,23 @@ impl RedisCache {
                 options.policy.name()
             )));
         }
-        if url.to_ascii_lowercase().starts_with("rediss:") {
-            return Err(not_supported("TLS (rediss://)"));
+        let tls = super::tls::redis_url(url)?;
+        let bad_url =
+            |e: RedisError| Error::Usage(format!("bad Redis URL {}: {e}", redact_url(url)));
+        #[cfg(feature = "tls")]
+        let client = match &tls.root_cert {
+            Some(path) => redis::Client::build_with_tls(
+                tls.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(super::tls::read_pem(path, "ssl_ca_certs")?),
+                },
+            ),
+            None => redis::Client::open(tls.url.as_str()),
         }
-        let client = redis::Client::open(url)
-            .map_err(|e| Error::Usage(format!("bad Redis URL {}: {e}", redact_url(url))))?;
+        .map_err(bad_url)?;
+        #[cfg(not(feature = "tls"))]
+        let client = redis::Client::open(tls.url.as_str()).map_err(bad_url)?;
         let mut prefix = options.table.as_bytes().to_vec();
         prefix.push(b':');
         let mut tag_prefix = options.table.as_bytes().to_vec();

@@ -1,0 +1,417 @@
+//! TLS settings taken from backend URLs (feature `tls`: rustls with the `ring` provider).
+//!
+//! PostgreSQL URLs take libpq's `sslmode=` (`disable`, `prefer` (the default), `require`,
+//! `verify-ca`, `verify-full`) and `sslrootcert=` (a PEM file of CA certificates, or
+//! `system` for the operating system's store). Redis URLs use the `rediss://` scheme and take
+//! `ssl_ca_certs=` (a PEM file) as redis-py does. Without the feature, a URL that needs TLS
+//! gives [`Error::NotSupported`] naming it; `prefer` and `disable` connect in plain text.
+
+// A build with one backend, or without `tls`, leaves parts of this unused.
+#![cfg_attr(
+    not(all(feature = "postgres", feature = "redis", feature = "tls")),
+    allow(dead_code, unused_imports)
+)]
+
+use crate::{Error, Result};
+
+/// libpq's `sslmode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain text only.
+    Disable,
+    /// TLS if the server offers it (certificate not verified), else plain text.
+    Prefer,
+    /// TLS, certificate not verified (unless `sslrootcert` is given: then as `VerifyCa`).
+    Require,
+    /// TLS, the certificate chain verified against the root certificates.
+    VerifyCa,
+    /// TLS, the chain verified and the host name checked against the certificate.
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(value: &str) -> Result<SslMode> {
+        Ok(match value {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => {
+                return Err(Error::Usage(format!(
+                    "sslmode={value:?}: expected disable, prefer, require, verify-ca or verify-full"
+                )));
+            }
+        })
+    }
+}
+
+/// The TLS parameters of a URL, and the URL without them.
+#[derive(Clone, Debug)]
+pub(crate) struct UrlTls {
+    /// The URL with our TLS parameters removed.
+    pub url: String,
+    /// `sslmode` (PostgreSQL; `Prefer` when absent).
+    pub mode: SslMode,
+    /// `sslrootcert` (PostgreSQL) or `ssl_ca_certs` (Redis), percent-decoded.
+    pub root_cert: Option<String>,
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let escaped = (b[i] == b'%' && i + 2 < b.len())
+            .then(|| Some(hex(b[i + 1])? * 16 + hex(b[i + 2])?))
+            .flatten();
+        match escaped {
+            Some(v) => {
+                out.push(v as u8);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Removes the query parameters named in `keys` from `url`, returning their decoded values.
+fn take_params(url: &str, keys: &[&str]) -> (String, Vec<Option<String>>) {
+    let mut found = vec![None; keys.len()];
+    let (base, fragment) = match url.find('#') {
+        Some(i) => (&url[..i], &url[i..]),
+        None => (url, ""),
+    };
+    let Some(q) = base.find('?') else {
+        return (url.to_owned(), found);
+    };
+    let mut kept = Vec::new();
+    for pair in base[q + 1..].split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match keys.iter().position(|key| *key == k) {
+            Some(i) => found[i] = Some(percent_decode(v)),
+            None => kept.push(pair),
+        }
+    }
+    let mut out = base[..q].to_owned();
+    if !kept.is_empty() {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    out.push_str(fragment);
+    (out, found)
+}
+
+/// Splits `sslmode` and `sslrootcert` off a PostgreSQL URL.
+pub(crate) fn postgres_url(url: &str) -> Result<UrlTls> {
+    let (url, mut values) = take_params(url, &["sslmode", "sslrootcert"]);
+    let root_cert = values.pop().flatten();
+    let mode = match values.pop().flatten() {
+        Some(m) => SslMode::parse(&m)?,
+        None => SslMode::Prefer,
+    };
+    if !cfg!(feature = "tls") && mode != SslMode::Disable && mode != SslMode::Prefer {
+        return Err(feature_missing(&url, "postgres"));
+    }
+    Ok(UrlTls {
+        url,
+        mode,
+        root_cert,
+    })
+}
+
+/// Splits `ssl_ca_certs` off a Redis URL; `rediss://` sets the mode to `VerifyFull`.
+pub(crate) fn redis_url(url: &str) -> Result<UrlTls> {
+    let (url, mut values) = take_params(url, &["ssl_ca_certs"]);
+    let root_cert = values.pop().flatten();
+    let tls = url.to_ascii_lowercase().starts_with("rediss:");
+    if tls && !cfg!(feature = "tls") {
+        return Err(feature_missing(&url, "redis"));
+    }
+    if root_cert.is_some() && !tls {
+        return Err(Error::Usage(
+            "ssl_ca_certs= needs a rediss:// URL (TLS)".into(),
+        ));
+    }
+    Ok(UrlTls {
+        url,
+        mode: if tls {
+            SslMode::VerifyFull
+        } else {
+            SslMode::Disable
+        },
+        root_cert,
+    })
+}
+
+fn feature_missing(url: &str, backend: &'static str) -> Error {
+    Error::NotSupported {
+        backend,
+        operation: format!(
+            "TLS ({}): build diskstore with the `tls` feature",
+            super::redact_url(url)
+        ),
+    }
+}
+
+/// Reads a PEM file of certificates (for the error, `what` names the parameter).
+#[cfg(feature = "tls")]
+pub(crate) fn read_pem(path: &str, what: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Usage(format!("{what}={path}: {e}")))
+}
+
+#[cfg(feature = "tls")]
+pub(crate) use with_tls::postgres_connector;
+
+#[cfg(feature = "tls")]
+mod with_tls {
+    use super::{SslMode, UrlTls, read_pem};
+    use crate::{Error, Result};
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::{CryptoProvider, ring};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
+    use std::sync::Arc;
+    use tokio_postgres_rustls::MakeRustlsConnect;
+
+    // `ring` on purpose (aws-lc-rs needs cmake on build machines); rustls marks its provider
+    // deprecated only for lacking post-quantum key exchange.
+    #[allow(deprecated)]
+    fn provider() -> Arc<CryptoProvider> {
+        Arc::new(ring::default_provider())
+    }
+
+    /// The root store: `sslrootcert=path`, `system`, or libpq's `~/.postgresql/root.crt`.
+    fn roots(root_cert: Option<&str>) -> Result<RootCertStore> {
+        let mut store = RootCertStore::empty();
+        let path = match root_cert {
+            Some("system") => {
+                let found = rustls_native_certs::load_native_certs();
+                store.add_parsable_certificates(found.certs);
+                if store.is_empty() {
+                    return Err(Error::Usage(
+                        "sslrootcert=system: no root certificates found on this system".into(),
+                    ));
+                }
+                return Ok(store);
+            }
+            Some(p) => p.to_owned(),
+            None => {
+                let home = std::env::var("HOME").unwrap_or_default();
+                let p = format!("{home}/.postgresql/root.crt");
+                if !std::path::Path::new(&p).exists() {
+                    return Err(Error::Usage(
+                        "sslmode=verify-ca/verify-full needs sslrootcert= (a PEM file of CA \
+                         certificates, or `system`) or ~/.postgresql/root.crt"
+                            .into(),
+                    ));
+                }
+                p
+            }
+        };
+        let pem = read_pem(&path, "sslrootcert")?;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| Error::Usage(format!("sslrootcert={path}: {e}")))?;
+            store
+                .add(cert)
+                .map_err(|e| Error::Usage(format!("sslrootcert={path}: {e}")))?;
+        }
+        if store.is_empty() {
+            return Err(Error::Usage(format!(
+                "sslrootcert={path}: no certificates in the file"
+            )));
+        }
+        Ok(store)
+    }
+
+    /// Accepts any certificate (libpq's `prefer`/`require`: encryption without
+    /// authentication) but still checks the handshake signatures.
+    #[derive(Debug)]
+    struct Unverified(Arc<CryptoProvider>);
+
+    /// Verifies the chain but not the host name (libpq's `verify-ca`).
+    #[derive(Debug)]
+    struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+    impl ServerCertVerifier for Unverified {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp: &[u8],
+            _now: UnixTime,
+        ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    impl ServerCertVerifier for ChainOnly {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            server_name: &ServerName<'_>,
+            ocsp: &[u8],
+            now: UnixTime,
+        ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+            // The chain is checked first; a name mismatch is only reported after it passed.
+            match self
+                .0
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+            {
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName
+                    | CertificateError::NotValidForNameContext { .. },
+                )) => Ok(ServerCertVerified::assertion()),
+                other => other,
+            }
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+            self.0.verify_tls12_signature(message, cert, dss)
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+            self.0.verify_tls13_signature(message, cert, dss)
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.supported_verify_schemes()
+        }
+    }
+
+    /// The TLS connector for a PostgreSQL URL's settings; `None` for `sslmode=disable`.
+    pub(crate) fn postgres_connector(tls: &UrlTls) -> Result<Option<MakeRustlsConnect>> {
+        let mode = match (tls.mode, &tls.root_cert) {
+            (SslMode::Disable, _) => return Ok(None),
+            // libpq: `require` with a root certificate file behaves as `verify-ca`.
+            (SslMode::Require, Some(_)) => SslMode::VerifyCa,
+            (m, _) => m,
+        };
+        let provider = provider();
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Usage(format!("TLS set-up: {e}")))?;
+        let config = match mode {
+            SslMode::Prefer | SslMode::Require => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+                .with_no_client_auth(),
+            _ => {
+                let roots = Arc::new(roots(tls.root_cert.as_deref())?);
+                let verifier =
+                    WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
+                        .build()
+                        .map_err(|e| Error::Usage(format!("TLS set-up: {e}")))?;
+                if mode == SslMode::VerifyCa {
+                    builder
+                        .dangerous()
+                        .with_custom_certificate_verifier(Arc::new(ChainOnly(verifier)))
+                        .with_no_client_auth()
+                } else {
+                    builder.with_webpki_verifier(verifier).with_no_client_auth()
+                }
+            }
+        };
+        Ok(Some(MakeRustlsConnect::new(config)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_params_are_taken_off() {
+        let t = postgres_url(
+            "postgresql://u@h:5/db?application_name=x&sslmode=disable&sslrootcert=%2Ftmp%2Fca.pem",
+        )
+        .unwrap();
+        assert_eq!(t.url, "postgresql://u@h:5/db?application_name=x");
+        assert_eq!(t.mode, SslMode::Disable);
+        assert_eq!(t.root_cert.as_deref(), Some("/tmp/ca.pem"));
+        let t = postgres_url("postgresql://u@h/db").unwrap();
+        assert_eq!(
+            (t.url.as_str(), t.mode),
+            ("postgresql://u@h/db", SslMode::Prefer)
+        );
+        assert!(matches!(
+            postgres_url("postgresql://h/db?sslmode=sometimes"),
+            Err(Error::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn redis_params_are_taken_off() {
+        if cfg!(feature = "tls") {
+            let t = redis_url("rediss://h:1/0?ssl_ca_certs=/a/b%C3%A9.pem").unwrap();
+            assert_eq!(t.url, "rediss://h:1/0");
+            assert_eq!(t.root_cert.as_deref(), Some("/a/bé.pem"));
+        }
+        assert_eq!(percent_decode("%zz%4é%41"), "%zz%4éA");
+        assert!(matches!(
+            redis_url("redis://h:1/0?ssl_ca_certs=/a"),
+            Err(Error::Usage(_))
+        ));
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn without_the_feature_tls_urls_name_it() {
+        for url in ["postgresql://h/db?sslmode=require", "rediss://h/0"] {
+            let err = if url.starts_with("rediss") {
+                redis_url(url).unwrap_err()
+            } else {
+                postgres_url(url).unwrap_err()
+            };
+            assert!(
+                matches!(&err, Error::NotSupported { operation, .. } if operation.contains("`tls` feature")),
+                "{err:?}"
+            );
+        }
+    }
+}
