@@ -8,7 +8,7 @@ use crate::key::KeyRef;
 
 use super::super::policy::EvictionPolicy;
 use super::super::sql::{BATCH, stmt};
-use super::{CacheTable, held, meta};
+use super::{CacheTable, Sweep, held, meta, missing_meta};
 
 /// Deletes one victim; returns its size, or `None` when there was none.
 pub(super) fn evict_step(
@@ -135,13 +135,51 @@ impl CacheTable {
 
     /// After a write that may have grown the cache: purges a few expired entries, then
     /// evicts until both limits hold, never evicting the row just written (`keep`).
-    pub(super) fn maintain(&self, c: &Connection, now: i64, keep: i64) -> Result<()> {
-        self.purge_some(c, now)?;
+    /// Returns whether the trash table needs a look before the commit: one statement
+    /// answers "anything expired?", "anything in the trash?" and the totals; the trash
+    /// needs no look when it was empty and nothing was deleted after.
+    pub(super) fn maintain(&self, c: &Connection, now: i64, keep: i64) -> Result<Sweep> {
         let inner = &*self.inner;
-        if inner.size_limit.is_none() && inner.count_limit.is_none() {
-            return Ok(());
+        let limited = inner.size_limit.is_some() || inner.count_limit.is_some();
+        let (expired, trash, totals) = if limited {
+            held(inner, c, stmt::PROBE_META, &inner.sql.probe_meta, |st| {
+                st.raw_bind_parameter(1, now)?;
+                st.raw_bind_parameter(2, &inner.name)?;
+                let mut rows = st.raw_query();
+                let Some(r) = rows.next()? else {
+                    return Err(missing_meta(inner));
+                };
+                let u = |x: i64| x.max(0) as u64;
+                Ok((
+                    r.get::<_, bool>(0)?,
+                    r.get::<_, bool>(1)?,
+                    Some((u(r.get(2)?), u(r.get(3)?))),
+                ))
+            })?
+        } else {
+            held(inner, c, stmt::PROBE, &inner.sql.probe, |st| {
+                st.raw_bind_parameter(1, now)?;
+                let mut rows = st.raw_query();
+                let r = rows.next()?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+                Ok((r.get::<_, bool>(0)?, r.get::<_, bool>(1)?, None))
+            })?
+        };
+        let mut sweep = if trash { Sweep::Look } else { Sweep::Skip };
+        let Some((mut volume, mut count)) = totals else {
+            if expired {
+                c.prepare_cached(&inner.sql.purge)?.execute([now])?;
+                sweep = Sweep::Look;
+            }
+            return Ok(sweep);
+        };
+        if expired {
+            c.prepare_cached(&inner.sql.purge)?.execute([now])?;
+            sweep = Sweep::Look;
+            (volume, count, _) = meta(inner, c)?;
         }
-        let (mut volume, mut count, _) = meta(inner, c)?;
+        if self.over(volume, count) {
+            sweep = Sweep::Look;
+        }
         while self.over(volume, count) {
             let freed = match evict_step(c, &inner.sql.evict_expired, &[&now, &keep])? {
                 Some(size) => size,
@@ -163,6 +201,6 @@ impl CacheTable {
             volume = volume.saturating_sub(freed);
             count = count.saturating_sub(1);
         }
-        Ok(())
+        Ok(sweep)
     }
 }

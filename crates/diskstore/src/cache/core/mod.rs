@@ -38,7 +38,7 @@ use crate::value::{Cell, ColumnType, Value, ValueRef};
 use super::clock::{Clock, SystemClock, micros};
 use super::files::{DEFAULT_FILE_THRESHOLD, ValueFiles};
 use super::policy::{EvictionPolicy, Ttl};
-use super::sql::{CACHE_COLUMNS, CacheSql, stmt};
+use super::sql::{CACHE_COLUMNS, CacheSql, IGNORE_MARK, stmt};
 use super::stats::{Pending, Stats};
 
 use self::names::check_names;
@@ -115,6 +115,8 @@ struct Inner {
     sql: CacheSql,
     name: String,
     width: usize,
+    /// The name of each value column that is NOT NULL (`None`: nullable).
+    not_null: Vec<Option<String>>,
     default_ttl: Option<Duration>,
     size_limit: Option<u64>,
     count_limit: Option<u64>,
@@ -171,12 +173,26 @@ fn live(expire_at: Option<i64>, now: i64) -> bool {
 /// The outermost level also takes the references of value files whose rows are gone out
 /// of the trash table; their files are removed once the transaction has committed.
 fn atomic<R>(inner: &Inner, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+    atomic_then(inner, |c| Ok((f(c)?, Sweep::Look)))
+}
+
+/// Whether the outermost level of a write transaction must look into the trash table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sweep {
+    /// The write saw the trash table empty and deleted no row since: no need.
+    Skip,
+    /// Look (and take what is there).
+    Look,
+}
+
+/// As [`atomic`], for a write `f` that tells whether the trash table needs a look.
+fn atomic_then<R>(inner: &Inner, f: impl FnOnce(&Connection) -> Result<(R, Sweep)>) -> Result<R> {
     let mut trash = Vec::new();
     let out = inner.table.atomic(|| {
         inner.table.with_connection(|c| {
-            let out = f(c)?;
+            let (out, sweep) = f(c)?;
             flush_stats(inner, c)?;
-            if inner.table.depth() == 1 {
+            if inner.table.depth() == 1 && sweep == Sweep::Look {
                 trash = take_trash(inner, c)?;
             }
             Ok(out)
@@ -186,6 +202,22 @@ fn atomic<R>(inner: &Inner, f: impl FnOnce(&Connection) -> Result<R>) -> Result<
         inner.files.remove(reference);
     }
     Ok(out)
+}
+
+/// Replaces the triggers a version before `OR IGNORE` bodies created (same effect, but a
+/// write that fires them needed a statement journal; see `sql.rs`).
+fn upgrade_triggers(sql: &CacheSql, c: &Connection) -> Result<()> {
+    let mut st = c.prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?1")?;
+    for (name, create) in &sql.triggers {
+        let text: Option<String> = st.query([name])?.next()?.map(|r| r.get(0)).transpose()?;
+        if text.is_some_and(|t| !t.to_ascii_uppercase().contains(IGNORE_MARK)) {
+            c.execute_batch(&format!(
+                "DROP TRIGGER {};\n{create};",
+                crate::schema::quote_ident(name)?
+            ))?;
+        }
+    }
+    Ok(())
 }
 
 fn flush_stats(inner: &Inner, c: &Connection) -> Result<()> {
@@ -232,6 +264,15 @@ fn held<'k, R>(
     inner.table.held(c, id, sql, f)
 }
 
+/// The error for a file whose metadata row of this cache is gone.
+fn missing_meta(inner: &Inner) -> Error {
+    Error::Schema {
+        table: inner.name.clone(),
+        column: None,
+        message: "the cache's metadata row is missing".into(),
+    }
+}
+
 /// `(volume, count, stats)` from the metadata row.
 fn meta(inner: &Inner, c: &Connection) -> Result<(u64, u64, Stats)> {
     let row = held(inner, c, stmt::META_READ, &inner.sql.meta_read, |st| {
@@ -246,13 +287,7 @@ fn meta(inner: &Inner, c: &Connection) -> Result<(u64, u64, Stats)> {
     })?;
     let (v, n, h, m) = match row {
         Ok(row) => row,
-        Err(rusqlite::Error::QueryReturnedNoRows) => {
-            return Err(Error::Schema {
-                table: inner.name.clone(),
-                column: None,
-                message: "the cache's metadata row is missing".into(),
-            });
-        }
+        Err(rusqlite::Error::QueryReturnedNoRows) => return Err(missing_meta(inner)),
         Err(e) => return Err(e.into()),
     };
     let u = |x: i64| x.max(0) as u64;
@@ -286,6 +321,11 @@ impl CacheTable {
         }
         check_names(&options)?;
         let width = options.columns.len();
+        let not_null = options
+            .columns
+            .iter()
+            .map(|c| (!c.nullable).then(|| c.name.clone()))
+            .collect();
         let value_names: Vec<String> = options.columns.iter().map(|c| c.name.clone()).collect();
         let mut columns = options.columns;
         let zero = Some(Value::Integer(0));
@@ -321,6 +361,7 @@ impl CacheTable {
             sql,
             name: options.table,
             width,
+            not_null,
             default_ttl: options.default_ttl,
             size_limit: options.size_limit,
             count_limit: options.count_limit,
@@ -332,6 +373,7 @@ impl CacheTable {
         };
         atomic(&inner, |c| {
             c.execute_batch(&inner.sql.setup)?;
+            upgrade_triggers(&inner.sql, c)?;
             c.execute(&inner.sql.meta_init, [&inner.name])?;
             Ok(())
         })?;
@@ -398,6 +440,10 @@ impl CacheTable {
 
     fn atomic<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
         atomic(&self.inner, f)
+    }
+
+    fn atomic_then_sweep<R>(&self, f: impl FnOnce(&Connection) -> Result<(R, Sweep)>) -> Result<R> {
+        atomic_then(&self.inner, f)
     }
 
     /// Runs a write made of one statement: on its own (autocommitted, or inside this

@@ -17,6 +17,112 @@ fn blob(b: &[u8]) -> [Cell<'_>; 1] {
     [Cell::Borrowed(ValueRef::Blob(b))]
 }
 
+/// `(name, sql)` of the triggers in the file.
+fn triggers(c: &CacheTable) -> Vec<(String, String)> {
+    c.table()
+        .with_connection(|conn| {
+            let mut st = conn.prepare(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name",
+            )?;
+            Ok(st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .unwrap()
+}
+
+/// `(sum of _size, rows)` of table `c`, counted.
+fn counted(c: &CacheTable) -> (u64, u64) {
+    c.table()
+        .with_connection(|conn| {
+            Ok(
+                conn.query_row("SELECT coalesce(sum(_size), 0), count(*) FROM c", [], |r| {
+                    Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+                })?,
+            )
+        })
+        .unwrap()
+}
+
+/// Files made before the `OR IGNORE` trigger bodies get them at open, and the totals stay
+/// exact through inserts, overwrites, deletes and evictions either way.
+#[test]
+fn triggers_of_older_files_are_replaced_and_the_totals_stay_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let c = open_cache(&path, "c").unwrap();
+    assert_eq!(triggers(&c).len(), 5);
+    assert!(
+        triggers(&c)
+            .iter()
+            .all(|(_, sql)| sql.contains("OR IGNORE"))
+    );
+    // The body an older version created.
+    c.table()
+        .with_connection(|conn| {
+            conn.execute_batch(
+                "DROP TRIGGER c_cache_insert; \
+                 CREATE TRIGGER c_cache_insert AFTER INSERT ON c BEGIN \
+                 UPDATE _cache_meta SET volume = volume + NEW._size, count = count + 1 \
+                 WHERE tbl = 'c'; END;",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    c.set(KeyRef::Int(1), &blob(&[1; 10]), Ttl::Never, None)
+        .unwrap();
+    assert_eq!((c.volume().unwrap(), c.len().unwrap()), (18, 1));
+    drop(c);
+    let columns = vec![Column::new("value", ColumnType::Blob, false, None)];
+    let mut o = CacheOptions::new(&path, "c", columns);
+    o.size_limit = Some(100);
+    let c = CacheTable::open(o).unwrap();
+    let found = triggers(&c);
+    assert_eq!(found.len(), 5);
+    assert!(
+        found.iter().all(|(_, sql)| sql.contains("OR IGNORE")),
+        "{found:?}"
+    );
+    for i in 0..20usize {
+        let v = vec![2u8; 10 + i];
+        c.set(KeyRef::Int(i as i64 % 7), &blob(&v), Ttl::Never, None)
+            .unwrap();
+        let (sum, n) = counted(&c);
+        assert_eq!((c.volume().unwrap(), c.len().unwrap()), (sum, n));
+        assert!(sum <= 100);
+    }
+    c.delete(KeyRef::Int(6)).unwrap();
+    let (sum, n) = counted(&c);
+    assert_eq!((c.volume().unwrap(), c.len().unwrap()), (sum, n));
+}
+
+/// Inserts say `OR IGNORE` (no statement journal), so a NULL in a NOT NULL column is
+/// refused by the cache itself, as SQLite refused it before, and nothing is stored.
+#[test]
+fn a_null_in_a_not_null_column_is_refused_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open_cache(&dir.path().join("c.db"), "c").unwrap();
+    let null = [Cell::Borrowed(ValueRef::Null)];
+    let k = KeyRef::Text("k");
+    for e in [
+        c.set(k, &null, Ttl::Never, None).err(),
+        c.add(k, &null, Ttl::Never, None).err(),
+    ] {
+        let e = e.expect("refused");
+        assert!(
+            e.to_string()
+                .contains("NOT NULL constraint failed: c.value"),
+            "{e}"
+        );
+    }
+    c.set(k, &blob(b"v"), Ttl::Never, None).unwrap();
+    assert!(c.set(k, &null, Ttl::Never, None).is_err());
+    assert!(!c.add(k, &blob(b"w"), Ttl::Never, None).unwrap());
+    let got = c.get(k, |r| Ok(r.value(0)?.to_owned())).unwrap();
+    assert_eq!(got, Some(Value::Blob(b"v".to_vec())));
+    assert_eq!(c.len().unwrap(), 1);
+}
+
 #[test]
 fn a_pop_whose_decoding_fails_deletes_nothing_even_inside_a_transaction() {
     let dir = tempfile::tempdir().unwrap();
@@ -173,6 +279,7 @@ fn hot_statements_are_not_reprepared_on_every_call() {
                 &sql.delete_if_expired,
             ),
             (Some(stmt::META_READ), "meta_read", &sql.meta_read),
+            (Some(stmt::PROBE_META), "probe_meta", &sql.probe_meta),
             (None, "evict_expired", &sql.evict_expired),
             (None, "count_expired", &sql.count_expired),
             (None, "scan", &sql.scan[0]),

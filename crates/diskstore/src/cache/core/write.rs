@@ -12,7 +12,7 @@ use crate::value::{Cell, ColumnType, ValueRef};
 use super::super::policy::{EvictionPolicy, Ttl};
 use super::super::sql::stmt;
 use super::value_files::read_row;
-use super::{CacheTable, entry_size, held, key_checked, live, next_order};
+use super::{CacheTable, Sweep, entry_size, held, key_checked, live, next_order};
 
 /// The cache columns of a row being written.
 #[derive(Clone, Copy)]
@@ -65,7 +65,7 @@ impl CacheTable {
         let expire = self.expire_at(ttl, now);
         let spilled = self.spill(values)?;
         let (values, file) = spilled.as_parts(values);
-        let result = self.atomic(|c| {
+        let result = self.atomic_then_sweep(|c| {
             self.room_without_eviction(c, now, key, size)?;
             // New keys (the common case) take one statement; an existing key is deleted
             // and inserted again, so that rowid order stays store order.
@@ -84,10 +84,10 @@ impl CacheTable {
                         first_row(st, |_| Ok(()))
                     })?;
                     self.insert_row(c, key, values, stored, false)?
-                        .ok_or_else(|| Error::Usage("the replaced entry came back".into()))?
+                        .ok_or_else(|| self.not_stored())?
                 }
             };
-            self.maintain(c, now, rowid)
+            Ok(((), self.maintain(c, now, rowid)?))
         });
         spilled.settle(&self.inner.files, result.as_ref().is_ok());
         result
@@ -111,7 +111,7 @@ impl CacheTable {
         let expire = self.expire_at(ttl, now);
         let spilled = self.spill(values)?;
         let (values, file) = spilled.as_parts(values);
-        let result = self.atomic(|c| {
+        let result = self.atomic_then_sweep(|c| {
             let k = key.checked()?;
             self.delete_if_expired(c, k, now)?;
             self.room_without_eviction(c, now, key, size)?;
@@ -122,11 +122,11 @@ impl CacheTable {
                 file,
             };
             match self.insert_row(c, key, values, stored, true)? {
-                Some(rowid) => {
-                    self.maintain(c, now, rowid)?;
-                    Ok(true)
-                }
-                None => Ok(false),
+                Some(rowid) => Ok((true, self.maintain(c, now, rowid)?)),
+                // Nothing stored: the key has a live entry (`OR IGNORE` would also skip a
+                // row for a NOT NULL column the file has and the record does not).
+                None if self.stored_size(c, k)?.is_some() => Ok((false, Sweep::Skip)),
+                None => Err(self.not_stored()),
             }
         });
         spilled.settle(&self.inner.files, matches!(result, Ok(true)));
@@ -352,7 +352,7 @@ impl CacheTable {
                             },
                             false,
                         )?
-                        .ok_or_else(|| Error::Usage("the counter was not inserted".into()))?;
+                        .ok_or_else(|| self.not_stored())?;
                     self.maintain(c, now, rowid)?;
                     Ok(Ok(new))
                 }
@@ -401,6 +401,21 @@ impl CacheTable {
                 inner.width
             )));
         }
+        // The insert says `OR IGNORE` (see `sql.rs`), which would skip a NULL in a NOT
+        // NULL column silently: refuse it here, as SQLite would have.
+        if let Some((name, _)) = inner
+            .not_null
+            .iter()
+            .zip(values)
+            .find(|(n, v)| n.is_some() && matches!(v.as_ref(), ValueRef::Null))
+        {
+            let name = name.as_deref().unwrap_or_default();
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_NOTNULL),
+                Some(format!("NOT NULL constraint failed: {}.{name}", inner.name)),
+            )
+            .into());
+        }
         let order = self.order_for_store(c)?;
         let (id, sql) = if if_absent {
             (stmt::INSERT_NEW, &inner.sql.insert_new)
@@ -420,6 +435,24 @@ impl CacheTable {
             st.raw_bind_parameter(n + 4, file)?;
             Ok((st.raw_execute()? == 1).then(|| c.last_insert_rowid()))
         })
+    }
+
+    /// The error for a row that `INSERT OR IGNORE` skipped although the key was free.
+    fn not_stored(&self) -> Error {
+        Error::InvalidValue(format!(
+            "the entry was not stored in cache table {:?}: a value breaks a constraint of \
+             the table in the file",
+            self.inner.name
+        ))
+    }
+
+    /// `_size` of the stored row of `key`, if any (expired or not).
+    fn stored_size(&self, c: &Connection, key: ValueRef<'_>) -> Result<Option<i64>> {
+        Ok(c.prepare_cached(&self.inner.sql.size_of)?
+            .query([key])?
+            .next()?
+            .map(|r| r.get(0))
+            .transpose()?)
     }
 
     pub(super) fn delete_if_expired(
