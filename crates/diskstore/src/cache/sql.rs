@@ -168,6 +168,8 @@ pub(crate) struct CacheSql {
     /// `?1` table, `?2` key → gives a lease back.
     pub lease_release: String,
     pub any_trash: String,
+    /// `?1` key, `?2` `_file` reference → deletes that entry if it still refers to it.
+    pub forget: String,
     pub take_trash: String,
     pub files: String,
     pub trash: String,
@@ -367,6 +369,7 @@ impl CacheSql {
             ),
             lease_release: format!("DELETE FROM {lease} WHERE tbl = ?1 AND key = ?2"),
             any_trash: format!("SELECT 1 FROM {trash} LIMIT 1"),
+            forget: format!("DELETE FROM {t} WHERE _key = ?1 AND _file = ?2"),
             take_trash: format!("DELETE FROM {trash} RETURNING file"),
             files: format!("SELECT _key, _file FROM {t} WHERE _file IS NOT NULL"),
             trash: format!("SELECT file FROM {trash}"),

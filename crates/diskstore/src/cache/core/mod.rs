@@ -36,7 +36,7 @@ use crate::table::{Table, TableOptions};
 use crate::value::{Cell, ColumnType, Value, ValueRef};
 
 use super::clock::{Clock, SystemClock, micros};
-use super::files::{DEFAULT_FILE_THRESHOLD, ValueFiles};
+use super::files::{DEFAULT_FILE_THRESHOLD, Durability, ValueFiles};
 use super::policy::{EvictionPolicy, Ttl};
 use super::sql::{CACHE_COLUMNS, CacheSql, IGNORE_MARK, stmt};
 use super::stats::{Pending, Stats};
@@ -133,6 +133,9 @@ impl Drop for Inner {
         if !self.stats.is_empty() {
             let _ = atomic(self, |_| Ok(()));
         }
+        // Value files still being synced in the background: their rows may become
+        // durable when the file's last connection closes (it checkpoints).
+        self.files.wait_for_syncs(Duration::from_secs(60));
     }
 }
 
@@ -354,7 +357,7 @@ impl CacheTable {
             table.path(),
             &options.table,
             options.file_threshold,
-            synchronous != 0,
+            Durability::for_synchronous(synchronous),
         );
         let inner = Inner {
             table,

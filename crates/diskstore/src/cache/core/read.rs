@@ -36,7 +36,14 @@ impl CacheTable {
         key: KeyRef<'_>,
         f: impl FnOnce(&Row<'_>) -> Result<T>,
     ) -> Result<Option<T>> {
-        self.lookup_by(key, |inner, row, file| read_row(inner, row, file, f))
+        let mut broken = None;
+        let out = self.lookup_by(key, |inner, row, file| {
+            read_row(inner, row, file, &mut broken, f)
+        })?;
+        if let Some(reference) = broken {
+            self.forget_broken(key, &reference)?;
+        }
+        Ok(out)
     }
 
     /// As [`CacheTable::get`], but a value kept in a file of its own is not read: `f` gets

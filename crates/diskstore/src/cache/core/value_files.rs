@@ -7,6 +7,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
+use crate::key::KeyRef;
 use crate::record::Row;
 use crate::value::{Cell, Value, ValueRef};
 
@@ -63,11 +64,14 @@ pub(super) fn take_trash(inner: &Inner, c: &Connection) -> Result<Vec<String>> {
 }
 
 /// Hands `row` to `f`, with the value kept in a file (`file`: its reference) read in;
-/// `Ok(None)` when that file is missing or incomplete (the entry reads as absent).
+/// `Ok(None)` when that file is missing, or not of the recorded length and checksum (the
+/// entry reads as absent, and its reference goes to `broken`, for
+/// [`CacheTable::forget_broken`]).
 pub(super) fn read_row<T>(
     inner: &Inner,
     row: Row<'_>,
     file: Option<String>,
+    broken: &mut Option<String>,
     f: impl FnOnce(&Row<'_>) -> Result<T>,
 ) -> Result<Option<T>> {
     let Some(reference) = file else {
@@ -81,6 +85,7 @@ pub(super) fn read_row<T>(
         .filter(|r| r.column < inner.width)
         .ok_or_else(|| bad(format!("not a value file reference: {reference:?}")))?;
     let Some(bytes) = inner.files.read(&r)? else {
+        *broken = Some(reference.clone());
         return Ok(None);
     };
     let value = match row.value(r.column)? {
@@ -107,8 +112,10 @@ pub(super) fn defer_row<T>(
     let vf = ValueFile {
         path: inner.files.path_of(&r),
         len: r.len,
+        checksum: r.checksum(),
         column: r.column,
         text: matches!(row.value(r.column)?, ValueRef::Text(_)),
+        reference: reference.clone(),
     };
     let load = || -> Result<Value> {
         let mut buf = vec![0u8; vf.len()];
@@ -145,8 +152,12 @@ pub(super) fn parse_reference<'s>(inner: &Inner, reference: &'s str) -> Result<F
 pub struct ValueFile {
     path: PathBuf,
     len: u64,
+    /// The recorded checksum (`None`: a file of a version before checksums).
+    checksum: Option<u64>,
     column: usize,
     text: bool,
+    /// The row's `_file` reference.
+    reference: String,
 }
 
 impl ValueFile {
@@ -170,8 +181,10 @@ impl ValueFile {
         self.text
     }
 
-    /// Reads the value into `buf` (of its length). False when the file is gone or not
-    /// that long: the entry was removed meanwhile (read it as a miss).
+    /// Reads the value into `buf` (of its length). False when the file is gone, or not
+    /// of the recorded length and checksum: read it as a miss (the entry was removed
+    /// meanwhile, or the file was damaged: [`CacheTable::read_value_file`] then removes
+    /// the entry too). `buf` may hold some of the file's bytes then.
     ///
     /// # Errors
     /// [`Error::Usage`] for a buffer of another length; file-system errors.
@@ -202,7 +215,50 @@ impl ValueFile {
             return Ok(false);
         }
         f.read_exact(buf).map_err(io)?;
-        Ok(true)
+        Ok(self
+            .checksum
+            .is_none_or(|s| s == super::super::files::checksum(buf)))
+    }
+}
+
+impl CacheTable {
+    /// Reads a value file found by [`CacheTable::get_deferred`] for `key` into `buf` (see
+    /// [`ValueFile::read_into`]). When the file is gone or damaged, removes the entry if
+    /// it still refers to that file (with a warning on standard error) and returns false:
+    /// a miss, never wrong bytes.
+    ///
+    /// # Errors
+    /// As [`ValueFile::read_into`]; write errors when removing the entry.
+    pub fn read_value_file(
+        &self,
+        key: KeyRef<'_>,
+        file: &ValueFile,
+        buf: &mut [u8],
+    ) -> Result<bool> {
+        if file.read_into(buf)? {
+            return Ok(true);
+        }
+        self.forget_broken(key, &file.reference)?;
+        Ok(false)
+    }
+
+    /// Removes the entry of `key` if it still refers to the value file `reference`, which
+    /// a read found missing, truncated or altered; says so on standard error when it did.
+    /// (A file removed by a concurrent deletion finds the row gone: nothing to do.)
+    pub(super) fn forget_broken(&self, key: KeyRef<'_>, reference: &str) -> Result<()> {
+        let key = key.checked()?;
+        let removed = self.atomic(|c| {
+            Ok(c.prepare_cached(&self.inner.sql.forget)?
+                .execute(rusqlite::params![key, reference])?)
+        })?;
+        if removed > 0 {
+            eprintln!(
+                "diskstore: warning: cache table {:?}: the value file {reference:?} was missing, \
+                 truncated or altered; its entry was removed (read as a miss)",
+                self.inner.name
+            );
+        }
+        Ok(())
     }
 }
 
@@ -322,9 +378,9 @@ impl CacheTable {
             match FileRef::parse(reference) {
                 Some(r) if r.column < inner.width => {
                     known.insert(r.path.to_owned());
-                    if !inner.files.intact(&r) {
+                    if !inner.files.verified(&r) {
                         problems.push(format!(
-                            "entry {key:?}: value file {} is missing or incomplete",
+                            "entry {key:?}: value file {} is missing, incomplete or altered",
                             r.path
                         ));
                         broken.push((key, reference));

@@ -189,7 +189,8 @@ impl CacheTable {
                 match rows.next()? {
                     Some(r) if live(r.get(width + 1)?, now) => {
                         let file = r.get(width + 2)?;
-                        read_row(inner, Row::new(r, width), file, f).map(Some)
+                        // A broken value file reads as absent; the entry goes all the same.
+                        read_row(inner, Row::new(r, width), file, &mut None, f).map(Some)
                     }
                     Some(_) => Ok(Some(None)),
                     None => Ok(None),
