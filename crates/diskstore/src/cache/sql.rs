@@ -154,8 +154,11 @@ pub(crate) struct CacheSql {
     /// `?1` now → whether any entry has expired, whether the trash table has rows: what a
     /// write checks after storing its row, in one statement.
     pub probe: String,
-    /// As `probe`, then `volume, count` of the metadata row of table `?2`.
+    /// As `probe`, then `volume, count, tbl` of the metadata row whose rowid is `?2` (the
+    /// caller checks `tbl`: one b-tree descent instead of the name's two).
     pub probe_meta: String,
+    /// `?1` table → the rowid of its metadata row.
+    pub meta_rowid: String,
     /// Metadata table, triggers and indexes (`IF NOT EXISTS`; run at open).
     pub setup: String,
     /// `(name, CREATE TRIGGER …)` of each trigger, to replace one that a version before
@@ -358,8 +361,9 @@ impl CacheSql {
             ),
             probe: format!("SELECT {expired}, {any_trash}"),
             probe_meta: format!(
-                "SELECT {expired}, {any_trash}, volume, count FROM {m} WHERE tbl = ?2"
+                "SELECT {expired}, {any_trash}, volume, count, tbl FROM {m} WHERE rowid = ?2"
             ),
+            meta_rowid: format!("SELECT rowid FROM {m} WHERE tbl = ?1"),
             setup,
             triggers,
             lease_clear: format!("DELETE FROM {lease} WHERE tbl = ?1 AND key = ?2 AND until <= ?3"),

@@ -1,6 +1,8 @@
 //! Making room: the amortised purge of expired entries, eviction down to the limits after
 //! each write, `expire`, `evict(tag)` and `clear`.
 
+use std::sync::atomic::Ordering;
+
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
@@ -8,7 +10,7 @@ use crate::key::KeyRef;
 
 use super::super::policy::EvictionPolicy;
 use super::super::sql::{BATCH, stmt};
-use super::{CacheTable, Sweep, held, meta, missing_meta};
+use super::{CacheTable, Sweep, held, meta, meta_rowid, missing_meta};
 
 /// Deletes one victim; returns its size, or `None` when there was none.
 pub(super) fn evict_step(
@@ -142,20 +144,33 @@ impl CacheTable {
         let inner = &*self.inner;
         let limited = inner.size_limit.is_some() || inner.count_limit.is_some();
         let (expired, trash, totals) = if limited {
-            held(inner, c, stmt::PROBE_META, &inner.sql.probe_meta, |st| {
-                st.raw_bind_parameter(1, now)?;
-                st.raw_bind_parameter(2, &inner.name)?;
-                let mut rows = st.raw_query();
-                let Some(r) = rows.next()? else {
-                    return Err(missing_meta(inner));
-                };
-                let u = |x: i64| x.max(0) as u64;
-                Ok((
-                    r.get::<_, bool>(0)?,
-                    r.get::<_, bool>(1)?,
-                    Some((u(r.get(2)?), u(r.get(3)?))),
-                ))
-            })?
+            let mut found = None;
+            // Twice at most: the metadata row may have been made again under another
+            // rowid (by hand, or by a `clear` of its table in another tool).
+            for _ in 0..2 {
+                let id = inner.meta_rowid.load(Ordering::Relaxed);
+                found = held(inner, c, stmt::PROBE_META, &inner.sql.probe_meta, |st| {
+                    st.raw_bind_parameter(1, now)?;
+                    st.raw_bind_parameter(2, id)?;
+                    let mut rows = st.raw_query();
+                    let Some(r) = rows.next()? else {
+                        return Ok(None);
+                    };
+                    if r.get_ref(4)?.as_str().ok() != Some(inner.name.as_str()) {
+                        return Ok(None);
+                    }
+                    let u = |x: i64| x.max(0) as u64;
+                    Ok(Some((
+                        r.get::<_, bool>(0)?,
+                        r.get::<_, bool>(1)?,
+                        Some((u(r.get(2)?), u(r.get(3)?))),
+                    )))
+                })?;
+                if found.is_some() || meta_rowid(inner, c)?.is_none() {
+                    break;
+                }
+            }
+            found.ok_or_else(|| missing_meta(inner))?
         } else {
             held(inner, c, stmt::PROBE, &inner.sql.probe, |st| {
                 st.raw_bind_parameter(1, now)?;

@@ -21,7 +21,7 @@ pub use self::write::IncrRefusal;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -115,6 +115,8 @@ struct Inner {
     sql: CacheSql,
     name: String,
     width: usize,
+    /// The rowid of the metadata row, as last seen (see [`meta_rowid`]).
+    meta_rowid: AtomicI64,
     /// The name of each value column that is NOT NULL (`None`: nullable).
     not_null: Vec<Option<String>>,
     default_ttl: Option<Duration>,
@@ -267,6 +269,21 @@ fn held<'k, R>(
     inner.table.held(c, id, sql, f)
 }
 
+/// Looks up (and remembers) the rowid of this cache's metadata row; `None` when the row
+/// is missing.
+fn meta_rowid(inner: &Inner, c: &Connection) -> Result<Option<i64>> {
+    let id: Option<i64> = c
+        .prepare_cached(&inner.sql.meta_rowid)?
+        .query([&inner.name])?
+        .next()?
+        .map(|r| r.get(0))
+        .transpose()?;
+    if let Some(id) = id {
+        inner.meta_rowid.store(id, Ordering::Relaxed);
+    }
+    Ok(id)
+}
+
 /// The error for a file whose metadata row of this cache is gone.
 fn missing_meta(inner: &Inner) -> Error {
     Error::Schema {
@@ -365,6 +382,7 @@ impl CacheTable {
             name: options.table,
             width,
             not_null,
+            meta_rowid: AtomicI64::new(0),
             default_ttl: options.default_ttl,
             size_limit: options.size_limit,
             count_limit: options.count_limit,
@@ -378,6 +396,7 @@ impl CacheTable {
             c.execute_batch(&inner.sql.setup)?;
             upgrade_triggers(&inner.sql, c)?;
             c.execute(&inner.sql.meta_init, [&inner.name])?;
+            meta_rowid(&inner, c)?;
             Ok(())
         })?;
         Ok(CacheTable {

@@ -323,3 +323,42 @@ fn hot_statements_are_not_reprepared_on_every_call() {
         assert!(bad.is_empty(), "{bad:#?}");
     }
 }
+
+/// A write finds the metadata row by its rowid; a row made again under another rowid (by
+/// hand) is found by name and used from then on.
+#[test]
+fn a_metadata_row_made_again_is_found_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let columns = vec![Column::new("value", ColumnType::Blob, false, None)];
+    let mut o = CacheOptions::new(dir.path().join("c.db"), "c", columns);
+    o.size_limit = Some(1000);
+    let c = CacheTable::open(o).unwrap();
+    c.set(KeyRef::Int(1), &blob(&[1; 100]), Ttl::Never, None)
+        .unwrap();
+    c.table()
+        .with_connection(|conn| {
+            conn.execute_batch(
+                "INSERT INTO _cache_meta (tbl, volume, count) VALUES ('x', 0, 0); \
+                 UPDATE _cache_meta SET rowid = rowid + 100 WHERE tbl = 'c'; \
+                 DELETE FROM _cache_meta WHERE tbl = 'x';",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    for i in 2..30i64 {
+        c.set(KeyRef::Int(i), &blob(&[1; 100]), Ttl::Never, None)
+            .unwrap();
+        assert!(c.volume().unwrap() <= 1000);
+    }
+    assert_eq!(c.len().unwrap(), 9);
+    c.table()
+        .with_connection(|conn| {
+            conn.execute_batch("DELETE FROM _cache_meta")?;
+            Ok(())
+        })
+        .unwrap();
+    let e = c
+        .set(KeyRef::Int(99), &blob(&[1; 100]), Ttl::Never, None)
+        .unwrap_err();
+    assert!(e.to_string().contains("metadata row is missing"), "{e}");
+}
