@@ -132,6 +132,25 @@ pub(crate) fn checksum(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
+/// Fills `buf` from `f` and checks the bytes against `checksum` (if any), a MiB at a
+/// time, so that each piece is hashed while it is still in the processor's cache.
+pub(crate) fn read_checked(
+    f: &mut impl Read,
+    buf: &mut [u8],
+    checksum: Option<u64>,
+) -> io::Result<bool> {
+    let Some(expected) = checksum else {
+        f.read_exact(buf)?;
+        return Ok(true);
+    };
+    let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
+    for piece in buf.chunks_mut(1 << 20) {
+        f.read_exact(piece)?;
+        hasher.update(piece);
+    }
+    Ok(hasher.digest() == expected)
+}
+
 /// `fdatasync` of a file, then `fsync` of its folder (for the rename).
 fn sync_file_and_folder(path: &Path) -> io::Result<()> {
     File::open(path)?.sync_data()?;

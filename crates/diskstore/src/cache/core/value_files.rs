@@ -189,7 +189,6 @@ impl ValueFile {
     /// # Errors
     /// [`Error::Usage`] for a buffer of another length; file-system errors.
     pub fn read_into(&self, buf: &mut [u8]) -> Result<bool> {
-        use std::io::Read;
         if buf.len() as u64 != self.len {
             return Err(Error::Usage(format!(
                 "a buffer of {} bytes for a value of {}",
@@ -214,10 +213,7 @@ impl ValueFile {
         if f.metadata().map_err(io)?.len() != self.len {
             return Ok(false);
         }
-        f.read_exact(buf).map_err(io)?;
-        Ok(self
-            .checksum
-            .is_none_or(|s| s == super::super::files::checksum(buf)))
+        super::super::files::read_checked(&mut f, buf, self.checksum).map_err(io)
     }
 }
 
