@@ -75,7 +75,7 @@ pub struct CacheOptions {
     /// The busy timeout.
     pub timeout: Duration,
     /// Pragmas over the store defaults; starts with `page_size` = [`CACHE_PAGE_SIZE`],
-    /// `mmap_size` = 0 and `wal_autocheckpoint` = 1000, because the metadata page is
+    /// `mmap_size` = 0 and `wal_autocheckpoint` = 250, because the metadata page is
     /// rewritten by every write (see `docs/cache.md`).
     pub pragmas: Vec<(String, String)>,
     /// Text and blob values of at least this many bytes are kept in a file of their own
@@ -87,7 +87,7 @@ pub struct CacheOptions {
 impl CacheOptions {
     /// Options with the defaults: no TTL, no limits, least-recently-stored, the system
     /// clock, stats on, 10 s timeout, 4 KiB pages, no memory-mapped reads, a checkpoint
-    /// every 1000 pages of log.
+    /// every 50 pages of log by the background checkpointer (and by the writer at 500).
     pub fn new(path: impl Into<PathBuf>, table: impl Into<String>, columns: Vec<Column>) -> Self {
         CacheOptions {
             path: path.into(),
@@ -103,7 +103,8 @@ impl CacheOptions {
             pragmas: vec![
                 ("page_size".into(), CACHE_PAGE_SIZE.to_string()),
                 ("mmap_size".into(), "0".into()),
-                ("wal_autocheckpoint".into(), "1000".into()),
+                // The engine's checkpointer: its thread at a fifth, a writer at twice.
+                ("wal_autocheckpoint".into(), "250".into()),
             ],
             file_threshold: Some(DEFAULT_FILE_THRESHOLD),
         }
