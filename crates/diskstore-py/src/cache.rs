@@ -477,7 +477,10 @@ impl PyCache {
         };
         if file.is_text() {
             let mut buf = vec![0u8; file.len()];
-            if !py.detach(|| file.read_into(&mut buf)).py()? {
+            if !py
+                .detach(|| st.core.read_value_file(kr, &file, &mut buf))
+                .py()?
+            {
                 return Ok(None);
             }
             let text = String::from_utf8(buf)
@@ -488,11 +491,11 @@ impl PyCache {
         let bytes = PyBytes::new_with(py, file.len(), |buf| {
             // The new object is ours alone until returned: filling it without the GIL
             // is safe.
-            read = py.detach(|| file.read_into(buf)).py()?;
+            read = py.detach(|| st.core.read_value_file(kr, &file, buf)).py()?;
             Ok(())
         })?;
         if !read {
-            return Ok(None); // removed since the row was read: a miss
+            return Ok(None); // removed since the row was read, or damaged: a miss
         }
         if kind & 3 == NATIVE {
             return Ok(Some(bytes.into_any()));

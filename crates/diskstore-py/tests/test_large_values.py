@@ -85,13 +85,77 @@ def test_a_vanished_file_is_a_miss_that_check_reports_and_fixes(tmp_path: Path) 
     cache = DiskCache(db, default_expiration=0)
     cache["k"] = big(1)
     value_files(db)[0].unlink()
-    assert cache.get("k", "default") == "default"
-    assert "k" in cache  # the row is there until fixed
+    assert "k" in cache  # the row is there until read or fixed
     problems = cache.check()
     assert len(problems) == 1 and "missing" in problems[0]
     cache.check(fix=True)
     assert "k" not in cache
     assert cache.check() == []
+    # A read that finds the file gone is a miss and takes the entry with it.
+    cache["r"] = big(2)
+    value_files(db)[0].unlink()
+    assert cache.get("r", "default") == "default"
+    assert "r" not in cache
+    assert cache.check() == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "altered", "zeroed"])
+@pytest.mark.parametrize("kind", ["bytes", "str", "pickle"])
+def test_a_damaged_file_is_a_miss_never_other_bytes(
+    tmp_path: Path, damage: str, kind: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "c.db"
+    cache = DiskCache(db, default_expiration=0)
+    value = {"bytes": big(1), "str": "é" * BIG, "pickle": {"n": list(range(20_000))}}[kind]
+    cache["k"] = value
+    cache["other"] = big(2)
+    path = next(p for p in value_files(db) if p.read_bytes() != big(2))
+    data = bytearray(path.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    elif damage == "altered":
+        data[len(data) // 3] ^= 0x20
+    else:
+        data = bytearray(len(data))
+    path.write_bytes(bytes(data))
+    assert cache.get("k", "miss") == "miss"
+    assert "k" not in cache
+    assert len(cache) == 1
+    assert cache["other"] == big(2)
+    assert cache.check() == []
+    assert not path.exists()
+    assert "was missing, truncated or altered" in capfd.readouterr().err
+
+
+ACKER = textwrap.dedent(
+    """
+    import sys
+    from diskstore import DiskCache
+    cache = DiskCache(sys.argv[1], default_expiration=0)
+    i = 0
+    while True:
+        cache[i] = bytes([i % 251]) * (300_000 + i)
+        print(i, flush=True)  # acknowledged: set() returned
+        i += 1
+    """
+)
+
+
+@pytest.mark.parametrize("acks", [1, 5, 20])
+def test_kill_9_during_large_sets_loses_no_acknowledged_value(tmp_path: Path, acks: int) -> None:
+    db = tmp_path / "c.db"
+    DiskCache(db, default_expiration=0).close()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ACKER, str(db)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    acked = [int(proc.stdout.readline()) for _ in range(acks)]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    cache = DiskCache(db, default_expiration=0)
+    for i in acked:
+        assert cache[i] == bytes([i % 251]) * (300_000 + i)
+    assert not [p for p in cache.check() if "orphan" not in p]
 
 
 def test_threshold_is_settable_and_pickled(tmp_path: Path) -> None:

@@ -4,6 +4,11 @@
 //!
 //! `cargo run --release -p diskstore --example cache_bench [-- ROUNDS]`
 //!
+//! `cache_bench count <cache-set|store-set> N` runs only N writes of new keys (after a warm-up
+//! that does not depend on N), for instruction counts under callgrind: the difference of two
+//! runs with different N, divided by their difference, is the cost of one write, checkpoints
+//! on the background thread included (`crates/diskstore/examples/cache_icount.sh`).
+//!
 //! Each round runs every phase for both, alternating which goes first; the table shows the
 //! median over rounds of each phase's median per-op time. Absolute times move a lot on
 //! shared machines; the ratios measured side by side are the result.
@@ -37,7 +42,44 @@ struct Phase {
     cache: Vec<Duration>,
 }
 
+/// The `count` mode (see the module doc).
+fn count(op: &str, n: usize) -> diskstore::Result<()> {
+    let dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
+    let value = vec![0xa5u8; VALUE];
+    let warm: Vec<String> = (0..200).map(|i| format!("warm-{i:08}")).collect();
+    let keys: Vec<String> = (0..n).map(|i| format!("key-{i:08}")).collect();
+    match op {
+        "cache-set" => {
+            let cache: DiskCache<String, Vec<u8>> = DiskCache::builder(dir.path().join("cache.db"))
+                .size_limit(1 << 30)
+                .open()?;
+            for k in &warm {
+                cache.set(k, &value, None)?;
+            }
+            for k in &keys {
+                cache.set(k, &value, None)?;
+            }
+        }
+        "store-set" => {
+            let store: DiskStore<String, Vec<u8>> = DiskStore::open(dir.path().join("store.db"))?;
+            for k in &warm {
+                store.insert(k, &value)?;
+            }
+            for k in &keys {
+                store.insert(k, &value)?;
+            }
+        }
+        other => panic!("unknown op {other}"),
+    }
+    Ok(())
+}
+
 fn main() -> diskstore::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("count") {
+        let n = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1000);
+        return count(args.get(1).map_or("cache-set", String::as_str), n);
+    }
     let rounds: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())

@@ -271,18 +271,23 @@ fn a_missing_file_is_a_miss_that_check_reports_and_fixes() {
     set(&c, "k", &big(1));
     let f = files(&db).remove(0);
     std::fs::remove_file(&f).unwrap();
-    assert_eq!(get(&c, "k"), None);
     let problems = c.check_files(false, Duration::ZERO).unwrap();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0].contains("missing"), "{problems:?}");
-    // Truncated counts as missing too.
+    // Truncated counts as missing too; `check(fix)` deletes both entries.
     set(&c, "t", &big(2));
-    let f = files(&db).remove(0);
+    let f = files(&db).into_iter().next().unwrap();
     std::fs::write(&f, b"short").unwrap();
-    assert_eq!(get(&c, "t"), None);
     assert_eq!(c.check_files(true, Duration::ZERO).unwrap().len(), 2);
     assert!(c.check_files(false, Duration::ZERO).unwrap().is_empty());
     assert!(!c.contains(KeyRef::Text("k")).unwrap());
+    assert!(!c.contains(KeyRef::Text("t")).unwrap());
+    // A read that finds the file missing is a miss and takes the entry with it.
+    set(&c, "r", &big(3));
+    std::fs::remove_file(files(&db).remove(0)).unwrap();
+    assert_eq!(get(&c, "r"), None);
+    assert!(!c.contains(KeyRef::Text("r")).unwrap());
+    assert!(c.check_files(false, Duration::ZERO).unwrap().is_empty());
 }
 
 /// A writer that dies after writing its file but before committing its row leaves an

@@ -33,7 +33,7 @@ _COLUMNS = ["_key", "value", "expires_at"]
 # The cache's own connection settings (see CacheOptions in the engine), so that this store
 # shares the thread's connection with a cache opened on the file, and `upgrade` can
 # replace the table in one transaction.
-_CACHE_PRAGMAS = {"page_size": 4096, "mmap_size": 0, "wal_autocheckpoint": 1000}
+_CACHE_PRAGMAS = {"page_size": 4096, "mmap_size": 0, "wal_autocheckpoint": 250}
 
 
 def is_legacy_cache(path: str, tablename: str) -> bool:

@@ -2,11 +2,18 @@
 //! database (`<file>-values/<table in hex>/<2 hex>/<30 hex>.val`).
 //!
 //! The row keeps an empty cell of the value's type (text or blob) in the value's column
-//! and, in `_file`, a reference `"<column> <length> <path relative to the folder>"`.
-//! Files are written before their row, to a temporary name then renamed (and synced per
-//! the file's `synchronous` setting), so a row never points to a file that is not
-//! complete; a write that dies between the two leaves an orphan file, which
-//! [`CacheTable::check_files`](super::CacheTable::check_files) reports and removes.
+//! and, in `_file`, a reference `"<column> <length> <path relative to the folder>"`. The
+//! file's name ends with the XXH3-64 checksum of its bytes (`<30 hex>-<16 hex>.val`), so
+//! the row records both the length and the checksum: a read that finds another length or
+//! checksum (a file truncated, altered or lost behind the cache's back, or not yet on disk
+//! after a power loss) never returns those bytes. (Files of versions before checksums are
+//! named `<30 hex>.val` and checked by length only.)
+//!
+//! Files are written before their row, to a temporary name then renamed, so a row never
+//! points to a file that is not complete; a write that dies between the two leaves an
+//! orphan file, which [`CacheTable::check_files`](super::CacheTable::check_files) reports
+//! and removes. How a file is made durable follows the database's `synchronous` setting
+//! (see [`Durability`]).
 //!
 //! A file is removed only after the deletion of its row has committed: triggers in the
 //! file record the reference of every deleted (or replaced) row in `_cache_trash` inside
@@ -20,7 +27,9 @@ use std::fs::{self, File};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::value::{Cell, ValueRef};
@@ -32,6 +41,36 @@ pub const DEFAULT_FILE_THRESHOLD: u64 = 32 * 1024;
 const SUFFIX: &str = ".val";
 const TEMP_SUFFIX: &str = ".tmp";
 
+/// When a value file is flushed to disk, by the database's `synchronous` setting: a value
+/// is as durable as its row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// `OFF`: never synced (SQLite does not sync the database either).
+    Unsynced,
+    /// `NORMAL`: a commit is not synced; its row becomes durable at a later checkpoint.
+    /// The file is synced (data, then its folder) by a thread of its own right after the
+    /// rename, off the write path, and the last handle of the cache waits for those
+    /// threads when it closes.
+    Background,
+    /// `FULL`/`EXTRA`: every commit is synced, so the file is synced (data, then its
+    /// folder) before the row is committed.
+    BeforeCommit,
+}
+
+impl Durability {
+    /// The durability for a connection's `PRAGMA synchronous` value.
+    pub fn for_synchronous(level: i64) -> Durability {
+        match level {
+            0 => Durability::Unsynced,
+            1 => Durability::Background,
+            _ => Durability::BeforeCommit,
+        }
+    }
+}
+
+/// Background syncs at most in flight per cache; beyond, a write syncs its file itself.
+const MAX_BACKGROUND_SYNCS: usize = 4;
+
 /// Where one cache table keeps its value files, and when values go there.
 #[derive(Debug)]
 pub(crate) struct ValueFiles {
@@ -40,7 +79,9 @@ pub(crate) struct ValueFiles {
     /// `<table in hex>`, the table's own folder under `root`.
     table_dir: String,
     threshold: Option<u64>,
-    sync: bool,
+    durability: Durability,
+    /// Background syncs running, with the fork generation that started them.
+    syncing: Arc<(AtomicUsize, AtomicU64)>,
 }
 
 /// A value's file as its row records it.
@@ -69,6 +110,54 @@ impl<'a> FileRef<'a> {
     fn format(column: usize, len: u64, path: &str) -> String {
         format!("{column} {len} {path}")
     }
+
+    /// The checksum recorded in the file's name (`None` for files of versions before
+    /// checksums).
+    pub fn checksum(&self) -> Option<u64> {
+        let name = self.path.rsplit('/').next()?.strip_suffix(SUFFIX)?;
+        let (_, sum) = name.rsplit_once('-')?;
+        (sum.len() == 16)
+            .then(|| u64::from_str_radix(sum, 16).ok())
+            .flatten()
+    }
+
+    /// True when `bytes` have the recorded length and checksum.
+    pub fn matches(&self, bytes: &[u8]) -> bool {
+        bytes.len() as u64 == self.len && self.checksum().is_none_or(|s| s == checksum(bytes))
+    }
+}
+
+/// The checksum of a value file's bytes (XXH3, 64 bits: several GB/s).
+pub(crate) fn checksum(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
+}
+
+/// Fills `buf` from `f` and checks the bytes against `checksum` (if any), a MiB at a
+/// time, so that each piece is hashed while it is still in the processor's cache.
+pub(crate) fn read_checked(
+    f: &mut impl Read,
+    buf: &mut [u8],
+    checksum: Option<u64>,
+) -> io::Result<bool> {
+    let Some(expected) = checksum else {
+        f.read_exact(buf)?;
+        return Ok(true);
+    };
+    let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
+    for piece in buf.chunks_mut(1 << 20) {
+        f.read_exact(piece)?;
+        hasher.update(piece);
+    }
+    Ok(hasher.digest() == expected)
+}
+
+/// `fdatasync` of a file, then `fsync` of its folder (for the rename).
+fn sync_file_and_folder(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_data()?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// The folder of a database's value files.
@@ -107,12 +196,18 @@ fn fresh_name() -> String {
 impl ValueFiles {
     /// Files for `table` of the database at `db`; values of `threshold` bytes or more go
     /// to files, synced unless `sync` is false (`synchronous = OFF`).
-    pub fn new(db: &Path, table: &str, threshold: Option<u64>, sync: bool) -> ValueFiles {
+    pub fn new(
+        db: &Path,
+        table: &str,
+        threshold: Option<u64>,
+        durability: Durability,
+    ) -> ValueFiles {
         ValueFiles {
             root: values_root(db),
             table_dir: hex(table.to_ascii_lowercase().as_bytes()),
             threshold: threshold.map(|t| t.max(1)),
-            sync,
+            durability,
+            syncing: Arc::new((AtomicUsize::new(0), AtomicU64::new(0))),
         }
     }
 
@@ -145,20 +240,27 @@ impl ValueFiles {
     /// [`Error::DiskFull`], [`Error::ReadOnly`] or [`Error::Io`], naming the path.
     pub fn write(&self, column: usize, bytes: &[u8]) -> Result<String> {
         let name = fresh_name();
-        let rel = format!("{}/{}/{}{SUFFIX}", self.table_dir, &name[..2], &name[2..]);
+        let sum = checksum(bytes);
+        let rel = format!(
+            "{}/{}/{}-{sum:016x}{SUFFIX}",
+            self.table_dir,
+            &name[..2],
+            &name[2..]
+        );
         let path = self.root.join(&rel);
         let dir = path.parent().expect("a value file has a folder");
         fs::create_dir_all(dir).map_err(|e| io_error(&e, dir))?;
         let temp = path.with_extension(&TEMP_SUFFIX[1..]);
+        let before_commit = self.durability == Durability::BeforeCommit;
         let written = (|| {
             let mut f = File::create(&temp)?;
             f.write_all(bytes)?;
-            if self.sync {
+            if before_commit {
                 f.sync_data()?;
             }
             drop(f);
             fs::rename(&temp, &path)?;
-            if self.sync {
+            if before_commit {
                 File::open(dir)?.sync_all()?;
             }
             Ok::<(), io::Error>(())
@@ -167,11 +269,53 @@ impl ValueFiles {
             let _ = fs::remove_file(&temp);
             return Err(io_error(&e, &path));
         }
+        if self.durability == Durability::Background {
+            self.sync_later(path)?;
+        }
         Ok(FileRef::format(column, bytes.len() as u64, &rel))
     }
 
-    /// The bytes of a reference's file; `None` when the file is missing or its length is
-    /// not the recorded one (then the entry reads as absent).
+    /// Syncs a renamed file and its folder on a thread of its own (or here, when enough
+    /// are in flight or no thread can start).
+    fn sync_later(&self, path: PathBuf) -> Result<()> {
+        let generation = crate::fork::current();
+        let (running, started_in) = &*self.syncing;
+        if started_in.load(Ordering::SeqCst) != generation {
+            // A child of fork(): the parent's threads do not exist here.
+            running.store(0, Ordering::SeqCst);
+            started_in.store(generation, Ordering::SeqCst);
+        }
+        if running.fetch_add(1, Ordering::SeqCst) < MAX_BACKGROUND_SYNCS {
+            let syncing = Arc::clone(&self.syncing);
+            let job = path.clone();
+            let spawned = std::thread::Builder::new()
+                .name("diskstore-value-sync".into())
+                .spawn(move || {
+                    let _ = sync_file_and_folder(&job);
+                    syncing.0.fetch_sub(1, Ordering::SeqCst);
+                });
+            if spawned.is_ok() {
+                return Ok(());
+            }
+        }
+        running.fetch_sub(1, Ordering::SeqCst);
+        sync_file_and_folder(&path).map_err(|e| io_error(&e, &path))
+    }
+
+    /// Waits (up to `limit`) until the background syncs of this process have ended.
+    pub fn wait_for_syncs(&self, limit: Duration) {
+        let (running, started_in) = &*self.syncing;
+        if started_in.load(Ordering::SeqCst) != crate::fork::current() {
+            return;
+        }
+        let start = Instant::now();
+        while running.load(Ordering::SeqCst) > 0 && start.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The bytes of a reference's file; `None` when the file is missing or its length or
+    /// checksum is not the recorded one (then the entry reads as absent).
     ///
     /// # Errors
     /// Other file-system errors.
@@ -192,7 +336,7 @@ impl ValueFiles {
             .take(r.len + 1)
             .read_to_end(&mut buf)
             .map_err(|e| io_error(&e, &path))?;
-        Ok((buf.len() == len).then_some(buf))
+        Ok((buf.len() == len && r.matches(&buf)).then_some(buf))
     }
 
     /// Removes the file of a `_file` reference (best effort: a missing file is fine).
@@ -230,6 +374,29 @@ impl ValueFiles {
     /// True if a reference's file is there with its recorded length.
     pub fn intact(&self, r: &FileRef<'_>) -> bool {
         fs::metadata(self.path_of(r)).is_ok_and(|m| m.is_file() && m.len() == r.len)
+    }
+
+    /// True if a reference's file is there with its recorded length and checksum (reads
+    /// the whole file, a MiB at a time).
+    pub fn verified(&self, r: &FileRef<'_>) -> bool {
+        let Ok(mut f) = File::open(self.path_of(r)) else {
+            return false;
+        };
+        let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    hasher.update(&buf[..n]);
+                    total += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        total == r.len && r.checksum().is_none_or(|s| s == hasher.digest())
     }
 
     /// How long ago a listed file was last written (`None`: unknown).
@@ -304,7 +471,12 @@ mod tests {
     #[test]
     fn a_file_reads_back_and_a_short_or_missing_one_is_absent() {
         let dir = tempfile::tempdir().unwrap();
-        let files = ValueFiles::new(&dir.path().join("c.db"), "Cache", Some(4), true);
+        let files = ValueFiles::new(
+            &dir.path().join("c.db"),
+            "Cache",
+            Some(4),
+            Durability::BeforeCommit,
+        );
         let data = vec![7u8; 1000];
         let reference = files.write(0, &data).unwrap();
         let r = FileRef::parse(&reference).unwrap();

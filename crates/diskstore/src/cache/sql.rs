@@ -65,6 +65,8 @@ pub(crate) mod stmt {
     pub const TOUCH_STORED: usize = CACHE + 15;
     pub const ANY_TRASH: usize = CACHE + 16;
     pub const TAKE_TRASH: usize = CACHE + 17;
+    pub const PROBE: usize = CACHE + 18;
+    pub const PROBE_META: usize = CACHE + 19;
 }
 
 /// The cache's own columns, after the value columns.
@@ -77,6 +79,9 @@ pub(crate) const INDEX_SUFFIXES: [&str; 4] = ["expire_at", "tag", "order", "hits
 /// Suffixes of the cache's triggers: `<table>_cache_<suffix>`.
 pub(crate) const TRIGGER_SUFFIXES: [&str; 5] =
     ["insert", "delete", "resize", "file_delete", "file_update"];
+
+/// What the trigger bodies of this version say, and those of older versions do not.
+pub(crate) const IGNORE_MARK: &str = "OR IGNORE";
 
 /// An SQL string literal (only for names baked into trigger bodies, which cannot take
 /// parameters).
@@ -101,9 +106,11 @@ pub(crate) struct CacheSql {
     pub delete: String,
     /// `?1` key, `?2` now → deletes the row only if it has expired.
     pub delete_if_expired: String,
-    /// `?1` key, `?2..` values, then `_expire_at, _size, _tag, _order` (plain insert).
+    /// `?1` key, `?2..` values, then `_expire_at, _size, _tag, _order, _file`. `OR
+    /// IGNORE`, as every write statement that fires triggers: no statement journal (the
+    /// caller checks NOT NULL columns itself; the key is absent).
     pub insert: String,
-    /// As `insert`, doing nothing when the key exists.
+    /// The same text as `insert`, for when the key may exist (then nothing is stored).
     pub insert_new: String,
     /// `?1` key, `?2` now, `?3` new expiry → updates a live row's expiry.
     pub touch: String,
@@ -144,8 +151,19 @@ pub(crate) struct CacheSql {
     pub reset_stats: String,
     /// `?1` table → creates the metadata row from the table's contents if missing.
     pub meta_init: String,
+    /// `?1` now → whether any entry has expired, whether the trash table has rows: what a
+    /// write checks after storing its row, in one statement.
+    pub probe: String,
+    /// As `probe`, then `volume, count, tbl` of the metadata row whose rowid is `?2` (the
+    /// caller checks `tbl`: one b-tree descent instead of the name's two).
+    pub probe_meta: String,
+    /// `?1` table → the rowid of its metadata row.
+    pub meta_rowid: String,
     /// Metadata table, triggers and indexes (`IF NOT EXISTS`; run at open).
     pub setup: String,
+    /// `(name, CREATE TRIGGER …)` of each trigger, to replace one that a version before
+    /// `OR IGNORE` bodies created (see [`IGNORE_MARK`]).
+    pub triggers: Vec<(String, String)>,
     /// `?1` table, `?2` key, `?3` now → deletes a lease that has run out.
     pub lease_clear: String,
     /// `?1` table, `?2` key, `?3` until → takes the lease unless someone holds it.
@@ -153,6 +171,8 @@ pub(crate) struct CacheSql {
     /// `?1` table, `?2` key → gives a lease back.
     pub lease_release: String,
     pub any_trash: String,
+    /// `?1` key, `?2` `_file` reference → deletes that entry if it still refers to it.
+    pub forget: String,
     pub take_trash: String,
     pub files: String,
     pub trash: String,
@@ -213,6 +233,61 @@ impl CacheSql {
             }
             _ => String::new(),
         };
+        let ins = trigger("insert")?;
+        let del = trigger("delete")?;
+        let upd = trigger("resize")?;
+        let file_del = trigger("file_delete")?;
+        let file_upd = trigger("file_update")?;
+        // Trigger bodies say `OR IGNORE` (their constraints cannot fail: `_size` and
+        // `_file` are checked by the WHEN clauses and NOT NULL columns): a statement that
+        // fires a trigger which may abort needs a statement journal inside a transaction,
+        // which cost a cache write about a fifth of its instructions (see docs/cache.md).
+        let triggers = vec![
+            (
+                format!("{name}_cache_insert"),
+                format!(
+                    "CREATE TRIGGER IF NOT EXISTS {ins} AFTER INSERT ON {t} BEGIN \
+                     UPDATE OR IGNORE {m} SET volume = volume + NEW._size, count = count + 1 \
+                     WHERE tbl = {lit}; END"
+                ),
+            ),
+            (
+                format!("{name}_cache_delete"),
+                format!(
+                    "CREATE TRIGGER IF NOT EXISTS {del} AFTER DELETE ON {t} BEGIN \
+                     UPDATE OR IGNORE {m} SET volume = volume - OLD._size, count = count - 1 \
+                     WHERE tbl = {lit}; END"
+                ),
+            ),
+            (
+                format!("{name}_cache_resize"),
+                format!(
+                    "CREATE TRIGGER IF NOT EXISTS {upd} AFTER UPDATE OF _size ON {t} BEGIN \
+                     UPDATE OR IGNORE {m} SET volume = volume + NEW._size - OLD._size \
+                     WHERE tbl = {lit}; END"
+                ),
+            ),
+            (
+                format!("{name}_cache_file_delete"),
+                format!(
+                    "CREATE TRIGGER IF NOT EXISTS {file_del} AFTER DELETE ON {t} \
+                     WHEN OLD._file IS NOT NULL BEGIN \
+                     INSERT OR IGNORE INTO {trash} (file) VALUES (OLD._file); END"
+                ),
+            ),
+            (
+                format!("{name}_cache_file_update"),
+                format!(
+                    "CREATE TRIGGER IF NOT EXISTS {file_upd} AFTER UPDATE OF _file ON {t} \
+                     WHEN OLD._file IS NOT NULL AND OLD._file IS NOT NEW._file BEGIN \
+                     INSERT OR IGNORE INTO {trash} (file) VALUES (OLD._file); END"
+                ),
+            ),
+        ];
+        let trigger_sql: String = triggers
+            .iter()
+            .map(|(_, sql)| format!("{sql};\n"))
+            .collect();
         let setup = format!(
             "CREATE TABLE IF NOT EXISTS {m} (tbl TEXT PRIMARY KEY NOT NULL, \
                volume INTEGER NOT NULL DEFAULT 0, count INTEGER NOT NULL DEFAULT 0, \
@@ -223,27 +298,13 @@ impl CacheSql {
              CREATE INDEX IF NOT EXISTS {exp} ON {t} (_expire_at) WHERE _expire_at IS NOT NULL;\n\
              CREATE INDEX IF NOT EXISTS {tag} ON {t} (_tag) WHERE _tag IS NOT NULL;\n\
              {policy_index}\
-             CREATE TRIGGER IF NOT EXISTS {ins} AFTER INSERT ON {t} BEGIN \
-               UPDATE {m} SET volume = volume + NEW._size, count = count + 1 WHERE tbl = {lit}; END;\n\
-             CREATE TRIGGER IF NOT EXISTS {del} AFTER DELETE ON {t} BEGIN \
-               UPDATE {m} SET volume = volume - OLD._size, count = count - 1 WHERE tbl = {lit}; END;\n\
-             CREATE TRIGGER IF NOT EXISTS {upd} AFTER UPDATE OF _size ON {t} BEGIN \
-               UPDATE {m} SET volume = volume + NEW._size - OLD._size WHERE tbl = {lit}; END;\n\
              CREATE TABLE IF NOT EXISTS {trash} (file TEXT NOT NULL);\n\
-             CREATE TRIGGER IF NOT EXISTS {file_del} AFTER DELETE ON {t} \
-               WHEN OLD._file IS NOT NULL BEGIN \
-               INSERT INTO {trash} (file) VALUES (OLD._file); END;\n\
-             CREATE TRIGGER IF NOT EXISTS {file_upd} AFTER UPDATE OF _file ON {t} \
-               WHEN OLD._file IS NOT NULL AND OLD._file IS NOT NEW._file BEGIN \
-               INSERT INTO {trash} (file) VALUES (OLD._file); END;\n",
+             {trigger_sql}",
             exp = idx("expire_at")?,
             tag = idx("tag")?,
-            ins = trigger("insert")?,
-            del = trigger("delete")?,
-            upd = trigger("resize")?,
-            file_del = trigger("file_delete")?,
-            file_upd = trigger("file_update")?,
         );
+        let expired = format!("EXISTS (SELECT 1 FROM {t} WHERE _expire_at <= ?1)");
+        let any_trash = format!("EXISTS (SELECT 1 FROM {trash})");
         Ok(CacheSql {
             get: format!("SELECT _key{cols}, _expire_at, _file FROM {t} WHERE _key = ?1"),
             get_lru: format!("UPDATE {t} SET _order = ?3 WHERE _key = ?1 AND {live} {returning}"),
@@ -255,12 +316,12 @@ impl CacheSql {
             delete: format!("DELETE FROM {t} WHERE _key = ?1 RETURNING _expire_at, _file"),
             delete_if_expired: format!("DELETE FROM {t} WHERE _key = ?1 AND _expire_at <= ?2"),
             insert: format!(
-                "INSERT INTO {t} (_key{cols}, _expire_at, _size, _tag, _order, _file) \
+                "INSERT OR IGNORE INTO {t} (_key{cols}, _expire_at, _size, _tag, _order, _file) \
                  VALUES (?1{params}, {meta_params})"
             ),
             insert_new: format!(
-                "INSERT INTO {t} (_key{cols}, _expire_at, _size, _tag, _order, _file) \
-                 VALUES (?1{params}, {meta_params}) ON CONFLICT(_key) DO NOTHING"
+                "INSERT OR IGNORE INTO {t} (_key{cols}, _expire_at, _size, _tag, _order, _file) \
+                 VALUES (?1{params}, {meta_params})"
             ),
             touch: format!("UPDATE {t} SET _expire_at = ?3 WHERE _key = ?1 AND {live}"),
             touch_stored: format!("UPDATE {t} SET _expire_at = ?3 WHERE _key = ?1"),
@@ -298,7 +359,13 @@ impl CacheSql {
                 "INSERT OR IGNORE INTO {m} (tbl, volume, count, seq) \
                  SELECT ?1, coalesce(sum(_size), 0), count(*), coalesce(max(_order), 0) FROM {t}"
             ),
+            probe: format!("SELECT {expired}, {any_trash}"),
+            probe_meta: format!(
+                "SELECT {expired}, {any_trash}, volume, count, tbl FROM {m} WHERE rowid = ?2"
+            ),
+            meta_rowid: format!("SELECT rowid FROM {m} WHERE tbl = ?1"),
             setup,
+            triggers,
             lease_clear: format!("DELETE FROM {lease} WHERE tbl = ?1 AND key = ?2 AND until <= ?3"),
             lease_take: format!(
                 "INSERT INTO {lease} (tbl, key, until) VALUES (?1, ?2, ?3) \
@@ -306,6 +373,7 @@ impl CacheSql {
             ),
             lease_release: format!("DELETE FROM {lease} WHERE tbl = ?1 AND key = ?2"),
             any_trash: format!("SELECT 1 FROM {trash} LIMIT 1"),
+            forget: format!("DELETE FROM {t} WHERE _key = ?1 AND _file = ?2"),
             take_trash: format!("DELETE FROM {trash} RETURNING file"),
             files: format!("SELECT _key, _file FROM {t} WHERE _file IS NOT NULL"),
             trash: format!("SELECT file FROM {trash}"),
