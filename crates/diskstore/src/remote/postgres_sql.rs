@@ -337,6 +337,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bool_and_json_kinds_choose_the_column_type() {
+        use crate::record::{Field, Json, Record};
+        let col = |t, kind| Column::new("c", t, false, None).with_kind(kind);
+        assert_eq!(
+            pg_column_type(&col(ColumnType::Integer, FieldKind::Bool)),
+            "boolean"
+        );
+        assert_eq!(
+            pg_column_type(&col(ColumnType::Text, FieldKind::Json)),
+            "jsonb"
+        );
+        // A kind its type cannot hold falls back to the type.
+        assert_eq!(
+            pg_column_type(&col(ColumnType::Blob, FieldKind::Json)),
+            "bytea"
+        );
+        assert_eq!(
+            pg_column_type(&col(ColumnType::Integer, FieldKind::Plain)),
+            "bigint"
+        );
+        assert_eq!(<Option<bool> as Field>::KIND, FieldKind::Bool);
+        assert_eq!(
+            <Json<Vec<i64>> as Record>::columns()[0].kind,
+            FieldKind::Json
+        );
+        assert_eq!(<i64 as Field>::KIND, FieldKind::Plain);
+        // Older tables: bigint serves a bool field, text or json a JSON field.
+        assert_eq!(serving_type("bigint", "boolean"), Some("bigint"));
+        assert_eq!(serving_type("text", "jsonb"), Some("text"));
+        assert_eq!(serving_type("json", "jsonb"), Some("json"));
+        assert_eq!(serving_type("jsonb", "jsonb"), Some("jsonb"));
+        assert_eq!(serving_type("boolean", "bigint"), None);
+        assert_eq!(serving_type("jsonb", "text"), None);
+        assert_eq!(serving_type("text", "boolean"), None);
+    }
+
+    #[test]
     fn placeholders() {
         let (sql, order) = translate("a > ? AND b = ? AND c::text = 'x?:y'", 1).unwrap();
         assert_eq!(sql, "a > $1 AND b = $2 AND c::text = 'x?:y'");
