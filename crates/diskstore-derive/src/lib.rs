@@ -75,6 +75,7 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
                 <#ty as ::diskstore::Field>::NULLABLE,
                 #default,
             )
+            .with_kind(<#ty as ::diskstore::Field>::KIND)
         });
         writes.push(quote! { out.push(::diskstore::Field::to_cell(&self.#ident)?); });
         reads.push(quote! { #ident: row.field::<#ty>(#i, #column)?, });

@@ -17,7 +17,7 @@ use diskstore::remote::postgres::PgTable;
 use diskstore::remote::postgres_cache::PgCache;
 use diskstore::remote::redis::RedisCache;
 use diskstore::remote::{Backend, IncrOutcome, RemoteCache, RemoteCacheOptions, RemoteValue};
-use diskstore::{Cell, Clock, Column, ColumnType, KeyRef, TableSpec, Ttl, Value};
+use diskstore::{Cell, Clock, Column, ColumnType, FieldKind, KeyRef, TableSpec, Ttl, Value};
 
 use crate::convert;
 use crate::errors::IntoPyResult;
@@ -244,8 +244,10 @@ impl PgStorePy {
     /// Connects and creates (or migrates) the table. `fields`: `(name, sqlite_type,
     /// default)` of each value field, or None for the default model; `load(*fields)`
     /// builds a value, `dump(value)` gives its field tuple (None: the value is one).
+    /// `kinds`: per field `"bool"`, `"json"` or None (a `boolean`/`jsonb` column for an
+    /// INTEGER/TEXT field).
     #[new]
-    #[pyo3(signature = (url, table, fields=None, load=None, dump=None, read_only=false))]
+    #[pyo3(signature = (url, table, fields=None, load=None, dump=None, read_only=false, kinds=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -255,12 +257,25 @@ impl PgStorePy {
         load: Option<Py<PyAny>>,
         dump: Option<Py<PyAny>>,
         read_only: bool,
+        kinds: Option<Vec<Option<String>>>,
     ) -> PyResult<Self> {
+        let kinds = kinds.unwrap_or_default();
+        let kind = |i: usize| -> PyResult<FieldKind> {
+            match kinds.get(i).and_then(Option::as_deref) {
+                None => Ok(FieldKind::Plain),
+                Some("bool") => Ok(FieldKind::Bool),
+                Some("json") => Ok(FieldKind::Json),
+                Some(other) => Err(PyValueError::new_err(format!(
+                    "unknown field kind {other:?} (expected \"bool\", \"json\" or None)"
+                ))),
+            }
+        };
         let columns = match &fields {
             None => vec![Column::new("value", ColumnType::Blob, false, None)],
             Some(fs) => fs
                 .iter()
-                .map(|(name, sql_type, default)| {
+                .enumerate()
+                .map(|(i, (name, sql_type, default))| {
                     let default = match default {
                         Some(d) if !d.is_none() => Some(match convert::cell(d)? {
                             Cell::Borrowed(v) => v.to_owned(),
@@ -273,7 +288,8 @@ impl PgStorePy {
                         ColumnType::from_declared(sql_type),
                         true,
                         default,
-                    ))
+                    )
+                    .with_kind(kind(i)?))
                 })
                 .collect::<PyResult<_>>()?,
         };

@@ -18,6 +18,24 @@ pub struct Column {
     pub nullable: bool,
     /// The default a migration gives existing rows when it adds this column.
     pub default: Option<Value>,
+    /// What the values mean beyond `sql_type`; a server backend picks its column type by
+    /// it (SQLite ignores it).
+    pub kind: FieldKind,
+}
+
+/// What a field's values mean beyond their [`ColumnType`]. SQLite stores every kind by
+/// its `ColumnType` alone; PostgreSQL gives `Bool` a `boolean` and `Json` a `jsonb`
+/// column.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FieldKind {
+    /// Nothing beyond the column type.
+    #[default]
+    Plain,
+    /// A truth value, stored as INTEGER 0 or 1.
+    Bool,
+    /// A JSON document, stored as TEXT.
+    Json,
 }
 
 impl Column {
@@ -33,7 +51,15 @@ impl Column {
             sql_type,
             nullable,
             default,
+            kind: FieldKind::Plain,
         }
+    }
+
+    /// This column with the given [`FieldKind`].
+    #[must_use]
+    pub fn with_kind(mut self, kind: FieldKind) -> Column {
+        self.kind = kind;
+        self
     }
 }
 
@@ -44,6 +70,9 @@ pub trait Field: Sized {
     const SQL_TYPE: ColumnType;
     /// Whether the column accepts NULL (true for `Option<T>`).
     const NULLABLE: bool = false;
+    /// What the values mean beyond `SQL_TYPE` (`Bool` for `bool`, `Json` for [`Json<T>`];
+    /// `Option<T>` takes `T`'s).
+    const KIND: FieldKind = FieldKind::Plain;
 
     /// The value to bind.
     ///
@@ -82,7 +111,7 @@ pub trait Record: Sized {
 
 impl<T: Field> Record for T {
     fn columns() -> Vec<Column> {
-        vec![Column::new("value", T::SQL_TYPE, T::NULLABLE, None)]
+        vec![Column::new("value", T::SQL_TYPE, T::NULLABLE, None).with_kind(T::KIND)]
     }
 
     fn write<'a>(&'a self, out: &mut Vec<Cell<'a>>) -> Result<()> {
@@ -312,6 +341,7 @@ impl Field for f64 {
 
 impl Field for bool {
     const SQL_TYPE: ColumnType = ColumnType::Integer;
+    const KIND: FieldKind = FieldKind::Bool;
     fn to_cell(&self) -> Result<Cell<'_>> {
         Ok(Cell::Borrowed(ValueRef::Integer(i64::from(*self))))
     }
@@ -354,6 +384,7 @@ impl Field for Vec<u8> {
 impl<T: Field> Field for Option<T> {
     const SQL_TYPE: ColumnType = T::SQL_TYPE;
     const NULLABLE: bool = true;
+    const KIND: FieldKind = T::KIND;
     fn to_cell(&self) -> Result<Cell<'_>> {
         match self {
             Some(v) => v.to_cell(),
@@ -385,6 +416,7 @@ pub struct Json<T>(pub T);
 
 impl<T: Serialize + DeserializeOwned> Field for Json<T> {
     const SQL_TYPE: ColumnType = ColumnType::Text;
+    const KIND: FieldKind = FieldKind::Json;
     fn to_cell(&self) -> Result<Cell<'_>> {
         serde_json::to_string(&self.0)
             .map(|s| Cell::Owned(Value::Text(s)))

@@ -5,6 +5,7 @@
 //! `DISKSTORE_REQUIRE_SERVERS=1`, set by .ci/run) a missing server fails the test,
 //! elsewhere the test says why it skips.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -14,7 +15,7 @@ use diskstore::remote::postgres::{PgStore, PgTable};
 use diskstore::remote::postgres_cache::PgCache;
 use diskstore::remote::redis::RedisCache;
 use diskstore::remote::{IncrOutcome, RemoteCache, RemoteCacheOptions, RemoteValue};
-use diskstore::{AnyStore, DiskStore, Error, ManualClock, Record, Ttl, Value};
+use diskstore::{AnyStore, DiskStore, Error, Json, ManualClock, Record, Ttl, Value};
 
 /// The server URL of `var`, or `None` (skip) outside CI when it is not set or nothing
 /// answers at its address.
@@ -250,6 +251,209 @@ fn postgres_typed_columns_query_and_migration() {
     let f: PgStore<f64, i64> = PgStore::open_table(&url, &unique("floats")).unwrap();
     assert!(matches!(f.insert(&f64::NAN, &1), Err(Error::InvalidKey(_))));
     assert!(s.check().unwrap().is_empty());
+}
+
+#[derive(Record, Debug, PartialEq, Clone)]
+struct Flags {
+    active: bool,
+    maybe: Option<bool>,
+    doc: Json<serde_json::Value>,
+    tags: Option<Json<BTreeMap<String, i64>>>,
+}
+
+fn flags(i: i64) -> Flags {
+    Flags {
+        active: i % 2 == 0,
+        maybe: (i % 3 != 0).then_some(i % 3 == 1),
+        doc: Json(
+            serde_json::json!({"i": i, "name": format!("f{i}"), "big": u64::MAX, "x": [1.5, null, true]}),
+        ),
+        tags: (i > 1).then(|| Json(BTreeMap::from([("n".to_owned(), i)]))),
+    }
+}
+
+/// The server's `data_type` of each column of `table`, by name.
+fn column_types(url: &str, table: &str) -> BTreeMap<String, String> {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    c.query(
+        "SELECT column_name::text, data_type::text FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = $1",
+        &[&table],
+    )
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+/// Writes and reads `Flags` through every write path: one row, a batch, add, get_many,
+/// query with a bool parameter, pop.
+fn flags_round_trip(s: &PgStore<i64, Flags>) {
+    s.insert(&1, &flags(1)).unwrap();
+    s.extend([(&2, &flags(2)), (&3, &flags(3)), (&4, &flags(4))])
+        .unwrap();
+    assert!(s.add(&5, &flags(5)).unwrap());
+    for i in 1..=5 {
+        assert_eq!(s.get(&i).unwrap(), Some(flags(i)), "row {i}");
+    }
+    let many = s.get_many(&[4, 9, 1]).unwrap();
+    assert_eq!(many, [Some(flags(4)), None, Some(flags(1))]);
+    let on = s
+        .query(Some("active = ?"), &[Value::Integer(1)], None, None, None)
+        .unwrap();
+    assert_eq!(on.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [2, 4]);
+    // Overwrite flips every field, NULLs included.
+    let mut f = flags(3);
+    f.active = !f.active;
+    f.maybe = Some(true);
+    f.tags = None;
+    s.insert(&3, &f).unwrap();
+    assert_eq!(s.get(&3).unwrap(), Some(f));
+    assert_eq!(s.pop_last().unwrap(), Some((5, flags(5))));
+}
+
+#[test]
+fn postgres_bool_and_json_fields_get_boolean_and_jsonb_columns() {
+    let Some(url) = server("DISKSTORE_TEST_POSTGRES") else {
+        return;
+    };
+    let table = unique("flags");
+    let s: PgStore<i64, Flags> = PgStore::open_table(&url, &table).unwrap();
+    let types = column_types(&url, &table);
+    assert_eq!(types["active"], "boolean");
+    assert_eq!(types["maybe"], "boolean");
+    assert_eq!(types["doc"], "jsonb");
+    assert_eq!(types["tags"], "jsonb");
+    flags_round_trip(&s);
+    // The columns are the server's own types: its operators work on them.
+    let named = s
+        .query(
+            Some("doc->>'name' = ? AND (tags->>'n')::bigint >= ? AND active"),
+            &[Value::Text("f4".into()), Value::Integer(2)],
+            None,
+            None,
+            None,
+        )
+        .unwrap();
+    assert_eq!(named.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [4]);
+    // A bool column takes 0 and 1 only; text that is not JSON is refused by the server.
+    let t = s.table();
+    let cells = |active: i64, doc: &str| {
+        vec![
+            diskstore::Cell::Owned(Value::Integer(active)),
+            diskstore::Cell::Owned(Value::Null),
+            diskstore::Cell::Owned(Value::Text(doc.into())),
+            diskstore::Cell::Owned(Value::Null),
+        ]
+    };
+    assert!(matches!(
+        t.set(diskstore::KeyRef::Int(8), &cells(2, "{}")),
+        Err(Error::InvalidValue(_))
+    ));
+    assert!(matches!(
+        t.set(diskstore::KeyRef::Int(8), &cells(1, "not json")),
+        Err(Error::InvalidValue(_))
+    ));
+    // JSON text travels as text both ways: a number wider than u64 or f64 keeps its
+    // digits (jsonb keeps numbers exactly).
+    let wide = r#"{"n": 123456789012345678901234567890.000000000000000000001}"#;
+    t.set(diskstore::KeyRef::Int(9), &cells(0, wide)).unwrap();
+    let row = t.get(diskstore::KeyRef::Int(9)).unwrap().unwrap();
+    assert_eq!(
+        row[2],
+        Value::Text(r#"{"n": 123456789012345678901234567890.000000000000000000001}"#.into())
+    );
+    assert_eq!(row[0], Value::Integer(0));
+    // A bool field added by a later record gets a boolean column with its default.
+    #[derive(Record, Debug, PartialEq)]
+    struct More {
+        active: bool,
+        maybe: Option<bool>,
+        doc: Json<serde_json::Value>,
+        tags: Option<Json<BTreeMap<String, i64>>>,
+        #[record(default = true)]
+        fresh: bool,
+        #[record(default = "[1, 2]")]
+        list: Json<Vec<i64>>,
+    }
+    let m: PgStore<i64, More> = PgStore::open_table(&url, &table).unwrap();
+    let types = column_types(&url, &table);
+    assert_eq!(
+        (types["fresh"].as_str(), types["list"].as_str()),
+        ("boolean", "jsonb")
+    );
+    let one = m.get(&1).unwrap().unwrap();
+    assert!(one.fresh);
+    assert_eq!(one.list, Json(vec![1, 2]));
+    assert!(s.check().unwrap().is_empty());
+}
+
+#[test]
+fn postgres_tables_with_bigint_and_text_for_bool_and_json_still_work() {
+    let Some(url) = server("DISKSTORE_TEST_POSTGRES") else {
+        return;
+    };
+    let table = unique("oldflags");
+    // The layout earlier versions made for `Flags`: bigint and text columns.
+    let old = diskstore::TableSpec {
+        name: table.clone(),
+        key_type: diskstore::ColumnType::Integer,
+        columns: vec![
+            diskstore::Column::new("active", diskstore::ColumnType::Integer, false, None),
+            diskstore::Column::new("maybe", diskstore::ColumnType::Integer, true, None),
+            diskstore::Column::new("doc", diskstore::ColumnType::Text, false, None),
+            diskstore::Column::new("tags", diskstore::ColumnType::Text, true, None),
+        ],
+    };
+    let t = PgTable::open(&url, old).unwrap();
+    let before = column_types(&url, &table);
+    assert_eq!(
+        [
+            &before["active"],
+            &before["maybe"],
+            &before["doc"],
+            &before["tags"]
+        ],
+        ["bigint", "bigint", "text", "text"]
+    );
+    // A row written the old way (0/1 and JSON text) reads as the record.
+    t.set(
+        diskstore::KeyRef::Int(7),
+        &[
+            diskstore::Cell::Owned(Value::Integer(1)),
+            diskstore::Cell::Owned(Value::Null),
+            diskstore::Cell::Owned(Value::Text(r#"{"b":1,  "a":2}"#.into())),
+            diskstore::Cell::Owned(Value::Null),
+        ],
+    )
+    .unwrap();
+    let s: PgStore<i64, Flags> = PgStore::open_table(&url, &table).unwrap();
+    assert_eq!(column_types(&url, &table), before, "no column changed type");
+    let seven = s.get(&7).unwrap().unwrap();
+    assert!(seven.active);
+    assert_eq!(seven.doc, Json(serde_json::json!({"a": 2, "b": 1})));
+    // Text columns keep the JSON as written (jsonb would normalise it).
+    assert_eq!(
+        t.get(diskstore::KeyRef::Int(7)).unwrap().unwrap()[2],
+        Value::Text(r#"{"b":1,  "a":2}"#.into())
+    );
+    assert_eq!(s.remove(&7).unwrap(), Some(seven));
+    flags_round_trip(&s);
+    assert_eq!(
+        t.get(diskstore::KeyRef::Int(2)).unwrap().unwrap()[0],
+        Value::Integer(1),
+        "a bool is stored as 1 in a bigint column"
+    );
+    assert!(s.check().unwrap().is_empty());
+    // A column of another type is still refused.
+    #[derive(Record, Debug)]
+    struct Wrong {
+        active: String,
+    }
+    assert!(matches!(
+        PgStore::<i64, Wrong>::open_table(&url, &table).err(),
+        Some(Error::Schema { .. })
+    ));
 }
 
 fn cache_options(table: &str, clock: &Arc<ManualClock>) -> RemoteCacheOptions {

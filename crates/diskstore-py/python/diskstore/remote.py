@@ -205,8 +205,30 @@ def _reopen_store(cls: type[PgDiskRead], url: str, options: dict[str, Any]) -> A
     return _open(cls, url, options)
 
 
-def _model(options: dict[str, Any]) -> tuple[str, Any, Any, Any]:
-    """`(table, fields, load, dump)` of the constructor arguments."""
+def _kinds(config: Any, value_class: Any, fields: list) -> list[str | None] | None:
+    """Per field, `"bool"` or `"json"` where the model says so (a `boolean`/`jsonb`
+    column on PostgreSQL): `JsonConfig`'s value, and INTEGER fields annotated `bool` in
+    a NamedTuple or dataclass model. None for any other config."""
+    from .config import DataclassConfig, JsonConfig, NamedTupleConfig, _annotations
+
+    if config is not None:
+        if type(config) is JsonConfig:
+            return ["json" if sql_type == "TEXT" else None for _, sql_type, _ in fields]
+        if type(config) is DataclassConfig:
+            value_class = config.dataclass
+        elif type(config) is NamedTupleConfig:
+            value_class = config.value_class
+        else:
+            return None
+    annotations = _annotations(value_class)
+    return [
+        "bool" if sql_type == "INTEGER" and annotations.get(name) is bool else None
+        for name, sql_type, _ in fields
+    ]
+
+
+def _model(options: dict[str, Any]) -> tuple[str, Any, Any, Any, Any]:
+    """`(table, fields, load, dump, kinds)` of the constructor arguments."""
     config = options.get("config")
     value_class = options.get("value_class")
     tablename = options.get("tablename")
@@ -216,7 +238,7 @@ def _model(options: dict[str, Any]) -> tuple[str, Any, Any, Any]:
         from .config import BaseConfig
 
         if not fields or type(config) is BaseConfig:  # raw values
-            return table, None, None, None
+            return table, None, None, None, None
         fields = [
             (name, sql_type, None if default is NO_DEFAULT else default)
             for name, sql_type, default in fields
@@ -228,7 +250,7 @@ def _model(options: dict[str, Any]) -> tuple[str, Any, Any, Any]:
         def dump(value: Any) -> tuple[Any, ...]:
             return tuple(config.dump_value(None, value))[1:]
 
-        return table, fields, load, dump
+        return table, fields, load, dump, _kinds(config, None, fields)
     if value_class is not None:
         from .config import NamedTupleConfig
 
@@ -236,13 +258,14 @@ def _model(options: dict[str, Any]) -> tuple[str, Any, Any, Any]:
             (name, sql_type, None if default is NO_DEFAULT else default)
             for name, sql_type, default in NamedTupleConfig.get_fields(value_class)
         ]
-        return tablename or value_class.__name__, fields, value_class, None
-    return tablename or "DiskStore", None, None, None
+        kinds = _kinds(None, value_class, fields)
+        return tablename or value_class.__name__, fields, value_class, None, kinds
+    return tablename or "DiskStore", None, None, None, None
 
 
 def _open(cls: type[PgDiskRead], url: str, options: dict[str, Any]) -> Any:
-    table, fields, load, dump = _model(options)
-    store = cls(url, table, fields, load, dump, cls._read_only)
+    table, fields, load, dump, kinds = _model(options)
+    store = cls(url, table, fields, load, dump, cls._read_only, kinds)
     store._url_arg = url
     store._options = options
     store._local = threading.local()

@@ -5,14 +5,15 @@ use std::error::Error as StdError;
 
 use postgres::Row as PgRow;
 use postgres::error::SqlState;
-use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
 use crate::error::Error;
+use crate::record::{Column, FieldKind};
 use crate::value::{ColumnType, Value, ValueRef};
 
 /// A value bound as a parameter. It checks the parameter's type: an integer is sent to a
-/// `bigint`, `integer`, `double precision` or `boolean` column, text to `text` or
-/// `jsonb`, bytes to `bytea`; anything else is refused rather than reinterpreted.
+/// `bigint`, `integer` or `double precision` column (0 and 1 also to `boolean`), text to
+/// `text`, `json` or `jsonb`, bytes to `bytea`; anything else is refused rather than reinterpreted.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Param<'a>(pub ValueRef<'a>);
 
@@ -28,15 +29,23 @@ impl ToSql for Param<'_> {
             (ValueRef::Integer(i), t) if *t == Type::INT4 => i32::try_from(i)?.to_sql(ty, out),
             (ValueRef::Integer(i), t) if *t == Type::INT2 => i16::try_from(i)?.to_sql(ty, out),
             (ValueRef::Integer(i), t) if *t == Type::FLOAT8 => (i as f64).to_sql(ty, out),
-            (ValueRef::Integer(i), t) if *t == Type::BOOL => (i != 0).to_sql(ty, out),
+            (ValueRef::Integer(i @ (0 | 1)), t) if *t == Type::BOOL => (i == 1).to_sql(ty, out),
             (ValueRef::Integer(i), t) if *t == Type::TEXT || *t == Type::UNKNOWN => {
                 i.to_string().to_sql(&Type::TEXT, out)
             }
             (ValueRef::Real(r), t) if *t == Type::FLOAT8 => r.to_sql(ty, out),
             (ValueRef::Real(r), t) if *t == Type::FLOAT4 => (r as f32).to_sql(ty, out),
-            (ValueRef::Text(s), t) if *t == Type::JSONB || *t == Type::JSON => {
-                let v: serde_json::Value = serde_json::from_str(s)?;
-                postgres::types::Json(v).to_sql(ty, out)
+            (ValueRef::Text(s), t) if *t == Type::JSONB => {
+                // jsonb's binary form: format version 1, then the JSON text, which the
+                // server parses (and refuses when it is not JSON). The text is sent as
+                // it is, so no number is rounded on the way.
+                out.extend_from_slice(&[1]);
+                out.extend_from_slice(s.as_bytes());
+                Ok(IsNull::No)
+            }
+            (ValueRef::Text(s), t) if *t == Type::JSON => {
+                out.extend_from_slice(s.as_bytes());
+                Ok(IsNull::No)
             }
             (ValueRef::Text(s), t)
                 if *t == Type::TEXT
@@ -63,14 +72,58 @@ impl ToSql for Param<'_> {
     to_sql_checked!();
 }
 
-/// The PostgreSQL column type of one of our column types; `json` makes a text column
-/// `jsonb`.
+/// The PostgreSQL column type of one of our column types.
 pub(crate) fn pg_type(t: ColumnType) -> &'static str {
     match t {
         ColumnType::Integer => "bigint",
         ColumnType::Real => "double precision",
         ColumnType::Text => "text",
         ColumnType::Blob => "bytea",
+    }
+}
+
+/// The PostgreSQL type a new column gets: by its kind (`boolean`, `jsonb`) when its type
+/// can hold that kind, else by its type.
+pub(crate) fn pg_column_type(c: &Column) -> &'static str {
+    match (c.kind, c.sql_type) {
+        (FieldKind::Bool, ColumnType::Integer) => "boolean",
+        (FieldKind::Json, ColumnType::Text) => "jsonb",
+        (_, t) => pg_type(t),
+    }
+}
+
+/// The type to write an existing column of type `have` (as `information_schema` names
+/// it) with, when it serves a column that would be created as `want`: the same type, or
+/// the type older versions gave bool (`bigint`) and JSON (`text`) fields, which read and
+/// write as before. None when it does not serve.
+pub(crate) fn serving_type(have: &str, want: &'static str) -> Option<&'static str> {
+    match (want, have) {
+        _ if have == want => Some(want),
+        ("boolean", "bigint") => Some("bigint"),
+        ("jsonb", "text") => Some("text"),
+        ("jsonb", "json") => Some("json"),
+        _ => None,
+    }
+}
+
+/// JSON or jsonb column text as the server sends it, read without parsing it.
+struct JsonText(String);
+
+impl<'a> FromSql<'a> for JsonText {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn StdError + Sync + Send>> {
+        let text = if *ty == Type::JSONB {
+            match raw.split_first() {
+                Some((1, rest)) => rest,
+                _ => return Err("unsupported jsonb format version".into()),
+            }
+        } else {
+            raw
+        };
+        Ok(JsonText(std::str::from_utf8(text)?.to_owned()))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB || *ty == Type::JSON
     }
 }
 
@@ -107,9 +160,9 @@ pub(crate) fn column(row: &PgRow, idx: usize) -> Result<Value, String> {
             .map_err(err)?
             .map(Value::Blob)
     } else if ty == Type::JSONB || ty == Type::JSON {
-        row.try_get::<_, Option<serde_json::Value>>(idx)
+        row.try_get::<_, Option<JsonText>>(idx)
             .map_err(err)?
-            .map(|j| Value::Text(j.to_string()))
+            .map(|j| Value::Text(j.0))
     } else {
         row.try_get::<_, Option<String>>(idx)
             .map_err(|_| format!("column type {ty} is not supported"))?
@@ -282,6 +335,43 @@ pub(crate) fn map_error(url: &str, e: &postgres::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bool_and_json_kinds_choose_the_column_type() {
+        use crate::record::{Field, Json, Record};
+        let col = |t, kind| Column::new("c", t, false, None).with_kind(kind);
+        assert_eq!(
+            pg_column_type(&col(ColumnType::Integer, FieldKind::Bool)),
+            "boolean"
+        );
+        assert_eq!(
+            pg_column_type(&col(ColumnType::Text, FieldKind::Json)),
+            "jsonb"
+        );
+        // A kind its type cannot hold falls back to the type.
+        assert_eq!(
+            pg_column_type(&col(ColumnType::Blob, FieldKind::Json)),
+            "bytea"
+        );
+        assert_eq!(
+            pg_column_type(&col(ColumnType::Integer, FieldKind::Plain)),
+            "bigint"
+        );
+        assert_eq!(<Option<bool> as Field>::KIND, FieldKind::Bool);
+        assert_eq!(
+            <Json<Vec<i64>> as Record>::columns()[0].kind,
+            FieldKind::Json
+        );
+        assert_eq!(<i64 as Field>::KIND, FieldKind::Plain);
+        // Older tables: bigint serves a bool field, text or json a JSON field.
+        assert_eq!(serving_type("bigint", "boolean"), Some("bigint"));
+        assert_eq!(serving_type("text", "jsonb"), Some("text"));
+        assert_eq!(serving_type("json", "jsonb"), Some("json"));
+        assert_eq!(serving_type("jsonb", "jsonb"), Some("jsonb"));
+        assert_eq!(serving_type("boolean", "bigint"), None);
+        assert_eq!(serving_type("jsonb", "text"), None);
+        assert_eq!(serving_type("text", "boolean"), None);
+    }
 
     #[test]
     fn placeholders() {
