@@ -453,9 +453,22 @@ impl Hooked {
     }
 }
 
+/// Frees the hooks' state when SQLite drops the connection's client data, and first takes
+/// the hooks off the connection: `sqlite3_close` drops client data *before* it rolls back a
+/// transaction still open, which calls the rollback hook (found as a use-after-free
+/// segfault when a store was closed inside a transaction).
 unsafe extern "C" fn free_hooked(p: *mut c_void) {
-    // SAFETY: the box `install` leaked, freed once by SQLite.
-    drop(unsafe { Box::from_raw(p.cast::<Hooked>()) });
+    // SAFETY: the box `install` leaked, freed once by SQLite, while the connection is
+    // still open (SQLite drops client data before the connection becomes a zombie).
+    let h = unsafe { Box::from_raw(p.cast::<Hooked>()) };
+    // SAFETY: `h.db` is the open connection being closed, on the thread closing it.
+    unsafe {
+        ffi::sqlite3_update_hook(h.db, None, std::ptr::null_mut());
+        ffi::sqlite3_commit_hook(h.db, None, std::ptr::null_mut());
+        ffi::sqlite3_rollback_hook(h.db, None, std::ptr::null_mut());
+        // A WAL hook a commit borrowed goes back to SQLite's own, with its limit.
+        h.give_back(p);
+    }
 }
 
 /// The commit hook: borrows the WAL hook for a commit that changed a row (SQLite's own
