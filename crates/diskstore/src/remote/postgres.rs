@@ -16,7 +16,8 @@ use std::time::Duration;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row as PgRow, Statement};
 
-use super::pool::{CHECK_AFTER_IDLE, Pool};
+pub(crate) use super::pool::Retry;
+use super::pool::{self, Pool, Pooled};
 use super::postgres_sql::{
     Param, Placeholder, is_disconnect, map_error, pg_column_type, pg_type, serving_type, translate,
 };
@@ -125,15 +126,6 @@ pub struct PgConn {
     pinned: Mutex<HashMap<ThreadId, Pinned>>,
 }
 
-/// Whether repeating a call whose connection broke cannot apply it twice.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Retry {
-    /// Reads and idempotent writes (upsert, delete): retried once on a new connection.
-    Safe,
-    /// `add`, `pop`, `incr`…: reported as failed; the caller decides.
-    Never,
-}
-
 impl PgConn {
     /// Parses the URL (nothing is connected yet).
     ///
@@ -235,47 +227,7 @@ impl PgConn {
                 }
             };
         }
-        let (mut client, reused) = match self.pool.take() {
-            Some((mut c, idle)) if !c.is_closed() => {
-                if retry == Retry::Safe
-                    || idle < CHECK_AFTER_IDLE
-                    || c.is_valid(CONNECT_TIMEOUT).is_ok()
-                {
-                    (c, true)
-                } else {
-                    self.pool.drain();
-                    (self.connect()?, false)
-                }
-            }
-            _ => (self.connect()?, false),
-        };
-        match f(&mut client) {
-            Ok(r) => {
-                self.pool.give(client);
-                Ok(r)
-            }
-            Err(e) if is_disconnect(&e) || client.is_closed() => {
-                self.pool.drain();
-                if reused && retry == Retry::Safe {
-                    let mut fresh = self.connect()?;
-                    let r = f(&mut fresh).map_err(|e| self.err(&e))?;
-                    self.pool.give(fresh);
-                    Ok(r)
-                } else {
-                    let mut err = self.err(&e);
-                    if let (Error::Connection { message, .. }, Retry::Never) = (&mut err, retry) {
-                        message.push_str(
-                            " (the call was not acknowledged: it may or may not have been applied)",
-                        );
-                    }
-                    Err(err)
-                }
-            }
-            Err(e) => {
-                self.pool.give(client);
-                Err(self.err(&e))
-            }
-        }
+        pool::run(self, retry, f)
     }
 
     fn lost(&self, message: &str) -> Error {
@@ -413,6 +365,29 @@ fn cell_ref<'a>(c: &'a Cell<'_>) -> ValueRef<'a> {
     match c {
         Cell::Borrowed(v) => *v,
         Cell::Owned(v) => v.as_ref(),
+    }
+}
+
+impl Pooled for PgConn {
+    type Conn = Conn;
+    type Err = postgres::Error;
+    fn pool(&self) -> &Pool<Conn> {
+        &self.pool
+    }
+    fn connect(&self) -> Result<Conn> {
+        PgConn::connect(self)
+    }
+    fn is_open(conn: &Conn) -> bool {
+        !conn.is_closed()
+    }
+    fn answers(conn: &mut Conn) -> bool {
+        conn.is_valid(CONNECT_TIMEOUT).is_ok()
+    }
+    fn is_disconnect(e: &postgres::Error) -> bool {
+        is_disconnect(e)
+    }
+    fn error(&self, e: &postgres::Error) -> Error {
+        self.err(e)
     }
 }
 

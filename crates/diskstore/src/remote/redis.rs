@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use redis::{Cmd, Connection, ConnectionLike, RedisError};
 
-use super::pool::{CHECK_AFTER_IDLE, Pool};
+use super::pool::{self, Pool, Pooled, Retry};
 use super::{Counters, IncrOutcome, RemoteCache, RemoteCacheOptions, RemoteValue, redact_url};
 use crate::error::{Error, Result};
 use crate::{EvictionPolicy, Ttl};
@@ -30,12 +30,6 @@ pub struct RedisCache {
     prefix: Vec<u8>,
     tag_prefix: Vec<u8>,
     counters: Counters,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Retry {
-    Safe,
-    Never,
 }
 
 fn not_supported(operation: &str) -> Error {
@@ -213,49 +207,9 @@ impl RedisCache {
     fn run<R>(
         &self,
         retry: Retry,
-        mut f: impl FnMut(&mut Connection) -> redis::RedisResult<R>,
+        f: impl FnMut(&mut Connection) -> redis::RedisResult<R>,
     ) -> Result<R> {
-        let (mut conn, reused) = match self.pool.take() {
-            Some((mut c, idle)) if c.is_open() => {
-                if retry == Retry::Safe
-                    || idle < CHECK_AFTER_IDLE
-                    || redis::cmd("PING").query::<String>(&mut c).is_ok()
-                {
-                    (c, true)
-                } else {
-                    self.pool.drain();
-                    (self.connect()?, false)
-                }
-            }
-            _ => (self.connect()?, false),
-        };
-        match f(&mut conn) {
-            Ok(r) => {
-                self.pool.give(conn);
-                Ok(r)
-            }
-            Err(e) if is_disconnect(&e) || !conn.is_open() => {
-                self.pool.drain();
-                if reused && retry == Retry::Safe {
-                    let mut fresh = self.connect()?;
-                    let r = f(&mut fresh).map_err(|e| self.err(&e))?;
-                    self.pool.give(fresh);
-                    Ok(r)
-                } else {
-                    let mut err = self.err(&e);
-                    if let (Error::Connection { message, .. }, Retry::Never) = (&mut err, retry) {
-                        message.push_str(
-                            " (the call was not acknowledged: it may or may not have been applied)",
-                        );
-                    }
-                    Err(err)
-                }
-            }
-            Err(e) => {
-                self.pool.give(conn);
-                Err(self.err(&e))
-            }
-        }
+        pool::run(self, retry, f)
     }
 
     fn key(&self, key: &[u8]) -> Vec<u8> {
@@ -568,6 +522,29 @@ impl RemoteCache for RedisCache {
 
     fn close(&self) {
         self.pool.drain();
+    }
+}
+
+impl Pooled for RedisCache {
+    type Conn = Connection;
+    type Err = RedisError;
+    fn pool(&self) -> &Pool<Connection> {
+        &self.pool
+    }
+    fn connect(&self) -> Result<Connection> {
+        RedisCache::connect(self)
+    }
+    fn is_open(conn: &Connection) -> bool {
+        conn.is_open()
+    }
+    fn answers(conn: &mut Connection) -> bool {
+        redis::cmd("PING").query::<String>(conn).is_ok()
+    }
+    fn is_disconnect(e: &RedisError) -> bool {
+        is_disconnect(e)
+    }
+    fn error(&self, e: &RedisError) -> Error {
+        self.err(e)
     }
 }
 
