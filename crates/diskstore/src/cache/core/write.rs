@@ -24,6 +24,14 @@ pub(super) struct Stored<'a> {
     file: Option<&'a str>,
 }
 
+/// What [`CacheTable::write_entry`] hands its body: the clock, the cells to store (a
+/// large value already moved to its file) and the cache columns.
+struct NewEntry<'a> {
+    now: i64,
+    values: &'a [Cell<'a>],
+    stored: Stored<'a>,
+}
+
 /// Why [`CacheTable::try_incr`] left an entry alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IncrRefusal {
@@ -59,23 +67,11 @@ impl CacheTable {
         ttl: Ttl,
         tag: Option<KeyRef<'_>>,
     ) -> Result<()> {
-        let key = key_checked(key)?;
-        let size = self.fits(key, values)?;
-        let now = self.now();
-        let expire = self.expire_at(ttl, now);
-        let spilled = self.spill(values)?;
-        let (values, file) = spilled.as_parts(values);
-        let result = self.atomic_then_sweep(|c| {
-            self.room_without_eviction(c, now, key, size)?;
+        self.write_entry(key, values, ttl, tag, Result::is_ok, |c, e| {
+            self.room_without_eviction(c, e.now, key, e.stored.size)?;
             // New keys (the common case) take one statement; an existing key is deleted
             // and inserted again, so that rowid order stays store order.
-            let stored = Stored {
-                expire,
-                size,
-                tag,
-                file,
-            };
-            let rowid = match self.insert_row(c, key, values, stored, true)? {
+            let rowid = match self.insert_row(c, key, e.values, e.stored, true)? {
                 Some(rowid) => rowid,
                 None => {
                     let inner = &*self.inner;
@@ -83,14 +79,12 @@ impl CacheTable {
                         st.bind(1, key.checked()?)?;
                         first_row(st, |_| Ok(()))
                     })?;
-                    self.insert_row(c, key, values, stored, false)?
+                    self.insert_row(c, key, e.values, e.stored, false)?
                         .ok_or_else(|| self.not_stored())?
                 }
             };
-            Ok(((), self.maintain(c, now, rowid)?))
-        });
-        spilled.settle(&self.inner.files, result.as_ref().is_ok());
-        result
+            Ok(((), self.maintain(c, e.now, rowid)?))
+        })
     }
 
     /// Stores an entry only if `key` has no live one (an expired one is replaced);
@@ -105,31 +99,57 @@ impl CacheTable {
         ttl: Ttl,
         tag: Option<KeyRef<'_>>,
     ) -> Result<bool> {
+        let stored_new = |r: &Result<bool>| matches!(r, Ok(true));
+        self.write_entry(key, values, ttl, tag, stored_new, |c, e| {
+            let k = key.checked()?;
+            self.delete_if_expired(c, k, e.now)?;
+            self.room_without_eviction(c, e.now, key, e.stored.size)?;
+            match self.insert_row(c, key, e.values, e.stored, true)? {
+                Some(rowid) => Ok((true, self.maintain(c, e.now, rowid)?)),
+                // Nothing stored: the key has a live entry (`OR IGNORE` would also skip a
+                // row for a NOT NULL column the file has and the record does not).
+                None if self.stored_size(c, k)?.is_some() => Ok((false, Sweep::Skip)),
+                None => Err(self.not_stored()),
+            }
+        })
+    }
+
+    /// The part `set` and `add` share: checks the key and the entry's size, computes
+    /// its expiry, moves a large value to its own file, runs `body` in one write
+    /// transaction (then sweeps as it asks), and removes the value file again unless
+    /// `kept` says the row that names it was stored.
+    fn write_entry<R>(
+        &self,
+        key: KeyRef<'_>,
+        values: &[Cell<'_>],
+        ttl: Ttl,
+        tag: Option<KeyRef<'_>>,
+        kept: impl FnOnce(&Result<R>) -> bool,
+        body: impl FnOnce(&Connection, NewEntry<'_>) -> Result<(R, Sweep)>,
+    ) -> Result<R> {
         let key = key_checked(key)?;
         let size = self.fits(key, values)?;
         let now = self.now();
         let expire = self.expire_at(ttl, now);
         let spilled = self.spill(values)?;
         let (values, file) = spilled.as_parts(values);
+        let stored = Stored {
+            expire,
+            size,
+            tag,
+            file,
+        };
         let result = self.atomic_then_sweep(|c| {
-            let k = key.checked()?;
-            self.delete_if_expired(c, k, now)?;
-            self.room_without_eviction(c, now, key, size)?;
-            let stored = Stored {
-                expire,
-                size,
-                tag,
-                file,
-            };
-            match self.insert_row(c, key, values, stored, true)? {
-                Some(rowid) => Ok((true, self.maintain(c, now, rowid)?)),
-                // Nothing stored: the key has a live entry (`OR IGNORE` would also skip a
-                // row for a NOT NULL column the file has and the record does not).
-                None if self.stored_size(c, k)?.is_some() => Ok((false, Sweep::Skip)),
-                None => Err(self.not_stored()),
-            }
+            body(
+                c,
+                NewEntry {
+                    now,
+                    values,
+                    stored,
+                },
+            )
         });
-        spilled.settle(&self.inner.files, matches!(result, Ok(true)));
+        spilled.settle(&self.inner.files, kept(&result));
         result
     }
 
