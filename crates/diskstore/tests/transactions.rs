@@ -523,3 +523,63 @@ fn close_all_counts_every_threads_connection() {
     assert_eq!(s.get("a").unwrap(), Some(1));
     assert_eq!(s.close_all().unwrap(), 1);
 }
+
+#[test]
+fn panics_inside_transactions_while_other_threads_write_lose_none_of_their_writes() {
+    // Other threads' autocommitted writes share the file's writer connection (and are
+    // grouped into common commits) with the transactions that panic here: each panic
+    // must roll back only its own transaction.
+    let dir = TempDir::new().unwrap();
+    let s = Arc::new(open(&dir));
+    let writers: Vec<_> = (0..3)
+        .map(|t| {
+            let s = Arc::clone(&s);
+            thread::spawn(move || {
+                for i in 0..300 {
+                    s.insert(&format!("w{t}-{i}"), &i).unwrap();
+                }
+            })
+        })
+        .collect();
+    let panicker = {
+        let s = Arc::clone(&s);
+        thread::spawn(move || {
+            for i in 0..60 {
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    let tx = s.begin().unwrap();
+                    tx.insert(&format!("x{i}"), &i).unwrap();
+                    if i % 2 == 0 {
+                        s.insert(&format!("y{i}"), &i).unwrap();
+                    }
+                    panic!("boom {i}");
+                }));
+                assert!(r.is_err());
+                // Between the panics, a transaction of this thread commits normally.
+                let tx = s.begin().unwrap();
+                tx.insert(&format!("z{i}"), &i).unwrap();
+                tx.commit().unwrap();
+            }
+        })
+    };
+    for w in writers {
+        w.join().unwrap();
+    }
+    panicker.join().unwrap();
+    let rows = committed(&dir, "DiskStore");
+    let mut keys: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort_unstable();
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.starts_with('x') || k.starts_with('y')),
+        "a panicked transaction's writes were committed"
+    );
+    for t in 0..3 {
+        for i in 0..300 {
+            assert!(keys.binary_search(&format!("w{t}-{i}").as_str()).is_ok());
+        }
+    }
+    assert_eq!(rows.len(), 3 * 300 + 60);
+    assert_eq!(s.len().unwrap(), 3 * 300 + 60);
+    assert!(writable_from_another_thread(&s));
+}
