@@ -158,6 +158,17 @@ impl PgConn {
         })
     }
 
+    /// Makes every session read-only on the server (`default_transaction_read_only`):
+    /// a write through this connection set fails there, whatever the caller does.
+    pub(crate) fn read_only(mut self) -> PgConn {
+        let options = match self.config.get_options() {
+            Some(o) if !o.trim().is_empty() => format!("{o} -c default_transaction_read_only=on"),
+            _ => "-c default_transaction_read_only=on".to_owned(),
+        };
+        self.config.options(&options);
+        self
+    }
+
     /// The URL, without its password.
     pub fn url(&self) -> &str {
         &self.url
@@ -440,6 +451,66 @@ impl PgTable {
             table,
             sql,
         })
+    }
+
+    /// Opens an existing table read-only: nothing is created or migrated, and the
+    /// server refuses writes on its sessions (`default_transaction_read_only`), as
+    /// SQLite's read-only open does for a file.
+    ///
+    /// # Errors
+    /// As [`PgTable::open`]; [`Error::Schema`] when the table or one of the record's
+    /// columns is missing.
+    pub fn open_read_only(url: &str, spec: TableSpec) -> Result<PgTable> {
+        let conn = PgConn::new(url)?.read_only();
+        let table = quote_ident(&spec.name)?;
+        let types = Self::existing_types(&conn, &spec)?;
+        let sql = Self::statements(&spec, &table, &types)?;
+        Ok(PgTable {
+            conn,
+            spec,
+            table,
+            sql,
+        })
+    }
+
+    /// The server's type of each value column of an existing table (no changes made).
+    fn existing_types(conn: &PgConn, spec: &TableSpec) -> Result<Vec<&'static str>> {
+        let name = &spec.name;
+        let rows = conn.run(Retry::Safe, |c| {
+            c.query(
+                "SELECT column_name::text, data_type::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1",
+                &[name],
+            )
+        })?;
+        let schema = |column: Option<&str>, message: String| Error::Schema {
+            table: name.clone(),
+            column: column.map(str::to_owned),
+            message,
+        };
+        if rows.is_empty() {
+            return Err(schema(None, "the database has no such table".into()));
+        }
+        let existing: HashMap<String, String> =
+            rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        spec.columns
+            .iter()
+            .map(|col| {
+                let want = pg_column_type(col);
+                let Some(have) = existing.get(&col.name) else {
+                    return Err(schema(
+                        Some(&col.name),
+                        "the column is missing and a read-only store cannot add it".into(),
+                    ));
+                };
+                serving_type(have, want).ok_or_else(|| {
+                    schema(
+                        Some(&col.name),
+                        format!("the column is {have}, the record needs {want}"),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// The connections (for transactions).
@@ -1091,6 +1162,17 @@ impl<K: Key, V: Record> PgStore<K, V> {
     pub(crate) fn open_spec(url: &str, spec: TableSpec) -> Result<Self> {
         Ok(PgStore {
             table: PgTable::open(url, spec)?,
+            _types: PhantomData,
+        })
+    }
+
+    /// Opens the table `spec` describes read-only (see [`PgTable::open_read_only`]).
+    ///
+    /// # Errors
+    /// As [`PgTable::open_read_only`].
+    pub(crate) fn open_read_only_spec(url: &str, spec: TableSpec) -> Result<Self> {
+        Ok(PgStore {
+            table: PgTable::open_read_only(url, spec)?,
             _types: PhantomData,
         })
     }
