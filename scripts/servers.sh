@@ -14,13 +14,15 @@
 # Environment: DISKSTORE_SERVERS_DIR, DISKSTORE_PG_PORT, DISKSTORE_REDIS_PORT,
 # DISKSTORE_REDIS_TLS_PORT choose where (the failure tests start private servers this
 # way; DISKSTORE_TLS_DIR reuses certificates made before); DISKSTORE_REDIS_APPENDONLY=1
-# makes Redis log every write (`appendfsync always`).
+# makes Redis log every write (`appendfsync always`); DISKSTORE_PG_OPTIONS adds server
+# settings (`-c name=value …`, e.g. `-c ssl=off`).
 #
 # PostgreSQL: a fresh cluster in $DISKSTORE_SERVERS_DIR/pg on 127.0.0.1:$PG_PORT, database
 # `diskstore_test`; user `postgres` is trusted, user `diskstore_pw` needs the password `secret`
 # (scram-sha-256), so that a wrong password can be tested; user `diskstore_tls` may only
 # connect over TLS, user `diskstore_cert` only over TLS with a client certificate of the
-# test CA (pg_hba `cert`, i.e. clientcert=verify-full). Redis: no persistence; a TLS port
+# test CA (pg_hba `cert`, i.e. clientcert=verify-full), user `diskstore_plain` only in
+# plain text. Redis: no persistence; a TLS port
 # ($REDIS_TLS_PORT) beside the plain one, which checks a client certificate when one is
 # given (`tls-auth-clients optional`).
 # TLS: a throw-away CA, a server certificate for 127.0.0.1/localhost and a client
@@ -124,6 +126,7 @@ hostssl all diskstore_tls 127.0.0.1/32 trust
 hostnossl all diskstore_tls 127.0.0.1/32 reject
 hostssl all diskstore_cert 127.0.0.1/32 cert
 host all diskstore_cert 127.0.0.1/32 reject
+hostssl all diskstore_plain 127.0.0.1/32 reject
 host all all 127.0.0.1/32 trust
 local all all trust
 EOF
@@ -132,7 +135,7 @@ EOF
     fi
     if ! as_pg "$bin/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
         as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 60 start \
-            -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$PG_DATA -c fsync=off -c max_connections=200 -c ssl=on -c ssl_cert_file=$TLS_DIR/server.pem -c ssl_key_file=$TLS_DIR/server.key -c ssl_ca_file=$TLS_DIR/ca.pem" >/dev/null
+            -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$PG_DATA -c fsync=off -c max_connections=200 -c ssl=on -c ssl_cert_file=$TLS_DIR/server.pem -c ssl_key_file=$TLS_DIR/server.key -c ssl_ca_file=$TLS_DIR/ca.pem ${DISKSTORE_PG_OPTIONS:-}" >/dev/null
     fi
     if [ "${fresh:-0}" = 1 ]; then
         as_pg "$bin/psql" -q -h "$PG_DATA" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
@@ -140,9 +143,10 @@ EOF
             -c "CREATE ROLE diskstore_pw LOGIN PASSWORD 'secret'" \
             -c "CREATE ROLE diskstore_tls LOGIN" \
             -c "CREATE ROLE diskstore_cert LOGIN" \
-            -c "GRANT ALL ON DATABASE diskstore_test TO diskstore_pw, diskstore_tls, diskstore_cert" >/dev/null
+            -c "CREATE ROLE diskstore_plain LOGIN" \
+            -c "GRANT ALL ON DATABASE diskstore_test TO diskstore_pw, diskstore_tls, diskstore_cert, diskstore_plain" >/dev/null
         as_pg "$bin/psql" -q -h "$PG_DATA" -p "$PG_PORT" -U postgres -d diskstore_test -v ON_ERROR_STOP=1 \
-            -c "GRANT ALL ON SCHEMA public TO diskstore_pw, diskstore_tls, diskstore_cert" >/dev/null
+            -c "GRANT ALL ON SCHEMA public TO diskstore_pw, diskstore_tls, diskstore_cert, diskstore_plain" >/dev/null
     fi
 }
 

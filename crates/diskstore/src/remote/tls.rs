@@ -1,8 +1,11 @@
 //! TLS settings taken from backend URLs (feature `tls`: rustls with the `ring` provider).
 //!
-//! PostgreSQL URLs take libpq's `sslmode=` (`disable`, `prefer` (the default), `require`,
-//! `verify-ca`, `verify-full`) and `sslrootcert=` (a PEM file of CA certificates, or
-//! `system` for the operating system's store). Redis URLs use the `rediss://` scheme and take
+//! PostgreSQL URLs take libpq's `sslmode=` (`disable`, `allow`, `prefer` (the default),
+//! `require`, `verify-ca`, `verify-full`) and `sslrootcert=` (a PEM file of CA
+//! certificates, or `system` for the operating system's store). As with libpq, `prefer`
+//! connects again in plain text when the TLS attempt fails (the server declines TLS, the
+//! handshake fails, or the server refuses the session over TLS), and `allow` connects
+//! again over TLS when the server refuses a plain-text session. Redis URLs use the `rediss://` scheme and take
 //! `ssl_ca_certs=` (a PEM file) as redis-py does. Without the feature, a URL that needs TLS
 //! gives [`Error::NotSupported`] naming it; `prefer` and `disable` connect in plain text.
 
@@ -19,6 +22,8 @@ use crate::{Error, Result};
 pub enum SslMode {
     /// Plain text only.
     Disable,
+    /// Plain text; TLS (certificate not verified) only when the server refuses plain text.
+    Allow,
     /// TLS if the server offers it (certificate not verified), else plain text.
     Prefer,
     /// TLS, certificate not verified (unless `sslrootcert` is given: then as `VerifyCa`).
@@ -33,13 +38,14 @@ impl SslMode {
     fn parse(value: &str) -> Result<SslMode> {
         Ok(match value {
             "disable" => SslMode::Disable,
+            "allow" => SslMode::Allow,
             "prefer" => SslMode::Prefer,
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
             _ => {
                 return Err(Error::Usage(format!(
-                    "sslmode={value:?}: expected disable, prefer, require, verify-ca or verify-full"
+                    "sslmode={value:?}: expected disable, allow, prefer, require, verify-ca or verify-full"
                 )));
             }
         })
@@ -115,7 +121,9 @@ pub(crate) fn postgres_url(url: &str) -> Result<UrlTls> {
         Some(m) => SslMode::parse(&m)?,
         None => SslMode::Prefer,
     };
-    if !cfg!(feature = "tls") && mode != SslMode::Disable && mode != SslMode::Prefer {
+    if !cfg!(feature = "tls")
+        && !matches!(mode, SslMode::Disable | SslMode::Allow | SslMode::Prefer)
+    {
         return Err(feature_missing(&url, "postgres"));
     }
     Ok(UrlTls {
@@ -324,7 +332,8 @@ mod with_tls {
         }
     }
 
-    /// The TLS connector for a PostgreSQL URL's settings; `None` for `sslmode=disable`.
+    /// The TLS connector for a PostgreSQL URL's settings; `None` for `sslmode=disable`
+    /// (`allow` gets one for its second attempt).
     pub(crate) fn postgres_connector(tls: &UrlTls) -> Result<Option<MakeRustlsConnect>> {
         let mode = match (tls.mode, &tls.root_cert) {
             (SslMode::Disable, _) => return Ok(None),
@@ -337,7 +346,7 @@ mod with_tls {
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Usage(format!("TLS set-up: {e}")))?;
         let config = match mode {
-            SslMode::Prefer | SslMode::Require => builder
+            SslMode::Allow | SslMode::Prefer | SslMode::Require => builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
                 .with_no_client_auth(),

@@ -84,6 +84,7 @@ pub struct PrivateServers {
     redis_port: u16,
     redis_tls_port: u16,
     appendonly: bool,
+    pg_options: String,
 }
 
 impl PrivateServers {
@@ -91,6 +92,15 @@ impl PrivateServers {
     /// test servers are missing, since then the machine does not run servers at all.
     /// `appendonly`: Redis logs and syncs every write (`appendfsync always`).
     pub fn start(which: &[&str], appendonly: bool) -> Option<PrivateServers> {
+        Self::start_with(which, appendonly, "")
+    }
+
+    /// As [`PrivateServers::start`], PostgreSQL with more settings (`-c name=value …`).
+    pub fn start_with(
+        which: &[&str],
+        appendonly: bool,
+        pg_options: &str,
+    ) -> Option<PrivateServers> {
         server("DISKSTORE_TEST_POSTGRES")?;
         let s = PrivateServers {
             dir: tempfile::tempdir().unwrap(),
@@ -98,6 +108,7 @@ impl PrivateServers {
             redis_port: free_port(),
             redis_tls_port: free_port(),
             appendonly,
+            pg_options: pg_options.to_owned(),
         };
         for w in which {
             s.run(&format!("start-{w}"));
@@ -124,7 +135,8 @@ impl PrivateServers {
             .env(
                 "DISKSTORE_REDIS_APPENDONLY",
                 if self.appendonly { "1" } else { "0" },
-            );
+            )
+            .env("DISKSTORE_PG_OPTIONS", &self.pg_options);
         // Reuse the shared servers' certificates rather than make new ones.
         if let Some(ca) = std::env::var_os("DISKSTORE_TEST_TLS_CA")
             && let Some(tls_dir) = PathBuf::from(ca).parent()
@@ -141,8 +153,13 @@ impl PrivateServers {
 
     /// The URL of the private PostgreSQL (plain text, trusted user `postgres`).
     pub fn postgres(&self) -> String {
+        format!("{}?sslmode=disable", self.postgres_as("postgres"))
+    }
+
+    /// The URL of the private PostgreSQL for `user`, without parameters.
+    pub fn postgres_as(&self, user: &str) -> String {
         format!(
-            "postgresql://postgres@127.0.0.1:{}/diskstore_test?sslmode=disable",
+            "postgresql://{user}@127.0.0.1:{}/diskstore_test",
             self.pg_port
         )
     }
