@@ -7,20 +7,39 @@
 #   scripts/servers.sh restart-postgres stops and starts PostgreSQL (data kept; for failure tests)
 #   scripts/servers.sh restart-redis    the same for Redis
 #   scripts/servers.sh stop-postgres | start-postgres   (connection-refused tests)
+#   scripts/servers.sh crash-postgres   stops PostgreSQL at once (`-m immediate`: no
+#                                       checkpoint; the next start recovers from the WAL)
+#   scripts/servers.sh start-redis | stop-redis | kill-redis   (kill-redis: SIGKILL)
+#
+# Environment: DISKSTORE_SERVERS_DIR, DISKSTORE_PG_PORT, DISKSTORE_REDIS_PORT,
+# DISKSTORE_REDIS_TLS_PORT choose where (the failure tests start private servers this
+# way; DISKSTORE_TLS_DIR reuses certificates made before); DISKSTORE_REDIS_APPENDONLY=1
+# makes Redis log every write (`appendfsync always`); DISKSTORE_PG_OPTIONS adds server
+# settings (`-c name=value …`, e.g. `-c ssl=off`).
 #
 # PostgreSQL: a fresh cluster in $DISKSTORE_SERVERS_DIR/pg on 127.0.0.1:$PG_PORT, database
 # `diskstore_test`; user `postgres` is trusted, user `diskstore_pw` needs the password `secret`
 # (scram-sha-256), so that a wrong password can be tested; user `diskstore_tls` may only
-# connect over TLS. Redis: no persistence; a TLS port ($REDIS_TLS_PORT) beside the plain one.
-# TLS: a throw-away CA and a server certificate for 127.0.0.1/localhost in $DIR/tls (openssl);
-# PostgreSQL runs with ssl=on on its one port (it takes plain and TLS connections).
+# connect over TLS, user `diskstore_cert` only over TLS with a client certificate of the
+# test CA (pg_hba `cert`, i.e. clientcert=verify-full), user `diskstore_plain` only in
+# plain text. Redis: no persistence; a TLS port
+# ($REDIS_TLS_PORT) beside the plain one, which checks a client certificate when one is
+# given (`tls-auth-clients optional`).
+# TLS: a throw-away CA, a server certificate for 127.0.0.1/localhost and a client
+# certificate (CN diskstore_cert) in $DIR/tls (openssl), and a client certificate of
+# another CA that nothing trusts (other-client.*); PostgreSQL runs with ssl=on on its one
+# port (it takes plain and TLS connections).
 set -euo pipefail
 
 DIR=${DISKSTORE_SERVERS_DIR:-/tmp/diskstore-servers}
 PG_PORT=${DISKSTORE_PG_PORT:-55432}
 REDIS_PORT=${DISKSTORE_REDIS_PORT:-56379}
 REDIS_TLS_PORT=${DISKSTORE_REDIS_TLS_PORT:-56380}
-TLS_DIR=$DIR/tls
+REDIS_PERSIST=(--save '' --appendonly no)
+if [ "${DISKSTORE_REDIS_APPENDONLY:-0}" = 1 ]; then
+    REDIS_PERSIST=(--save '' --appendonly yes --appendfsync always)
+fi
+TLS_DIR=${DISKSTORE_TLS_DIR:-$DIR/tls}  # another run's certificates may be shared
 PG_DATA=$DIR/pg
 PG_USER=postgres
 
@@ -51,21 +70,32 @@ install_missing() {
     fi
 }
 
-# A throw-away CA and a server certificate signed by it (kept until `stop`).
+# A throw-away CA, a server and a client certificate signed by it, and a client
+# certificate of an untrusted CA (kept until `stop`).
 tls_certs() {
-    [ -f "$TLS_DIR/server.pem" ] && return
+    [ -f "$TLS_DIR/client.pem" ] && return
     mkdir -p "$TLS_DIR"
     (
         cd "$TLS_DIR"
+        # issue NAME CN EXTENSIONS CA: NAME.pem and NAME.key, signed by CA.pem/CA.key.
+        issue() {
+            openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$1.key" -out "$1.csr" 2>/dev/null
+            printf '%b' "$3" >"$1.ext"
+            openssl x509 -req -in "$1.csr" -CA "$4.pem" -CAkey "$4.key" -CAcreateserial -days 2 \
+                -extfile "$1.ext" -out "$1.pem" 2>/dev/null
+            rm -f "$1.csr" "$1.ext"
+        }
         openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=diskstore test CA" \
             -keyout ca.key -out ca.pem 2>/dev/null
-        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
-            -keyout server.key -out server.csr 2>/dev/null
-        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >server.ext
-        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-            -extfile server.ext -out server.pem 2>/dev/null
-        rm -f server.csr server.ext ca.srl ca.key
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=untrusted CA" \
+            -keyout other-ca.key -out other-ca.pem 2>/dev/null
+        local leaf='basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n'
+        issue server localhost "subjectAltName=DNS:localhost,IP:127.0.0.1\n${leaf}extendedKeyUsage=serverAuth\n" ca
+        issue client diskstore_cert "${leaf}extendedKeyUsage=clientAuth\n" ca
+        issue other-client diskstore_cert "${leaf}extendedKeyUsage=clientAuth\n" other-ca
+        rm -f ca.srl other-ca.srl ca.key other-ca.key other-ca.pem
         chmod 600 server.key
+        chmod 600 client.key other-client.key  # libpq refuses keys others can read
         [ "$(id -u)" = 0 ] && chown "$PG_USER" server.key server.pem
         chmod 755 .
     )
@@ -94,6 +124,9 @@ pg_start() {
 host all diskstore_pw 127.0.0.1/32 scram-sha-256
 hostssl all diskstore_tls 127.0.0.1/32 trust
 hostnossl all diskstore_tls 127.0.0.1/32 reject
+hostssl all diskstore_cert 127.0.0.1/32 cert
+host all diskstore_cert 127.0.0.1/32 reject
+hostssl all diskstore_plain 127.0.0.1/32 reject
 host all all 127.0.0.1/32 trust
 local all all trust
 EOF
@@ -102,24 +135,27 @@ EOF
     fi
     if ! as_pg "$bin/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
         as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 60 start \
-            -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$PG_DATA -c fsync=off -c max_connections=200 -c ssl=on -c ssl_cert_file=$TLS_DIR/server.pem -c ssl_key_file=$TLS_DIR/server.key" >/dev/null
+            -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$PG_DATA -c fsync=off -c max_connections=200 -c ssl=on -c ssl_cert_file=$TLS_DIR/server.pem -c ssl_key_file=$TLS_DIR/server.key -c ssl_ca_file=$TLS_DIR/ca.pem ${DISKSTORE_PG_OPTIONS:-}" >/dev/null
     fi
     if [ "${fresh:-0}" = 1 ]; then
         as_pg "$bin/psql" -q -h "$PG_DATA" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
             -c "CREATE DATABASE diskstore_test" \
             -c "CREATE ROLE diskstore_pw LOGIN PASSWORD 'secret'" \
             -c "CREATE ROLE diskstore_tls LOGIN" \
-            -c "GRANT ALL ON DATABASE diskstore_test TO diskstore_pw, diskstore_tls" >/dev/null
+            -c "CREATE ROLE diskstore_cert LOGIN" \
+            -c "CREATE ROLE diskstore_plain LOGIN" \
+            -c "GRANT ALL ON DATABASE diskstore_test TO diskstore_pw, diskstore_tls, diskstore_cert, diskstore_plain" >/dev/null
         as_pg "$bin/psql" -q -h "$PG_DATA" -p "$PG_PORT" -U postgres -d diskstore_test -v ON_ERROR_STOP=1 \
-            -c "GRANT ALL ON SCHEMA public TO diskstore_pw, diskstore_tls" >/dev/null
+            -c "GRANT ALL ON SCHEMA public TO diskstore_pw, diskstore_tls, diskstore_cert, diskstore_plain" >/dev/null
     fi
 }
 
+# pg_stop [MODE]: `fast` (sessions ended, a clean shutdown) or `immediate` (a crash).
 pg_stop() {
     local bin
     bin=$(pg_bin) || return 0
     if [ -f "$PG_DATA/PG_VERSION" ]; then
-        as_pg "$bin/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 || true
+        as_pg "$bin/pg_ctl" -D "$PG_DATA" -m "${1:-fast}" -w stop >/dev/null 2>&1 || true
     fi
 }
 
@@ -127,10 +163,10 @@ redis_start() {
     mkdir -p "$DIR/redis"
     tls_certs
     if ! redis_up; then
-        redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        redis-server --port "$REDIS_PORT" --bind 127.0.0.1 "${REDIS_PERSIST[@]}" \
             --tls-port "$REDIS_TLS_PORT" --tls-cert-file "$TLS_DIR/server.pem" \
             --tls-key-file "$TLS_DIR/server.key" --tls-ca-cert-file "$TLS_DIR/ca.pem" \
-            --tls-auth-clients no \
+            --tls-auth-clients optional \
             --dir "$DIR/redis" --daemonize yes --pidfile "$DIR/redis/redis.pid" \
             --logfile "$DIR/redis/redis.log" >/dev/null
         for _ in $(seq 100); do
@@ -146,12 +182,13 @@ redis_up() {
     (exec 3<>/dev/tcp/127.0.0.1/"$REDIS_PORT") 2>/dev/null
 }
 
+# redis_stop [SIGNAL]: TERM (a clean shutdown) or KILL (a crash).
 redis_stop() {
     local pidfile=$DIR/redis/redis.pid
     if [ -f "$pidfile" ]; then
         local pid
         pid=$(cat "$pidfile")
-        kill "$pid" 2>/dev/null || true
+        kill "-${1:-TERM}" "$pid" 2>/dev/null || true
         for _ in $(seq 100); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.05
@@ -167,6 +204,8 @@ print_env() {
     echo "DISKSTORE_TEST_TLS_CA=$TLS_DIR/ca.pem"
     echo "DISKSTORE_TEST_POSTGRES_TLS='postgresql://diskstore_tls@127.0.0.1:$PG_PORT/diskstore_test?sslmode=verify-full&sslrootcert=$TLS_DIR/ca.pem'"
     echo "DISKSTORE_TEST_REDIS_TLS='rediss://127.0.0.1:$REDIS_TLS_PORT/0?ssl_ca_certs=$TLS_DIR/ca.pem'"
+    # A user admitted only with a client certificate of the test CA.
+    echo "DISKSTORE_TEST_POSTGRES_CERT='postgresql://diskstore_cert@127.0.0.1:$PG_PORT/diskstore_test?sslmode=verify-full&sslrootcert=$TLS_DIR/ca.pem&sslcert=$TLS_DIR/client.pem&sslkey=$TLS_DIR/client.key'"
 }
 
 case "${1:-}" in
@@ -187,13 +226,17 @@ case "${1:-}" in
         pg_start
         ;;
     stop-postgres) pg_stop ;;
+    crash-postgres) pg_stop immediate ;;
     start-postgres) pg_start ;;
     restart-redis)
         redis_stop
         redis_start
         ;;
+    start-redis) redis_start ;;
+    stop-redis) redis_stop ;;
+    kill-redis) redis_stop KILL ;;
     *)
-        echo "usage: $0 start|stop|env|restart-postgres|stop-postgres|start-postgres|restart-redis" >&2
+        echo "usage: $0 start|stop|env|restart-postgres|stop-postgres|crash-postgres|start-postgres|restart-redis|start-redis|stop-redis|kill-redis" >&2
         exit 2
         ;;
 esac

@@ -1,10 +1,14 @@
 """TLS failures of the server backends, each a clear `ConnectionLostError`: a host name the
 certificate does not carry under `sslmode=verify-full`, a CA the client does not trust, and
-plain text where the server requires TLS. (The conformance suite runs every operation over
-TLS; these are the refusals.)"""
+plain text where the server requires TLS; client certificates (a server user admitted only
+with one); `sslmode=prefer`/`allow` falling back the other way. (The conformance suite runs
+every operation over TLS; these are the refusals.)"""
 
 from __future__ import annotations
 
+import os
+
+import diskstore
 import pytest
 from backend_servers import server_url, unique
 from diskstore import ConnectionLostError, DiskCache, DiskStore
@@ -48,3 +52,57 @@ def test_redis_tls_needs_the_ca_and_the_tls_port() -> None:
     c = DiskCache(url, tablename=unique("tls"))
     c["k"] = b"v"
     assert c["k"] == b"v"
+
+
+def _tls_file(name: str) -> str:
+    """A file of the test CA's directory (scripts/servers.sh makes them)."""
+    return os.path.join(os.path.dirname(os.environ["DISKSTORE_TEST_TLS_CA"]), name)
+
+
+def test_postgres_client_certificate() -> None:
+    url = server_url("DISKSTORE_TEST_POSTGRES_CERT")
+    # diskstore_cert is admitted only with a client certificate of the test CA.
+    s = pg_store(url)
+    s["k"] = 1
+    assert s["k"] == 1
+    c = DiskCache(url, tablename=unique("cert"))
+    c["k"] = b"v"
+    assert c["k"] == b"v"
+    without = url.split("&sslcert=")[0]
+    with pytest.raises(ConnectionLostError, match="certificate"):
+        pg_store(without)
+    other = (
+        f"{without}&sslcert={_tls_file('other-client.pem')}&sslkey={_tls_file('other-client.key')}"
+    )
+    with pytest.raises(ConnectionLostError):
+        pg_store(other)
+    with pytest.raises(diskstore.Error, match="sslkey"):
+        pg_store(url.replace("client.key", "no-such.key"))
+    with pytest.raises(diskstore.Error, match="does not fit"):
+        pg_store(url.replace("client.key", "other-client.key"))
+
+
+def test_redis_client_certificate() -> None:
+    url = server_url("DISKSTORE_TEST_REDIS_TLS")
+    good = f"{url}&ssl_certfile={_tls_file('client.pem')}&ssl_keyfile={_tls_file('client.key')}"
+    c = DiskCache(good, tablename=unique("cert"))
+    c["k"] = 1
+    assert c["k"] == 1
+    # The server checks a certificate it is given: another CA's is refused.
+    bad = f"{url}&ssl_certfile={_tls_file('other-client.pem')}&ssl_keyfile={_tls_file('other-client.key')}"
+    with pytest.raises(ConnectionLostError):
+        DiskCache(bad)
+    with pytest.raises(diskstore.Error, match="ssl_keyfile"):
+        DiskCache(f"{url}&ssl_certfile={_tls_file('client.pem')}")
+
+
+def test_postgres_prefer_falls_back_and_allow_goes_to_tls() -> None:
+    url = server_url("DISKSTORE_TEST_POSTGRES").split("?")[0]
+    # Refused over TLS, admitted in plain text: `prefer` tries TLS, then plain text.
+    plain = url.replace("postgres@", "diskstore_plain@", 1)
+    pg_store(f"{plain}?sslmode=prefer")["k"] = 1
+    with pytest.raises(ConnectionLostError):
+        pg_store(f"{plain}?sslmode=require")
+    # Refused in plain text, admitted over TLS: `allow` tries plain text, then TLS.
+    tls = url.replace("postgres@", "diskstore_tls@", 1)
+    pg_store(f"{tls}?sslmode=allow")["k"] = 2

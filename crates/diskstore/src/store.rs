@@ -106,7 +106,7 @@ impl<K: Key, V: Record> Builder<K, V> {
     /// # Errors
     /// See [`Table::open`].
     pub fn open(self) -> Result<DiskStore<K, V>> {
-        refuse_url(&self.path)?;
+        refuse_url(&self.path, false)?;
         Ok(DiskStore {
             read: DiskRead::from_table(Table::open(self.options(false))?),
         })
@@ -117,7 +117,7 @@ impl<K: Key, V: Record> Builder<K, V> {
     /// # Errors
     /// See [`Table::open`].
     pub fn open_read_only(self) -> Result<DiskRead<K, V>> {
-        refuse_url(&self.path)?;
+        refuse_url(&self.path, true)?;
         Ok(DiskRead::from_table(Table::open(self.options(true))?))
     }
 
@@ -135,31 +135,65 @@ impl<K: Key, V: Record> Builder<K, V> {
             Backend::Sqlite => Ok(AnyStore::Sqlite(self.open()?)),
             #[cfg(feature = "postgres")]
             Backend::Postgres => {
-                if let Some((name, _)) = self.pragmas.first() {
-                    return Err(Error::NotSupported {
-                        backend: "postgres",
-                        operation: format!("the SQLite pragma {name}"),
-                    });
-                }
-                let url = location.to_owned();
-                let spec = self.options(false).spec;
+                let (url, spec) = self.server_spec(false)?;
                 let store = crate::remote::postgres::PgStore::open_spec(&url, spec)?;
                 Ok(AnyStore::Postgres(Box::new(store)))
             }
             _ => Err(crate::remote::any::unsupported_url(location)),
         }
     }
+
+    /// Opens read-only on the backend the location names (see [`Builder::open_url`]):
+    /// nothing is created or migrated; on PostgreSQL the server refuses writes on the
+    /// store's sessions.
+    ///
+    /// # Errors
+    /// As [`Builder::open_read_only`] ([`Error::Schema`] when the table or a column is
+    /// missing); [`Error::NotSupported`] as [`Builder::open_url`]; server errors.
+    pub fn open_read_only_url(self) -> Result<crate::remote::any::AnyRead<K, V>> {
+        use crate::remote::{Backend, any::AnyRead};
+        let location = self.path.to_str().unwrap_or_default();
+        match Backend::of(location) {
+            Backend::Sqlite => Ok(AnyRead::Sqlite(self.open_read_only()?)),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => {
+                let (url, spec) = self.server_spec(true)?;
+                let store = crate::remote::postgres::PgStore::open_read_only_spec(&url, spec)?;
+                Ok(AnyRead::Postgres(Box::new(store)))
+            }
+            _ => Err(crate::remote::any::unsupported_url(location)),
+        }
+    }
+
+    /// The URL and table of a server store; SQLite pragmas are refused there.
+    #[cfg(feature = "postgres")]
+    fn server_spec(self, read_only: bool) -> Result<(String, TableSpec)> {
+        if let Some((name, _)) = self.pragmas.first() {
+            return Err(Error::NotSupported {
+                backend: "postgres",
+                operation: format!("the SQLite pragma {name}"),
+            });
+        }
+        let url = self.path.to_str().unwrap_or_default().to_owned();
+        Ok((url, self.options(read_only).spec))
+    }
 }
 
 /// [`Error::Usage`] for a server URL given where a file path is expected (it would
-/// otherwise name a file called `postgresql:`).
-fn refuse_url(path: &Path) -> Result<()> {
+/// otherwise name a file called `postgresql:`); the message names the entry point that
+/// opens URLs.
+fn refuse_url(path: &Path, read_only: bool) -> Result<()> {
     let location = path.to_str().unwrap_or_default();
     if crate::remote::Backend::of(location) == crate::remote::Backend::Sqlite {
         return Ok(());
     }
+    let instead = if read_only {
+        "DiskRead::open_url (or Builder::open_read_only_url)"
+    } else {
+        "DiskStore::open_url (or Builder::open_url), or read-only with DiskRead::open_url"
+    };
     Err(Error::Usage(format!(
-        "{} is a server URL: open it with DiskStore::open_url (or Builder::open_url)",
+        "{} is a server URL: open it with {instead}",
         crate::remote::redact_url(location)
     )))
 }
@@ -222,6 +256,16 @@ impl<K: Key, V: Record> DiskRead<K, V> {
     /// A builder for the options; finish with [`Builder::open_read_only`].
     pub fn builder(path: impl AsRef<Path>) -> Builder<K, V> {
         Builder::new(path.as_ref().to_owned())
+    }
+
+    /// Opens a store read-only by location, on the backend it names: a `postgresql://`
+    /// URL (feature `postgres`) or a file path (SQLite); see
+    /// [`AnyRead`](crate::AnyRead). [`DiskRead::open`] takes file paths only.
+    ///
+    /// # Errors
+    /// See [`Builder::open_read_only_url`].
+    pub fn open_url(location: &str) -> Result<crate::remote::any::AnyRead<K, V>> {
+        Self::builder(location).open_read_only_url()
     }
 
     /// The engine underneath, for the lower-level, type-erased API.

@@ -5,9 +5,10 @@
 //! `DISKSTORE_REQUIRE_SERVERS=1`, set by .ci/run) a missing server fails the test,
 //! elsewhere the test says why it skips.
 
+mod remote_support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use diskstore::remote::Backend;
@@ -16,55 +17,7 @@ use diskstore::remote::postgres_cache::PgCache;
 use diskstore::remote::redis::RedisCache;
 use diskstore::remote::{IncrOutcome, RemoteCache, RemoteCacheOptions, RemoteValue};
 use diskstore::{AnyStore, DiskStore, Error, Json, ManualClock, Record, Ttl, Value};
-
-/// The server URL of `var`, or `None` (skip) outside CI when it is not set or nothing
-/// answers at its address.
-fn server(var: &str) -> Option<String> {
-    let url = std::env::var(var).unwrap_or_default();
-    let why = if url.is_empty() {
-        Some(format!("{var} is not set (run scripts/servers.sh start)"))
-    } else if !reachable(&url) {
-        Some(format!("{var}={url} is not reachable"))
-    } else {
-        None
-    };
-    let Some(why) = why else {
-        return Some(url);
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("DISKSTORE_REQUIRE_SERVERS").is_ok_and(|v| v == "1")
-    {
-        panic!("CI must provide the test servers: {why}");
-    }
-    eprintln!("skipped: {why}");
-    None
-}
-
-/// True when something accepts TCP connections at the URL's host and port.
-fn reachable(url: &str) -> bool {
-    use std::net::ToSocketAddrs;
-    let rest = url.split("://").nth(1).unwrap_or("");
-    let authority = rest.split(['/', '?']).next().unwrap_or("");
-    let host_port = authority.rsplit('@').next().unwrap_or("");
-    host_port.to_socket_addrs().is_ok_and(|mut addrs| {
-        addrs.any(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
-    })
-}
-
-/// A table name no other test (or earlier run) uses.
-fn unique(prefix: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{prefix}_{}_{}_{}",
-        std::process::id(),
-        nanos % 1_000_000_000,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+use remote_support::{server, unique};
 
 /// The behaviour every store backend must share, through the one entry point
 /// (`DiskStore::open_url`) that opens each of them.

@@ -1,6 +1,7 @@
 //! One entry point for every store backend: [`AnyStore`], opened by a location — a file
 //! path (SQLite) or a `postgresql://` URL (feature `postgres`) — with the methods of
-//! [`DiskStore`] that every backend offers.
+//! [`DiskStore`] that every backend offers, and its read-only counterpart [`AnyRead`]
+//! (the methods of [`DiskRead`]).
 //!
 //! Why an enum beside [`DiskStore`] rather than a backend inside it: `DiskStore` hands out
 //! SQLite's own types ([`Table`](crate::Table), [`Iter`](crate::Iter), read snapshots,
@@ -15,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::key::{AsKey, Key};
 use crate::record::Record;
 use crate::remote::Backend;
-use crate::store::DiskStore;
+use crate::store::{DiskRead, DiskStore};
 use crate::transaction::WriteTransaction;
 
 #[cfg(feature = "postgres")]
@@ -294,6 +295,123 @@ impl<K: Key, V: Record> AnyTransaction<'_, K, V> {
             #[cfg(feature = "postgres")]
             AnyTransaction::Postgres(t) => t.rollback(),
         }
+    }
+}
+
+/// A read-only store on any backend, opened by location with [`DiskRead::open_url`] or
+/// [`Builder::open_read_only_url`](crate::Builder::open_read_only_url): the read methods
+/// of [`DiskRead`] that every backend offers.
+///
+/// As on SQLite, opening read-only never creates or changes anything: the table must
+/// exist with the record's columns. On PostgreSQL the server itself refuses writes on
+/// its sessions (`default_transaction_read_only`), so the [`PgStore`] inside cannot
+/// write either.
+///
+/// ```
+/// # fn main() -> diskstore::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let location = dir.path().join("read.db");
+/// # let location = location.to_str().unwrap();
+/// use diskstore::{DiskRead, DiskStore};
+/// DiskStore::<String, i64>::open_url(location)?.insert("a", &1)?;
+/// // `location` may be a file path or (feature `postgres`) "postgresql://user@host/db".
+/// let view = DiskRead::<String, i64>::open_url(location)?;
+/// assert_eq!(view.get("a")?, Some(1));
+/// # Ok(())
+/// # }
+/// ```
+#[non_exhaustive]
+pub enum AnyRead<K, V> {
+    /// A store in an SQLite file, opened read-only.
+    Sqlite(DiskRead<K, V>),
+    /// A store on PostgreSQL, on read-only sessions.
+    #[cfg(feature = "postgres")]
+    Postgres(Box<PgStore<K, V>>),
+}
+
+/// Calls the same method on whichever backend the read-only store has.
+macro_rules! each_read {
+    ($self:expr, $s:ident => $body:expr) => {
+        match $self {
+            AnyRead::Sqlite($s) => $body,
+            #[cfg(feature = "postgres")]
+            AnyRead::Postgres($s) => $body,
+        }
+    };
+}
+
+impl<K: Key, V: Record> AnyRead<K, V> {
+    /// Which backend this store is on.
+    pub fn backend(&self) -> Backend {
+        match self {
+            AnyRead::Sqlite(_) => Backend::Sqlite,
+            #[cfg(feature = "postgres")]
+            AnyRead::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The value of `key`, or `None`.
+    ///
+    /// # Errors
+    /// As [`DiskRead::get`]; server errors.
+    pub fn get<Q: AsKey + ?Sized>(&self, key: &Q) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+    {
+        each_read!(self, s => s.get(key))
+    }
+
+    /// The values of several keys (one round trip on a server).
+    ///
+    /// # Errors
+    /// As [`AnyRead::get`].
+    pub fn get_many<Q: AsKey>(&self, keys: &[Q]) -> Result<Vec<Option<V>>> {
+        each_read!(self, s => s.get_many(keys))
+    }
+
+    /// True if `key` is stored.
+    ///
+    /// # Errors
+    /// As [`AnyRead::get`].
+    pub fn contains_key<Q: AsKey + ?Sized>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+    {
+        each_read!(self, s => s.contains_key(key))
+    }
+
+    /// The number of entries.
+    ///
+    /// # Errors
+    /// As [`AnyRead::get`].
+    pub fn len(&self) -> Result<u64> {
+        each_read!(self, s => s.len())
+    }
+
+    /// True when empty.
+    ///
+    /// # Errors
+    /// As [`AnyRead::get`].
+    pub fn is_empty(&self) -> Result<bool> {
+        each_read!(self, s => s.is_empty())
+    }
+
+    /// Every entry in insertion order (a page of rows per read).
+    pub fn iter(&self) -> Box<dyn Iterator<Item = Result<(K, V)>> + '_> {
+        each_read!(self, s => Box::new(s.iter()))
+    }
+
+    /// The keys in insertion order.
+    pub fn keys(&self) -> Box<dyn Iterator<Item = Result<K>> + '_> {
+        each_read!(self, s => Box::new(s.keys()))
+    }
+
+    /// The backend's health check; `[]` when healthy.
+    ///
+    /// # Errors
+    /// As [`AnyRead::get`].
+    pub fn check(&self) -> Result<Vec<String>> {
+        each_read!(self, s => s.check())
     }
 }
 

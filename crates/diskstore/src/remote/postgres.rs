@@ -118,6 +118,8 @@ struct Pinned {
 /// thread, the connection of its open transaction.
 pub struct PgConn {
     config: postgres::Config,
+    /// The URL's `sslmode` (`prefer` and `allow` try the other way when the first fails).
+    mode: super::tls::SslMode,
     /// The TLS connector (`None`: `sslmode=disable`).
     #[cfg(feature = "tls")]
     connector: Option<tokio_postgres_rustls::MakeRustlsConnect>,
@@ -136,7 +138,10 @@ impl PgConn {
         let mut config = postgres::Config::from_str(&tls.url)
             .map_err(|e| Error::Usage(format!("bad PostgreSQL URL {}: {e}", redact_url(url))))?;
         config.ssl_mode(match tls.mode {
-            super::tls::SslMode::Disable => postgres::config::SslMode::Disable,
+            // `allow` tries plain text first.
+            super::tls::SslMode::Disable | super::tls::SslMode::Allow => {
+                postgres::config::SslMode::Disable
+            }
             super::tls::SslMode::Prefer => postgres::config::SslMode::Prefer,
             _ => postgres::config::SslMode::Require,
         });
@@ -150,12 +155,24 @@ impl PgConn {
         }
         Ok(PgConn {
             config,
+            mode: tls.mode,
             #[cfg(feature = "tls")]
             connector,
             url: redact_url(url),
             pool: Pool::new(MAX_IDLE),
             pinned: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Makes every session read-only on the server (`default_transaction_read_only`):
+    /// a write through this connection set fails there, whatever the caller does.
+    pub(crate) fn read_only(mut self) -> PgConn {
+        let options = match self.config.get_options() {
+            Some(o) if !o.trim().is_empty() => format!("{o} -c default_transaction_read_only=on"),
+            _ => "-c default_transaction_read_only=on".to_owned(),
+        };
+        self.config.options(&options);
+        self
     }
 
     /// The URL, without its password.
@@ -167,15 +184,60 @@ impl PgConn {
         map_error(&self.url, e)
     }
 
+    /// One connection. Under `sslmode=prefer` a failed TLS attempt is followed by one in
+    /// plain text, under `allow` a refused plain-text one by one over TLS, as libpq does
+    /// (not after a refused TCP connection or a timeout, which the other way would meet
+    /// again).
     fn connect(&self) -> Result<Conn> {
-        #[cfg(feature = "tls")]
-        let client = match &self.connector {
-            Some(tls) => self.config.connect(tls.clone()),
-            None => self.config.connect(NoTls),
+        let first = self.connect_with(&self.config, self.mode != super::tls::SslMode::Allow);
+        let e = match first {
+            Ok(client) => return Ok(Conn::new(client)),
+            Err(e) => e,
         };
-        #[cfg(not(feature = "tls"))]
-        let client = self.config.connect(NoTls);
-        client.map(Conn::new).map_err(|e| self.err(&e))
+        let other_way = match self.mode {
+            super::tls::SslMode::Prefer => postgres::config::SslMode::Disable,
+            super::tls::SslMode::Allow if cfg!(feature = "tls") => {
+                postgres::config::SslMode::Require
+            }
+            _ => return Err(self.err(&e)),
+        };
+        if !worth_the_other_way(&e) {
+            return Err(self.err(&e));
+        }
+        let mut config = self.config.clone();
+        config.ssl_mode(other_way);
+        let tls = other_way == postgres::config::SslMode::Require;
+        self.connect_with(&config, tls)
+            .map(Conn::new)
+            .map_err(|second| {
+                let mut err = self.err(&second);
+                if let Error::Connection { message, .. } = &mut err {
+                    let (now, before) = if tls {
+                        ("over TLS", "in plain text")
+                    } else {
+                        ("in plain text", "over TLS")
+                    };
+                    message.push_str(&format!(
+                        " (tried {now} after {before} failed: {})",
+                        self.err(&e)
+                    ));
+                }
+                err
+            })
+    }
+
+    /// Connects with `config`; `tls`: with the URL's TLS connector where there is one.
+    fn connect_with(
+        &self,
+        config: &postgres::Config,
+        tls: bool,
+    ) -> std::result::Result<Client, postgres::Error> {
+        #[cfg(feature = "tls")]
+        if let (true, Some(connector)) = (tls, &self.connector) {
+            return config.connect(connector.clone());
+        }
+        let _ = tls;
+        config.connect(NoTls)
     }
 
     fn pins(&self) -> std::sync::MutexGuard<'_, HashMap<ThreadId, Pinned>> {
@@ -356,6 +418,35 @@ impl PgConn {
     }
 }
 
+/// Whether a failed connection attempt may succeed the other way (TLS or plain text):
+/// yes after a refusal by the server or a failed handshake; no when the server could not
+/// be reached at all.
+fn worth_the_other_way(e: &postgres::Error) -> bool {
+    use std::error::Error as _;
+    use std::io::ErrorKind;
+    if e.as_db_error().is_some() {
+        return true;
+    }
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::TimedOut
+                    | ErrorKind::AddrNotAvailable
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkUnreachable
+                    | ErrorKind::NotFound
+            )
+        {
+            return false;
+        }
+        source = s.source();
+    }
+    true
+}
+
 /// Parameters bound to a statement.
 fn params<'a>(v: &'a [Param<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
     v.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
@@ -440,6 +531,66 @@ impl PgTable {
             table,
             sql,
         })
+    }
+
+    /// Opens an existing table read-only: nothing is created or migrated, and the
+    /// server refuses writes on its sessions (`default_transaction_read_only`), as
+    /// SQLite's read-only open does for a file.
+    ///
+    /// # Errors
+    /// As [`PgTable::open`]; [`Error::Schema`] when the table or one of the record's
+    /// columns is missing.
+    pub fn open_read_only(url: &str, spec: TableSpec) -> Result<PgTable> {
+        let conn = PgConn::new(url)?.read_only();
+        let table = quote_ident(&spec.name)?;
+        let types = Self::existing_types(&conn, &spec)?;
+        let sql = Self::statements(&spec, &table, &types)?;
+        Ok(PgTable {
+            conn,
+            spec,
+            table,
+            sql,
+        })
+    }
+
+    /// The server's type of each value column of an existing table (no changes made).
+    fn existing_types(conn: &PgConn, spec: &TableSpec) -> Result<Vec<&'static str>> {
+        let name = &spec.name;
+        let rows = conn.run(Retry::Safe, |c| {
+            c.query(
+                "SELECT column_name::text, data_type::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1",
+                &[name],
+            )
+        })?;
+        let schema = |column: Option<&str>, message: String| Error::Schema {
+            table: name.clone(),
+            column: column.map(str::to_owned),
+            message,
+        };
+        if rows.is_empty() {
+            return Err(schema(None, "the database has no such table".into()));
+        }
+        let existing: HashMap<String, String> =
+            rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        spec.columns
+            .iter()
+            .map(|col| {
+                let want = pg_column_type(col);
+                let Some(have) = existing.get(&col.name) else {
+                    return Err(schema(
+                        Some(&col.name),
+                        "the column is missing and a read-only store cannot add it".into(),
+                    ));
+                };
+                serving_type(have, want).ok_or_else(|| {
+                    schema(
+                        Some(&col.name),
+                        format!("the column is {have}, the record needs {want}"),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// The connections (for transactions).
@@ -1091,6 +1242,17 @@ impl<K: Key, V: Record> PgStore<K, V> {
     pub(crate) fn open_spec(url: &str, spec: TableSpec) -> Result<Self> {
         Ok(PgStore {
             table: PgTable::open(url, spec)?,
+            _types: PhantomData,
+        })
+    }
+
+    /// Opens the table `spec` describes read-only (see [`PgTable::open_read_only`]).
+    ///
+    /// # Errors
+    /// As [`PgTable::open_read_only`].
+    pub(crate) fn open_read_only_spec(url: &str, spec: TableSpec) -> Result<Self> {
+        Ok(PgStore {
+            table: PgTable::open_read_only(url, spec)?,
             _types: PhantomData,
         })
     }

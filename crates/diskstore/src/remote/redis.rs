@@ -145,15 +145,30 @@ impl RedisCache {
         let bad_url =
             |e: RedisError| Error::Usage(format!("bad Redis URL {}: {e}", redact_url(url)));
         #[cfg(feature = "tls")]
-        let client = match &tls.root_cert {
-            Some(path) => redis::Client::build_with_tls(
+        let client = if tls.root_cert.is_some() || tls.client.is_some() {
+            let client_tls = match &tls.client {
+                Some(c) => {
+                    let (client_cert, client_key) = super::tls::client_pem(c)?;
+                    Some(redis::ClientTlsConfig {
+                        client_cert,
+                        client_key,
+                    })
+                }
+                None => None,
+            };
+            let root_cert = match &tls.root_cert {
+                Some(path) => Some(super::tls::read_pem(path, "ssl_ca_certs")?),
+                None => None,
+            };
+            redis::Client::build_with_tls(
                 tls.url.as_str(),
                 redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(super::tls::read_pem(path, "ssl_ca_certs")?),
+                    client_tls,
+                    root_cert,
                 },
-            ),
-            None => redis::Client::open(tls.url.as_str()),
+            )
+        } else {
+            redis::Client::open(tls.url.as_str())
         }
         .map_err(bad_url)?;
         #[cfg(not(feature = "tls"))]

@@ -1,8 +1,11 @@
 //! TLS settings taken from backend URLs (feature `tls`: rustls with the `ring` provider).
 //!
-//! PostgreSQL URLs take libpq's `sslmode=` (`disable`, `prefer` (the default), `require`,
-//! `verify-ca`, `verify-full`) and `sslrootcert=` (a PEM file of CA certificates, or
-//! `system` for the operating system's store). Redis URLs use the `rediss://` scheme and take
+//! PostgreSQL URLs take libpq's `sslmode=` (`disable`, `allow`, `prefer` (the default),
+//! `require`, `verify-ca`, `verify-full`) and `sslrootcert=` (a PEM file of CA
+//! certificates, or `system` for the operating system's store). As with libpq, `prefer`
+//! connects again in plain text when the TLS attempt fails (the server declines TLS, the
+//! handshake fails, or the server refuses the session over TLS), and `allow` connects
+//! again over TLS when the server refuses a plain-text session. Redis URLs use the `rediss://` scheme and take
 //! `ssl_ca_certs=` (a PEM file) as redis-py does. Without the feature, a URL that needs TLS
 //! gives [`Error::NotSupported`] naming it; `prefer` and `disable` connect in plain text.
 
@@ -19,6 +22,8 @@ use crate::{Error, Result};
 pub enum SslMode {
     /// Plain text only.
     Disable,
+    /// Plain text; TLS (certificate not verified) only when the server refuses plain text.
+    Allow,
     /// TLS if the server offers it (certificate not verified), else plain text.
     Prefer,
     /// TLS, certificate not verified (unless `sslrootcert` is given: then as `VerifyCa`).
@@ -33,13 +38,14 @@ impl SslMode {
     fn parse(value: &str) -> Result<SslMode> {
         Ok(match value {
             "disable" => SslMode::Disable,
+            "allow" => SslMode::Allow,
             "prefer" => SslMode::Prefer,
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
             _ => {
                 return Err(Error::Usage(format!(
-                    "sslmode={value:?}: expected disable, prefer, require, verify-ca or verify-full"
+                    "sslmode={value:?}: expected disable, allow, prefer, require, verify-ca or verify-full"
                 )));
             }
         })
@@ -55,6 +61,39 @@ pub(crate) struct UrlTls {
     pub mode: SslMode,
     /// `sslrootcert` (PostgreSQL) or `ssl_ca_certs` (Redis), percent-decoded.
     pub root_cert: Option<String>,
+    /// The client certificate and key files, if given.
+    pub client: Option<ClientCert>,
+}
+
+/// The files of a client certificate, and the URL parameters that named them.
+#[derive(Clone, Debug)]
+pub(crate) struct ClientCert {
+    /// A PEM file: the certificate, then any intermediates.
+    pub cert: String,
+    /// A PEM file: its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+    /// The parameters' names (`sslcert`/`sslkey` or `ssl_certfile`/`ssl_keyfile`).
+    pub names: (&'static str, &'static str),
+}
+
+/// Both files of a client certificate, or neither.
+fn client_cert(
+    cert: Option<String>,
+    key: Option<String>,
+    names: (&'static str, &'static str),
+) -> Result<Option<ClientCert>> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(ClientCert { cert, key, names })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(Error::Usage(format!(
+            "{}= needs {}= (the client certificate's private key)",
+            names.0, names.1
+        ))),
+        (None, Some(_)) => Err(Error::Usage(format!(
+            "{}= needs {}= (the client certificate)",
+            names.1, names.0
+        ))),
+    }
 }
 
 fn percent_decode(s: &str) -> String {
@@ -107,35 +146,42 @@ fn take_params(url: &str, keys: &[&str]) -> (String, Vec<Option<String>>) {
     (out, found)
 }
 
-/// Splits `sslmode` and `sslrootcert` off a PostgreSQL URL.
+/// Splits `sslmode`, `sslrootcert`, `sslcert` and `sslkey` off a PostgreSQL URL.
 pub(crate) fn postgres_url(url: &str) -> Result<UrlTls> {
-    let (url, mut values) = take_params(url, &["sslmode", "sslrootcert"]);
-    let root_cert = values.pop().flatten();
-    let mode = match values.pop().flatten() {
+    let (url, values) = take_params(url, &["sslmode", "sslrootcert", "sslcert", "sslkey"]);
+    let [mode, root_cert, cert, key]: [Option<String>; 4] =
+        values.try_into().expect("four parameters");
+    let mode = match mode {
         Some(m) => SslMode::parse(&m)?,
         None => SslMode::Prefer,
     };
-    if !cfg!(feature = "tls") && mode != SslMode::Disable && mode != SslMode::Prefer {
+    let client = client_cert(cert, key, ("sslcert", "sslkey"))?;
+    let needs_tls = !matches!(mode, SslMode::Disable | SslMode::Allow | SslMode::Prefer)
+        || (client.is_some() && mode != SslMode::Disable);
+    if !cfg!(feature = "tls") && needs_tls {
         return Err(feature_missing(&url, "postgres"));
     }
     Ok(UrlTls {
         url,
         mode,
         root_cert,
+        client,
     })
 }
 
-/// Splits `ssl_ca_certs` off a Redis URL; `rediss://` sets the mode to `VerifyFull`.
+/// Splits `ssl_ca_certs`, `ssl_certfile` and `ssl_keyfile` off a Redis URL; `rediss://`
+/// sets the mode to `VerifyFull`.
 pub(crate) fn redis_url(url: &str) -> Result<UrlTls> {
-    let (url, mut values) = take_params(url, &["ssl_ca_certs"]);
-    let root_cert = values.pop().flatten();
+    let (url, values) = take_params(url, &["ssl_ca_certs", "ssl_certfile", "ssl_keyfile"]);
+    let [root_cert, cert, key]: [Option<String>; 3] = values.try_into().expect("three parameters");
     let tls = url.to_ascii_lowercase().starts_with("rediss:");
     if tls && !cfg!(feature = "tls") {
         return Err(feature_missing(&url, "redis"));
     }
-    if root_cert.is_some() && !tls {
+    let client = client_cert(cert, key, ("ssl_certfile", "ssl_keyfile"))?;
+    if (root_cert.is_some() || client.is_some()) && !tls {
         return Err(Error::Usage(
-            "ssl_ca_certs= needs a rediss:// URL (TLS)".into(),
+            "ssl_ca_certs=, ssl_certfile= and ssl_keyfile= need a rediss:// URL (TLS)".into(),
         ));
     }
     Ok(UrlTls {
@@ -146,6 +192,7 @@ pub(crate) fn redis_url(url: &str) -> Result<UrlTls> {
             SslMode::Disable
         },
         root_cert,
+        client,
     })
 }
 
@@ -166,18 +213,23 @@ pub(crate) fn read_pem(path: &str, what: &str) -> Result<Vec<u8>> {
 }
 
 #[cfg(feature = "tls")]
-pub(crate) use with_tls::postgres_connector;
+pub(crate) use with_tls::{client_pem, postgres_connector};
 
 #[cfg(feature = "tls")]
 mod with_tls {
+    use super::ClientCert;
     use super::{SslMode, UrlTls, read_pem};
     use crate::{Error, Result};
+    use rustls::client::WantsClientCert;
     use rustls::client::WebPkiServerVerifier;
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::crypto::{CryptoProvider, ring};
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+    use rustls::sign::CertifiedKey;
+    use rustls::{
+        CertificateError, ClientConfig, ConfigBuilder, DigitallySignedStruct, RootCertStore,
+    };
     use std::sync::Arc;
     use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -229,6 +281,59 @@ mod with_tls {
             )));
         }
         Ok(store)
+    }
+
+    /// A client certificate's chain and key, read and checked: the files parse, and the
+    /// key belongs to the certificate. Errors name the URL parameter and the file.
+    fn client_der(
+        c: &ClientCert,
+        provider: &CryptoProvider,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+        let (cert_name, key_name) = c.names;
+        let cert_pem = read_pem(&c.cert, cert_name)?;
+        let chain = CertificateDer::pem_slice_iter(&cert_pem)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Usage(format!("{cert_name}={}: {e}", c.cert)))?;
+        if chain.is_empty() {
+            return Err(Error::Usage(format!(
+                "{cert_name}={}: no certificate in the file",
+                c.cert
+            )));
+        }
+        let key_pem = read_pem(&c.key, key_name)?;
+        let key = PrivateKeyDer::from_pem_slice(&key_pem)
+            .map_err(|e| Error::Usage(format!("{key_name}={}: no private key: {e}", c.key)))?;
+        CertifiedKey::from_der(chain.clone(), key.clone_key(), provider).map_err(|e| {
+            Error::Usage(format!(
+                "{key_name}={} does not fit {cert_name}={}: {e}",
+                c.key, c.cert
+            ))
+        })?;
+        Ok((chain, key))
+    }
+
+    /// The PEM bytes of a client certificate and its key, checked as [`client_der`]
+    /// checks them (for clients that parse the files themselves).
+    pub(crate) fn client_pem(c: &ClientCert) -> Result<(Vec<u8>, Vec<u8>)> {
+        client_der(c, &provider())?;
+        Ok((read_pem(&c.cert, c.names.0)?, read_pem(&c.key, c.names.1)?))
+    }
+
+    /// Finishes a client configuration with the URL's client certificate, if any.
+    fn client_auth(
+        builder: ConfigBuilder<ClientConfig, WantsClientCert>,
+        tls: &UrlTls,
+        provider: &CryptoProvider,
+    ) -> Result<ClientConfig> {
+        match &tls.client {
+            None => Ok(builder.with_no_client_auth()),
+            Some(c) => {
+                let (chain, key) = client_der(c, provider)?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| Error::Usage(format!("{}={}: {e}", c.names.0, c.cert)))
+            }
+        }
     }
 
     /// Accepts any certificate (libpq's `prefer`/`require`: encryption without
@@ -324,7 +429,8 @@ mod with_tls {
         }
     }
 
-    /// The TLS connector for a PostgreSQL URL's settings; `None` for `sslmode=disable`.
+    /// The TLS connector for a PostgreSQL URL's settings; `None` for `sslmode=disable`
+    /// (`allow` gets one for its second attempt).
     pub(crate) fn postgres_connector(tls: &UrlTls) -> Result<Option<MakeRustlsConnect>> {
         let mode = match (tls.mode, &tls.root_cert) {
             (SslMode::Disable, _) => return Ok(None),
@@ -337,24 +443,27 @@ mod with_tls {
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Usage(format!("TLS set-up: {e}")))?;
         let config = match mode {
-            SslMode::Prefer | SslMode::Require => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
-                .with_no_client_auth(),
+            SslMode::Allow | SslMode::Prefer | SslMode::Require => client_auth(
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(Unverified(provider.clone()))),
+                tls,
+                &provider,
+            )?,
             _ => {
                 let roots = Arc::new(roots(tls.root_cert.as_deref())?);
                 let verifier =
                     WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
                         .build()
                         .map_err(|e| Error::Usage(format!("TLS set-up: {e}")))?;
-                if mode == SslMode::VerifyCa {
+                let builder = if mode == SslMode::VerifyCa {
                     builder
                         .dangerous()
                         .with_custom_certificate_verifier(Arc::new(ChainOnly(verifier)))
-                        .with_no_client_auth()
                 } else {
-                    builder.with_webpki_verifier(verifier).with_no_client_auth()
-                }
+                    builder.with_webpki_verifier(verifier)
+                };
+                client_auth(builder, tls, &provider)?
             }
         };
         Ok(Some(MakeRustlsConnect::new(config)))
@@ -383,6 +492,40 @@ mod tests {
             postgres_url("postgresql://h/db?sslmode=sometimes"),
             Err(Error::Usage(_))
         ));
+    }
+
+    #[test]
+    fn client_certificates_need_both_files() {
+        let both = postgres_url("postgresql://u@h/db?sslcert=%2Fc.pem&sslkey=/k.pem&x=1");
+        if cfg!(feature = "tls") {
+            let t = both.unwrap();
+            assert_eq!(t.url, "postgresql://u@h/db?x=1");
+            let c = t.client.expect("a client certificate");
+            assert_eq!((c.cert.as_str(), c.key.as_str()), ("/c.pem", "/k.pem"));
+        } else {
+            assert!(matches!(both, Err(Error::NotSupported { .. })));
+        }
+        for url in [
+            "postgresql://u@h/db?sslcert=/c.pem",
+            "postgresql://u@h/db?sslkey=/k.pem",
+        ] {
+            let err = postgres_url(url).unwrap_err();
+            assert!(
+                matches!(&err, Error::Usage(m) if m.contains("sslcert= needs sslkey=") || m.contains("sslkey= needs sslcert=")),
+                "{err:?}"
+            );
+        }
+        if cfg!(feature = "tls") {
+            let t = redis_url("rediss://h/0?ssl_certfile=/c&ssl_keyfile=/k").unwrap();
+            assert_eq!(
+                t.client.map(|c| c.names),
+                Some(("ssl_certfile", "ssl_keyfile"))
+            );
+            assert!(matches!(
+                redis_url("rediss://h/0?ssl_keyfile=/k"),
+                Err(Error::Usage(_))
+            ));
+        }
     }
 
     #[test]
