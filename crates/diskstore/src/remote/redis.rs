@@ -7,7 +7,7 @@
 //! as `0x00` + bytes, or `0x01` + tag length (4 bytes, big-endian) + tag + bytes when
 //! tagged (so that `evict(tag)` deletes only entries still carrying that tag).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{Cmd, Connection, ConnectionLike, RedisError};
 
@@ -213,10 +213,24 @@ impl RedisCache {
         }
     }
 
+    /// A new connection to a server ready for commands: a server that is still loading
+    /// its data after a restart refuses them (`LOADING`), so this waits for it (up to
+    /// [`CONNECT_TIMEOUT`]) and the call that needed the connection runs once, after.
     fn connect(&self) -> Result<Connection> {
-        self.client
+        let mut conn = self
+            .client
             .get_connection_with_timeout(CONNECT_TIMEOUT)
-            .map_err(|e| self.err(&e))
+            .map_err(|e| self.err(&e))?;
+        let since = Instant::now();
+        loop {
+            match redis::cmd("PING").query::<String>(&mut conn) {
+                Err(e) if e.code() == Some("LOADING") && since.elapsed() < CONNECT_TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(self.err(&e)),
+                Ok(_) => return Ok(conn),
+            }
+        }
     }
 
     fn run<R>(

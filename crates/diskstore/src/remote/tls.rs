@@ -336,58 +336,17 @@ mod with_tls {
         }
     }
 
-    /// Accepts any certificate (libpq's `prefer`/`require`: encryption without
-    /// authentication) but still checks the handshake signatures.
+    /// The verifier of the modes that do not check the host name: libpq's
+    /// `allow`/`prefer`/`require` (encryption without authentication: any certificate)
+    /// and `verify-ca` (the chain, with `chain`). Handshake signatures are checked in
+    /// every mode.
     #[derive(Debug)]
-    struct Unverified(Arc<CryptoProvider>);
-
-    /// Verifies the chain but not the host name (libpq's `verify-ca`).
-    #[derive(Debug)]
-    struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-    impl ServerCertVerifier for Unverified {
-        fn verify_server_cert(
-            &self,
-            _end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _server_name: &ServerName<'_>,
-            _ocsp: &[u8],
-            _now: UnixTime,
-        ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
+    struct NoNameCheck {
+        provider: Arc<CryptoProvider>,
+        chain: Option<Arc<WebPkiServerVerifier>>,
     }
 
-    impl ServerCertVerifier for ChainOnly {
+    impl ServerCertVerifier for NoNameCheck {
         fn verify_server_cert(
             &self,
             end_entity: &CertificateDer<'_>,
@@ -396,11 +355,11 @@ mod with_tls {
             ocsp: &[u8],
             now: UnixTime,
         ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+            let Some(chain) = &self.chain else {
+                return Ok(ServerCertVerified::assertion());
+            };
             // The chain is checked first; a name mismatch is only reported after it passed.
-            match self
-                .0
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-            {
+            match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
                 Err(rustls::Error::InvalidCertificate(
                     CertificateError::NotValidForName
                     | CertificateError::NotValidForNameContext { .. },
@@ -414,7 +373,8 @@ mod with_tls {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-            self.0.verify_tls12_signature(message, cert, dss)
+            let algorithms = &self.provider.signature_verification_algorithms;
+            rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
         }
         fn verify_tls13_signature(
             &self,
@@ -422,10 +382,13 @@ mod with_tls {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-            self.0.verify_tls13_signature(message, cert, dss)
+            let algorithms = &self.provider.signature_verification_algorithms;
+            rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
         }
         fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            self.0.supported_verify_schemes()
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
         }
     }
 
@@ -446,7 +409,10 @@ mod with_tls {
             SslMode::Allow | SslMode::Prefer | SslMode::Require => client_auth(
                 builder
                     .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(Unverified(provider.clone()))),
+                    .with_custom_certificate_verifier(Arc::new(NoNameCheck {
+                        provider: provider.clone(),
+                        chain: None,
+                    })),
                 tls,
                 &provider,
             )?,
@@ -459,7 +425,10 @@ mod with_tls {
                 let builder = if mode == SslMode::VerifyCa {
                     builder
                         .dangerous()
-                        .with_custom_certificate_verifier(Arc::new(ChainOnly(verifier)))
+                        .with_custom_certificate_verifier(Arc::new(NoNameCheck {
+                            provider: provider.clone(),
+                            chain: Some(verifier),
+                        }))
                 } else {
                     builder.with_webpki_verifier(verifier)
                 };
