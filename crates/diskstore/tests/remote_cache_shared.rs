@@ -240,6 +240,18 @@ fn postgres_running_totals_stay_exact_under_concurrent_writers() {
     assert!(by_sum.0 <= 30, "{} entries kept", by_sum.0);
     c.clear().unwrap();
     assert_eq!(totals(&url, &table).0, (0, 0));
+    // A table dropped and made again (its triggers went with it) gets fresh totals.
+    c.set(b"stale", &bytes(9), Ttl::Never, None).unwrap();
+    drop(c);
+    sql(&url)
+        .batch_execute(&format!("DROP TABLE \"{table}\""))
+        .unwrap();
+    let plain = PgCache::open(&url, RemoteCacheOptions::new(&table)).unwrap();
+    plain.set(b"again", &bytes(4), Ttl::Never, None).unwrap();
+    let c = PgCache::open(&url, limited(10)).unwrap();
+    c.set(b"more", &bytes(4), Ttl::Never, None).unwrap();
+    let (by_totals, by_sum) = totals(&url, &table);
+    assert_eq!((by_totals, by_sum.0), (by_sum, 2));
 }
 
 #[test]

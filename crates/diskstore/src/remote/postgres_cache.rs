@@ -152,7 +152,7 @@ impl PgCache {
         let with_totals = self.limited();
         let totals_sql = self.meta.create_totals(t, unlogged);
         let id_sql = format!("CREATE INDEX IF NOT EXISTS {ii} ON {t} (id)");
-        let totals_table = self.meta.totals.clone();
+        let has_totals = self.meta.has_totals();
         self.conn.run(Retry::Safe, |c| {
             let mut tx = c.transaction()?;
             tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&name])?;
@@ -162,9 +162,7 @@ impl PgCache {
                 tx.batch_execute(&id_sql)?;
                 ordered = true;
             }
-            let mut totals: bool = tx
-                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&totals_table])?
-                .get(0);
+            let mut totals: bool = tx.query_one(&has_totals, &[t])?.get(0);
             if !totals && with_totals {
                 tx.batch_execute(&totals_sql)?;
                 totals = true;

@@ -53,15 +53,40 @@ impl Meta {
         )
     }
 
-    /// Creates the totals table, its triggers on cache table `t` and the first row (the
-    /// table's count and size now). Run only when the totals table is missing, in a
-    /// transaction that first locks `t` against writes, so that no write falls between
-    /// the first row and the triggers.
+    /// Whether cache table `$1` (its quoted name) has all three totals triggers.
+    pub(crate) fn has_totals(&self) -> String {
+        let names: Vec<String> = self
+            .triggers
+            .iter()
+            .map(|q| {
+                format!(
+                    "'{}'",
+                    q.trim_matches('"')
+                        .replace("\"\"", "\"")
+                        .replace('\'', "''")
+                )
+            })
+            .collect();
+        format!(
+            "SELECT count(*) = 3 FROM pg_trigger WHERE tgrelid = $1::text::regclass \
+             AND tgname IN ({})",
+            names.join(", ")
+        )
+    }
+
+    /// (Re)creates the totals table, its triggers on cache table `t` and the first row
+    /// (the table's count and size now). Run when a trigger is missing (a new table, or
+    /// one dropped and made again), in a transaction that first locks `t` against writes,
+    /// so that no write falls between the first row and the triggers.
     pub(crate) fn create_totals(&self, t: &str, unlogged: &str) -> String {
         let (tt, f) = (&self.totals, &self.function);
         let [ti, tu, td] = &self.triggers;
         format!(
             "LOCK TABLE {t} IN SHARE ROW EXCLUSIVE MODE;
+             DROP TRIGGER IF EXISTS {ti} ON {t};
+             DROP TRIGGER IF EXISTS {tu} ON {t};
+             DROP TRIGGER IF EXISTS {td} ON {t};
+             DROP TABLE IF EXISTS {tt};
              CREATE {unlogged}TABLE {tt} (n bigint NOT NULL, size bigint NOT NULL);
              CREATE OR REPLACE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS $diskstore$
              BEGIN
