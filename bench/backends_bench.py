@@ -22,6 +22,7 @@ servers of scripts/servers.sh. Writes bench/results/backends-<date>.{json,md}.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing
 import os
@@ -41,6 +42,7 @@ from diskstore.config import BaseConfig
 RESULTS = Path(__file__).resolve().parent / "results"
 VALUE = b"v" * 100
 BATCH = 100
+LIMITED = 10_000
 
 
 def _time(fn: Callable[[int], Any], n: int) -> tuple[float, float]:
@@ -114,6 +116,12 @@ def pg_systems(url: str) -> dict[str, dict[str, Callable[[int], Any]]]:
     peer = PsycopgCache(url, "bench_peer")
     store = DiskStore(url, config=BaseConfig(tablename="bench_store"))
     store.clear()
+    # A cache with a count limit, full: a new key evicts one; each write checks the limit.
+    limited = DiskCache(url, None, tablename="bench_limited", count_limit=LIMITED)
+    limited.clear()
+    fresh = itertools.count()
+    for start in range(0, LIMITED, 1000):
+        limited.set_many({b"f%d" % i: VALUE for i in range(start, start + 1000)})
     keys = [f"k{i}".encode() for i in range(BATCH)]
     batch = dict.fromkeys(keys, VALUE)
     for k in keys:  # what get/get_many read
@@ -138,7 +146,24 @@ def pg_systems(url: str) -> dict[str, dict[str, Callable[[int], Any]]]:
             "get": lambda i: store.get(keys[i % BATCH]),
             "set": lambda i: store.__setitem__(keys[i % BATCH], VALUE),
         },
+        f"ours: DiskCache(postgresql, count_limit={LIMITED}, full)": {
+            "set": lambda i: limited.set(keys[i % BATCH], VALUE),
+            "set new key (evicts one)": lambda i: limited.set(b"n%d" % next(fresh), VALUE),
+        },
     }
+
+
+def pg_updates(url: str) -> dict[str, tuple[int, int]]:
+    """PostgreSQL's own `(updates, HOT updates)` per table of the one-client run."""
+    import psycopg
+
+    time.sleep(1.5)  # sessions report their counts about once a second
+    with psycopg.connect(url, autocommit=True) as con:
+        rows = con.execute(
+            "SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+            "WHERE relname IN ('bench_ours', 'bench_peer', 'bench_limited')"
+        ).fetchall()
+    return {name: (upd, hot) for name, upd, hot in rows}
 
 
 # ---- Redis ----------------------------------------------------------------------------
@@ -190,7 +215,7 @@ def single_client(
     n/10 times."""
     samples: dict[str, dict[str, list[tuple[float, float]]]] = {s: {} for s in systems}
     names = list(systems)
-    ops = list(next(iter(systems.values())))
+    ops = list(dict.fromkeys(op for d in systems.values() for op in d))
     for r in range(rounds):
         for op in ops:
             order = names if r % 2 == 0 else names[::-1]
@@ -357,6 +382,11 @@ def markdown(res: dict[str, Any]) -> str:
             for op, (t, tc) in table[s].items():
                 lines.append(f"| {op} ({s}) | {t:.1f} | | | {tc:.1f} | | |")
         lines.append("")
+        if server == "postgres" and res.get("pg_updates"):
+            counts = ", ".join(
+                f"`{t}` {u} updates, {h} HOT" for t, (u, h) in sorted(res["pg_updates"].items())
+            )
+            lines += [f"PostgreSQL's own counts during this run: {counts}.", ""]
     if res.get("app_servers"):
         lines += [
             f"## {res['procs']} processes x {res['threads']} threads",
@@ -398,7 +428,13 @@ def main() -> None:
         "app_servers": {},
     }
     if a.pg:
+        before = pg_updates(a.pg)
         res["single"]["postgres"] = single_client(pg_systems(a.pg), a.n, a.rounds)
+        after = pg_updates(a.pg)
+        res["pg_updates"] = {
+            t: [u - before.get(t, (0, 0))[0], h - before.get(t, (0, 0))[1]]
+            for t, (u, h) in after.items()
+        }
     if a.redis:
         res["single"]["redis"] = single_client(redis_systems(a.redis), a.n, a.rounds)
     for kind, url in (("postgres-store", a.pg), ("redis-cache", a.redis)):

@@ -910,7 +910,7 @@ impl PyCache {
     #[pyo3(signature = (enable=true, reset=false))]
     fn stats(&self, py: Python<'_>, enable: bool, reset: bool) -> PyResult<(u64, u64)> {
         if let Some(r) = self.remote.get() {
-            return Ok(r.stats(reset)); // counted per process, always on
+            return r.stats(py, reset); // counted on the server, always on
         }
         let st = self.ready(py)?;
         st.core.set_stats_enabled(enable);

@@ -854,9 +854,9 @@ impl RemoteCacheCore {
         py.detach(|| self.cache.volume()).py()
     }
 
-    /// `(hits, misses)` counted by this process.
-    pub(crate) fn stats(&self, reset: bool) -> (u64, u64) {
-        self.cache.stats(reset)
+    /// `(hits, misses)` of every process using the cache (zeroed for all when `reset`).
+    pub(crate) fn stats(&self, py: Python<'_>, reset: bool) -> PyResult<(u64, u64)> {
+        py.detach(|| self.cache.stats(reset)).py()
     }
 
     /// `[]` when healthy, else the problems.

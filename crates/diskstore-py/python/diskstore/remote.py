@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from . import _diskstore
+from ._errors import SchemaError
 from .const import NO_DEFAULT
 
 if TYPE_CHECKING:
@@ -205,30 +206,27 @@ def _reopen_store(cls: type[PgDiskRead], url: str, options: dict[str, Any]) -> A
     return _open(cls, url, options)
 
 
-def _kinds(config: Any, value_class: Any, fields: list) -> list[str | None] | None:
-    """Per field, `"bool"` or `"json"` where the model says so (a `boolean`/`jsonb`
-    column on PostgreSQL): `JsonConfig`'s value, and INTEGER fields annotated `bool` in
-    a NamedTuple or dataclass model. None for any other config."""
-    from .config import DataclassConfig, JsonConfig, NamedTupleConfig, _annotations
+def _pg_columns(config: Any, value_class: Any, fields: list) -> tuple[list, list | None]:
+    """`(fields, kinds)` for PostgreSQL (see `_pg_types`): resolved annotations of a
+    NamedTuple or dataclass model, `jsonb` for JSON models; other configs as given."""
+    from ._pg_types import json_kinds, model_columns
+    from .config import DataclassConfig, JsonConfig, NamedTupleConfig, PydanticConfig
 
     if config is not None:
-        if type(config) is JsonConfig:
-            return ["json" if sql_type == "TEXT" else None for _, sql_type, _ in fields]
+        if type(config) in (JsonConfig, PydanticConfig):
+            return fields, json_kinds(fields)
         if type(config) is DataclassConfig:
             value_class = config.dataclass
         elif type(config) is NamedTupleConfig:
             value_class = config.value_class
         else:
-            return None
-    annotations = _annotations(value_class)
-    return [
-        "bool" if sql_type == "INTEGER" and annotations.get(name) is bool else None
-        for name, sql_type, _ in fields
-    ]
+            return fields, None
+    return model_columns(value_class, fields)
 
 
 def _model(options: dict[str, Any]) -> tuple[str, Any, Any, Any, Any]:
-    """`(table, fields, load, dump, kinds)` of the constructor arguments."""
+    """`(table, fields, load, dump, (pg_fields, kinds))` of the constructor arguments:
+    `fields` with the SQLite types, `pg_fields` with the PostgreSQL ones."""
     config = options.get("config")
     value_class = options.get("value_class")
     tablename = options.get("tablename")
@@ -250,7 +248,7 @@ def _model(options: dict[str, Any]) -> tuple[str, Any, Any, Any, Any]:
         def dump(value: Any) -> tuple[Any, ...]:
             return tuple(config.dump_value(None, value))[1:]
 
-        return table, fields, load, dump, _kinds(config, None, fields)
+        return table, fields, load, dump, _pg_columns(config, None, fields)
     if value_class is not None:
         from .config import NamedTupleConfig
 
@@ -258,14 +256,26 @@ def _model(options: dict[str, Any]) -> tuple[str, Any, Any, Any, Any]:
             (name, sql_type, None if default is NO_DEFAULT else default)
             for name, sql_type, default in NamedTupleConfig.get_fields(value_class)
         ]
-        kinds = _kinds(None, value_class, fields)
-        return tablename or value_class.__name__, fields, value_class, None, kinds
+        columns = _pg_columns(None, value_class, fields)
+        return tablename or value_class.__name__, fields, value_class, None, columns
     return tablename or "DiskStore", None, None, None, None
 
 
 def _open(cls: type[PgDiskRead], url: str, options: dict[str, Any]) -> Any:
-    table, fields, load, dump, kinds = _model(options)
-    store = cls(url, table, fields, load, dump, cls._read_only, kinds)
+    table, fields, load, dump, columns = _model(options)
+    if columns is None:
+        store = cls(url, table, fields, load, dump, cls._read_only, None)
+    else:
+        pg_fields, kinds = columns
+        try:
+            store = cls(url, table, pg_fields, load, dump, cls._read_only, kinds)
+        except SchemaError:
+            if pg_fields == fields:
+                raise
+            # A table made before annotations were resolved for PostgreSQL: its columns
+            # for string-annotated or Optional fields are bytea, holding tagged values.
+            kept = [k if f == g else None for f, g, k in zip(fields, pg_fields, kinds or [])]
+            store = cls(url, table, fields, load, dump, cls._read_only, kept or None)
     store._url_arg = url
     store._options = options
     store._local = threading.local()

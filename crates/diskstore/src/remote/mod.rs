@@ -13,9 +13,13 @@ pub mod postgres;
 #[cfg(feature = "postgres")]
 pub mod postgres_cache;
 #[cfg(feature = "postgres")]
+mod postgres_cache_meta;
+#[cfg(feature = "postgres")]
 mod postgres_sql;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+pub(crate) mod shared_stats;
 pub mod tls;
 
 /// Which backend a store or cache location names.
@@ -197,8 +201,10 @@ pub trait RemoteCache: Send + Sync {
     }
     /// Bytes of keys and values stored.
     fn volume(&self) -> crate::Result<u64>;
-    /// Hits and misses counted by this process (reset to zero when `reset`).
-    fn stats(&self, reset: bool) -> (u64, u64);
+    /// Hits and misses of every process using the cache (this process's counts are
+    /// added on the server first); `reset` sets the server's counts to zero and returns
+    /// what they were.
+    fn stats(&self, reset: bool) -> crate::Result<(u64, u64)>;
     /// Live keys in the order they were stored (or reversed), one page after `after`.
     fn keys_page(
         &self,
@@ -214,35 +220,6 @@ pub trait RemoteCache: Send + Sync {
     fn end(&self, commit: bool) -> crate::Result<()>;
     /// Closes idle connections.
     fn close(&self);
-}
-
-/// Hit and miss counters of one process.
-#[cfg(any(feature = "postgres", feature = "redis"))]
-#[derive(Default)]
-pub(crate) struct Counters {
-    hits: std::sync::atomic::AtomicU64,
-    misses: std::sync::atomic::AtomicU64,
-}
-
-#[cfg(any(feature = "postgres", feature = "redis"))]
-impl Counters {
-    pub(crate) fn count<T>(&self, found: &Option<T>) {
-        use std::sync::atomic::Ordering::Relaxed;
-        if found.is_some() {
-            self.hits.fetch_add(1, Relaxed);
-        } else {
-            self.misses.fetch_add(1, Relaxed);
-        }
-    }
-
-    pub(crate) fn read(&self, reset: bool) -> (u64, u64) {
-        use std::sync::atomic::Ordering::Relaxed;
-        if reset {
-            (self.hits.swap(0, Relaxed), self.misses.swap(0, Relaxed))
-        } else {
-            (self.hits.load(Relaxed), self.misses.load(Relaxed))
-        }
-    }
 }
 
 #[cfg(test)]

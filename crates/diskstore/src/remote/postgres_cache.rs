@@ -7,13 +7,25 @@
 //! is one atomic statement) or `value bytea`, `expire_at` (seconds since the epoch, NULL:
 //! never), `tag bytea`, `size` (bytes of key and value), `accessed` and `hits` (for the
 //! LRU and LFU policies).
+//!
+//! Only what reads need is indexed: `key`, `expire_at` (purge) and `tag` (evict) always,
+//! `id` only for least-recently-stored eviction and `accessed` only for least-recently-used
+//! eviction (caches with limits). So an overwrite that keeps its expiry and tag changes
+//! no indexed column and PostgreSQL updates the row in place (a HOT update: no new index
+//! entries), the table leaving [`FILLFACTOR`] room on each page for it. Iterating a table
+//! without the `id` index sorts: pages of [`UNORDERED_PAGE`] keys, each a scan.
+//!
+//! Limits read running totals and hits/misses are counted on the server: see
+//! [`postgres_cache_meta`](super::postgres_cache_meta).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use postgres::types::ToSql;
 
 use super::postgres::{PgConn, Retry};
-use super::{Counters, IncrOutcome, RemoteCache, RemoteCacheOptions, RemoteValue};
+use super::postgres_cache_meta::{COMPACT_AT, Meta};
+use super::shared_stats::PendingStats;
+use super::{IncrOutcome, RemoteCache, RemoteCacheOptions, RemoteValue};
 use crate::error::{Error, Result};
 use crate::schema::quote_ident;
 use crate::{EvictionPolicy, Ttl};
@@ -22,6 +34,10 @@ use crate::{EvictionPolicy, Ttl};
 const PURGE_BATCH: i64 = 64;
 /// Every how many writes a purge runs.
 const PURGE_EVERY: u64 = 32;
+/// The fill factor of new cache tables: room on each page for overwrites in place.
+pub const FILLFACTOR: u32 = 90;
+/// Keys per page when iterating a table without an `id` index (each page scans the table).
+pub const UNORDERED_PAGE: usize = 4096;
 
 /// A cache table on PostgreSQL.
 pub struct PgCache {
@@ -30,7 +46,12 @@ pub struct PgCache {
     t: String,
     /// `nextval('<the id sequence>'::regclass)`: a re-stored entry moves to the end.
     next_id: String,
-    counters: Counters,
+    meta: Meta,
+    /// The table has the running totals (a cache with limits opened it).
+    totals: bool,
+    /// An index leads with `id` (iteration reads it in order instead of sorting).
+    ordered: bool,
+    stats: PendingStats,
     writes: AtomicU64,
 }
 
@@ -57,16 +78,19 @@ impl PgCache {
     pub fn open(url: &str, options: RemoteCacheOptions) -> Result<PgCache> {
         let conn = PgConn::new(url)?;
         let t = quote_ident(&options.table)?;
-        let cache = PgCache {
+        let meta = Meta::new(&options.table)?;
+        let mut cache = PgCache {
             conn,
             t,
             next_id: String::new(),
             options,
-            counters: Counters::default(),
+            meta,
+            totals: false,
+            ordered: false,
+            stats: PendingStats::default(),
             writes: AtomicU64::new(0),
         };
-        let mut cache = cache;
-        cache.create()?;
+        (cache.totals, cache.ordered) = cache.create()?;
         // Resolved once: naming the sequence per row would look it up in the catalog
         // on every overwrite.
         let t = cache.t.clone();
@@ -78,29 +102,33 @@ impl PgCache {
         Ok(cache)
     }
 
-    fn create(&self) -> Result<()> {
+    /// Creates what is missing: the table, its indexes, the stats table and (with
+    /// limits) the running totals. Returns whether the table has the totals and an index
+    /// on `id`.
+    fn create(&self) -> Result<(bool, bool)> {
         let t = &self.t;
         let name = self.options.table.clone();
         let idx = |suffix: &str| quote_ident(&format!("{name}_{suffix}"));
-        let (ie, it, ia) = (idx("expire_at")?, idx("tag")?, idx("accessed")?);
+        let (ie, it, ia, ii) = (idx("expire_at")?, idx("tag")?, idx("accessed")?, idx("id")?);
         let unlogged = if self.options.unlogged {
             "UNLOGGED "
         } else {
             ""
         };
-        // The `accessed` index serves only LRU eviction: a cache that cannot evict by it
-        // does not create it, since every re-store writes `accessed`, and each index on a
-        // written column is one more index entry per set (no HOT update). An LRU cache
-        // with limits opened later on the same table creates it then.
-        let lru_index =
-            if self.limited() && self.options.policy == EvictionPolicy::LeastRecentlyUsed {
-                format!("\n             CREATE INDEX IF NOT EXISTS {ia} ON {t} (accessed);")
-            } else {
-                String::new()
-            };
+        // Each index on a column an overwrite writes makes that overwrite a non-HOT
+        // update (new entries in every index), so the order indexes exist only where
+        // eviction reads them: `id` for least-recently-stored, `accessed` for
+        // least-recently-used, with limits. A cache with limits opened later on the same
+        // table creates its index then.
+        let evicts = |p| self.limited() && self.options.policy == p;
+        let lru_index = if evicts(EvictionPolicy::LeastRecentlyUsed) {
+            format!("\n             CREATE INDEX IF NOT EXISTS {ia} ON {t} (accessed);")
+        } else {
+            String::new()
+        };
         let sql = format!(
             "CREATE {unlogged}TABLE IF NOT EXISTS {t} (
-                id bigint GENERATED BY DEFAULT AS IDENTITY UNIQUE,
+                id bigint GENERATED BY DEFAULT AS IDENTITY,
                 key bytea PRIMARY KEY,
                 num bigint,
                 value bytea,
@@ -108,15 +136,39 @@ impl PgCache {
                 tag bytea,
                 size bigint NOT NULL,
                 accessed double precision NOT NULL,
-                hits bigint NOT NULL DEFAULT 0);
+                hits bigint NOT NULL DEFAULT 0) WITH (fillfactor = {FILLFACTOR});
              CREATE INDEX IF NOT EXISTS {ie} ON {t} (expire_at) WHERE expire_at IS NOT NULL;
-             CREATE INDEX IF NOT EXISTS {it} ON {t} (tag) WHERE tag IS NOT NULL;{lru_index}"
+             CREATE INDEX IF NOT EXISTS {it} ON {t} (tag) WHERE tag IS NOT NULL;{lru_index}
+             {}",
+            self.meta.create_stats(unlogged)
         );
+        // Tables made before 2026-12-07 have a unique index on `id`: it still serves.
+        let id_indexed = format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a \
+             ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+             WHERE i.indrelid = '{}'::regclass AND a.attname = 'id')",
+            t.replace('\'', "''")
+        );
+        let with_totals = self.limited();
+        let totals_sql = self.meta.create_totals(t, unlogged);
+        let id_sql = format!("CREATE INDEX IF NOT EXISTS {ii} ON {t} (id)");
+        let has_totals = self.meta.has_totals();
         self.conn.run(Retry::Safe, |c| {
             let mut tx = c.transaction()?;
             tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&name])?;
             tx.batch_execute(&sql)?;
-            tx.commit()
+            let mut ordered: bool = tx.query_one(&id_indexed, &[])?.get(0);
+            if !ordered && evicts(EvictionPolicy::LeastRecentlyStored) {
+                tx.batch_execute(&id_sql)?;
+                ordered = true;
+            }
+            let mut totals: bool = tx.query_one(&has_totals, &[t])?.get(0);
+            if !totals && with_totals {
+                tx.batch_execute(&totals_sql)?;
+                totals = true;
+            }
+            tx.commit()?;
+            Ok((totals, ordered))
         })
     }
 
@@ -198,12 +250,16 @@ impl PgCache {
     ) -> std::result::Result<Option<String>, postgres::Error> {
         let t = &self.t;
         let now = self.now();
+        let (read, compact) = (self.meta.read_totals(), self.meta.compact_totals());
+        // The running totals (see `postgres_cache_meta`): O(rows since the last fold),
+        // not a sum over the table; folded here, under the table's advisory lock.
         let totals = |tx: &mut postgres::Transaction<'_>| -> std::result::Result<(u64, u64), postgres::Error> {
-            let r = tx.query_one(
-                &format!("SELECT count(*), COALESCE(sum(size), 0)::bigint FROM {t}"),
-                &[],
-            )?;
-            Ok((r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
+            let r = tx.query_one(&read, &[])?;
+            if r.get::<_, i64>(2) > COMPACT_AT {
+                tx.execute(&compact, &[])?;
+            }
+            let (n, size): (i64, i64) = (r.get(0), r.get(1));
+            Ok((n.max(0) as u64, size.max(0) as u64))
         };
         let over = |(count, size): (u64, u64)| {
             self.options.count_limit.is_some_and(|l| count > l)
@@ -240,7 +296,7 @@ impl PgCache {
             let batch = excess_count.clamp(1, 256) as i64;
             tx.execute(
                 &format!(
-                    "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} ORDER BY {order} LIMIT $1)"
+                    "DELETE FROM {t} WHERE key IN (SELECT key FROM {t} ORDER BY {order} LIMIT $1)"
                 ),
                 &[&batch],
             )?;
@@ -254,7 +310,7 @@ impl PgCache {
         let t = &self.t;
         let now = self.now();
         let sql = format!(
-            "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expire_at IS NOT NULL \
+            "DELETE FROM {t} WHERE key IN (SELECT key FROM {t} WHERE expire_at IS NOT NULL \
              AND expire_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"
         );
         self.conn
@@ -286,7 +342,7 @@ impl RemoteCache for PgCache {
             .conn
             .run(Retry::Safe, |c| c.query_opt(&sql, &[&key, &now]))?;
         let v = row.map(|r| joined(r.get(0), r.get(1)));
-        self.counters.count(&v);
+        self.count(std::slice::from_ref(&v));
         Ok(v)
     }
 
@@ -314,9 +370,7 @@ impl RemoteCache for PgCache {
                     .map(|(_, v)| v.clone())
             })
             .collect();
-        for v in &out {
-            self.counters.count(v);
-        }
+        self.count(&out);
         Ok(out)
     }
 
@@ -548,8 +602,17 @@ impl RemoteCache for PgCache {
         Ok(r.get::<_, i64>(0) as u64)
     }
 
-    fn stats(&self, reset: bool) -> (u64, u64) {
-        self.counters.read(reset)
+    fn stats(&self, reset: bool) -> Result<(u64, u64)> {
+        self.flush_stats()?;
+        let sql = if reset {
+            self.meta.reset_stats()
+        } else {
+            self.meta.read_stats()
+        };
+        let retry = if reset { Retry::Never } else { Retry::Safe };
+        let r = self.conn.run(retry, |c| c.query_one(&sql, &[]))?;
+        let (h, m): (i64, i64) = (r.get(0), r.get(1));
+        Ok((h.max(0) as u64, m.max(0) as u64))
     }
 
     fn keys_page(
@@ -568,7 +631,12 @@ impl RemoteCache for PgCache {
         let sql = format!(
             "SELECT id, key FROM {t} WHERE id {cmp} $1 AND ({t}.expire_at IS NULL OR {t}.expire_at > $2) ORDER BY id {dir} LIMIT $3"
         );
-        let limit = limit as i64;
+        // Without an index on `id` each page sorts the table: fewer, larger pages.
+        let limit = if self.ordered {
+            limit
+        } else {
+            limit.max(UNORDERED_PAGE)
+        } as i64;
         let rows = self
             .conn
             .run(Retry::Safe, |c| c.query(&sql, &[&from, &now, &limit]))?;
@@ -597,6 +665,35 @@ impl RemoteCache for PgCache {
     }
 
     fn close(&self) {
+        let _ = self.flush_stats();
         self.conn.close_idle();
+    }
+}
+
+impl PgCache {
+    /// Counts lookups; adds the counts on the server when they are due (best effort: on
+    /// failure they stay pending).
+    fn count(&self, found: &[Option<RemoteValue>]) {
+        // Not inside this thread's transaction: the stats row would stay locked (other
+        // processes' flushes waiting) until it ends.
+        if self.stats.count(found) && self.conn.depth() == 0 {
+            let _ = self.flush_stats();
+        }
+    }
+
+    /// Adds this process's pending hit/miss counts on the server.
+    fn flush_stats(&self) -> Result<()> {
+        let sql = self.meta.add_stats();
+        self.stats.flush(|h, m| {
+            self.conn
+                .run(Retry::Never, |c| c.execute(&sql, &[&h, &m]))
+                .map(|_| ())
+        })
+    }
+}
+
+impl Drop for PgCache {
+    fn drop(&mut self) {
+        let _ = self.flush_stats();
     }
 }

@@ -6,13 +6,17 @@
 //! Values: an integer as its decimal text (so that `INCRBY` works on it); other values
 //! as `0x00` + bytes, or `0x01` + tag length (4 bytes, big-endian) + tag + bytes when
 //! tagged (so that `evict(tag)` deletes only entries still carrying that tag).
+//!
+//! Hits and misses of every process: a hash `<table>\0stats` (fields `hits`, `misses`),
+//! added to in batches (see [`shared_stats`](super::shared_stats)); `clear()` keeps it.
 
 use std::time::{Duration, Instant};
 
 use redis::{Cmd, Connection, ConnectionLike, RedisError};
 
 use super::pool::{self, Pool, Pooled, Retry};
-use super::{Counters, IncrOutcome, RemoteCache, RemoteCacheOptions, RemoteValue, redact_url};
+use super::shared_stats::PendingStats;
+use super::{IncrOutcome, RemoteCache, RemoteCacheOptions, RemoteValue, redact_url};
 use crate::error::{Error, Result};
 use crate::{EvictionPolicy, Ttl};
 
@@ -29,7 +33,8 @@ pub struct RedisCache {
     options: RemoteCacheOptions,
     prefix: Vec<u8>,
     tag_prefix: Vec<u8>,
-    counters: Counters,
+    stats_key: Vec<u8>,
+    stats: PendingStats,
 }
 
 fn not_supported(operation: &str) -> Error {
@@ -177,6 +182,8 @@ impl RedisCache {
         prefix.push(b':');
         let mut tag_prefix = options.table.as_bytes().to_vec();
         tag_prefix.extend_from_slice(b"\x00tag:");
+        let mut stats_key = options.table.as_bytes().to_vec();
+        stats_key.extend_from_slice(b"\x00stats");
         let cache = RedisCache {
             client,
             url: redact_url(url),
@@ -184,7 +191,8 @@ impl RedisCache {
             options,
             prefix,
             tag_prefix,
-            counters: Counters::default(),
+            stats_key,
+            stats: PendingStats::default(),
         };
         cache.run(Retry::Safe, |c| redis::cmd("PING").query::<String>(c))?;
         Ok(cache)
@@ -332,7 +340,7 @@ impl RemoteCache for RedisCache {
         let k = self.key(key);
         let raw: Option<Vec<u8>> = self.run(Retry::Safe, |c| redis::cmd("GET").arg(&k).query(c))?;
         let v = raw.map(|r| decode(&r).map(|(v, _)| v)).transpose()?;
-        self.counters.count(&v);
+        self.count(std::slice::from_ref(&v));
         Ok(v)
     }
 
@@ -347,9 +355,7 @@ impl RemoteCache for RedisCache {
             .into_iter()
             .map(|r| r.map(|r| decode(&r).map(|(v, _)| v)).transpose())
             .collect::<Result<Vec<_>>>()?;
-        for v in &out {
-            self.counters.count(v);
-        }
+        self.count(&out);
         Ok(out)
     }
 
@@ -528,8 +534,19 @@ impl RemoteCache for RedisCache {
         ))
     }
 
-    fn stats(&self, reset: bool) -> (u64, u64) {
-        self.counters.read(reset)
+    fn stats(&self, reset: bool) -> Result<(u64, u64)> {
+        self.flush_stats()?;
+        let k = &self.stats_key;
+        let mut p = redis::pipe();
+        p.cmd("HMGET").arg(k).arg("hits").arg("misses");
+        let retry = if reset {
+            p.atomic().cmd("DEL").arg(k).ignore();
+            Retry::Never
+        } else {
+            Retry::Safe
+        };
+        let ((h, m),): ((Option<u64>, Option<u64>),) = self.run(retry, |c| p.query(c))?;
+        Ok((h.unwrap_or(0), m.unwrap_or(0)))
     }
 
     fn keys_page(&self, _: Option<i64>, _: bool, _: usize) -> Result<Vec<(i64, Vec<u8>)>> {
@@ -550,7 +567,42 @@ impl RemoteCache for RedisCache {
     }
 
     fn close(&self) {
+        let _ = self.flush_stats();
         self.pool.drain();
+    }
+}
+
+impl RedisCache {
+    /// Counts lookups; adds the counts on the server when they are due (best effort: on
+    /// failure they stay pending).
+    fn count(&self, found: &[Option<RemoteValue>]) {
+        if self.stats.count(found) {
+            let _ = self.flush_stats();
+        }
+    }
+
+    /// Adds this process's pending hit/miss counts on the server.
+    fn flush_stats(&self) -> Result<()> {
+        self.stats.flush(|h, m| {
+            let mut p = redis::pipe();
+            p.cmd("HINCRBY")
+                .arg(&self.stats_key)
+                .arg("hits")
+                .arg(h)
+                .ignore();
+            p.cmd("HINCRBY")
+                .arg(&self.stats_key)
+                .arg("misses")
+                .arg(m)
+                .ignore();
+            self.run(Retry::Never, |c| p.query::<()>(c))
+        })
+    }
+}
+
+impl Drop for RedisCache {
+    fn drop(&mut self) {
+        let _ = self.flush_stats();
     }
 }
 

@@ -1,0 +1,161 @@
+//! The side tables of a PostgreSQL cache: running totals (for size and count limits) and
+//! the shared hit/miss counts.
+//!
+//! **Totals** (`<table>_totals`, rows `(n, size)`): three statement-level triggers on the
+//! cache table add one row per writing statement with the change of entry count and
+//! bytes, read from the statement's transition tables. Appending (rather than updating
+//! one row) means concurrent writers never wait for each other on it; the sum of the rows
+//! is the table's count and size in every snapshot, because the delta commits with the
+//! write. Limited writers fold the rows into one now and then ([`COMPACT_AT`]). A write
+//! of a limited cache thus reads O(rows since the last fold) instead of summing the table.
+//! The triggers exist once a cache with limits has opened the table; from then on every
+//! writer (with limits or not, any process) keeps the totals exact.
+//!
+//! **Stats** (`<table>_stats`, one row): hits and misses of every process.
+
+use crate::error::Result;
+use crate::schema::quote_ident;
+
+/// Delta rows a limited writer lets pile up before it folds them into one.
+pub(crate) const COMPACT_AT: i64 = 64;
+
+/// The names and SQL of one cache table's side tables.
+pub(crate) struct Meta {
+    /// The quoted totals table.
+    pub totals: String,
+    /// The quoted stats table.
+    pub stats: String,
+    function: String,
+    triggers: [String; 3],
+}
+
+impl Meta {
+    /// The side tables of cache table `name` (unquoted).
+    pub(crate) fn new(name: &str) -> Result<Meta> {
+        let q = |suffix: &str| quote_ident(&format!("{name}_{suffix}"));
+        Ok(Meta {
+            totals: q("totals")?,
+            stats: q("stats")?,
+            function: q("totals_fn")?,
+            triggers: [q("totals_ins")?, q("totals_upd")?, q("totals_del")?],
+        })
+    }
+
+    /// Creates the stats table with its one row (if missing).
+    pub(crate) fn create_stats(&self, unlogged: &str) -> String {
+        let s = &self.stats;
+        format!(
+            "CREATE {unlogged}TABLE IF NOT EXISTS {s} (
+                one int PRIMARY KEY DEFAULT 1 CHECK (one = 1),
+                hits bigint NOT NULL DEFAULT 0,
+                misses bigint NOT NULL DEFAULT 0);
+             INSERT INTO {s} DEFAULT VALUES ON CONFLICT DO NOTHING;"
+        )
+    }
+
+    /// Whether cache table `$1` (its quoted name) has all three totals triggers.
+    pub(crate) fn has_totals(&self) -> String {
+        let names: Vec<String> = self
+            .triggers
+            .iter()
+            .map(|q| {
+                format!(
+                    "'{}'",
+                    q.trim_matches('"')
+                        .replace("\"\"", "\"")
+                        .replace('\'', "''")
+                )
+            })
+            .collect();
+        format!(
+            "SELECT count(*) = 3 FROM pg_trigger WHERE tgrelid = $1::text::regclass \
+             AND tgname IN ({})",
+            names.join(", ")
+        )
+    }
+
+    /// (Re)creates the totals table, its triggers on cache table `t` and the first row
+    /// (the table's count and size now). Run when a trigger is missing (a new table, or
+    /// one dropped and made again), in a transaction that first locks `t` against writes,
+    /// so that no write falls between the first row and the triggers.
+    pub(crate) fn create_totals(&self, t: &str, unlogged: &str) -> String {
+        let (tt, f) = (&self.totals, &self.function);
+        let [ti, tu, td] = &self.triggers;
+        format!(
+            "LOCK TABLE {t} IN SHARE ROW EXCLUSIVE MODE;
+             DROP TRIGGER IF EXISTS {ti} ON {t};
+             DROP TRIGGER IF EXISTS {tu} ON {t};
+             DROP TRIGGER IF EXISTS {td} ON {t};
+             DROP TABLE IF EXISTS {tt};
+             CREATE {unlogged}TABLE {tt} (n bigint NOT NULL, size bigint NOT NULL);
+             CREATE OR REPLACE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS $diskstore$
+             BEGIN
+                 IF TG_OP = 'INSERT' THEN
+                     INSERT INTO {tt} (n, size)
+                         SELECT count(*), COALESCE(sum(size), 0) FROM diskstore_new
+                         HAVING count(*) > 0;
+                 ELSIF TG_OP = 'UPDATE' THEN
+                     INSERT INTO {tt} (n, size)
+                         SELECT 0, d FROM (SELECT
+                             COALESCE((SELECT sum(size) FROM diskstore_new), 0)
+                             - COALESCE((SELECT sum(size) FROM diskstore_old), 0) AS d) AS x
+                         WHERE d <> 0;
+                 ELSE
+                     INSERT INTO {tt} (n, size)
+                         SELECT -count(*), -COALESCE(sum(size), 0) FROM diskstore_old
+                         HAVING count(*) > 0;
+                 END IF;
+                 RETURN NULL;
+             END $diskstore$;
+             CREATE TRIGGER {ti} AFTER INSERT ON {t} REFERENCING NEW TABLE AS diskstore_new
+                 FOR EACH STATEMENT EXECUTE FUNCTION {f}();
+             CREATE TRIGGER {tu} AFTER UPDATE ON {t}
+                 REFERENCING OLD TABLE AS diskstore_old NEW TABLE AS diskstore_new
+                 FOR EACH STATEMENT EXECUTE FUNCTION {f}();
+             CREATE TRIGGER {td} AFTER DELETE ON {t} REFERENCING OLD TABLE AS diskstore_old
+                 FOR EACH STATEMENT EXECUTE FUNCTION {f}();
+             INSERT INTO {tt} (n, size) SELECT count(*), COALESCE(sum(size), 0) FROM {t};"
+        )
+    }
+
+    /// `(count, size, delta rows)` from the totals.
+    pub(crate) fn read_totals(&self) -> String {
+        format!(
+            "SELECT COALESCE(sum(n), 0)::bigint, COALESCE(sum(size), 0)::bigint, count(*) \
+             FROM {}",
+            self.totals
+        )
+    }
+
+    /// Folds the delta rows into one (only rows visible to the statement: rows other
+    /// writers add meanwhile stay, and still count).
+    pub(crate) fn compact_totals(&self) -> String {
+        let tt = &self.totals;
+        format!(
+            "WITH d AS (DELETE FROM {tt} RETURNING n, size) \
+             INSERT INTO {tt} (n, size) SELECT sum(n), sum(size) FROM d HAVING count(*) > 0"
+        )
+    }
+
+    /// Adds `$1` hits and `$2` misses.
+    pub(crate) fn add_stats(&self) -> String {
+        format!(
+            "UPDATE {} SET hits = hits + $1, misses = misses + $2",
+            self.stats
+        )
+    }
+
+    /// The hits and misses.
+    pub(crate) fn read_stats(&self) -> String {
+        format!("SELECT hits, misses FROM {}", self.stats)
+    }
+
+    /// Sets the counts to zero, returning what they were.
+    pub(crate) fn reset_stats(&self) -> String {
+        let s = &self.stats;
+        format!(
+            "UPDATE {s} SET hits = 0, misses = 0 FROM (SELECT hits, misses FROM {s} FOR UPDATE) \
+             AS old RETURNING old.hits, old.misses"
+        )
+    }
+}
