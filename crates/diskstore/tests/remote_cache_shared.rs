@@ -117,7 +117,10 @@ fn postgres_overwrites_are_hot_and_keep_the_stored_order() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(upd >= 1000, "{upd} updates reported");
-    assert!(hot * 10 >= upd * 9, "{hot} of {upd} updates were HOT");
+    // Not all: an update is HOT only while its page has room, and the page is pruned of
+    // dead versions only when no older snapshot (another test's session on the same
+    // server) can still see them; 78-100 % were HOT here, 0 % with an index on `id`.
+    assert!(hot * 2 >= upd, "{hot} of {upd} updates were HOT");
 }
 
 /// `(count, size)` by the running totals and by summing the table.
