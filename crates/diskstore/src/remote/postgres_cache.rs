@@ -13,7 +13,9 @@
 //! eviction (caches with limits). So an overwrite that keeps its expiry and tag changes
 //! no indexed column and PostgreSQL updates the row in place (a HOT update: no new index
 //! entries), the table leaving [`FILLFACTOR`] room on each page for it. Iterating a table
-//! without the `id` index sorts: pages of [`UNORDERED_PAGE`] keys, each a scan.
+//! without the `id` index scans it once per page, so its pages are large: a sixteenth of
+//! the table (by the planner's row estimate), at least [`UNORDERED_PAGE`] and at most
+//! [`UNORDERED_PAGE_MAX`] keys.
 //!
 //! Limits read running totals and hits/misses are counted on the server: see
 //! [`postgres_cache_meta`](super::postgres_cache_meta).
@@ -36,8 +38,11 @@ const PURGE_BATCH: i64 = 64;
 const PURGE_EVERY: u64 = 32;
 /// The fill factor of new cache tables: room on each page for overwrites in place.
 pub const FILLFACTOR: u32 = 90;
-/// Keys per page when iterating a table without an `id` index (each page scans the table).
+/// The fewest keys per page when iterating a table without an `id` index (each page
+/// scans the table).
 pub const UNORDERED_PAGE: usize = 4096;
+/// The most keys per page when iterating a table without an `id` index.
+pub const UNORDERED_PAGE_MAX: usize = 1 << 20;
 
 /// A cache table on PostgreSQL.
 pub struct PgCache {
@@ -628,18 +633,26 @@ impl RemoteCache for PgCache {
         } else {
             (">", "", after.unwrap_or(i64::MIN))
         };
-        let sql = format!(
-            "SELECT id, key FROM {t} WHERE id {cmp} $1 AND ({t}.expire_at IS NULL OR {t}.expire_at > $2) ORDER BY id {dir} LIMIT $3"
+        let select = format!(
+            "SELECT id, key FROM {t} WHERE id {cmp} $1 AND ({t}.expire_at IS NULL OR {t}.expire_at > $2) ORDER BY id {dir}"
         );
-        // Without an index on `id` each page sorts the table: fewer, larger pages.
-        let limit = if self.ordered {
-            limit
+        let rows = if self.ordered {
+            let sql = format!("{select} LIMIT $3");
+            let limit = limit as i64;
+            self.conn
+                .run(Retry::Safe, |c| c.query(&sql, &[&from, &now, &limit]))?
         } else {
-            limit.max(UNORDERED_PAGE)
-        } as i64;
-        let rows = self
-            .conn
-            .run(Retry::Safe, |c| c.query(&sql, &[&from, &now, &limit]))?;
+            // Each page is a scan of the table (and a top-N sort): a whole iteration takes
+            // about 16 of them at any size, not one per few thousand keys.
+            let sql = format!(
+                "{select} LIMIT GREATEST($3, LEAST($4, (SELECT reltuples::bigint / 16 \
+                 FROM pg_class WHERE oid = $5::text::regclass)))"
+            );
+            let (limit, most) = (limit.max(UNORDERED_PAGE) as i64, UNORDERED_PAGE_MAX as i64);
+            self.conn.run(Retry::Safe, |c| {
+                c.query(&sql, &[&from, &now, &limit, &most, &self.t])
+            })?
+        };
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
