@@ -299,7 +299,14 @@ impl PgStorePy {
             columns,
         };
         let url_owned = url.to_owned();
-        let t = py.detach(|| PgTable::open(&url_owned, spec)).py()?;
+        // Read-only as on the server: nothing created or migrated (a missing table is a
+        // SchemaError, as for a file), and the sessions refuse writes.
+        let t = py
+            .detach(|| match read_only {
+                true => PgTable::open_read_only(&url_owned, spec),
+                false => PgTable::open(&url_owned, spec),
+            })
+            .py()?;
         Ok(PgStorePy {
             url: diskstore::remote::redact_url(url),
             table: t,

@@ -61,6 +61,30 @@ def test_store_classes_on_every_backend(location: Callable[[], str]) -> None:
     assert not isinstance(DiskCache, DiskStore) and not isinstance(object(), DiskRead)
 
 
+def test_read_only_stores_create_nothing_and_read_what_is_there(
+    location: Callable[[], str],
+) -> None:
+    """`DiskRead` of a table that does not exist is a SchemaError and creates nothing, on
+    a file as on the server; of one that exists it reads, and refuses writes."""
+    where = location()
+    name = unique("t")
+    DiskStore(where, config=BaseConfig(tablename=name))["k"] = 1
+    missing = unique("missing")
+    # (A file's DiskRead opens on first use, the server's at once: either raises.)
+    with pytest.raises(diskstore.SchemaError):
+        len(DiskRead(where, tablename=missing))
+    with pytest.raises(diskstore.SchemaError):
+        len(DiskRead(where, tablename=missing))  # still missing: the first made nothing
+    r = DiskRead(where, config=BaseConfig(tablename=name))
+    assert dict(r.items()) == {"k": 1}
+    with pytest.raises((TypeError, diskstore.ReadOnlyError)):
+        r["k"] = 2  # type: ignore[index]
+    if where.startswith("postgresql://"):
+        # The server refuses writes of its sessions too, whatever SQL reaches them.
+        read_only = "current_setting('default_transaction_read_only') = 'on'"
+        assert len(list(r.query(read_only))) == 1
+
+
 def test_mapping_and_insertion_order(location: Callable[[], str]) -> None:
     s = open_store(location)
     assert len(s) == 0
