@@ -5,7 +5,8 @@
 //! `power_loss_short_seeded_run` is the CI run (a fixed seed, well under a minute).
 //! `make powerloss` runs `power_loss_campaign` (ignored by default): `N=` cuts (default
 //! 3,000) and one fault run per ten cuts, `SEED=` to replay a campaign, `CASE=` to replay
-//! one case; it prints `power-loss: N cuts, V violations` last.
+//! one case, `KIND=` for one kind of workload; it prints `power-loss: N cuts, V violations`
+//! last.
 
 #[path = "../reliability_support.rs"]
 mod support;
@@ -253,8 +254,15 @@ fn run(seed: u64, cuts: u64, faults: u64, lie: bool) -> Campaign {
     let per_workload = 10;
     let mut rng = Rng::new(seed);
     let mut faults_done = 0;
+    // POWERLOSS_KIND=FileCache (or Store, Cache, Migration): only that kind of workload.
+    let only_kind = std::env::var("POWERLOSS_KIND").ok().filter(|k| !k.is_empty());
     while c.cuts < cuts || faults_done < faults {
         let wseed = rng.next_u64();
+        if let Some(kind) = &only_kind
+            && format!("{:?}", Workload::generate(wseed).kind) != *kind
+        {
+            continue;
+        }
         let n = per_workload.min(cuts.saturating_sub(c.cuts));
         let f = u64::from(faults_done < faults)
             * faults.div_ceil(cuts.div_ceil(per_workload).max(1)).max(1);
