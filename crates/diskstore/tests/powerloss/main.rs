@@ -255,7 +255,9 @@ fn run(seed: u64, cuts: u64, faults: u64, lie: bool) -> Campaign {
     let mut rng = Rng::new(seed);
     let mut faults_done = 0;
     // POWERLOSS_KIND=FileCache (or Store, Cache, Migration): only that kind of workload.
-    let only_kind = std::env::var("POWERLOSS_KIND").ok().filter(|k| !k.is_empty());
+    let only_kind = std::env::var("POWERLOSS_KIND")
+        .ok()
+        .filter(|k| !k.is_empty());
     while c.cuts < cuts || faults_done < faults {
         let wseed = rng.next_u64();
         if let Some(kind) = &only_kind
