@@ -363,7 +363,9 @@ impl ValueFiles {
         }
         for d in missing.iter().rev() {
             match self.fs.create_dir(d) {
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                // Another writer made it just now; its parent is synced here all the same,
+                // as this writer's file may be synced before the other's sync has run.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 other => other?,
             }
             if self.durability != Durability::Unsynced
