@@ -5,6 +5,8 @@
 #   N=10000 scripts/powerloss.sh         # more cuts (FAULTS= sets the fault runs)
 #   SEED=123 scripts/powerloss.sh        # replay a campaign
 #   CASE=cut:<workload>:<n> scripts/powerloss.sh   # replay one case (printed with a violation)
+#   KIND=FileCache scripts/powerloss.sh  # only one kind of workload (Store, Cache, Migration,
+#                                        # FileCache: the cache's value files)
 #
 # `make powerloss N=... SEED=... CASE=...` runs this. The last line is always
 # `power-loss: N cuts, V violations`; the exit status is non-zero when V > 0.
@@ -15,6 +17,7 @@ export POWERLOSS_CUTS="${N:-3000}"
 export POWERLOSS_FAULTS="${FAULTS:-}"
 export DISKSTORE_SEED="${SEED:-}"
 export POWERLOSS_CASE="${CASE:-}"
+export POWERLOSS_KIND="${KIND:-}"
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
@@ -26,7 +29,7 @@ seed="$(grep -o 'DISKSTORE_SEED=[0-9]*' "$log" | head -1 | cut -d= -f2)"
 line="$(grep '^power-loss:' "$log" | tail -1)"
 echo
 if [ -n "$seed" ] && [ -z "$POWERLOSS_CASE" ]; then
-    echo "replay this campaign: make powerloss SEED=$seed N=$POWERLOSS_CUTS${FAULTS:+ FAULTS=$FAULTS}"
+    echo "replay this campaign: make powerloss SEED=$seed N=$POWERLOSS_CUTS${FAULTS:+ FAULTS=$FAULTS}${KIND:+ KIND=$KIND}"
 fi
 if [ -z "$line" ]; then
     line="power-loss: 0 cuts, 1 violations (the run did not finish; see above)"

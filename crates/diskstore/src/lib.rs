@@ -76,6 +76,9 @@ pub use cache::{
     DEFAULT_FILE_THRESHOLD, DiskCache, EvictionPolicy, IncrRefusal, ManualClock, NEVER,
     PURGE_PER_WRITE, SCAN_PAGE, Stats, SystemClock, Ttl, ValueFile, entry_size,
 };
+/// For the power-loss tests only: the seam of the cache's value files.
+#[doc(hidden)]
+pub use cache::{FileSystem as ValueFileSystem, RealFileSystem, set_value_file_system};
 pub use checkpoint::{Checkpointer, Pace};
 pub use error::{Error, Result};
 pub use key::{AsKey, Key, KeyRef};

@@ -27,8 +27,8 @@ use std::fs::{self, File};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -82,6 +82,8 @@ pub(crate) struct ValueFiles {
     durability: Durability,
     /// Background syncs running, with the fork generation that started them.
     syncing: Arc<(AtomicUsize, AtomicU64)>,
+    /// Where the writes go (`std::fs` but in the power-loss tests).
+    fs: &'static dyn FileSystem,
 }
 
 /// A value's file as its row records it.
@@ -151,11 +153,80 @@ pub(crate) fn read_checked(
     Ok(hasher.digest() == expected)
 }
 
+/// The file-system calls that change value files, one call per file operation: the seam
+/// through which the power-loss tests (`tests/powerloss/`) see and cut these writes the
+/// way their VFS sees SQLite's. [`RealFileSystem`] (`std::fs`) unless a test installed
+/// another with [`set_value_file_system`]. Reads do not go through it.
+#[doc(hidden)]
+pub trait FileSystem: Send + Sync + std::fmt::Debug {
+    /// Creates `path` (a new file) holding `bytes`; `fdatasync`s it when `sync`.
+    fn write_new(&self, path: &Path, bytes: &[u8], sync: bool) -> io::Result<()>;
+    /// `fdatasync` of an existing file.
+    fn sync_data(&self, path: &Path) -> io::Result<()>;
+    /// `fsync` of a folder (makes the creations, renames and removals in it durable).
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Renames a file (within one folder).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Creates one folder (its parent exists).
+    fn create_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// The value files' [`FileSystem`]: `std::fs`.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct RealFileSystem;
+
+impl FileSystem for RealFileSystem {
+    fn write_new(&self, path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
+        let mut f = File::create(path)?;
+        f.write_all(bytes)?;
+        if sync {
+            f.sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn sync_data(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_data()
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir(dir)
+    }
+}
+
+static FILE_SYSTEM: OnceLock<&'static dyn FileSystem> = OnceLock::new();
+
+/// For tests: the [`FileSystem`] of every cache opened after this call in this process
+/// (once per process; false when one was already set). Not part of the API.
+#[doc(hidden)]
+pub fn set_value_file_system(fs: &'static dyn FileSystem) -> bool {
+    FILE_SYSTEM.set(fs).is_ok()
+}
+
+fn file_system() -> &'static dyn FileSystem {
+    FILE_SYSTEM.get().copied().unwrap_or(&RealFileSystem)
+}
+
 /// `fdatasync` of a file, then `fsync` of its folder (for the rename).
-fn sync_file_and_folder(path: &Path) -> io::Result<()> {
-    File::open(path)?.sync_data()?;
+fn sync_file_and_folder(fs: &dyn FileSystem, path: &Path) -> io::Result<()> {
+    fs.sync_data(path)?;
     if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
+        fs.sync_dir(dir)?;
     }
     Ok(())
 }
@@ -208,6 +279,7 @@ impl ValueFiles {
             threshold: threshold.map(|t| t.max(1)),
             durability,
             syncing: Arc::new((AtomicUsize::new(0), AtomicU64::new(0))),
+            fs: file_system(),
         }
     }
 
@@ -249,30 +321,60 @@ impl ValueFiles {
         );
         let path = self.root.join(&rel);
         let dir = path.parent().expect("a value file has a folder");
-        fs::create_dir_all(dir).map_err(|e| io_error(&e, dir))?;
         let temp = path.with_extension(&TEMP_SUFFIX[1..]);
         let before_commit = self.durability == Durability::BeforeCommit;
+        let fs = self.fs;
         let written = (|| {
-            let mut f = File::create(&temp)?;
-            f.write_all(bytes)?;
-            if before_commit {
-                f.sync_data()?;
+            match fs.write_new(&temp, bytes, before_commit) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // The folder's first file: create the folders (durably, unless OFF).
+                    self.create_folders(dir)?;
+                    fs.write_new(&temp, bytes, before_commit)?;
+                }
+                other => other?,
             }
-            drop(f);
-            fs::rename(&temp, &path)?;
+            fs.rename(&temp, &path)?;
             if before_commit {
-                File::open(dir)?.sync_all()?;
+                fs.sync_dir(dir)?;
             }
             Ok::<(), io::Error>(())
         })();
         if let Err(e) = written {
-            let _ = fs::remove_file(&temp);
+            let _ = fs.remove_file(&temp);
             return Err(io_error(&e, &path));
         }
         if self.durability == Durability::Background {
             self.sync_later(path)?;
         }
         Ok(FileRef::format(column, bytes.len() as u64, &rel))
+    }
+
+    /// Creates `dir` and the folders above it that are missing, down from the first that
+    /// exists; unless `synchronous = OFF`, syncs the parent of each one created, so that a
+    /// synced file is not lost with a folder whose entry never reached the disk.
+    fn create_folders(&self, dir: &Path) -> io::Result<()> {
+        let mut missing = Vec::new();
+        let mut at = dir;
+        while !at.is_dir() {
+            missing.push(at);
+            at = at
+                .parent()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no parent folder"))?;
+        }
+        for d in missing.iter().rev() {
+            match self.fs.create_dir(d) {
+                // Another writer made it just now; its parent is synced here all the same,
+                // as this writer's file may be synced before the other's sync has run.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                other => other?,
+            }
+            if self.durability != Durability::Unsynced
+                && let Some(parent) = d.parent()
+            {
+                self.fs.sync_dir(parent)?;
+            }
+        }
+        Ok(())
     }
 
     /// Syncs a renamed file and its folder on a thread of its own (or here, when enough
@@ -288,10 +390,11 @@ impl ValueFiles {
         if running.fetch_add(1, Ordering::SeqCst) < MAX_BACKGROUND_SYNCS {
             let syncing = Arc::clone(&self.syncing);
             let job = path.clone();
+            let fs = self.fs;
             let spawned = std::thread::Builder::new()
                 .name("diskstore-value-sync".into())
                 .spawn(move || {
-                    let _ = sync_file_and_folder(&job);
+                    let _ = sync_file_and_folder(fs, &job);
                     syncing.0.fetch_sub(1, Ordering::SeqCst);
                 });
             if spawned.is_ok() {
@@ -299,7 +402,7 @@ impl ValueFiles {
             }
         }
         running.fetch_sub(1, Ordering::SeqCst);
-        sync_file_and_folder(&path).map_err(|e| io_error(&e, &path))
+        sync_file_and_folder(self.fs, &path).map_err(|e| io_error(&e, &path))
     }
 
     /// Waits (up to `limit`) until the background syncs of this process have ended.
@@ -342,7 +445,7 @@ impl ValueFiles {
     /// Removes the file of a `_file` reference (best effort: a missing file is fine).
     pub fn remove(&self, reference: &str) {
         if let Some(r) = FileRef::parse(reference) {
-            let _ = fs::remove_file(self.root.join(r.path));
+            let _ = self.fs.remove_file(&self.root.join(r.path));
         }
     }
 
@@ -410,7 +513,7 @@ impl ValueFiles {
     /// Removes a listed file by its path relative to the root.
     pub fn remove_path(&self, rel: &str) -> Result<()> {
         let path = self.root.join(rel);
-        match fs::remove_file(&path) {
+        match self.fs.remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_error(&e, &path)),

@@ -46,6 +46,8 @@ pub use self::core::{
     CACHE_PAGE_SIZE, CacheOptions, CacheTable, IncrRefusal, ValueFile, entry_size,
 };
 pub use self::files::DEFAULT_FILE_THRESHOLD;
+#[doc(hidden)]
+pub use self::files::{FileSystem, RealFileSystem, set_value_file_system};
 pub use self::policy::{EvictionPolicy, Ttl};
 pub use self::sql::{PURGE_PER_WRITE, SCAN_PAGE};
 pub use self::stats::Stats;

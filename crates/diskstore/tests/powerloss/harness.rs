@@ -19,7 +19,7 @@ use diskstore::Error;
 
 use crate::support::Rng;
 use crate::vfs::{self, CUT_EXIT, CutPolicy, CutStats, Fault, FaultError, FaultKind};
-use crate::workload::{self, Runner, Workload};
+use crate::workload::{self, FileState, Kind, Runner, Workload};
 
 /// The pipe a child writes its report to.
 static PIPE: AtomicI32 = AtomicI32::new(-1);
@@ -41,13 +41,14 @@ fn say(line: &str) {
 
 fn report_cut(stats: &CutStats) {
     say(&format!(
-        "X {} {} {} {} {} {}",
+        "X {} {} {} {} {} {} {}",
         vfs::floor(),
         stats.pending,
         stats.kept,
         stats.torn,
         stats.lost,
-        stats.dir_undone
+        stats.dir_undone,
+        stats.value_pending
     ));
 }
 
@@ -64,6 +65,7 @@ pub fn in_child(body: impl FnOnce()) -> (c_int, Vec<String>) {
             libc::close(fds[0]);
             PIPE.store(fds[1], Ordering::SeqCst);
             vfs::install();
+            crate::valuefs::install();
             vfs::on_cut(report_cut);
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
             if let Err(p) = r {
@@ -107,6 +109,42 @@ pub struct Reference {
     pub counts: vfs::Counts,
     /// Cache entries evicted (or purged as expired) by `set`s.
     pub evicted: u64,
+    /// Value-file caches: the content before any operation, then after each one.
+    pub files: Vec<FileState>,
+}
+
+/// Reports the value-file cache's content (`M <rows> <key>=<hash>,...`).
+fn say_file_state(r: &mut Runner<'_>) {
+    if r.w.kind != Kind::FileCache {
+        return;
+    }
+    let st = r
+        .handle
+        .as_ref()
+        .ok_or_else(|| "not open".to_string())
+        .and_then(|h| workload::file_cache_state(h).map_err(|e| e.to_string()))
+        .unwrap_or_else(|e| fail(&format!("reading the value files: {e}")));
+    let values: Vec<String> = st.values.iter().map(|(k, h)| format!("{k}={h}")).collect();
+    say(&format!("M {} {}", st.rows, values.join(",")));
+}
+
+fn parse_file_state(parts: &[&str]) -> FileState {
+    let values = parts
+        .get(2)
+        .map(|v| {
+            v.split(',')
+                .filter(|kv| !kv.is_empty())
+                .filter_map(|kv| {
+                    let (k, h) = kv.split_once('=')?;
+                    Some((k.to_string(), h.parse().ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    FileState {
+        rows: parts.get(1).and_then(|r| r.parse().ok()).unwrap_or(0),
+        values,
+    }
 }
 
 /// Runs the workload once, uncut, recording the digest after every operation.
@@ -130,6 +168,7 @@ pub fn reference(w: &Workload, dir: &Path) -> Result<Reference, String> {
             .digest()
             .unwrap_or_else(|e| fail(&format!("digest before: {e}")));
         say(&format!("D {d}"));
+        say_file_state(&mut r);
         let mut evicted = 0;
         for (i, op) in w.ops.iter().enumerate() {
             let keys = |r: &Runner<'_>| {
@@ -153,6 +192,7 @@ pub fn reference(w: &Workload, dir: &Path) -> Result<Reference, String> {
                 .digest()
                 .unwrap_or_else(|e| fail(&format!("digest {i}: {e}")));
             say(&format!("D {d}"));
+            say_file_state(&mut r);
         }
         say(&format!("E {evicted}"));
         let c = vfs::counts();
@@ -164,7 +204,11 @@ pub fn reference(w: &Workload, dir: &Path) -> Result<Reference, String> {
     let mut digests = Vec::new();
     let mut counts = None;
     let mut evicted = 0;
+    let mut files = Vec::new();
     for l in &lines {
+        if l.starts_with("M ") {
+            files.push(parse_file_state(&l.split(' ').collect::<Vec<_>>()));
+        }
         let mut parts = l.split(' ');
         match parts.next() {
             Some("E") => evicted = parts.next().and_then(|d| d.parse().ok()).unwrap_or(0),
@@ -188,6 +232,7 @@ pub fn reference(w: &Workload, dir: &Path) -> Result<Reference, String> {
             digests,
             counts,
             evicted,
+            files,
         }),
         _ => Err(format!(
             "reference run failed (exit {code}): {}",
@@ -213,6 +258,10 @@ pub struct CutOutcome {
     pub at_end: bool,
     /// The operation the cut came in (its label's first word), if any.
     pub during: Option<String>,
+    /// Value-file caches: entries that read as a miss after the cut (allowed at NORMAL).
+    pub misses: u64,
+    /// The survivor failed `integrity_check` or did not open (a violation but at OFF).
+    pub damaged: bool,
 }
 
 /// The cut policy of cut number `j` of a workload (`rng` from the case seed).
@@ -277,6 +326,7 @@ pub fn cut(w: &Workload, reference: &Reference, seed: u64, dir: &Path, lie: bool
                     torn: n[3],
                     lost: n[4],
                     dir_undone: n[5],
+                    value_pending: n[6],
                 };
             }
             "V" => out.violations.push(format!("child: {}", &l[2..])),
@@ -304,10 +354,12 @@ pub fn cut(w: &Workload, reference: &Reference, seed: u64, dir: &Path, lie: bool
         None => None,
     };
     let floor = floor.unwrap_or(0);
-    let lo = if w.config.full { acked } else { floor };
+    let lo = if w.config.full() { acked } else { floor };
     let hi = (acked + 1).min(w.ops.len() as u64);
-    out.violations
-        .extend(check_survivor(w, &path, reference, lo, hi));
+    let (violations, misses, damaged) = check_survivor(w, &path, reference, lo, hi);
+    out.violations.extend(violations);
+    out.misses = misses;
+    out.damaged = damaged;
     out
 }
 
@@ -320,7 +372,20 @@ fn check_survivor(
     reference: &Reference,
     lo: u64,
     hi: u64,
-) -> Vec<String> {
+) -> (Vec<String>, u64, bool) {
+    if w.kind == Kind::FileCache {
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::filecheck::check(w, path, reference, lo, hi)
+        }));
+        return checked.unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            (vec![format!("panic while checking: {msg}")], 0, false)
+        });
+    }
     let mut v = Vec::new();
     let clock = std::sync::Arc::new(diskstore::ManualClock::new(std::time::Duration::from_secs(
         1_000_000,
@@ -330,7 +395,7 @@ fn check_survivor(
         Ok(h) => h,
         Err(e) => {
             v.push(format!("the file does not open: {e}"));
-            return v;
+            return (v, 0, true);
         }
     };
     match workload::integrity(&h) {
@@ -359,7 +424,7 @@ fn check_survivor(
         v.push(format!("the store did not take a write after the cut: {e}"));
     }
     drop(h);
-    v
+    (v, 0, false)
 }
 
 /// The outcome of one fault run.
@@ -573,14 +638,14 @@ pub fn fault(w: &Workload, reference: &Reference, seed: u64, dir: &Path) -> Faul
     }
     if then_cut && code == CUT_EXIT {
         // Every operation was acknowledged; with NORMAL the floor is the last -wal sync.
-        let lo = if w.config.full {
+        let lo = if w.config.full() {
             acked
         } else {
             floor.unwrap_or(0)
         };
         let hi = (acked + 1).min(w.ops.len() as u64);
         out.violations
-            .extend(check_survivor(w, &path, reference, lo, hi));
+            .extend(check_survivor(w, &path, reference, lo, hi).0);
     } else if code != 0 && out.violations.is_empty() {
         out.violations.push(format!(
             "the child failed (exit {code}): {}",

@@ -125,9 +125,12 @@ pub struct CutStats {
     pub lost: u64,
     /// Directory operations undone.
     pub dir_undone: u64,
+    /// Of the unsynced writes: those to the cache's value files.
+    pub value_pending: u64,
 }
 
-enum Op {
+/// A change to a file's bytes, recorded until the file's next sync.
+pub enum Op {
     /// Bytes `data` written at `off`; `old` were the bytes there (within `old_size`).
     Write {
         off: u64,
@@ -143,20 +146,49 @@ enum Op {
     },
 }
 
-enum DirOp {
+/// A change to a directory, recorded until that directory's next sync.
+pub enum DirOp {
+    /// A file created.
     Create(String),
     /// A deleted file and its content as last synced.
     Delete(String, Vec<u8>),
+    /// A file renamed (from, to) within its directory.
+    Rename(String, String),
+    /// A directory created.
+    Mkdir(String),
 }
 
-struct State {
-    recording: bool,
-    files: BTreeMap<String, Vec<Op>>,
-    dir: Vec<DirOp>,
+impl DirOp {
+    /// The directory whose sync makes this operation durable.
+    fn dir(&self) -> Option<&Path> {
+        match self {
+            DirOp::Create(p) | DirOp::Delete(p, _) | DirOp::Rename(_, p) | DirOp::Mkdir(p) => {
+                Path::new(p).parent()
+            }
+        }
+    }
+}
+
+/// Makes the recorded operations of directory `dir` durable (its `fsync`).
+pub fn dir_synced(s: &mut State, dir: &Path) {
+    s.dir.retain(|op| op.dir() != Some(dir));
+}
+
+/// What the simulation records, shared by the VFS and the value files' file system
+/// (`valuefs.rs`): one power cut hits both.
+pub struct State {
+    /// False until [`reset`]: calls pass through unrecorded.
+    pub recording: bool,
+    /// Unsynced changes per file path.
+    pub files: BTreeMap<String, Vec<Op>>,
+    /// Unsynced directory operations, oldest first.
+    pub dir: Vec<DirOp>,
     counts: Counts,
     cut_at: Option<u64>,
-    policy: CutPolicy,
-    rng: Option<Rng>,
+    /// The cut policy of this run.
+    pub policy: CutPolicy,
+    /// The run's random numbers (cuts, short writes).
+    pub rng: Option<Rng>,
     fault: Option<Fault>,
 }
 
@@ -191,7 +223,8 @@ static ACKED: AtomicU64 = AtomicU64::new(0);
 /// Called just before a cut process exits (the harness reports through it).
 static BEFORE_EXIT: OnceLock<fn(&CutStats)> = OnceLock::new();
 
-fn state() -> MutexGuard<'static, State> {
+/// The simulation's state, locked.
+pub fn state() -> MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -256,7 +289,8 @@ pub fn cut_now() -> ! {
 // ---------------------------------------------------------------------------------------
 // The cut itself.
 
-fn read_all(path: &str) -> Vec<u8> {
+/// A file's current bytes (empty when it is missing).
+pub fn read_all(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_default()
 }
 
@@ -277,7 +311,7 @@ fn put(buf: &mut Vec<u8>, off: u64, bytes: &[u8]) {
 }
 
 /// The content as last synced: `current` with every recorded change undone.
-fn undo(mut buf: Vec<u8>, ops: &[Op]) -> Vec<u8> {
+pub fn undo(mut buf: Vec<u8>, ops: &[Op]) -> Vec<u8> {
     for op in ops.iter().rev() {
         match op {
             Op::Write {
@@ -315,10 +349,12 @@ fn apply_cut(s: &mut State) -> CutStats {
             continue;
         }
         let mut buf = undo(read_all(&path), ops);
+        let value_file = path.contains("-values/");
         for op in ops {
             match op {
                 Op::Write { off, data, .. } => {
                     stats.pending += 1;
+                    stats.value_pending += u64::from(value_file);
                     let roll = rng.below(100);
                     if roll < policy.keep {
                         stats.kept += 1;
@@ -358,6 +394,14 @@ fn apply_cut(s: &mut State) -> CutStats {
                 let _ = std::fs::remove_file(path);
             }
             DirOp::Delete(path, bytes) => write_all(path, bytes),
+            DirOp::Rename(from, to) => {
+                if Path::new(to).exists() {
+                    let _ = std::fs::rename(to, from);
+                }
+            }
+            DirOp::Mkdir(path) => {
+                let _ = std::fs::remove_dir_all(path);
+            }
         }
     }
     stats
@@ -561,8 +605,10 @@ unsafe extern "C" fn x_delete(
                 let durable = undo(read_all(&path), &ops);
                 s.dir.push(DirOp::Delete(path.clone(), durable));
             }
-            if sync_dir != 0 {
-                s.dir.clear();
+            if sync_dir != 0
+                && let Some(dir) = Path::new(&path).parent()
+            {
+                dir_synced(&mut s, dir);
             }
         }
     }
@@ -653,7 +699,7 @@ unsafe extern "C" fn x_current_time_int64(
 }
 
 /// Counts a mutating call and cuts the power when it is the chosen one.
-fn mutation(s: &mut State) -> Option<c_int> {
+pub fn mutation(s: &mut State) -> Option<c_int> {
     s.counts.mutations += 1;
     if s.cut_at == Some(s.counts.mutations) {
         let stats = apply_cut(s);
@@ -680,7 +726,7 @@ pub fn trace(what: &str) {
 }
 
 /// Counts a call of `kind` and returns the error to inject, if any.
-fn fault(s: &mut State, kind: FaultKind) -> Option<FaultError> {
+pub fn fault(s: &mut State, kind: FaultKind) -> Option<FaultError> {
     let n = match kind {
         FaultKind::Write => {
             s.counts.writes += 1;
@@ -915,7 +961,9 @@ unsafe extern "C" fn f_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int
         s.files.remove(&path);
         if f.dirsync {
             f.dirsync = false;
-            s.dir.clear();
+            if let Some(dir) = Path::new(&path).parent() {
+                dir_synced(&mut s, dir);
+            }
         }
         if f.is_wal {
             FLOOR.fetch_max(ACKED.load(Ordering::SeqCst), Ordering::SeqCst);

@@ -44,15 +44,21 @@ pub enum Kind {
     Cache,
     /// `DiskStore<String, V1>`, reopened as `DiskStore<String, V2>` half-way.
     Migration,
+    /// `DiskCache<String, String>` whose values of [`FILE_THRESHOLD`] bytes or more go to
+    /// value files: sets, overwrites, deletes and evictions of such values.
+    FileCache,
 }
+
+/// The file threshold of [`Kind::FileCache`] workloads.
+pub const FILE_THRESHOLD: u64 = 1024;
 
 /// The file settings of a workload.
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
     /// `page_size` (4096 or 16384).
     pub page_size: u32,
-    /// `synchronous=FULL` (else NORMAL).
-    pub full: bool,
+    /// `synchronous`: 0 OFF, 1 NORMAL, 2 FULL.
+    pub synchronous: u8,
     /// `wal_autocheckpoint` in pages.
     pub autocheckpoint: u32,
 }
@@ -63,8 +69,18 @@ impl Config {
         format!(
             "{}k/{}",
             self.page_size / 1024,
-            if self.full { "FULL" } else { "NORMAL" }
+            ["OFF", "NORMAL", "FULL"][self.synchronous.min(2) as usize]
         )
+    }
+
+    /// `synchronous=FULL`: every acknowledged operation survives a cut.
+    pub fn full(&self) -> bool {
+        self.synchronous >= 2
+    }
+
+    /// `synchronous=OFF`: nothing is synced; only "never wrong bytes" is promised.
+    pub fn off(&self) -> bool {
+        self.synchronous == 0
     }
 }
 
@@ -152,6 +168,11 @@ fn value(rng: &mut Rng) -> String {
 impl Workload {
     /// The workload of `seed`.
     pub fn generate(seed: u64) -> Workload {
+        // One workload in five is a value-file cache (drawn from the seed alone, so the
+        // other seeds give the same workloads as before it existed).
+        if seed.is_multiple_of(5) {
+            return Workload::file_cache(seed);
+        }
         let mut rng = Rng::new(seed);
         let kind = match rng.below(10) {
             0..5 => Kind::Store,
@@ -160,7 +181,7 @@ impl Workload {
         };
         let config = Config {
             page_size: if rng.chance(50) { 4096 } else { 16384 },
-            full: rng.chance(50),
+            synchronous: if rng.chance(50) { 2 } else { 1 },
             autocheckpoint: [8, 32, 1000][rng.below(3) as usize],
         };
         let cache = CacheSetup {
@@ -190,6 +211,72 @@ impl Workload {
             cache,
             ops,
         }
+    }
+}
+
+impl Workload {
+    /// A [`Kind::FileCache`] workload: `synchronous` FULL, NORMAL or OFF, a size limit
+    /// that a few large values reach (so sets evict), 20 keys (so sets overwrite).
+    fn file_cache(seed: u64) -> Workload {
+        let mut rng = Rng::new(seed ^ 0x5EED_F11E);
+        let config = Config {
+            page_size: if rng.chance(50) { 4096 } else { 16384 },
+            synchronous: [0, 1, 1, 2, 2][rng.below(5) as usize],
+            autocheckpoint: [8, 32, 1000][rng.below(3) as usize],
+        };
+        let cache = CacheSetup {
+            policy: [
+                EvictionPolicy::LeastRecentlyStored,
+                EvictionPolicy::LeastRecentlyUsed,
+                EvictionPolicy::LeastFrequentlyUsed,
+            ][rng.below(3) as usize],
+            size_limit: rng.between(50_000, 150_000),
+        };
+        let len = rng.between(15, 40);
+        let ops = (0..len).map(|_| file_cache_op(&mut rng)).collect();
+        Workload {
+            seed,
+            kind: Kind::FileCache,
+            config,
+            cache,
+            ops,
+        }
+    }
+}
+
+/// A value for a [`Kind::FileCache`] workload: most above the file threshold.
+fn file_value(rng: &mut Rng) -> String {
+    let len = match rng.below(100) {
+        0..25 => rng.between(1, 200),
+        25..80 => rng.between(FILE_THRESHOLD, 6_000),
+        _ => rng.between(18_000, 40_000),
+    };
+    let c = char::from(b'a' + rng.below(26) as u8);
+    let mut v = format!("{}:", rng.next_u64());
+    v.extend(std::iter::repeat_n(c, len as usize));
+    v
+}
+
+fn file_cache_op(rng: &mut Rng) -> Op {
+    match rng.below(100) {
+        0..50 => {
+            let ttl = rng.chance(20).then(|| rng.between(1, 100));
+            Op::Set(key(rng, 20), file_value(rng), ttl)
+        }
+        50..60 => Op::Get(key(rng, 20)),
+        60..70 => Op::Delete(key(rng, 20)),
+        70..73 => Op::Advance(rng.between(1, 60)),
+        73..76 => Op::Expire,
+        76..78 => Op::Clear,
+        78..86 => {
+            let n = rng.between(2, 5);
+            let writes = (0..n)
+                .map(|_| (key(rng, 20), rng.chance(75).then(|| file_value(rng))))
+                .collect();
+            Op::Tx(writes, rng.chance(80))
+        }
+        86..93 => checkpoint(rng),
+        _ => Op::Reopen,
     }
 }
 
@@ -281,7 +368,7 @@ pub struct Runner<'a> {
 
 fn pragmas<B>(c: &Config, b: B, set: impl Fn(B, &str, String) -> B) -> B {
     let b = set(b, "page_size", c.page_size.to_string());
-    let b = set(b, "synchronous", if c.full { "2" } else { "1" }.to_string());
+    let b = set(b, "synchronous", c.synchronous.to_string());
     set(b, "wal_autocheckpoint", c.autocheckpoint.to_string())
 }
 
@@ -302,6 +389,17 @@ pub fn open(w: &Workload, path: &Path, clock: &Arc<ManualClock>, migrated: bool)
             .eviction_policy(w.cache.policy)
             .stats(false)
             .clock(clock.clone())
+            .open()?,
+        ),
+        Kind::FileCache => Handle::Cache(
+            pragmas(&w.config, DiskCache::builder(path), |b, k, v| {
+                b.pragma(k, v)
+            })
+            .size_limit(w.cache.size_limit)
+            .eviction_policy(w.cache.policy)
+            .stats(false)
+            .clock(clock.clone())
+            .file_threshold(Some(FILE_THRESHOLD))
             .open()?,
         ),
         Kind::Migration if migrated => Handle::V2(
@@ -525,6 +623,9 @@ fn rows(
 /// and the byte total and count), never the bookkeeping that differs between equal states
 /// (LRU/LFU counters).
 pub fn digest(kind: Kind, h: &Handle) -> Result<u64> {
+    if kind == Kind::FileCache {
+        return Ok(file_cache_state(h)?.digest());
+    }
     let lines = with_connection(h, |c| {
         let mut lines = match kind {
             Kind::Store => rows(c, DEFAULT_TABLE, &[("_key", "NULL"), ("value", "NULL")])?,
@@ -539,7 +640,7 @@ pub fn digest(kind: Kind, h: &Handle) -> Result<u64> {
                     ("d", "NULL"),
                 ],
             )?,
-            Kind::Cache => rows(
+            Kind::Cache | Kind::FileCache => rows(
                 c,
                 "Cache",
                 &[
@@ -551,7 +652,7 @@ pub fn digest(kind: Kind, h: &Handle) -> Result<u64> {
                 ],
             )?,
         };
-        if kind == Kind::Cache {
+        if kind != Kind::Store && kind != Kind::Migration {
             let meta: (i64, i64) = c.query_row(
                 "SELECT volume, count FROM _cache_meta WHERE tbl = 'Cache'",
                 [],
@@ -640,5 +741,98 @@ pub fn cache_keys(h: &Handle) -> Result<Vec<String>> {
             .query_map([], |r| r.get::<_, String>(0))?
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(keys)
+    })
+}
+
+fn hash_of<T: Hash + ?Sized>(t: &T) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    t.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The content of a [`Kind::FileCache`] workload's file, read with raw SQL and plain file
+/// reads (no write, so the simulation counts the same calls whether it is read or not).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileState {
+    /// The digest of the rows without their values (key, size, tag, expiry, whether the
+    /// value is in a file) and the cache's totals: the value files' names differ between
+    /// runs, so they are not in it.
+    pub rows: u64,
+    /// Each key with the hash of its value (a value file's bytes as they are on disk).
+    pub values: Vec<(String, u64)>,
+}
+
+impl FileState {
+    /// The digest of rows and values.
+    pub fn digest(&self) -> u64 {
+        hash_of(&(self.rows, &self.values))
+    }
+}
+
+/// The hash a value is recorded with in [`FileState::values`].
+pub fn value_hash(v: &[u8]) -> u64 {
+    hash_of(v)
+}
+
+/// Reads a [`Kind::FileCache`] workload's content.
+pub fn file_cache_state(h: &Handle) -> Result<FileState> {
+    with_connection(h, |c| {
+        let db = std::path::PathBuf::from(c.path().unwrap_or_default());
+        let mut root = db.file_name().unwrap_or_default().to_owned();
+        root.push("-values");
+        let root = db.with_file_name(root);
+        let exists: i64 = c.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'Cache'",
+            [],
+            |r| r.get(0),
+        )?;
+        let mut lines = Vec::new();
+        let mut values = Vec::new();
+        if exists > 0 {
+            let mut st = c.prepare(
+                "SELECT _key, value, _size, _tag, _expire_at, _file FROM Cache ORDER BY _key",
+            )?;
+            let mut q = st.query([])?;
+            while let Some(r) = q.next()? {
+                let key = match r.get_ref(0)? {
+                    ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    ValueRef::Blob(b) => String::from_utf8_lossy(b).into_owned(),
+                    other => cell(other),
+                };
+                let file: Option<String> = r.get(5)?;
+                lines.push(format!(
+                    "{}|{}|{}|{}|{}",
+                    cell(r.get_ref(0)?),
+                    cell(r.get_ref(2)?),
+                    cell(r.get_ref(3)?),
+                    cell(r.get_ref(4)?),
+                    if file.is_some() { "F" } else { "-" }
+                ));
+                let hash = match file {
+                    Some(reference) => {
+                        let rel = reference.splitn(3, ' ').nth(2).unwrap_or_default();
+                        match std::fs::read(root.join(rel)) {
+                            Ok(bytes) => value_hash(&bytes),
+                            Err(_) => 0,
+                        }
+                    }
+                    None => match r.get_ref(1)? {
+                        ValueRef::Text(t) => value_hash(t),
+                        other => hash_of(&cell(other)),
+                    },
+                };
+                values.push((key, hash));
+            }
+            let meta: (i64, i64) = c.query_row(
+                "SELECT volume, count FROM _cache_meta WHERE tbl = 'Cache'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            lines.push(format!("meta {meta:?}"));
+        }
+        Ok(FileState {
+            rows: hash_of(&lines),
+            values,
+        })
     })
 }
