@@ -49,7 +49,7 @@ use crate::error::{Error, Result, folder_of};
 use crate::fork;
 use crate::group;
 use crate::statement::{Namespace, Prepared, held, with_fresh, with_held};
-use crate::writer::{WriterGuard, WriterLock};
+use crate::writer::{Holds, WriterGuard, WriterLock};
 use crate::writer_conn::{self, ConnSlot, SharedWriter};
 
 /// True when a read-only connection cannot read a WAL-mode file because SQLite can neither
@@ -533,17 +533,20 @@ impl FileConnections {
     /// cache stays warm and cached counts carry over its writes (measured with the seed's
     /// benchmark, mixed gets and sets on one thread: get P99 3.1 µs on one connection, 5.8 µs
     /// alternating between two).
+    ///
+    /// The lock is borrowed without its mutex (one compare-and-swap each way, see
+    /// `WriterLock::try_lookup`): a lookup costs about what it cost on the thread's own
+    /// connection.
     fn with_lookup<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        // Inside the fork gate from before the lock's mutex is taken until after it is
-        // released (the guard drops first): a fork never finds a reader inside that mutex,
-        // which would leave the child's first write waiting on it for ever.
+        // Inside the fork gate while the lock is held (the guard drops first), so that a
+        // fork rarely finds a lookup holding it (a child treats one as gone anyway).
         let _inside = fork::enter();
         let slot = self.slot();
         let plain = slot.depth.get() == 0 && slot.reading.get() == 0 && slot.active.get().is_none();
         if self.shares_writer
             && plain
             && self.ensure_own(slot).is_ok()
-            && let Ok(Some(guard)) = self.writer.try_lock_idle(&self.config.path)
+            && let Some(guard) = self.writer.try_lookup(fork::generation())
         {
             let ws = self.write_slot(slot, &guard)?;
             let r = self.run_on(slot, ws, false, f);
@@ -579,7 +582,7 @@ impl FileConnections {
 
     /// The writer connection for the holder of `guard` (this thread's own for a private
     /// database).
-    fn write_slot<'g>(&'g self, slot: &'g Slot, guard: &'g WriterGuard) -> Result<&'g ConnSlot> {
+    fn write_slot<'g>(&'g self, slot: &'g Slot, guard: &'g impl Holds) -> Result<&'g ConnSlot> {
         if !self.shares_writer {
             return Ok(&slot.own);
         }
