@@ -308,6 +308,10 @@ pub(crate) struct FileConnections {
     /// The background checkpointer of a read-write file (after `slots`: it outlives the
     /// connections whose WAL hook points at it).
     checkpointer: Option<Arc<Checkpointer>>,
+    /// Pragmas set since open by [`Connections::set_pragma`] (name, statement), run again
+    /// on a new writer connection; cleared by `close_all`. Locked only inside the fork
+    /// gate.
+    writer_pragmas: Mutex<Vec<(String, String)>>,
 }
 
 impl Drop for FileConnections {
@@ -372,6 +376,7 @@ impl FileConnections {
             epoch: AtomicU64::new(0),
             current: AtomicU64::new(0),
             namespaces: Mutex::new(Vec::new()),
+            writer_pragmas: Mutex::new(Vec::new()),
         }
     }
 
@@ -431,6 +436,7 @@ impl FileConnections {
     }
 
     /// This thread's slot, having given up what it inherited across a fork().
+    #[inline]
     fn slot(&self) -> &Slot {
         let slot = self.slots.get_or(Slot::new);
         Self::adopt_fork(slot);
@@ -474,6 +480,16 @@ impl FileConnections {
             cs.release(false);
         }
         let conn = self.open()?;
+        if !cs.counted && self.shares_writer {
+            // The writer connection: the settings changed since open (`set_pragma`).
+            let set = self
+                .writer_pragmas
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for (_, sql) in set.iter() {
+                run_to_end(&conn, sql)?;
+            }
+        }
         let ptr = NonNull::from(Box::leak(Box::new(conn)));
         cs.bump();
         cs.conn.set(Some(ptr));
@@ -538,15 +554,15 @@ impl FileConnections {
     /// `WriterLock::try_lookup`): a lookup costs about what it cost on the thread's own
     /// connection.
     fn with_lookup<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        // Inside the fork gate while the lock is held (the guard drops first), so that a
-        // fork rarely finds a lookup holding it (a child treats one as gone anyway).
-        let _inside = fork::enter();
+        // Outside the fork gate until `run_on`: a child of fork() treats a lookup's hold
+        // as gone (it carries the generation), and the release enters the gate before it
+        // takes the lock's mutex.
         let slot = self.slot();
         let plain = slot.depth.get() == 0 && slot.reading.get() == 0 && slot.active.get().is_none();
         if self.shares_writer
             && plain
             && self.ensure_own(slot).is_ok()
-            && let Some(guard) = self.writer.try_lookup(fork::generation())
+            && let Some(guard) = self.writer.try_lookup(slot.generation.get())
         {
             let ws = self.write_slot(slot, &guard)?;
             let r = self.run_on(slot, ws, false, f);
@@ -595,6 +611,7 @@ impl FileConnections {
     /// a thread that only writes still has one, as it had before writes moved to the
     /// writer connection, so that `close_all` counts (and closes) one per thread that used
     /// the file, as the original does. Once per thread and epoch.
+    #[inline]
     fn ensure_own(&self, slot: &Slot) -> Result<()> {
         let fresh = slot.own.conn.get().is_some()
             && slot.own.epoch.get() == self.epoch.load(Ordering::Relaxed);
@@ -675,6 +692,13 @@ impl FileConnections {
         if let Some(ck) = &self.checkpointer {
             ck.stop();
         }
+        {
+            let _inside = fork::enter();
+            self.writer_pragmas
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
         self.epoch.fetch_add(1, Ordering::Relaxed);
         let n = self.current.swap(0, Ordering::Relaxed);
         if let Some(slot) = self.slots.get() {
@@ -699,6 +723,34 @@ impl FileConnections {
             cs.release(false);
         }
         n
+    }
+
+    /// Runs the pragma statement `sql` (setting `name`) on the file's writer connection
+    /// (under the writer lock, or in this thread's transaction) and on this thread's own
+    /// connection, and keeps it for the writer connection's next opening.
+    fn set_pragma(&self, name: &str, sql: &str) -> Result<()> {
+        let slot = self.slot();
+        if self.shares_writer {
+            let held;
+            let ws = if slot.depth.get() > 0 {
+                self.route(slot)?
+            } else {
+                self.ensure_own(slot)?;
+                held = self.writer.lock(self.config.timeout, &self.config.path)?;
+                self.write_slot(slot, &held)?
+            };
+            let keep = slot.depth.get() > 0;
+            self.run_on(slot, ws, keep, |c| run_to_end(c, sql))?;
+            let _inside = fork::enter();
+            let mut set = self
+                .writer_pragmas
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            set.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            set.push((name.to_ascii_lowercase(), sql.to_string()));
+        }
+        let keep = slot.depth.get() > 0 || slot.reading.get() > 0;
+        self.run_on(slot, &slot.own, keep, |c| run_to_end(c, sql))
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -1043,6 +1095,7 @@ impl FileConnections {
             && cs.in_use.get() == 0
             && slot.reading.get() == 0
         {
+            let _inside = fork::enter();
             cs.release(false);
         }
     }
@@ -1207,6 +1260,13 @@ impl Connections {
     /// Closes this thread's connection (it reopens on next use).
     pub fn close(&self) -> Result<()> {
         self.file.close()
+    }
+
+    /// Runs the pragma statement `sql` (setting `name`) on the file's writer connection,
+    /// which keeps it when reopened until [`Connections::close_all`], and on this
+    /// thread's own connection.
+    pub(crate) fn set_pragma(&self, name: &str, sql: &str) -> Result<()> {
+        self.file.set_pragma(name, sql)
     }
 
     /// This thread's connection mark: a process-wide unique value that moves when the

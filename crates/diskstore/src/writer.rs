@@ -132,7 +132,9 @@ impl Drop for LookupGuard<'_> {
             .compare_exchange(self.word, 0, Ordering::Release, Ordering::Relaxed)
             .is_err()
         {
-            // A writer came meanwhile and marked the word: hand the lock on under the mutex.
+            // A writer came meanwhile and marked the word: hand the lock on under the mutex
+            // (inside the fork gate, so that no fork finds the mutex held by this thread).
+            let _inside = fork::enter();
             let mut state = lock.state.lock().unwrap_or_else(|p| p.into_inner());
             lock.word
                 .fetch_and(!(LOOKUP | (u64::MAX << GEN_SHIFT)), Ordering::Release);
