@@ -446,26 +446,37 @@ impl FileConnections {
     /// In a child of fork(), gives up what the slot inherited: the connection is never
     /// touched again, and a transaction open at the fork does not exist here (the child is
     /// outside any transaction; its blocks may still end, as no-ops).
+    ///
+    /// Compares with `fork::current()`: the at-fork handlers that move it are installed
+    /// when the first connection opens (`connection`), and before that a slot has nothing
+    /// a child could inherit.
+    #[inline]
     fn adopt_fork(slot: &Slot) {
-        let generation = fork::generation();
+        let generation = fork::current();
         if slot.generation.get() != generation {
-            slot.generation.set(generation);
-            slot.own.adopt_fork(generation);
-            // Their connections are leaked by their drop (inherited); nothing of the
-            // parent's calls or pins runs here.
-            for p in slot.retired.take() {
-                // SAFETY: no call or pin of this process uses an inherited slot.
-                unsafe { writer_conn::free(p) };
-            }
-            slot.active.set(None);
-            // The parent's lock: never unlocked from here (its mutex may be mid-use).
-            if let Some(guard) = slot.writer.replace(None) {
-                std::mem::forget(guard);
-            }
-            slot.reading.set(0);
-            slot.inherited
-                .set(slot.inherited.get() + slot.depth.replace(0));
+            Self::give_up_inherited(slot, generation);
         }
+    }
+
+    /// [`Self::adopt_fork`]'s work in a child of fork().
+    #[cold]
+    fn give_up_inherited(slot: &Slot, generation: u64) {
+        slot.generation.set(generation);
+        slot.own.adopt_fork(generation);
+        // Their connections are leaked by their drop (inherited); nothing of the
+        // parent's calls or pins runs here.
+        for p in slot.retired.take() {
+            // SAFETY: no call or pin of this process uses an inherited slot.
+            unsafe { writer_conn::free(p) };
+        }
+        slot.active.set(None);
+        // The parent's lock: never unlocked from here (its mutex may be mid-use).
+        if let Some(guard) = slot.writer.replace(None) {
+            std::mem::forget(guard);
+        }
+        slot.reading.set(0);
+        slot.inherited
+            .set(slot.inherited.get() + slot.depth.replace(0));
     }
 
     /// The connection of `cs`, (re)opened if it is missing or stale after `close_all`
@@ -1088,6 +1099,7 @@ impl FileConnections {
 
     /// A connection that is still inside a transaction after its end (a failed
     /// `ROLLBACK`) is closed, which rolls back, so that nothing later joins it.
+    #[inline]
     fn discard_if_still_open(&self, slot: &Slot, cs: &ConnSlot) {
         if let Some(c) = cs.conn.get()
             // SAFETY: the slot's live connection, used by this thread only now.

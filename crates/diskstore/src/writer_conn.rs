@@ -164,7 +164,8 @@ impl SharedWriter {
         // module doc), and the slot lives until `detach` (which needs the guard too) or
         // drop.
         let slot = unsafe { self.current().as_ref() };
-        slot.adopt_fork(fork::generation());
+        // `current()`: the at-fork handlers are installed once a connection has opened.
+        slot.adopt_fork(fork::current());
         Some(slot)
     }
 
