@@ -411,6 +411,7 @@ impl WriterLock {
             }
             let waited = start.elapsed();
             if waited >= timeout {
+                self.sync_word(&state);
                 return Err(Error::Busy {
                     path: path.to_owned(),
                     waited,
@@ -423,8 +424,9 @@ impl WriterLock {
                 .wait_timeout(state, timeout - waited)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+            // The word stays contended until `take` (or the timeout) updates it, so that no
+            // lookup slips in between this thread's wake-up and its claim.
             state.waiters -= 1;
-            self.sync_word(&state);
         }
         Ok(WriterGuard(Arc::clone(self)))
     }
@@ -528,6 +530,36 @@ mod tests {
         assert!(lock.try_lookup(fork::current()).is_none());
         drop(g);
         waiter.join().unwrap().unwrap();
+        assert_eq!(word(&lock), 0);
+    }
+
+    #[test]
+    fn no_lookup_slips_in_between_a_waiting_writer_and_its_turn() {
+        let lock = Arc::new(WriterLock::default());
+        let got = Arc::new(AtomicBool::new(false));
+        for _ in 0..50 {
+            got.store(false, Ordering::SeqCst);
+            let g = lock.try_lookup(fork::current()).expect("free");
+            let waiter = {
+                let (lock, got) = (Arc::clone(&lock), Arc::clone(&got));
+                std::thread::spawn(move || {
+                    let w = lock.lock(LONG, path()).unwrap();
+                    got.store(true, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(1));
+                    drop(w);
+                })
+            };
+            until_contended(&lock);
+            drop(g);
+            // From the release until the waiter has had its turn, lookups keep out.
+            while !got.load(Ordering::SeqCst) {
+                assert!(
+                    lock.try_lookup(fork::current()).is_none(),
+                    "a lookup cut in"
+                );
+            }
+            waiter.join().unwrap();
+        }
         assert_eq!(word(&lock), 0);
     }
 
