@@ -3,8 +3,8 @@
 Setup (open, fill ``--rows`` rows, warm statements) is the same whatever ``--calls`` is, so the
 difference between a run with ``--calls K`` and one with ``--calls 0``, divided by K, is the
 instruction count of one call, free of start-up and setup. Loops are plain Python statements:
-``s[k]`` for get, ``s.get(k)`` of absent keys for get-miss, ``k in s`` for contains and
-``s[k] = v`` (an overwrite, autocommitted) for set.
+``s[k]`` for get, ``s.get(k)`` of absent keys for get-miss, ``k in s`` for contains, ``len(s)``
+for len (ours only) and ``s[k] = v`` (an overwrite, autocommitted) for set.
 
 Systems: ``diskstore`` (whatever ``import diskstore`` finds: ours, or the original 0.7.0 when
 ``icount.sh`` puts it first on PYTHONPATH) and ``apsw-floor`` (raw apsw, 0.7.0's SQL).
@@ -39,7 +39,7 @@ def main() -> int:
     """Set up, warm, then run the op ``--calls`` times."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--system", required=True)
-    p.add_argument("--op", choices=["get", "get-miss", "contains", "set"], required=True)
+    p.add_argument("--op", choices=["get", "get-miss", "contains", "len", "set"], required=True)
     p.add_argument("--calls", type=int, required=True)
     p.add_argument("--rows", type=int, default=1000)
     p.add_argument("--value-size", type=int, default=1024)
@@ -81,6 +81,9 @@ def main() -> int:
             elif args.op == "contains":
                 for k in seq:
                     k in store  # noqa: B015 - the expression is what is measured
+            elif args.op == "len":
+                for _ in seq:
+                    len(store)
             else:
                 for k in seq:
                     store[k] = value

@@ -1,5 +1,6 @@
 //! The cursor `transact()` yields: direct SQL on this thread's connection, so that it runs
-//! inside the open transaction.
+//! inside the open transaction. A `PRAGMA` that sets a per-connection value meant for writes
+//! is also applied to the file's writer connection (see `Table::set_pragma`).
 
 use std::collections::VecDeque;
 
@@ -141,6 +142,16 @@ impl Cursor {
         let ran = py
             .detach(|| o.table.with_connection(|c| run(c, sql, p)))
             .py()?;
+        // A per-connection setting meant for writes (`PRAGMA synchronous = FULL`) reaches
+        // the file's writer connection too, which runs every write (see
+        // `Table::set_pragma`); the statement itself ran on this thread's connection.
+        let empty = match p {
+            Params::Positional(v) => v.is_empty(),
+            Params::Named(v) => v.is_empty(),
+        };
+        if empty && let Some((name, value)) = diskstore::Table::shared_pragma(sql) {
+            py.detach(|| o.table.set_pragma(&name, &value)).py()?;
+        }
         self.rows = ran.rows.into();
         self.rowcount = ran.changes;
         self.columns = ran.columns;

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import threading
 
-from diskstore import DiskStore
+import pytest
+from diskstore import DiskFullError, DiskStore
 
 
 def run_all(targets: list) -> list[BaseException]:
@@ -106,3 +107,46 @@ def test_a_failed_transaction_on_one_thread_leaves_the_others_writes(db: str) ->
     assert len(store) == 300
     assert not any(k.startswith("gone-") for k in store)
     assert sum(1 for k in store if k.startswith("s")) == 300
+
+
+def _pragma(store: DiskStore, name: str) -> int:
+    return store._con.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def _on_writer(store: DiskStore, name: str) -> int:
+    """The pragma on the writer connection (inside transact() the cursor runs there)."""
+    with store.transact() as cur:
+        return cur.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def test_a_pragma_set_through_the_connection_reaches_every_threads_writes(db: str) -> None:
+    store = DiskStore(db)
+    store["a"] = b"1"
+    assert _on_writer(store, "synchronous") == 1
+    store._con.execute("PRAGMA synchronous = FULL")
+    assert _pragma(store, "synchronous") == 2
+    assert _on_writer(store, "synchronous") == 2
+    seen: list[int] = []
+
+    def other() -> None:
+        store["b"] = b"2"
+        seen.append(_on_writer(store, "synchronous"))
+
+    assert run_all([other]) == []
+    assert seen == [2]
+    # A query is only a query: nothing changes.
+    assert store._con.execute("PRAGMA synchronous").fetchone()[0] == 2
+    store.close()
+
+
+def test_an_autocommitted_write_obeys_a_max_page_count_set_through_a_cursor(db: str) -> None:
+    store = DiskStore(db)
+    store["seed"] = b"x"
+    pages = _pragma(store, "page_count")
+    store._con.cursor().execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(DiskFullError):
+        store["big"] = b"y" * 100_000
+    assert "big" not in store
+    store["small"] = b"z"
+    assert store["small"] == b"z"
+    store.close()

@@ -49,7 +49,7 @@ use crate::error::{Error, Result, folder_of};
 use crate::fork;
 use crate::group;
 use crate::statement::{Namespace, Prepared, held, with_fresh, with_held};
-use crate::writer::{WriterGuard, WriterLock};
+use crate::writer::{Holds, WriterGuard, WriterLock};
 use crate::writer_conn::{self, ConnSlot, SharedWriter};
 
 /// True when a read-only connection cannot read a WAL-mode file because SQLite can neither
@@ -308,6 +308,10 @@ pub(crate) struct FileConnections {
     /// The background checkpointer of a read-write file (after `slots`: it outlives the
     /// connections whose WAL hook points at it).
     checkpointer: Option<Arc<Checkpointer>>,
+    /// Pragmas set since open by [`Connections::set_pragma`] (name, statement), run again
+    /// on a new writer connection; cleared by `close_all`. Locked only inside the fork
+    /// gate.
+    writer_pragmas: Mutex<Vec<(String, String)>>,
 }
 
 impl Drop for FileConnections {
@@ -372,6 +376,7 @@ impl FileConnections {
             epoch: AtomicU64::new(0),
             current: AtomicU64::new(0),
             namespaces: Mutex::new(Vec::new()),
+            writer_pragmas: Mutex::new(Vec::new()),
         }
     }
 
@@ -431,6 +436,7 @@ impl FileConnections {
     }
 
     /// This thread's slot, having given up what it inherited across a fork().
+    #[inline]
     fn slot(&self) -> &Slot {
         let slot = self.slots.get_or(Slot::new);
         Self::adopt_fork(slot);
@@ -440,26 +446,37 @@ impl FileConnections {
     /// In a child of fork(), gives up what the slot inherited: the connection is never
     /// touched again, and a transaction open at the fork does not exist here (the child is
     /// outside any transaction; its blocks may still end, as no-ops).
+    ///
+    /// Compares with `fork::current()`: the at-fork handlers that move it are installed
+    /// when the first connection opens (`connection`), and before that a slot has nothing
+    /// a child could inherit.
+    #[inline]
     fn adopt_fork(slot: &Slot) {
-        let generation = fork::generation();
+        let generation = fork::current();
         if slot.generation.get() != generation {
-            slot.generation.set(generation);
-            slot.own.adopt_fork(generation);
-            // Their connections are leaked by their drop (inherited); nothing of the
-            // parent's calls or pins runs here.
-            for p in slot.retired.take() {
-                // SAFETY: no call or pin of this process uses an inherited slot.
-                unsafe { writer_conn::free(p) };
-            }
-            slot.active.set(None);
-            // The parent's lock: never unlocked from here (its mutex may be mid-use).
-            if let Some(guard) = slot.writer.replace(None) {
-                std::mem::forget(guard);
-            }
-            slot.reading.set(0);
-            slot.inherited
-                .set(slot.inherited.get() + slot.depth.replace(0));
+            Self::give_up_inherited(slot, generation);
         }
+    }
+
+    /// [`Self::adopt_fork`]'s work in a child of fork().
+    #[cold]
+    fn give_up_inherited(slot: &Slot, generation: u64) {
+        slot.generation.set(generation);
+        slot.own.adopt_fork(generation);
+        // Their connections are leaked by their drop (inherited); nothing of the
+        // parent's calls or pins runs here.
+        for p in slot.retired.take() {
+            // SAFETY: no call or pin of this process uses an inherited slot.
+            unsafe { writer_conn::free(p) };
+        }
+        slot.active.set(None);
+        // The parent's lock: never unlocked from here (its mutex may be mid-use).
+        if let Some(guard) = slot.writer.replace(None) {
+            std::mem::forget(guard);
+        }
+        slot.reading.set(0);
+        slot.inherited
+            .set(slot.inherited.get() + slot.depth.replace(0));
     }
 
     /// The connection of `cs`, (re)opened if it is missing or stale after `close_all`
@@ -474,6 +491,16 @@ impl FileConnections {
             cs.release(false);
         }
         let conn = self.open()?;
+        if !cs.counted && self.shares_writer {
+            // The writer connection: the settings changed since open (`set_pragma`).
+            let set = self
+                .writer_pragmas
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for (_, sql) in set.iter() {
+                run_to_end(&conn, sql)?;
+            }
+        }
         let ptr = NonNull::from(Box::leak(Box::new(conn)));
         cs.bump();
         cs.conn.set(Some(ptr));
@@ -533,17 +560,20 @@ impl FileConnections {
     /// cache stays warm and cached counts carry over its writes (measured with the seed's
     /// benchmark, mixed gets and sets on one thread: get P99 3.1 µs on one connection, 5.8 µs
     /// alternating between two).
+    ///
+    /// The lock is borrowed without its mutex (one compare-and-swap each way, see
+    /// `WriterLock::try_lookup`): a lookup costs about what it cost on the thread's own
+    /// connection.
     fn with_lookup<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        // Inside the fork gate from before the lock's mutex is taken until after it is
-        // released (the guard drops first): a fork never finds a reader inside that mutex,
-        // which would leave the child's first write waiting on it for ever.
-        let _inside = fork::enter();
+        // Outside the fork gate until `run_on`: a child of fork() treats a lookup's hold
+        // as gone (it carries the generation), and the release enters the gate before it
+        // takes the lock's mutex.
         let slot = self.slot();
         let plain = slot.depth.get() == 0 && slot.reading.get() == 0 && slot.active.get().is_none();
         if self.shares_writer
             && plain
             && self.ensure_own(slot).is_ok()
-            && let Ok(Some(guard)) = self.writer.try_lock_idle(&self.config.path)
+            && let Some(guard) = self.writer.try_lookup(slot.generation.get())
         {
             let ws = self.write_slot(slot, &guard)?;
             let r = self.run_on(slot, ws, false, f);
@@ -579,7 +609,7 @@ impl FileConnections {
 
     /// The writer connection for the holder of `guard` (this thread's own for a private
     /// database).
-    fn write_slot<'g>(&'g self, slot: &'g Slot, guard: &'g WriterGuard) -> Result<&'g ConnSlot> {
+    fn write_slot<'g>(&'g self, slot: &'g Slot, guard: &'g impl Holds) -> Result<&'g ConnSlot> {
         if !self.shares_writer {
             return Ok(&slot.own);
         }
@@ -592,6 +622,7 @@ impl FileConnections {
     /// a thread that only writes still has one, as it had before writes moved to the
     /// writer connection, so that `close_all` counts (and closes) one per thread that used
     /// the file, as the original does. Once per thread and epoch.
+    #[inline]
     fn ensure_own(&self, slot: &Slot) -> Result<()> {
         let fresh = slot.own.conn.get().is_some()
             && slot.own.epoch.get() == self.epoch.load(Ordering::Relaxed);
@@ -672,6 +703,13 @@ impl FileConnections {
         if let Some(ck) = &self.checkpointer {
             ck.stop();
         }
+        {
+            let _inside = fork::enter();
+            self.writer_pragmas
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
         self.epoch.fetch_add(1, Ordering::Relaxed);
         let n = self.current.swap(0, Ordering::Relaxed);
         if let Some(slot) = self.slots.get() {
@@ -696,6 +734,34 @@ impl FileConnections {
             cs.release(false);
         }
         n
+    }
+
+    /// Runs the pragma statement `sql` (setting `name`) on the file's writer connection
+    /// (under the writer lock, or in this thread's transaction) and on this thread's own
+    /// connection, and keeps it for the writer connection's next opening.
+    fn set_pragma(&self, name: &str, sql: &str) -> Result<()> {
+        let slot = self.slot();
+        if self.shares_writer {
+            let held;
+            let ws = if slot.depth.get() > 0 {
+                self.route(slot)?
+            } else {
+                self.ensure_own(slot)?;
+                held = self.writer.lock(self.config.timeout, &self.config.path)?;
+                self.write_slot(slot, &held)?
+            };
+            let keep = slot.depth.get() > 0;
+            self.run_on(slot, ws, keep, |c| run_to_end(c, sql))?;
+            let _inside = fork::enter();
+            let mut set = self
+                .writer_pragmas
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            set.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            set.push((name.to_ascii_lowercase(), sql.to_string()));
+        }
+        let keep = slot.depth.get() > 0 || slot.reading.get() > 0;
+        self.run_on(slot, &slot.own, keep, |c| run_to_end(c, sql))
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -1033,6 +1099,7 @@ impl FileConnections {
 
     /// A connection that is still inside a transaction after its end (a failed
     /// `ROLLBACK`) is closed, which rolls back, so that nothing later joins it.
+    #[inline]
     fn discard_if_still_open(&self, slot: &Slot, cs: &ConnSlot) {
         if let Some(c) = cs.conn.get()
             // SAFETY: the slot's live connection, used by this thread only now.
@@ -1040,6 +1107,7 @@ impl FileConnections {
             && cs.in_use.get() == 0
             && slot.reading.get() == 0
         {
+            let _inside = fork::enter();
             cs.release(false);
         }
     }
@@ -1204,6 +1272,13 @@ impl Connections {
     /// Closes this thread's connection (it reopens on next use).
     pub fn close(&self) -> Result<()> {
         self.file.close()
+    }
+
+    /// Runs the pragma statement `sql` (setting `name`) on the file's writer connection,
+    /// which keeps it when reopened until [`Connections::close_all`], and on this
+    /// thread's own connection.
+    pub(crate) fn set_pragma(&self, name: &str, sql: &str) -> Result<()> {
+        self.file.set_pragma(name, sql)
     }
 
     /// This thread's connection mark: a process-wide unique value that moves when the

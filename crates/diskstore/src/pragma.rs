@@ -69,7 +69,7 @@ pub(crate) fn connection_sql(read_only: bool, extra: &[(String, String)]) -> Res
 
 /// Builds the `PRAGMA` statements, refusing names and values that are not plain
 /// identifiers, numbers or quoted strings.
-fn pragma_sql(pragmas: &[(String, String)]) -> Result<String> {
+pub(crate) fn pragma_sql(pragmas: &[(String, String)]) -> Result<String> {
     let mut sql = String::new();
     for (name, value) in pragmas {
         let name_ok =

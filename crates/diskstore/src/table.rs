@@ -24,6 +24,7 @@ use crate::value::{Cell, Value, ValueRef};
 
 pub(crate) mod bulk;
 mod large;
+mod pragma;
 pub use large::{Found, LARGE_VALUE, Located};
 
 /// How to open a [`Table`].

@@ -9,8 +9,8 @@
 //! the shared connection each write finds the pages the previous one left.
 //!
 //! The rule that makes sharing safe: the shared connection is reached only through
-//! [`SharedWriter::get`], which takes the writer lock's guard, so the connection cannot be
-//! used without the lock; a thread that must keep using it after its guard goes (a query
+//! [`SharedWriter::get`], which takes the writer lock's guard (a writer's or a lookup's,
+//! see `writer.rs`), so the connection cannot be used without the lock; a thread that must keep using it after its guard goes (a query
 //! cursor still open when its write transaction ends) gets it for itself instead
 //! ([`SharedWriter::detach`]), and the file opens a new one.
 
@@ -22,7 +22,7 @@ use rusqlite::Connection;
 
 use crate::fork;
 use crate::statement::HeldStatements;
-use crate::writer::{WriterGuard, WriterLock};
+use crate::writer::{Holds, WriterGuard, WriterLock};
 
 /// A process-wide unique value for [`ConnSlot::mark`].
 pub(crate) fn next_mark() -> u64 {
@@ -154,8 +154,8 @@ impl SharedWriter {
     /// otherwise.
     pub(crate) fn get<'g>(
         &'g self,
-        lock: &std::sync::Arc<WriterLock>,
-        guard: &'g WriterGuard,
+        lock: &WriterLock,
+        guard: &'g impl Holds,
     ) -> Option<&'g ConnSlot> {
         if !guard.is_of(lock) {
             return None;
@@ -164,7 +164,8 @@ impl SharedWriter {
         // module doc), and the slot lives until `detach` (which needs the guard too) or
         // drop.
         let slot = unsafe { self.current().as_ref() };
-        slot.adopt_fork(fork::generation());
+        // `current()`: the at-fork handlers are installed once a connection has opened.
+        slot.adopt_fork(fork::current());
         Some(slot)
     }
 

@@ -398,3 +398,56 @@ fn a_write_from_inside_a_lookups_row_callback_is_refused_and_changes_nothing() {
     s.insert("b", &"2".to_string()).unwrap();
     assert_eq!(sorted_keys(&s), ["a", "b"]);
 }
+
+#[test]
+fn a_child_forked_while_another_threads_lookup_holds_the_writer_lock_can_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.db");
+    let s: Store = DiskStore::builder(&path)
+        .timeout(Duration::from_millis(300))
+        .open()
+        .unwrap();
+    s.insert("before", &"b".to_string()).unwrap();
+    let (looking, looking_rx) = mpsc::channel();
+    let (forked, forked_rx) = mpsc::channel::<()>();
+    let reader = {
+        let s = s.clone();
+        thread::spawn(move || {
+            // The lookup runs on the writer connection, holding the writer lock (lock-free,
+            // by the lock's state word) until its row callback returns.
+            s.table()
+                .get(diskstore::KeyRef::Text("before"), |_row| {
+                    looking.send(()).unwrap();
+                    forked_rx.recv().unwrap();
+                    Ok(())
+                })
+                .unwrap()
+        })
+    };
+    looking_rx.recv().unwrap();
+    // SAFETY: the child only uses the store and then `_exit`s. (The fork waits up to the
+    // fork gate's limit for the reader, which stays inside SQLite meanwhile.)
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // The reader does not exist here: its hold on the lock, made in the parent's fork
+        // generation, is no one's, so the child's write takes the lock at once instead of
+        // waiting for it until the timeout.
+        let start = Instant::now();
+        let write = s.insert("child", &"c".to_string());
+        let ok = write.is_ok()
+            && s.contains_key("child").ok() == Some(true)
+            && start.elapsed() < Duration::from_secs(5);
+        // SAFETY: ends the child without running the parent's exit handlers.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+    }
+    let mut status = 0;
+    // SAFETY: reaps our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    forked.send(()).unwrap();
+    assert_eq!(reader.join().unwrap(), Some(()));
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    // The parent's lock is free again once the lookup ended.
+    s.insert("after", &"a".to_string()).unwrap();
+    assert_eq!(sorted_keys(&s), ["after", "before", "child"]);
+}
