@@ -521,16 +521,7 @@ impl PgTable {
     /// [`Error::Connection`] when the server cannot be reached or refuses the
     /// credentials; [`Error::Schema`] when an existing column has another type.
     pub fn open(url: &str, spec: TableSpec) -> Result<PgTable> {
-        let conn = PgConn::new(url)?;
-        let table = quote_ident(&spec.name)?;
-        let types = Self::migrate(&conn, &spec, &table)?;
-        let sql = Self::statements(&spec, &table, &types)?;
-        Ok(PgTable {
-            conn,
-            spec,
-            table,
-            sql,
-        })
+        Self::open_as(url, spec, false)
     }
 
     /// Opens an existing table read-only: nothing is created or migrated, and the
@@ -541,9 +532,21 @@ impl PgTable {
     /// As [`PgTable::open`]; [`Error::Schema`] when the table or one of the record's
     /// columns is missing.
     pub fn open_read_only(url: &str, spec: TableSpec) -> Result<PgTable> {
-        let conn = PgConn::new(url)?.read_only();
+        Self::open_as(url, spec, true)
+    }
+
+    /// [`PgTable::open`] or, `read_only`, [`PgTable::open_read_only`].
+    fn open_as(url: &str, spec: TableSpec, read_only: bool) -> Result<PgTable> {
         let table = quote_ident(&spec.name)?;
-        let types = Self::existing_types(&conn, &spec)?;
+        let (conn, types) = if read_only {
+            let conn = PgConn::new(url)?.read_only();
+            let types = Self::existing_types(&conn, &spec)?;
+            (conn, types)
+        } else {
+            let conn = PgConn::new(url)?;
+            let types = Self::migrate(&conn, &spec, &table)?;
+            (conn, types)
+        };
         let sql = Self::statements(&spec, &table, &types)?;
         Ok(PgTable {
             conn,

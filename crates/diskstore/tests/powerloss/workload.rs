@@ -182,14 +182,10 @@ impl Workload {
         let config = Config {
             page_size: if rng.chance(50) { 4096 } else { 16384 },
             synchronous: if rng.chance(50) { 2 } else { 1 },
-            autocheckpoint: [8, 32, 1000][rng.below(3) as usize],
+            autocheckpoint: any_autocheckpoint(&mut rng),
         };
         let cache = CacheSetup {
-            policy: [
-                EvictionPolicy::LeastRecentlyStored,
-                EvictionPolicy::LeastRecentlyUsed,
-                EvictionPolicy::LeastFrequentlyUsed,
-            ][rng.below(3) as usize],
+            policy: any_policy(&mut rng),
             size_limit: rng.between(4_000, 16_000),
         };
         let len = rng.between(15, 50);
@@ -214,6 +210,21 @@ impl Workload {
     }
 }
 
+/// One of the eviction policies a cache workload runs with.
+fn any_policy(rng: &mut Rng) -> EvictionPolicy {
+    [
+        EvictionPolicy::LeastRecentlyStored,
+        EvictionPolicy::LeastRecentlyUsed,
+        EvictionPolicy::LeastFrequentlyUsed,
+    ][rng.below(3) as usize]
+}
+
+/// One of the `wal_autocheckpoint` limits a workload runs with (8 and 32 frames make
+/// checkpoints, and so their cuts, frequent).
+fn any_autocheckpoint(rng: &mut Rng) -> u32 {
+    [8, 32, 1000][rng.below(3) as usize]
+}
+
 impl Workload {
     /// A [`Kind::FileCache`] workload: `synchronous` FULL, NORMAL or OFF, a size limit
     /// that a few large values reach (so sets evict), 20 keys (so sets overwrite).
@@ -222,14 +233,10 @@ impl Workload {
         let config = Config {
             page_size: if rng.chance(50) { 4096 } else { 16384 },
             synchronous: [0, 1, 1, 2, 2][rng.below(5) as usize],
-            autocheckpoint: [8, 32, 1000][rng.below(3) as usize],
+            autocheckpoint: any_autocheckpoint(&mut rng),
         };
         let cache = CacheSetup {
-            policy: [
-                EvictionPolicy::LeastRecentlyStored,
-                EvictionPolicy::LeastRecentlyUsed,
-                EvictionPolicy::LeastFrequentlyUsed,
-            ][rng.below(3) as usize],
+            policy: any_policy(&mut rng),
             size_limit: rng.between(50_000, 150_000),
         };
         let len = rng.between(15, 40);
