@@ -15,6 +15,7 @@ mod cells;
 mod ckpt;
 mod pool;
 mod sql;
+mod vfs;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,7 +69,11 @@ impl DcCore {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
-        let mut conn = Connection::open_with_flags(&self.path, flags)?;
+        let mut conn = if vfs::register() {
+            Connection::open_with_flags_and_vfs(&self.path, flags, vfs::NAME)?
+        } else {
+            Connection::open_with_flags(&self.path, flags)?
+        };
         conn.busy_handler(Some(busy_wait))?;
         conn.set_prepared_statement_cache_capacity(64);
         // The engine's checkpointer: a `wal_autocheckpoint` pragma below sets its limit.
