@@ -22,11 +22,12 @@
 //!   the writers wait for that copy (and its two fsyncs), and the next one restarts the
 //!   WAL (and fsyncs its header). The extra passes shorten that wait: with one pass, the
 //!   `RESTART` copied what came during a whole checkpoint (measured with the cache's
-//!   10,000 `set`s on a loaded machine: 12,000–14,000 frames copied under the write lock
-//!   in all, 7,000–8,000 with the passes). Without the `RESTART`, the WAL reached the
-//!   writer's share instead and a writer copied the rest itself, a larger copy (measured
-//!   at 10⁶ keys, 50,000 sets from Python: 7–11 writer checkpoints of 1–204 ms, 0–2 with
-//!   it);
+//!   10,000 `set`s on a loaded machine, 5 runs each: 10,200–14,700 frames copied under
+//!   the write lock in all, 5,900–8,000 with the passes; a store's 20,000 Rust sets, 6
+//!   runs: 5,600–14,700 and 2,100–14,100, wall clock within noise). Without the
+//!   `RESTART`, the WAL reached the writer's share instead and a writer copied the rest
+//!   itself, a larger copy (measured at 10⁶ keys, 50,000 sets from Python: 7–11 writer
+//!   checkpoints of 1–204 ms, 0–2 with it);
 //! - at the writer's share (twice the limit for a store), which the WAL reaches only when
 //!   the thread cannot keep up or cannot take the lock, the writer waits for the thread's
 //!   checkpoint to end and copies the rest itself, so that the `-wal` file stays bounded
