@@ -354,14 +354,21 @@ impl Checkpointer {
             // copy (each one copies what came during the one before, so the passes get
             // shorter while copying outruns the writers), then the rest with the write
             // lock held (if it is free now): a copy of a few frames for them to wait for.
+            // A `close()` waiting for the thread to end does not wait for the passes.
+            let stopping = || self.stop.load(SeqCst) == mine;
             for _ in 0..FINISH_PASSES {
+                if stopping() {
+                    break;
+                }
                 let before = copied;
                 (done, copied) = self.run_checkpoint(c, ffi::SQLITE_CHECKPOINT_PASSIVE);
                 if done || copied - before <= FINISH_REST {
                     break;
                 }
             }
-            done = self.run_checkpoint(c, ffi::SQLITE_CHECKPOINT_RESTART).0;
+            if !stopping() {
+                done = self.run_checkpoint(c, ffi::SQLITE_CHECKPOINT_RESTART).0;
+            }
         }
         self.busy.store(0, SeqCst);
         Some(done)
