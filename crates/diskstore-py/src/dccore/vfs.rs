@@ -224,7 +224,16 @@ unsafe extern "C" fn f_write(
     // SAFETY: SQLite calls it with our handle and `amt` readable bytes at `data`.
     let w = unsafe { wal(f) };
     let len = usize::try_from(amt).unwrap_or(0);
-    // SAFETY: as above.
+    if len == 0 || data.is_null() {
+        let rc = flush(w);
+        // SAFETY: forwarding SQLite's arguments to the `unix` file.
+        return if rc == ffi::SQLITE_OK {
+            unsafe { write(w, data, amt, off) }
+        } else {
+            rc
+        };
+    }
+    // SAFETY: as above (`len` bytes, not null).
     let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) };
     // SAFETY: our buffer, made in `x_open`, freed in `f_close`.
     let buf = unsafe { &mut *w.buf };
