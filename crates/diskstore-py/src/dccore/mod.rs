@@ -15,6 +15,7 @@ mod cells;
 mod ckpt;
 mod pool;
 mod sql;
+mod vfs;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,7 +69,11 @@ impl DcCore {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
-        let mut conn = Connection::open_with_flags(&self.path, flags)?;
+        let mut conn = if vfs::register() {
+            Connection::open_with_flags_and_vfs(&self.path, flags, vfs::NAME)?
+        } else {
+            Connection::open_with_flags(&self.path, flags)?
+        };
         conn.busy_handler(Some(busy_wait))?;
         conn.set_prepared_statement_cache_capacity(64);
         // The engine's checkpointer: a `wal_autocheckpoint` pragma below sets its limit.
@@ -723,9 +728,11 @@ impl Drop for DcCore {
 /// integer keys) as `(rowid, key, expire_time, tag, mode, filename, value)`, deleted when
 /// `remove`; expired rows met on the way are deleted and their files listed.
 ///
-/// A removal is one `DELETE ... RETURNING` per row (in the caller's transaction if one is
-/// open, else each its own); a peek reads inside a write transaction, which deletes the
-/// expired rows it meets.
+/// A removal or a peek reads inside a write transaction (the caller's if one is open),
+/// which deletes the row taken and the expired rows met. A removal is not one `DELETE ...
+/// RETURNING`: SQLite gathers a `RETURNING` statement's rows in a temporary table, whose
+/// opening and closing cost more than the three statements more (measured with callgrind:
+/// 111.3k instructions per `Deque.popleft`, 105.8k without).
 fn queue_end(
     c: &Connection,
     prefix: Option<&str>,
@@ -764,17 +771,20 @@ fn queue_end(
     };
     let mut files = Vec::new();
     if remove {
-        loop {
-            let Some(row) = next(c, QUEUE_TAKE[end])? else {
-                return Ok((None, files));
-            };
-            if !expired(&row) {
-                return Ok((Some(row), files));
+        return in_write(c, |c| {
+            loop {
+                let Some(row) = next(c, QUEUE_END[end])? else {
+                    return Ok((None, files));
+                };
+                c.prepare_cached(DELETE_ROWID)?.execute([&row[0]])?;
+                if !expired(&row) {
+                    return Ok((Some(row), files));
+                }
+                if let Value::Text(name) = &row[5] {
+                    files.push(name.clone());
+                }
             }
-            if let Value::Text(name) = &row[5] {
-                files.push(name.clone());
-            }
-        }
+        });
     }
     in_write(c, |c| {
         loop {

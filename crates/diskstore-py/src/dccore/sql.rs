@@ -40,16 +40,6 @@ pub(super) const QUEUE_END: [&str; 2] = [
      WHERE ?1 < key AND key < ?2 AND raw = 1 ORDER BY key DESC LIMIT 1",
 ];
 
-/// [`QUEUE_END`]'s row, deleted by the same statement (one statement, its own
-/// transaction outside the caller's).
-pub(super) const QUEUE_TAKE: [&str; 2] = [
-    "DELETE FROM Cache WHERE rowid = (SELECT rowid FROM Cache \
-     WHERE ?1 < key AND key < ?2 AND raw = 1 ORDER BY key ASC LIMIT 1) \
-     RETURNING rowid, key, expire_time, tag, mode, filename, value",
-    "DELETE FROM Cache WHERE rowid = (SELECT rowid FROM Cache \
-     WHERE ?1 < key AND key < ?2 AND raw = 1 ORDER BY key DESC LIMIT 1) \
-     RETURNING rowid, key, expire_time, tag, mode, filename, value",
-];
 pub(super) const VOLUME: &str = "SELECT (SELECT page_count FROM pragma_page_count()) * \
      (SELECT page_size FROM pragma_page_size()) + (SELECT size FROM Meta WHERE id = 0)";
 

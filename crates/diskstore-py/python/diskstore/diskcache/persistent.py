@@ -212,11 +212,18 @@ class Deque(Sequence):
 
     def pop(self) -> Any:  # type: ignore[override]
         """Removes and returns the rightmost value; `IndexError` if empty."""
-        return self._end("back", True, "pop")
+        value = self._cache._end_value(False, True)
+        if value is ENOVAL:
+            raise IndexError("pop from an empty deque")
+        return value
 
     def popleft(self) -> Any:
         """Removes and returns the leftmost value; `IndexError` if empty."""
-        return self._end("front", True, "pop")
+        # `_end` inlined: one Python call less per pop.
+        value = self._cache._end_value(True, True)
+        if value is ENOVAL:
+            raise IndexError("pop from an empty deque")
+        return value
 
     _append = append
     _appendleft = appendleft
