@@ -154,13 +154,7 @@ pub fn check(
         Err(_) => {}
     }
     if !off {
-        match workload::accounting(&h) {
-            Ok(p) => v.extend(p),
-            Err(e) => v.push(format!("reading the cache totals failed: {e}")),
-        }
-        if let Err(e) = workload::probe(&h) {
-            v.push(format!("the store did not take a write after the cut: {e}"));
-        }
+        v.extend(workload::after_checks(&h, "after the cut"));
     }
     drop(h);
     (v, misses, damaged.is_some())

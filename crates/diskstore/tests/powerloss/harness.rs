@@ -416,13 +416,7 @@ fn check_survivor(
         }
         Err(e) => v.push(format!("reading the data failed: {e}")),
     }
-    match workload::accounting(&h) {
-        Ok(p) => v.extend(p),
-        Err(e) => v.push(format!("reading the cache totals failed: {e}")),
-    }
-    if let Err(e) = workload::probe(&h) {
-        v.push(format!("the store did not take a write after the cut: {e}"));
-    }
+    v.extend(workload::after_checks(&h, "after the cut"));
     drop(h);
     (v, 0, false)
 }
@@ -603,14 +597,8 @@ pub fn fault(w: &Workload, reference: &Reference, seed: u64, dir: &Path) -> Faul
                         "V after reopening, the data is not the final state: {other:?}"
                     )),
                 }
-                match workload::accounting(h) {
-                    Ok(p) if p.is_empty() => {}
-                    other => say(&format!("V cache totals after the fault: {other:?}")),
-                }
-                if let Err(e) = workload::probe(h) {
-                    say(&format!(
-                        "V the store did not take a write after the fault: {e}"
-                    ));
+                for problem in workload::after_checks(h, "after the fault") {
+                    say(&format!("V {problem}"));
                 }
             }
         }

@@ -674,8 +674,21 @@ pub fn digest(kind: Kind, h: &Handle) -> Result<u64> {
     Ok(hasher.finish())
 }
 
+/// Problems found after a cut or a fault (`when`): the cache's totals against its
+/// entries, and whether the store still takes a write.
+pub fn after_checks(h: &Handle, when: &str) -> Vec<String> {
+    let mut problems = match accounting(h) {
+        Ok(p) => p,
+        Err(e) => vec![format!("reading the cache totals {when} failed: {e}")],
+    };
+    if let Err(e) = probe(h) {
+        problems.push(format!("the store did not take a write {when}: {e}"));
+    }
+    problems
+}
+
 /// The cache's accounting against its entries: problems found (empty = consistent).
-pub fn accounting(h: &Handle) -> Result<Vec<String>> {
+fn accounting(h: &Handle) -> Result<Vec<String>> {
     let Handle::Cache(_) = h else {
         return Ok(Vec::new());
     };
@@ -701,7 +714,7 @@ pub fn accounting(h: &Handle) -> Result<Vec<String>> {
 }
 
 /// A write and a read after the checks: the store keeps working.
-pub fn probe(h: &Handle) -> Result<()> {
+fn probe(h: &Handle) -> Result<()> {
     let ok = match h {
         Handle::Store(s) => {
             s.insert("__probe", &"p".to_string())?;
