@@ -511,12 +511,15 @@ def test_threads_that_end_leave_no_open_connection(tmp_path: Path) -> None:
     # 200 threads each opened a connection (3 files: database, WAL, shared memory): 600
     # descriptors if they stayed open. They are closed as each thread ends (its
     # thread-local storage is torn down just after join() returns, so give the last ones a
-    # moment); SQLite itself may hold a few closed descriptors back while another
-    # connection of the process has the file locked.
+    # moment). SQLite itself holds a closed connection's descriptors back while another
+    # connection of the process (this thread's, or the checkpoint thread's) has the file
+    # locked, and lets them go at that connection's next unlock: so read in the loop, and
+    # allow for that backlog (CI once saw 16 held back), far below the 600 of a leak.
     deadline = time.monotonic() + 5
     while open_files() > before + 15 and time.monotonic() < deadline:
+        assert c.get("k") == 0
         time.sleep(0.01)
-    assert open_files() <= before + 15
+    assert open_files() <= before + 60
     assert len(c) == 201
 
 
