@@ -2,6 +2,8 @@
 # Throw-away PostgreSQL and Redis servers on loopback ports for the backend tests.
 #
 #   scripts/servers.sh start            installs what is missing (apt), starts both, prints env
+#                                       (servers already running in the directory are reused
+#                                       only if this script and its settings are unchanged)
 #   scripts/servers.sh stop             stops both and deletes their data
 #   scripts/servers.sh env              prints DISKSTORE_TEST_POSTGRES=... and DISKSTORE_TEST_REDIS=...
 #   scripts/servers.sh restart-postgres stops and starts PostgreSQL (data kept; for failure tests)
@@ -208,9 +210,32 @@ print_env() {
     echo "DISKSTORE_TEST_POSTGRES_CERT='postgresql://diskstore_cert@127.0.0.1:$PG_PORT/diskstore_test?sslmode=verify-full&sslrootcert=$TLS_DIR/ca.pem&sslcert=$TLS_DIR/client.pem&sslkey=$TLS_DIR/client.key'"
 }
 
+# What the servers in $DIR were made with: this script and the settings it reads. `start`
+# reuses running servers only when they match, so servers left by an older version of this
+# script (without a user or certificate the tests now need) are not silently reused.
+layout_stamp() {
+    {
+        cat "${BASH_SOURCE[0]}"
+        echo "$PG_PORT $REDIS_PORT $REDIS_TLS_PORT $TLS_DIR ${REDIS_PERSIST[*]} ${DISKSTORE_PG_OPTIONS:-}"
+    } | sha256sum | cut -d' ' -f1
+}
+
+fresh_if_stale() {
+    local stamp
+    stamp=$(layout_stamp)
+    if [ -d "$DIR" ] && [ "$(cat "$DIR/.layout" 2>/dev/null)" != "$stamp" ]; then
+        pg_stop
+        redis_stop
+        rm -rf "$DIR"
+    fi
+    mkdir -p "$DIR"
+    echo "$stamp" >"$DIR/.layout"
+}
+
 case "${1:-}" in
     start)
         install_missing
+        fresh_if_stale
         pg_start
         redis_start
         print_env
