@@ -7,6 +7,10 @@ every operation over TLS; these are the refusals.)"""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import diskstore
 import pytest
@@ -80,6 +84,29 @@ def test_postgres_client_certificate() -> None:
         pg_store(url.replace("client.key", "no-such.key"))
     with pytest.raises(diskstore.Error, match="does not fit"):
         pg_store(url.replace("client.key", "other-client.key"))
+
+
+def test_postgres_default_client_certificate_is_libpqs(tmp_path: Path) -> None:
+    # With no sslcert= in the URL, ~/.postgresql/postgresql.crt and .key are used if both
+    # exist, as libpq does: the same URL that fails above connects with them in HOME.
+    without = server_url("DISKSTORE_TEST_POSTGRES_CERT").split("&sslcert=")[0]
+    folder = tmp_path / ".postgresql"
+    folder.mkdir()
+    shutil.copy(_tls_file("client.pem"), folder / "postgresql.crt")
+    shutil.copy(_tls_file("client.key"), folder / "postgresql.key")
+    script = (
+        "import sys\nfrom diskstore import DiskCache\n"
+        "c = DiskCache(sys.argv[1], tablename=sys.argv[2])\nc['k'] = b'v'\nprint(c['k'])"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, without, unique("home")],
+        env={**os.environ, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.stdout.strip() == "b'v'", run.stderr
 
 
 def test_redis_client_certificate() -> None:

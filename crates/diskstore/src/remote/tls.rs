@@ -96,6 +96,19 @@ fn client_cert(
     }
 }
 
+/// libpq's default client certificate: `~/.postgresql/postgresql.crt` with its key
+/// `~/.postgresql/postgresql.key`, used (as libpq does) when the URL names none and both
+/// files exist; `home` is the user's home folder.
+fn default_client_cert(home: &str) -> Option<ClientCert> {
+    let dir = std::path::Path::new(home).join(".postgresql");
+    let (cert, key) = (dir.join("postgresql.crt"), dir.join("postgresql.key"));
+    (!home.is_empty() && cert.is_file() && key.is_file()).then(|| ClientCert {
+        cert: cert.to_string_lossy().into_owned(),
+        key: key.to_string_lossy().into_owned(),
+        names: ("sslcert (libpq's default)", "sslkey (libpq's default)"),
+    })
+}
+
 fn percent_decode(s: &str) -> String {
     let hex = |c: u8| (c as char).to_digit(16);
     let b = s.as_bytes();
@@ -161,6 +174,12 @@ pub(crate) fn postgres_url(url: &str) -> Result<UrlTls> {
     if !cfg!(feature = "tls") && needs_tls {
         return Err(feature_missing(&url, "postgres"));
     }
+    let client = match client {
+        None if cfg!(feature = "tls") && mode != SslMode::Disable => {
+            default_client_cert(&std::env::var("HOME").unwrap_or_default())
+        }
+        given => given,
+    };
     Ok(UrlTls {
         url,
         mode,
@@ -461,6 +480,23 @@ mod tests {
             postgres_url("postgresql://h/db?sslmode=sometimes"),
             Err(Error::Usage(_))
         ));
+    }
+
+    #[test]
+    fn libpq_default_client_certificate_needs_both_files() {
+        let home = std::env::temp_dir().join(format!("ds-home-{}", std::process::id()));
+        let dir = home.join(".postgresql");
+        std::fs::create_dir_all(&dir).unwrap();
+        let home_str = home.to_str().unwrap();
+        assert!(default_client_cert(home_str).is_none());
+        std::fs::write(dir.join("postgresql.crt"), "x").unwrap();
+        assert!(default_client_cert(home_str).is_none(), "a certificate without its key");
+        std::fs::write(dir.join("postgresql.key"), "x").unwrap();
+        let found = default_client_cert(home_str).expect("both files");
+        assert!(found.cert.ends_with(".postgresql/postgresql.crt"));
+        assert!(found.key.ends_with(".postgresql/postgresql.key"));
+        assert!(default_client_cert("").is_none());
+        std::fs::remove_dir_all(&home).unwrap();
     }
 
     #[test]
