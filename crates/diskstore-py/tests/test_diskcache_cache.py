@@ -610,3 +610,46 @@ def test_writes_alternating_new_and_stored_keys(pair: Any, tmp_path: Path) -> No
         same(ours, theirs, lambda c, k=key: c.get(k, "missing", tag=True))
     same(ours, theirs, lambda c: sorted(map(repr, c)))
     same(ours, theirs, len)
+
+
+def test_a_policy_added_to_eviction_policy_evicts_as_in_diskcache(tmp_path: Path) -> None:
+    # diskcache lets a program add its own policy (SQL) to EVICTION_POLICY. Values are
+    # 256 KiB files and the size limit 5.5 of them, so a write that makes six evicts one
+    # (cull limit 1): the policy's first victim, here the least read then the smallest key.
+    # The entries left after each step say which rows its `cull` picked and what its `get`
+    # counted (the database's own pages, a few KiB, never tip the balance).
+    policy = {
+        "init": "CREATE INDEX IF NOT EXISTS Cache_access_count ON Cache (access_count)",
+        "get": "access_count = access_count + 1",
+        "cull": "SELECT {fields} FROM Cache WHERE store_time <= {now}"
+        " ORDER BY access_count, key LIMIT ?",
+    }
+    name = "least-read-then-key"
+    unit = 256 * 1024
+    pair = []
+    for module, side in ((dc, "ours"), (theirs_mod, "theirs")):
+        module.EVICTION_POLICY[name] = policy  # type: ignore[index]
+        cache = module.Cache(str(tmp_path / side), size_limit=unit * 11 // 2, cull_limit=1)
+        cache.reset("eviction_policy", name)
+        pair.append(cache)
+    ours, theirs = pair
+    try:
+        rng = __import__("random").Random(7)
+        evicted = 0
+        for step in range(200):
+            key = rng.randrange(12)
+            if rng.random() < 0.6:
+                assert ours.get(key) == theirs.get(key), step
+                continue
+            before = set(theirs)
+            value = bytes([step % 256]) * unit
+            if rng.random() < 0.8:
+                assert ours.set(key, value) == theirs.set(key, value)
+            else:
+                assert ours.add(key, value) == theirs.add(key, value)
+            assert sorted(ours) == sorted(theirs), step
+            evicted += bool(before - set(theirs)) or key not in theirs
+        assert evicted > 20 and len(ours) == 5
+    finally:
+        for module in (dc, theirs_mod):
+            del module.EVICTION_POLICY[name]  # type: ignore[attr-defined]

@@ -40,8 +40,6 @@ EXPECTED_FAILURES = {
     "files in Rust, not through that name",
     "test_core::test_integrity_check": "writes into `cache.db`; ours names its database "
     "`diskstore-cache.db` (its schema is ours: docs/diskcache.md, Files)",
-    "test_core::test_custom_eviction_policy": "adds its own SQL to `EVICTION_POLICY`; ours "
-    "runs the four built-in policies only (docs/diskcache.md)",
     "test_deque::test_iter_keyerror": "replaces `Deque._cache` with a mock that answers only "
     "`__getitem__`; ours reads through other `Cache` methods",
     "test_deque::test_reversed_keyerror": "as test_iter_keyerror",

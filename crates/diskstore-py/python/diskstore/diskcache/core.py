@@ -247,6 +247,8 @@ class Cache:
         kwargs = {key[5:]: value for key, value in sets.items() if key.startswith("disk_")}
         self._disk = disk(self._directory, **kwargs)
         self._plain_disk = type(self._disk) is Disk
+        self._fast = self._plain_disk
+        self._custom_policy: dict[str, str | None] | None = None
         for key, value in sets.items():
             object.__setattr__(self, key, value)
         self._page_size = retry(sql, "PRAGMA page_size")[0][0]
@@ -274,12 +276,32 @@ class Cache:
         return self._disk
 
     def _configure(self) -> None:
+        policy = self.eviction_policy  # type: ignore[attr-defined]
+        # A policy added to EVICTION_POLICY by the program runs its own SQL from here (reads
+        # and writes take the slower path that applies it); the native core evicts nothing.
+        custom = EVICTION_POLICY[policy] if policy not in _POLICY_NUMBER else None
+        self._custom_policy = custom
+        self._fast = self._plain_disk and custom is None
+        if custom is not None and custom["init"] is not None:
+            self._retry(self._core.execute, custom["init"])
         self._core.configure(
             int(self.cull_limit),  # type: ignore[attr-defined]
             int(min(max(self.size_limit, _I64_MIN), _I64_MAX)),  # type: ignore[attr-defined]
-            _POLICY_NUMBER[self.eviction_policy],  # type: ignore[attr-defined]
+            _POLICY_NUMBER.get(policy, 0),
             bool(self.statistics),  # type: ignore[attr-defined]
         )
+
+    def _evict_custom(self, now: float, limit: int) -> list[Any]:
+        """With a program's own policy: up to `limit` of its victims while the volume is over
+        the size limit (in the caller's transaction); their files."""
+        select = self._custom_policy["cull"] if self._custom_policy else None
+        if select is None or limit <= 0 or self.volume() < self.size_limit:  # type: ignore[attr-defined]
+            return []
+        victims = select.format(fields="rowid", now=now)
+        rows = self._core.execute(
+            f"DELETE FROM Cache WHERE rowid IN ({victims}) RETURNING filename", [limit]
+        )
+        return [r[0] for r in rows]
 
     def reset(self, key: str, value: Any = ENOVAL, update: bool = True) -> Any:
         """Reads a setting or counter from the database (`value` not given), or sets it:
@@ -392,7 +414,7 @@ class Cache:
     ) -> bool:
         """Stores `value` under `key` (`expire` seconds to live, `read=True`: a binary file
         object's bytes) and returns `True`."""
-        if self._plain_disk and not read:
+        if self._fast and not read:
             # One native call when the plain Disk would store key and value as they are.
             while True:
                 try:
@@ -411,8 +433,8 @@ class Cache:
         size, mode, filename, db_value = self._disk.store(value, read, key=key)
         while True:
             try:
-                files = self._core.set(
-                    db_key, raw, now, expire_time, tag, size, mode, filename, db_value
+                files = self._store(
+                    (db_key, raw, now, expire_time, tag, size, mode, filename, db_value)
                 )[1]
                 break
             except Timeout:
@@ -423,6 +445,16 @@ class Cache:
         if files:
             self._remove(files)
         return True
+
+    def _store(self, cells: tuple[Any, ...], add: bool = False) -> tuple[bool, list[Any]]:
+        """The native `set` of a row's cells (`add`: only if absent), then a program's own
+        eviction policy if there is one, in one transaction: (stored, files to remove)."""
+        if self._custom_policy is None:
+            return self._core.set(*cells, add)  # type: ignore[no-any-return]
+        with self._transact(False):
+            stored, files = self._core.set(*cells, add)
+            files = [*files, *self._evict_custom(cells[2], self.cull_limit)]  # type: ignore[attr-defined]
+        return stored, files
 
     def __setitem__(self, key: Any, value: Any) -> None:
         self.set(key, value, retry=True)
@@ -443,8 +475,8 @@ class Cache:
         size, mode, filename, db_value = self._disk.store(value, read, key=key)
         while True:
             try:
-                stored, files = self._core.set(
-                    db_key, raw, now, expire_time, tag, size, mode, filename, db_value, True
+                stored, files = self._store(
+                    (db_key, raw, now, expire_time, tag, size, mode, filename, db_value), True
                 )
                 break
             except Timeout:
@@ -503,7 +535,7 @@ class Cache:
                 raise KeyError(key)
             value = default + delta
             size, mode, filename, db_value = self._disk.store(value, False, key=key)
-            files = self._core.set(db_key, raw, now, None, None, size, mode, filename, db_value)[1]
+            files = self._store((db_key, raw, now, None, None, size, mode, filename, db_value))[1]
         self._remove(files)
         return value
 
@@ -525,7 +557,7 @@ class Cache:
         """The value of `key`, or `default`; with `expire_time`/`tag`, a tuple adding them;
         `read=True`: an open file for a value stored as a file."""
         plain = self._plain_disk
-        if plain and not (read or expire_time or tag):
+        if self._fast and not (read or expire_time or tag):
             # One native call: the lookup, and the value itself when stored as it is.
             while True:
                 try:
@@ -546,11 +578,18 @@ class Cache:
             db_key, raw = self._disk.put(key)
         while True:
             try:
-                row = self._core.get(db_key, raw, time.time())
+                now = time.time()
+                row = self._core.get(db_key, raw, now)
                 break
             except Timeout:
                 if not retry:
                     raise
+        if row is not None and self._custom_policy is not None:
+            update = self._custom_policy["get"]
+            if update is not None:
+                self._run(
+                    retry, f"UPDATE Cache SET {update.format(now=now)} WHERE rowid = ?", [row[0]]
+                )
         if row is None:
             if expire_time and tag:
                 return default, None, None
@@ -929,16 +968,18 @@ class Cache:
         limit; returns how many were removed."""
         now = time.time()
         count = self.expire(now)
-        select = EVICTION_POLICY[self.eviction_policy]["cull"]  # type: ignore[attr-defined]
+        policy = EVICTION_POLICY[self.eviction_policy]  # type: ignore[attr-defined]
+        select = policy["cull"]
         if select is None:
             return 0
-        victims = f"SELECT rowid FROM Cache ORDER BY {select.split('ORDER BY ')[1].split(' ')[0]} LIMIT 10"
+        victims = select.format(fields="rowid", now=now)
         try:
             while self.volume() > self.size_limit:  # type: ignore[attr-defined]
                 with self._transact(retry):
-                    self._core.execute(EVICTION_POLICY[self.eviction_policy]["init"])  # type: ignore[arg-type,attr-defined]
+                    if policy["init"] is not None:
+                        self._core.execute(policy["init"])
                     rows = self._core.execute(
-                        f"DELETE FROM Cache WHERE rowid IN ({victims}) RETURNING filename"
+                        f"DELETE FROM Cache WHERE rowid IN ({victims}) RETURNING filename", [10]
                     )
                 if not rows:
                     break
