@@ -206,10 +206,11 @@ fn a_child_forked_while_the_thread_finishes_a_cycle_can_write() {
     started.recv().unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
     let written = thread::scope(|scope| {
-        // Writes without pause in the parent, so the thread keeps finishing cycles.
+        // Writes without pause in the parent, so the thread keeps finishing cycles; the
+        // reader pins the WAL, so the writes stop at 100,000 (300 MB) whatever happens.
         let writer = scope.spawn(|| {
             let mut n = 0;
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && n < 100_000 {
                 s.insert(&format!("w{n:08}"), &vec![7u8; 3000]).unwrap();
                 n += 1;
             }

@@ -490,7 +490,10 @@ mod tests {
         let home_str = home.to_str().unwrap();
         assert!(default_client_cert(home_str).is_none());
         std::fs::write(dir.join("postgresql.crt"), "x").unwrap();
-        assert!(default_client_cert(home_str).is_none(), "a certificate without its key");
+        assert!(
+            default_client_cert(home_str).is_none(),
+            "a certificate without its key"
+        );
         std::fs::write(dir.join("postgresql.key"), "x").unwrap();
         let found = default_client_cert(home_str).expect("both files");
         assert!(found.cert.ends_with(".postgresql/postgresql.crt"));
