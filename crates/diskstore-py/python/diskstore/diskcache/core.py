@@ -176,21 +176,44 @@ _SCHEMA = (
         " WHERE expire_time IS NOT NULL"
     ),
     # Only the bytes of value files are counted (rows kept in the database count through
-    # its pages), so a write of an inline value leaves Meta alone.
-    (
-        "CREATE TRIGGER IF NOT EXISTS Meta_insert AFTER INSERT ON Cache FOR EACH ROW"
-        " WHEN NEW.size != 0 BEGIN UPDATE Meta SET size = size + NEW.size WHERE id = 0; END"
-    ),
-    (
-        "CREATE TRIGGER IF NOT EXISTS Meta_delete AFTER DELETE ON Cache FOR EACH ROW"
-        " WHEN OLD.size != 0 BEGIN UPDATE Meta SET size = size - OLD.size WHERE id = 0; END"
-    ),
-    (
-        "CREATE TRIGGER IF NOT EXISTS Meta_size AFTER UPDATE OF size ON Cache FOR EACH ROW"
-        " WHEN NEW.size != OLD.size BEGIN"
-        " UPDATE Meta SET size = size + NEW.size - OLD.size WHERE id = 0; END"
-    ),
+    # its pages), so a write of an inline value leaves Meta alone. The triggers are
+    # `_TRIGGERS`, made (or replaced) after these statements.
 )
+
+_TRIGGERS = {
+    # `UPDATE OR IGNORE`: Meta's columns are NOT NULL, and a NOT NULL check that may abort
+    # makes SQLite open a statement journal (a copy of every page the statement changes)
+    # for each write to Cache that fires a trigger inside a transaction, a `Deque.popleft`
+    # included. The check never fails here (the `WHEN` skips NULL sizes), so ignoring it
+    # changes nothing but that copy.
+    "Meta_insert": (
+        "CREATE TRIGGER Meta_insert AFTER INSERT ON Cache FOR EACH ROW WHEN NEW.size != 0"
+        " BEGIN UPDATE OR IGNORE Meta SET size = size + NEW.size WHERE id = 0; END"
+    ),
+    "Meta_delete": (
+        "CREATE TRIGGER Meta_delete AFTER DELETE ON Cache FOR EACH ROW WHEN OLD.size != 0"
+        " BEGIN UPDATE OR IGNORE Meta SET size = size - OLD.size WHERE id = 0; END"
+    ),
+    "Meta_size": (
+        "CREATE TRIGGER Meta_size AFTER UPDATE OF size ON Cache FOR EACH ROW"
+        " WHEN NEW.size != OLD.size BEGIN"
+        " UPDATE OR IGNORE Meta SET size = size + NEW.size - OLD.size WHERE id = 0; END"
+    ),
+}
+"""Triggers keeping `Meta.size`, by name; a file made by an earlier version (plain
+`UPDATE`) has its triggers replaced when opened."""
+
+
+def _make_triggers(sql: Callable[..., Any]) -> None:
+    """Creates the `_TRIGGERS` missing and replaces those whose text differs (inside the
+    caller's transaction)."""
+    found = dict(sql("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
+    for name, text in _TRIGGERS.items():
+        if found.get(name) == text:
+            continue
+        if name in found:
+            sql(f"DROP TRIGGER {name}")
+        sql(text)
 
 
 class Cache:
@@ -242,6 +265,7 @@ class Cache:
         with self._transact(retry=True):
             for stmt in _SCHEMA:
                 sql(stmt)
+            _make_triggers(sql)
             for key, value in sets.items():
                 sql("INSERT OR REPLACE INTO Settings VALUES (?, ?)", [key, _setting_cell(value)])
         kwargs = {key[5:]: value for key, value in sets.items() if key.startswith("disk_")}
