@@ -118,6 +118,7 @@ that every insert and delete rewrites; see docs/diskcache.md)."""
 
 _MISS = object()
 _SLOW = object()
+_VANISHED = object()
 
 _LIVE = "(expire_time IS NULL OR expire_time > ?)"
 
@@ -777,18 +778,26 @@ class Cache:
                     continue
             if type(got) is not tuple:
                 return got  # ENOVAL (a tuple subclass), or a value stored as it is
-            mode, name, db_value, expired = got
-            if expired:
-                self._remove(expired)
-            if mode is None:
-                return ENOVAL
-            try:
-                return self._disk.fetch(mode, name, db_value, False)
-            except OSError:
-                continue
-            finally:
-                if remove and name is not None:
-                    self._disk.remove(name)
+            value = self._end_cells(got, remove)
+            if value is not _VANISHED:
+                return value
+
+    def _end_cells(self, got: tuple[Any, Any, Any, Any], remove: bool) -> Any:
+        """The value of `end_value`'s `(mode, filename, value, files_to_remove)`: `ENOVAL`
+        when the queue is empty, `_VANISHED` when the value's file is gone (the caller
+        takes the next one)."""
+        mode, name, db_value, expired = got
+        if expired:
+            self._remove(expired)
+        if mode is None:
+            return ENOVAL
+        try:
+            return self._disk.fetch(mode, name, db_value, False)
+        except OSError:
+            return _VANISHED
+        finally:
+            if remove and name is not None:
+                self._disk.remove(name)
 
     def pull(
         self,
