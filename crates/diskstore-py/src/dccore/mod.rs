@@ -588,12 +588,7 @@ impl DcCore {
                         )));
                     }
                 };
-                c.prepare_cached(
-                    "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, \
-                     access_count, tag, size, mode, filename, value) \
-                     VALUES (?1, 1, ?2, ?3, ?2, 0, ?4, ?5, ?6, ?7, ?8)",
-                )?
-                .execute(rusqlite::params![
+                let stored = c.prepare_cached(PUSH_ROW)?.execute(rusqlite::params![
                     key,
                     now,
                     expire_time,
@@ -603,6 +598,9 @@ impl DcCore {
                     filename,
                     value
                 ])?;
+                if stored == 0 {
+                    return Err(OpError::Sql(key_taken()));
+                }
                 let mut files = Vec::new();
                 cull(c, now, cfg, None, Some((&self.volume, written)), &mut files)?;
                 Ok((key, files))

@@ -31,6 +31,23 @@ pub(super) const SELECT_EXPIRING: &str = "SELECT rowid, filename, expire_time FR
      WHERE expire_time IS NOT NULL ORDER BY expire_time LIMIT ";
 pub(super) const DELETE_ROWID: &str = "DELETE FROM Cache WHERE rowid = ?1";
 
+/// A queue row of `Cache.push` under a key it generated. `ON CONFLICT DO NOTHING` (the
+/// caller fails the push when nothing was stored, see [`key_taken`]) rather than a unique
+/// check that may abort: such a check makes SQLite copy every page the insert changes
+/// into a statement journal, since the insert fires a trigger inside a transaction.
+pub(super) const PUSH_ROW: &str = "INSERT INTO Cache(key, raw, store_time, expire_time, \
+     access_time, access_count, tag, size, mode, filename, value) \
+     VALUES (?1, 1, ?2, ?3, ?2, 0, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING";
+
+/// The error of a push whose generated key is already stored: the unique constraint's
+/// error, as a plain `INSERT` would have failed.
+pub(super) fn key_taken() -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
+        Some("UNIQUE constraint failed: Cache.key, Cache.raw".to_owned()),
+    )
+}
+
 /// The first (`[0]`) or last (`[1]`) row of a queue's key range `?1 < key < ?2`, as
 /// `(rowid, key, expire_time, tag, mode, filename, value)`.
 pub(super) const QUEUE_END: [&str; 2] = [

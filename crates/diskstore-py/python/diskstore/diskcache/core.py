@@ -118,6 +118,7 @@ that every insert and delete rewrites; see docs/diskcache.md)."""
 
 _MISS = object()
 _SLOW = object()
+_VANISHED = object()
 
 _LIVE = "(expire_time IS NULL OR expire_time > ?)"
 
@@ -176,21 +177,44 @@ _SCHEMA = (
         " WHERE expire_time IS NOT NULL"
     ),
     # Only the bytes of value files are counted (rows kept in the database count through
-    # its pages), so a write of an inline value leaves Meta alone.
-    (
-        "CREATE TRIGGER IF NOT EXISTS Meta_insert AFTER INSERT ON Cache FOR EACH ROW"
-        " WHEN NEW.size != 0 BEGIN UPDATE Meta SET size = size + NEW.size WHERE id = 0; END"
-    ),
-    (
-        "CREATE TRIGGER IF NOT EXISTS Meta_delete AFTER DELETE ON Cache FOR EACH ROW"
-        " WHEN OLD.size != 0 BEGIN UPDATE Meta SET size = size - OLD.size WHERE id = 0; END"
-    ),
-    (
-        "CREATE TRIGGER IF NOT EXISTS Meta_size AFTER UPDATE OF size ON Cache FOR EACH ROW"
-        " WHEN NEW.size != OLD.size BEGIN"
-        " UPDATE Meta SET size = size + NEW.size - OLD.size WHERE id = 0; END"
-    ),
+    # its pages), so a write of an inline value leaves Meta alone. The triggers are
+    # `_TRIGGERS`, made (or replaced) after these statements.
 )
+
+_TRIGGERS = {
+    # `UPDATE OR IGNORE`: Meta's columns are NOT NULL, and a NOT NULL check that may abort
+    # makes SQLite open a statement journal (a copy of every page the statement changes)
+    # for each write to Cache that fires a trigger inside a transaction, a `Deque.popleft`
+    # included. The check never fails here (the `WHEN` skips NULL sizes), so ignoring it
+    # changes nothing but that copy.
+    "Meta_insert": (
+        "CREATE TRIGGER Meta_insert AFTER INSERT ON Cache FOR EACH ROW WHEN NEW.size != 0"
+        " BEGIN UPDATE OR IGNORE Meta SET size = size + NEW.size WHERE id = 0; END"
+    ),
+    "Meta_delete": (
+        "CREATE TRIGGER Meta_delete AFTER DELETE ON Cache FOR EACH ROW WHEN OLD.size != 0"
+        " BEGIN UPDATE OR IGNORE Meta SET size = size - OLD.size WHERE id = 0; END"
+    ),
+    "Meta_size": (
+        "CREATE TRIGGER Meta_size AFTER UPDATE OF size ON Cache FOR EACH ROW"
+        " WHEN NEW.size != OLD.size BEGIN"
+        " UPDATE OR IGNORE Meta SET size = size + NEW.size - OLD.size WHERE id = 0; END"
+    ),
+}
+"""Triggers keeping `Meta.size`, by name; a file made by an earlier version (plain
+`UPDATE`) has its triggers replaced when opened."""
+
+
+def _make_triggers(sql: Callable[..., Any]) -> None:
+    """Creates the `_TRIGGERS` missing and replaces those whose text differs (inside the
+    caller's transaction)."""
+    found = dict(sql("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
+    for name, text in _TRIGGERS.items():
+        if found.get(name) == text:
+            continue
+        if name in found:
+            sql(f"DROP TRIGGER {name}")
+        sql(text)
 
 
 class Cache:
@@ -242,6 +266,7 @@ class Cache:
         with self._transact(retry=True):
             for stmt in _SCHEMA:
                 sql(stmt)
+            _make_triggers(sql)
             for key, value in sets.items():
                 sql("INSERT OR REPLACE INTO Settings VALUES (?, ?)", [key, _setting_cell(value)])
         kwargs = {key[5:]: value for key, value in sets.items() if key.startswith("disk_")}
@@ -792,18 +817,26 @@ class Cache:
                     continue
             if type(got) is not tuple:
                 return got  # ENOVAL (a tuple subclass), or a value stored as it is
-            mode, name, db_value, expired = got
-            if expired:
-                self._remove(expired)
-            if mode is None:
-                return ENOVAL
-            try:
-                return self._disk.fetch(mode, name, db_value, False)
-            except OSError:
-                continue
-            finally:
-                if remove and name is not None:
-                    self._disk.remove(name)
+            value = self._end_cells(got, remove)
+            if value is not _VANISHED:
+                return value
+
+    def _end_cells(self, got: tuple[Any, Any, Any, Any], remove: bool) -> Any:
+        """The value of `end_value`'s `(mode, filename, value, files_to_remove)`: `ENOVAL`
+        when the queue is empty, `_VANISHED` when the value's file is gone (the caller
+        takes the next one)."""
+        mode, name, db_value, expired = got
+        if expired:
+            self._remove(expired)
+        if mode is None:
+            return ENOVAL
+        try:
+            return self._disk.fetch(mode, name, db_value, False)
+        except OSError:
+            return _VANISHED
+        finally:
+            if remove and name is not None:
+                self._disk.remove(name)
 
     def pull(
         self,
