@@ -18,10 +18,9 @@ pub(super) const SELECT_OLD: &str =
     "SELECT rowid, filename, expire_time FROM Cache WHERE key = ?1 AND raw = ?2";
 pub(super) const UPDATE_ROW: &str = "UPDATE Cache SET store_time = ?1, expire_time = ?2, access_time = ?1, \
      access_count = 0, tag = ?3, size = ?4, mode = ?5, filename = ?6, value = ?7 WHERE rowid = ?8";
-pub(super) const INSERT_ROW: &str = "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, \
-     access_count, tag, size, mode, filename, value) VALUES (?1, ?2, ?3, ?4, ?3, 0, ?5, ?6, ?7, ?8, ?9)";
-/// [`INSERT_ROW`] that stores nothing when the key is already stored (one statement for a
-/// new key: the unique index's check finds an old one).
+/// A new row, or nothing when the key is already stored (one statement for a new key: the
+/// unique index's check finds an old one). The skip also means the statement can never
+/// abort half done, so SQLite keeps no statement journal for it.
 pub(super) const INSERT_NEW_ROW: &str = "INSERT INTO Cache(key, raw, store_time, expire_time, \
      access_time, access_count, tag, size, mode, filename, value) \
      VALUES (?1, ?2, ?3, ?4, ?3, 0, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING";
