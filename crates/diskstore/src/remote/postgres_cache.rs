@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use postgres::types::ToSql;
 
-use super::postgres::{PgConn, Retry};
+use super::postgres::{Conn, PgConn, Retry};
 use super::postgres_cache_meta::{COMPACT_AT, Meta};
 use super::shared_stats::PendingStats;
 use super::{IncrOutcome, RemoteCache, RemoteCacheOptions, RemoteValue};
@@ -49,8 +49,6 @@ pub struct PgCache {
     conn: PgConn,
     options: RemoteCacheOptions,
     t: String,
-    /// `nextval('<the id sequence>'::regclass)`: a re-stored entry moves to the end.
-    next_id: String,
     meta: Meta,
     /// The table has the running totals (a cache with limits opened it).
     totals: bool,
@@ -87,7 +85,6 @@ impl PgCache {
         let mut cache = PgCache {
             conn,
             t,
-            next_id: String::new(),
             options,
             meta,
             totals: false,
@@ -96,14 +93,6 @@ impl PgCache {
             writes: AtomicU64::new(0),
         };
         (cache.totals, cache.ordered) = cache.create()?;
-        // Resolved once: naming the sequence per row would look it up in the catalog
-        // on every overwrite.
-        let t = cache.t.clone();
-        let seq: String = cache.conn.run(Retry::Safe, |c| {
-            c.query_one("SELECT pg_get_serial_sequence($1, 'id')", &[&t])
-                .map(|r| r.get(0))
-        })?;
-        cache.next_id = format!("nextval('{}'::regclass)", seq.replace('\'', "''"));
         Ok(cache)
     }
 
@@ -199,14 +188,16 @@ impl PgCache {
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (key) DO UPDATE SET num = EXCLUDED.num, value = EXCLUDED.value, \
              expire_at = EXCLUDED.expire_at, tag = EXCLUDED.tag, size = EXCLUDED.size, \
-             accessed = EXCLUDED.accessed, hits = 0, \
-             id = {}{cond}",
-            self.next_id
+             accessed = EXCLUDED.accessed, hits = 0, id = EXCLUDED.id{cond}"
         )
     }
 
-    /// Runs a write; with limits, in a transaction that then makes room (or refuses the
-    /// write under the `none` policy).
+    /// Runs a write; with limits, in a transaction (a savepoint inside this thread's open
+    /// one) that then makes room, or refuses the write under the `none` policy.
+    ///
+    /// The limited path sends its statements through the connection's prepared ones:
+    /// `BEGIN` and the table's advisory lock in one round trip, the write, the totals,
+    /// `COMMIT` (4 round trips, none of them parsed again).
     fn write(&self, retry: Retry, size: i64, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         if let Some(limit) = self.options.size_limit
             && size as u64 > limit
@@ -218,19 +209,35 @@ impl PgCache {
         let n = if !self.limited() {
             self.conn.run(retry, |c| c.execute(sql, p))?
         } else {
+            let scope = if self.conn.depth() > 0 {
+                WriteScope::SAVEPOINT
+            } else {
+                WriteScope::TRANSACTION
+            };
+            let open = format!("{}; {}", scope.open, self.lock_sql());
             let mut full = None;
             let n = self.conn.run(retry, |c| {
-                let mut tx = c.transaction()?;
-                tx.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext($1))",
-                    &[&self.options.table],
-                )?;
-                let n = tx.execute(sql, p)?;
-                full = self.make_room(&mut tx)?;
-                if full.is_none() {
-                    tx.commit()?;
+                c.batch_execute(&open)?;
+                let done = c.execute(sql, p).and_then(|n| Ok((n, self.make_room(c)?)));
+                match done {
+                    Ok((n, refusal)) => {
+                        c.batch_execute(if refusal.is_none() {
+                            scope.keep
+                        } else {
+                            scope.undo
+                        })?;
+                        full = refusal;
+                        Ok(n)
+                    }
+                    Err(e) => {
+                        // Inside an open transaction the error aborts it (its block rolls
+                        // back); on its own, the connection goes back to the pool clean.
+                        if scope.own {
+                            let _ = c.batch_execute(scope.undo);
+                        }
+                        Err(e)
+                    }
                 }
-                Ok(n)
             })?;
             if let Some(msg) = full {
                 return Err(Error::Full(msg));
@@ -249,16 +256,13 @@ impl PgCache {
 
     /// Deletes expired, then (by policy) other entries until the limits hold; with the
     /// `none` policy, the message of the refusal instead.
-    fn make_room(
-        &self,
-        tx: &mut postgres::Transaction<'_>,
-    ) -> std::result::Result<Option<String>, postgres::Error> {
+    fn make_room(&self, tx: &mut Conn) -> std::result::Result<Option<String>, postgres::Error> {
         let t = &self.t;
         let now = self.now();
         let (read, compact) = (self.meta.read_totals(), self.meta.compact_totals());
         // The running totals (see `postgres_cache_meta`): O(rows since the last fold),
         // not a sum over the table; folded here, under the table's advisory lock.
-        let totals = |tx: &mut postgres::Transaction<'_>| -> std::result::Result<(u64, u64), postgres::Error> {
+        let totals = |tx: &mut Conn| -> std::result::Result<(u64, u64), postgres::Error> {
             let r = tx.query_one(&read, &[])?;
             if r.get::<_, i64>(2) > COMPACT_AT {
                 tx.execute(&compact, &[])?;
@@ -310,6 +314,13 @@ impl PgCache {
         Ok(None)
     }
 
+    /// Takes the table's advisory lock (the key every writer with limits uses) as a
+    /// simple-query statement: the name as an escape-string literal.
+    fn lock_sql(&self) -> String {
+        let name = self.options.table.replace('\\', "\\\\").replace('\'', "''");
+        format!("SELECT pg_advisory_xact_lock(hashtext(E'{name}'))")
+    }
+
     /// Deletes up to `batch` expired rows (skipping rows other sessions hold).
     fn purge(&self, batch: i64) -> Result<u64> {
         let t = &self.t;
@@ -321,6 +332,31 @@ impl PgCache {
         self.conn
             .run(Retry::Safe, |c| c.execute(&sql, &[&now, &batch]))
     }
+}
+
+/// How a limited write opens and ends its scope: its own transaction, or a savepoint in
+/// the thread's open one (whose `COMMIT` is the caller's).
+struct WriteScope {
+    /// Its own transaction (not a savepoint).
+    own: bool,
+    open: &'static str,
+    keep: &'static str,
+    undo: &'static str,
+}
+
+impl WriteScope {
+    const TRANSACTION: WriteScope = WriteScope {
+        own: true,
+        open: "BEGIN",
+        keep: "COMMIT",
+        undo: "ROLLBACK",
+    };
+    const SAVEPOINT: WriteScope = WriteScope {
+        own: false,
+        open: "SAVEPOINT diskstore_write",
+        keep: "RELEASE SAVEPOINT diskstore_write",
+        undo: "ROLLBACK TO SAVEPOINT diskstore_write; RELEASE SAVEPOINT diskstore_write",
+    };
 }
 
 fn live(t: &str) -> String {
@@ -441,8 +477,7 @@ impl RemoteCache for PgCache {
              WITH ORDINALITY AS u(k, n, v, s, o) ORDER BY o \
              ON CONFLICT (key) DO UPDATE SET num = EXCLUDED.num, value = EXCLUDED.value, \
              expire_at = EXCLUDED.expire_at, tag = NULL, size = EXCLUDED.size, \
-             accessed = EXCLUDED.accessed, hits = 0, id = {}",
-            self.next_id
+             accessed = EXCLUDED.accessed, hits = 0, id = EXCLUDED.id"
         );
         self.conn.run(Retry::Safe, |c| {
             c.execute(&sql, &[&keys, &nums, &vals, &sizes, &exp, &now])
