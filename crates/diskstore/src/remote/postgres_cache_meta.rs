@@ -1,12 +1,14 @@
 //! The side tables of a PostgreSQL cache: running totals (for size and count limits) and
 //! the shared hit/miss counts.
 //!
-//! **Totals** (`<table>_totals`, rows `(n, size)`): three statement-level triggers on the
-//! cache table add one row per writing statement with the change of entry count and
-//! bytes, read from the statement's transition tables. Appending (rather than updating
-//! one row) means concurrent writers never wait for each other on it; the sum of the rows
-//! is the table's count and size in every snapshot, because the delta commits with the
-//! write. Limited writers fold the rows into one now and then ([`COMPACT_AT`]). A write
+//! **Totals** (`<table>_totals`, rows `(n, size)`): triggers on the cache table append
+//! the change of entry count and bytes: a row per inserted entry, a row per update that
+//! changes an entry's size (a `WHEN` condition, checked without calling the function, so
+//! an overwrite of the same size, a touch or a read's `accessed` update costs no trigger
+//! call), and one row per deleting statement (from its transition table, so that
+//! `clear()` or a purge adds one row). Appending (rather than updating one row) means
+//! concurrent writers never wait for each other on it; the sum of the rows is the table's
+//! count and size in every snapshot, because the delta commits with the write. Limited writers fold the rows into one now and then ([`COMPACT_AT`]). A write
 //! of a limited cache thus reads O(rows since the last fold) instead of summing the table.
 //! The triggers exist once a cache with limits has opened the table; from then on every
 //! writer (with limits or not, any process) keeps the totals exact.
@@ -53,7 +55,9 @@ impl Meta {
         )
     }
 
-    /// Whether cache table `$1` (its quoted name) has all three totals triggers.
+    /// Whether cache table `$1` (its quoted name) has all three totals triggers in their
+    /// current shape (row-level for inserts and updates; tables made before 2026-12-07
+    /// have statement-level ones, which cost an overwrite two function calls).
     pub(crate) fn has_totals(&self) -> String {
         let names: Vec<String> = self
             .triggers
@@ -67,9 +71,11 @@ impl Meta {
                 )
             })
             .collect();
+        // `tgtype & 1`: a row-level trigger.
         format!(
-            "SELECT count(*) = 3 FROM pg_trigger WHERE tgrelid = $1::text::regclass \
-             AND tgname IN ({})",
+            "SELECT count(*) = 3 AND bool_and((tgtype & 1 = 1) = (tgname <> {})) \
+             FROM pg_trigger WHERE tgrelid = $1::text::regclass AND tgname IN ({})",
+            names[2],
             names.join(", ")
         )
     }
@@ -90,16 +96,10 @@ impl Meta {
              CREATE {unlogged}TABLE {tt} (n bigint NOT NULL, size bigint NOT NULL);
              CREATE OR REPLACE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS $diskstore$
              BEGIN
-                 IF TG_OP = 'INSERT' THEN
-                     INSERT INTO {tt} (n, size)
-                         SELECT count(*), COALESCE(sum(size), 0) FROM diskstore_new
-                         HAVING count(*) > 0;
-                 ELSIF TG_OP = 'UPDATE' THEN
-                     INSERT INTO {tt} (n, size)
-                         SELECT 0, d FROM (SELECT
-                             COALESCE((SELECT sum(size) FROM diskstore_new), 0)
-                             - COALESCE((SELECT sum(size) FROM diskstore_old), 0) AS d) AS x
-                         WHERE d <> 0;
+                 IF TG_LEVEL = 'ROW' AND TG_OP = 'INSERT' THEN
+                     INSERT INTO {tt} (n, size) VALUES (1, NEW.size);
+                 ELSIF TG_LEVEL = 'ROW' THEN
+                     INSERT INTO {tt} (n, size) VALUES (0, NEW.size - OLD.size);
                  ELSE
                      INSERT INTO {tt} (n, size)
                          SELECT -count(*), -COALESCE(sum(size), 0) FROM diskstore_old
@@ -107,11 +107,9 @@ impl Meta {
                  END IF;
                  RETURN NULL;
              END $diskstore$;
-             CREATE TRIGGER {ti} AFTER INSERT ON {t} REFERENCING NEW TABLE AS diskstore_new
-                 FOR EACH STATEMENT EXECUTE FUNCTION {f}();
-             CREATE TRIGGER {tu} AFTER UPDATE ON {t}
-                 REFERENCING OLD TABLE AS diskstore_old NEW TABLE AS diskstore_new
-                 FOR EACH STATEMENT EXECUTE FUNCTION {f}();
+             CREATE TRIGGER {ti} AFTER INSERT ON {t} FOR EACH ROW EXECUTE FUNCTION {f}();
+             CREATE TRIGGER {tu} AFTER UPDATE ON {t} FOR EACH ROW
+                 WHEN (OLD.size IS DISTINCT FROM NEW.size) EXECUTE FUNCTION {f}();
              CREATE TRIGGER {td} AFTER DELETE ON {t} REFERENCING OLD TABLE AS diskstore_old
                  FOR EACH STATEMENT EXECUTE FUNCTION {f}();
              INSERT INTO {tt} (n, size) SELECT count(*), COALESCE(sum(size), 0) FROM {t};"
