@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use postgres::types::ToSql;
 
 use super::postgres::{Conn, PgConn, Retry};
-use super::postgres_cache_meta::{COMPACT_AT, Meta};
+use super::postgres_cache_meta::{COMPACT_AT, FULL_STATE, Meta};
 use super::shared_stats::PendingStats;
 use super::{IncrOutcome, RemoteCache, RemoteCacheOptions, RemoteValue};
 use crate::error::{Error, Result};
@@ -145,6 +145,12 @@ impl PgCache {
         );
         let with_totals = self.limited();
         let totals_sql = self.meta.create_totals(t, unlogged);
+        let write_sql = self.meta.create_write(
+            t,
+            &self.lock_sql(),
+            &self.upsert_sql(false),
+            &self.upsert_sql(true),
+        );
         let id_sql = format!("CREATE INDEX IF NOT EXISTS {ii} ON {t} (id)");
         let has_totals = self.meta.has_totals();
         self.conn.run(Retry::Safe, |c| {
@@ -157,6 +163,10 @@ impl PgCache {
                 ordered = true;
             }
             let mut totals: bool = tx.query_one(&has_totals, &[t])?.get(0);
+            if with_totals {
+                // Replaced at each open with limits: the function of this version.
+                tx.batch_execute(&write_sql)?;
+            }
             if !totals && with_totals {
                 tx.batch_execute(&totals_sql)?;
                 totals = true;
@@ -192,13 +202,19 @@ impl PgCache {
         )
     }
 
-    /// Runs a write; with limits, in a transaction (a savepoint inside this thread's open
-    /// one) that then makes room, or refuses the write under the `none` policy.
-    ///
-    /// The limited path sends its statements through the connection's prepared ones:
-    /// `BEGIN` and the table's advisory lock in one round trip, the write, the totals,
-    /// `COMMIT` (4 round trips, none of them parsed again).
-    fn write(&self, retry: Retry, size: i64, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+    /// Runs the upsert of one entry (`p`: its parameters, see [`PgCache::upsert_sql`]).
+    /// With limits it makes room, or is refused under the `none` policy: autocommitted,
+    /// in one round trip (the table's write function, see
+    /// [`Meta::create_write`](super::postgres_cache_meta::Meta::create_write)); inside
+    /// this thread's open transaction, in a savepoint of it (4 round trips: the savepoint
+    /// and the advisory lock, the write, the totals, the release).
+    fn write(
+        &self,
+        retry: Retry,
+        size: i64,
+        only_dead: bool,
+        p: &[&(dyn ToSql + Sync); 7],
+    ) -> Result<u64> {
         if let Some(limit) = self.options.size_limit
             && size as u64 > limit
         {
@@ -206,38 +222,46 @@ impl PgCache {
                 "an entry of {size} bytes is larger than the size limit ({limit} bytes)"
             )));
         }
-        let n = if !self.limited() {
-            self.conn.run(retry, |c| c.execute(sql, p))?
+        let sql = self.upsert_sql(only_dead);
+        let n = if self.limited() && self.conn.depth() == 0 {
+            let limit = |l: Option<u64>| l.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+            let (count, bytes) = (
+                limit(self.options.count_limit),
+                limit(self.options.size_limit),
+            );
+            let order = self.evict_order();
+            let call = format!(
+                "SELECT {}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                self.meta.write
+            );
+            let args: [&(dyn ToSql + Sync); 11] = [
+                p[0], p[1], p[2], p[3], p[4], p[5], p[6], &only_dead, &count, &bytes, &order,
+            ];
+            let out = self.conn.run(retry, |c| match c.query_one(&call, &args) {
+                Ok(row) => Ok(Ok(row.get::<_, i64>(0) as u64)),
+                Err(e) if e.code().is_some_and(|c| c.code() == FULL_STATE) => Ok(Err(e
+                    .as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_owned()))),
+                Err(e) => Err(e),
+            })?;
+            out.map_err(Error::Full)?
+        } else if !self.limited() {
+            self.conn.run(retry, |c| c.execute(&sql, p))?
         } else {
-            let scope = if self.conn.depth() > 0 {
-                WriteScope::SAVEPOINT
-            } else {
-                WriteScope::TRANSACTION
-            };
-            let open = format!("{}; {}", scope.open, self.lock_sql());
+            // In a savepoint: a refused write is undone; any other error aborts the open
+            // transaction, whose block then rolls back.
+            let open = format!("SAVEPOINT diskstore_write; {}", self.lock_sql());
             let mut full = None;
             let n = self.conn.run(retry, |c| {
                 c.batch_execute(&open)?;
-                let done = c.execute(sql, p).and_then(|n| Ok((n, self.make_room(c)?)));
-                match done {
-                    Ok((n, refusal)) => {
-                        c.batch_execute(if refusal.is_none() {
-                            scope.keep
-                        } else {
-                            scope.undo
-                        })?;
-                        full = refusal;
-                        Ok(n)
-                    }
-                    Err(e) => {
-                        // Inside an open transaction the error aborts it (its block rolls
-                        // back); on its own, the connection goes back to the pool clean.
-                        if scope.own {
-                            let _ = c.batch_execute(scope.undo);
-                        }
-                        Err(e)
-                    }
-                }
+                let n = c.execute(&sql, p)?;
+                full = self.make_room(c)?;
+                c.batch_execute(if full.is_none() {
+                    "RELEASE SAVEPOINT diskstore_write"
+                } else {
+                    "ROLLBACK TO SAVEPOINT diskstore_write; RELEASE SAVEPOINT diskstore_write"
+                })?;
+                Ok(n)
             })?;
             if let Some(msg) = full {
                 return Err(Error::Full(msg));
@@ -286,16 +310,11 @@ impl PgCache {
         if !over(now_totals) {
             return Ok(None);
         }
-        let order = match self.options.policy {
-            EvictionPolicy::None => {
-                return Ok(Some(format!(
-                    "the cache is full ({} entries, {} bytes) and its eviction policy is none",
-                    now_totals.0, now_totals.1
-                )));
-            }
-            EvictionPolicy::LeastRecentlyStored => "id",
-            EvictionPolicy::LeastRecentlyUsed => "accessed, id",
-            EvictionPolicy::LeastFrequentlyUsed => "hits, accessed, id",
+        let Some(order) = self.evict_order() else {
+            return Ok(Some(format!(
+                "the cache is full ({} entries, {} bytes) and its eviction policy is none",
+                now_totals.0, now_totals.1
+            )));
         };
         while over(now_totals) {
             let excess_count = self
@@ -312,6 +331,16 @@ impl PgCache {
             now_totals = totals(tx)?;
         }
         Ok(None)
+    }
+
+    /// The order in which the policy evicts (`None`: it refuses writes instead).
+    fn evict_order(&self) -> Option<&'static str> {
+        match self.options.policy {
+            EvictionPolicy::None => None,
+            EvictionPolicy::LeastRecentlyStored => Some("id"),
+            EvictionPolicy::LeastRecentlyUsed => Some("accessed, id"),
+            EvictionPolicy::LeastFrequentlyUsed => Some("hits, accessed, id"),
+        }
     }
 
     /// Takes the table's advisory lock (the key every writer with limits uses) as a
@@ -332,31 +361,6 @@ impl PgCache {
         self.conn
             .run(Retry::Safe, |c| c.execute(&sql, &[&now, &batch]))
     }
-}
-
-/// How a limited write opens and ends its scope: its own transaction, or a savepoint in
-/// the thread's open one (whose `COMMIT` is the caller's).
-struct WriteScope {
-    /// Its own transaction (not a savepoint).
-    own: bool,
-    open: &'static str,
-    keep: &'static str,
-    undo: &'static str,
-}
-
-impl WriteScope {
-    const TRANSACTION: WriteScope = WriteScope {
-        own: true,
-        open: "BEGIN",
-        keep: "COMMIT",
-        undo: "ROLLBACK",
-    };
-    const SAVEPOINT: WriteScope = WriteScope {
-        own: false,
-        open: "SAVEPOINT diskstore_write",
-        keep: "RELEASE SAVEPOINT diskstore_write",
-        undo: "ROLLBACK TO SAVEPOINT diskstore_write; RELEASE SAVEPOINT diskstore_write",
-    };
 }
 
 fn live(t: &str) -> String {
@@ -419,11 +423,10 @@ impl RemoteCache for PgCache {
         let (num, bytes, vsize) = split(value);
         let size = key.len() as i64 + vsize;
         let (exp, now) = (self.options.expire_at(ttl), self.now());
-        let sql = self.upsert_sql(false);
         self.write(
             Retry::Safe,
             size,
-            &sql,
+            false,
             &[&key, &num, &bytes, &exp, &tag, &size, &now],
         )?;
         Ok(())
@@ -489,11 +492,10 @@ impl RemoteCache for PgCache {
         let (num, bytes, vsize) = split(value);
         let size = key.len() as i64 + vsize;
         let (exp, now) = (self.options.expire_at(ttl), self.now());
-        let sql = self.upsert_sql(true);
         let n = self.write(
             Retry::Never,
             size,
-            &sql,
+            true,
             &[&key, &num, &bytes, &exp, &tag, &size, &now],
         )?;
         Ok(n == 1)

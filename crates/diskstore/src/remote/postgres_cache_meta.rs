@@ -21,6 +21,9 @@ use crate::schema::quote_ident;
 /// Delta rows a limited writer lets pile up before it folds them into one.
 pub(crate) const COMPACT_AT: i64 = 64;
 
+/// The SQLSTATE the write function raises when the `none` policy refuses a write.
+pub(crate) const FULL_STATE: &str = "DSFUL";
+
 /// The names and SQL of one cache table's side tables.
 pub(crate) struct Meta {
     /// The quoted totals table.
@@ -28,6 +31,8 @@ pub(crate) struct Meta {
     /// The quoted stats table.
     pub stats: String,
     function: String,
+    /// The quoted function of a limited write (see [`Meta::create_write`]).
+    pub write: String,
     triggers: [String; 3],
 }
 
@@ -39,6 +44,7 @@ impl Meta {
             totals: q("totals")?,
             stats: q("stats")?,
             function: q("totals_fn")?,
+            write: q("write")?,
             triggers: [q("totals_ins")?, q("totals_upd")?, q("totals_del")?],
         })
     }
@@ -113,6 +119,76 @@ impl Meta {
              CREATE TRIGGER {td} AFTER DELETE ON {t} REFERENCING OLD TABLE AS diskstore_old
                  FOR EACH STATEMENT EXECUTE FUNCTION {f}();
              INSERT INTO {tt} (n, size) SELECT count(*), COALESCE(sum(size), 0) FROM {t};"
+        )
+    }
+
+    /// (Re)creates the function of one write of a cache with limits, so that an
+    /// autocommitted write is one round trip: under the table's advisory lock (`lock`, the
+    /// statement every limited writer takes), the upsert `upsert` (its parameters `$1`–`$7`
+    /// as the function's first seven arguments, `$8` whether only a dead entry may be
+    /// replaced), then room made as `PgCache::make_room` makes it: expired rows first, then
+    /// by the policy's order (`$11`: an `ORDER BY` list) in batches; under the `none`
+    /// policy (`$11` NULL) a write that does not fit raises [`FULL_STATE`] and so is
+    /// undone with its statement. `$9`/`$10`: the count and size limits (NULL: none);
+    /// entries expired by `$7` (now) go first. Returns the rows the upsert wrote.
+    pub(crate) fn create_write(
+        &self,
+        t: &str,
+        lock: &str,
+        upsert: &str,
+        upsert_dead: &str,
+    ) -> String {
+        let (tt, w) = (&self.totals, &self.write);
+        let params = |sql: &str| {
+            (1..=7).rev().fold(sql.to_owned(), |q, i| {
+                q.replace(&format!("${i}"), &format!("a{i}"))
+            })
+        };
+        let (upsert, upsert_dead) = (params(upsert), params(upsert_dead));
+        format!(
+            "CREATE OR REPLACE FUNCTION {w}(a1 bytea, a2 bigint, a3 bytea, a4 double precision,
+                 a5 bytea, a6 bigint, a7 double precision, only_dead boolean, count_limit bigint,
+                 size_limit bigint, evict_order text)
+             RETURNS bigint LANGUAGE plpgsql AS $diskstore$
+             DECLARE
+                 wrote bigint;
+                 v_n bigint;
+                 v_sz bigint;
+                 v_rows bigint;
+                 expired_gone boolean := false;
+             BEGIN
+                 {perform};
+                 IF only_dead THEN
+                     {upsert_dead};
+                 ELSE
+                     {upsert};
+                 END IF;
+                 GET DIAGNOSTICS wrote = ROW_COUNT;
+                 LOOP
+                     SELECT COALESCE(sum(x.n), 0)::bigint, COALESCE(sum(x.size), 0)::bigint, count(*)
+                         INTO v_n, v_sz, v_rows FROM {tt} AS x;
+                     IF v_rows > {COMPACT_AT} THEN
+                         {compact};
+                     END IF;
+                     EXIT WHEN NOT ((count_limit IS NOT NULL AND v_n > count_limit)
+                         OR (size_limit IS NOT NULL AND v_sz > size_limit));
+                     IF NOT expired_gone THEN
+                         DELETE FROM {t} WHERE expire_at IS NOT NULL AND expire_at <= a7;
+                         expired_gone := true;
+                     ELSIF evict_order IS NULL THEN
+                         RAISE EXCEPTION USING ERRCODE = '{FULL_STATE}', MESSAGE = format(
+                             'the cache is full (%s entries, %s bytes) and its eviction policy is none',
+                             v_n, v_sz);
+                     ELSE
+                         EXECUTE format('DELETE FROM {t_lit} WHERE key IN (SELECT key FROM {t_lit} ORDER BY %s LIMIT $1)', evict_order)
+                             USING GREATEST(1, LEAST(256, COALESCE(v_n - count_limit, 0)));
+                     END IF;
+                 END LOOP;
+                 RETURN wrote;
+             END $diskstore$;",
+            compact = self.compact_totals(),
+            perform = lock.replacen("SELECT", "PERFORM", 1),
+            t_lit = t.replace('\'', "''").replace('%', "%%"),
         )
     }
 
