@@ -203,11 +203,12 @@ impl PgCache {
     }
 
     /// Runs the upsert of one entry (`p`: its parameters, see [`PgCache::upsert_sql`]).
-    /// With limits it makes room, or is refused under the `none` policy: autocommitted,
-    /// in one round trip (the table's write function, see
-    /// [`Meta::create_write`](super::postgres_cache_meta::Meta::create_write)); inside
-    /// this thread's open transaction, in a savepoint of it (4 round trips: the savepoint
-    /// and the advisory lock, the write, the totals, the release).
+    /// With limits it makes room, or is refused under the `none` policy, in one round
+    /// trip (the table's write function, see
+    /// [`Meta::create_write`](super::postgres_cache_meta::Meta::create_write)); under
+    /// the `none` policy inside this thread's open transaction, in a savepoint of it (4
+    /// round trips: the savepoint and the advisory lock, the write, the totals, the
+    /// release), so that a refusal undoes only this write.
     fn write(
         &self,
         retry: Retry,
@@ -223,7 +224,10 @@ impl PgCache {
             )));
         }
         let sql = self.upsert_sql(only_dead);
-        let n = if self.limited() && self.conn.depth() == 0 {
+        // Inside an open transaction a refusal must undo only this write (a savepoint);
+        // an evicting policy never refuses, and any other error aborts the transaction.
+        let in_one_call = self.conn.depth() == 0 || self.evict_order().is_some();
+        let n = if self.limited() && in_one_call {
             let limit = |l: Option<u64>| l.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
             let (count, bytes) = (
                 limit(self.options.count_limit),
@@ -237,14 +241,7 @@ impl PgCache {
             let args: [&(dyn ToSql + Sync); 11] = [
                 p[0], p[1], p[2], p[3], p[4], p[5], p[6], &only_dead, &count, &bytes, &order,
             ];
-            let out = self.conn.run(retry, |c| match c.query_one(&call, &args) {
-                Ok(row) => Ok(Ok(row.get::<_, i64>(0) as u64)),
-                Err(e) if e.code().is_some_and(|c| c.code() == FULL_STATE) => Ok(Err(e
-                    .as_db_error()
-                    .map_or_else(|| e.to_string(), |d| d.message().to_owned()))),
-                Err(e) => Err(e),
-            })?;
-            out.map_err(Error::Full)?
+            self.call_write(retry, &call, &args)?
         } else if !self.limited() {
             self.conn.run(retry, |c| c.execute(&sql, p))?
         } else {
@@ -331,6 +328,69 @@ impl PgCache {
             now_totals = totals(tx)?;
         }
         Ok(None)
+    }
+
+    /// `set_many` with limits: the write function per entry, in the given order, in one
+    /// statement (atomic on its own: a refusal or error undoes the whole batch). A
+    /// deadlock with another session's writes (the batch locks its rows one by one)
+    /// aborts the statement; autocommitted, the batch is then run again, a few times.
+    fn set_many_limited(&self, items: &[(&[u8], RemoteValue)]) -> Result<()> {
+        let mut keys: Vec<&[u8]> = Vec::with_capacity(items.len());
+        let mut nums: Vec<Option<i64>> = Vec::with_capacity(items.len());
+        let mut vals: Vec<Option<&[u8]>> = Vec::with_capacity(items.len());
+        let mut sizes: Vec<i64> = Vec::with_capacity(items.len());
+        for (k, v) in items {
+            let (num, bytes, vsize) = split(v);
+            let size = k.len() as i64 + vsize;
+            if let Some(limit) = self.options.size_limit
+                && size as u64 > limit
+            {
+                return Err(Error::Full(format!(
+                    "an entry of {size} bytes is larger than the size limit ({limit} bytes)"
+                )));
+            }
+            keys.push(k);
+            nums.push(num);
+            vals.push(bytes);
+            sizes.push(size);
+        }
+        let (exp, now) = (self.options.expire_at(Ttl::Default), self.now());
+        let limit = |l: Option<u64>| l.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+        let (count, bytes) = (
+            limit(self.options.count_limit),
+            limit(self.options.size_limit),
+        );
+        let order = self.evict_order();
+        let sql = format!(
+            "SELECT count({}(k, n, v, $5, NULL, s, $6, false, $7, $8, $9)) \
+             FROM unnest($1::bytea[], $2::bigint[], $3::bytea[], $4::bigint[]) \
+             WITH ORDINALITY AS u(k, n, v, s, o)",
+            self.meta.write
+        );
+        let p: [&(dyn ToSql + Sync); 9] = [
+            &keys, &nums, &vals, &sizes, &exp, &now, &count, &bytes, &order,
+        ];
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.call_write(Retry::Safe, &sql, &p) {
+                Err(Error::Server { code, .. })
+                    if code == "40P01" && attempts < 4 && self.conn.depth() == 0 => {}
+                r => return r.map(|_| ()),
+            }
+        }
+    }
+
+    /// Runs a statement that calls the write function; its refusal is [`Error::Full`].
+    fn call_write(&self, retry: Retry, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let out = self.conn.run(retry, |c| match c.query_one(sql, p) {
+            Ok(row) => Ok(Ok(row.get::<_, i64>(0) as u64)),
+            Err(e) if e.code().is_some_and(|c| c.code() == FULL_STATE) => Ok(Err(e
+                .as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_owned()))),
+            Err(e) => Err(e),
+        })?;
+        out.map_err(Error::Full)
     }
 
     /// The order in which the policy evicts (`None`: it refuses writes instead).
@@ -435,6 +495,9 @@ impl RemoteCache for PgCache {
     fn set_many(&self, items: &[(&[u8], RemoteValue)]) -> Result<()> {
         if items.is_empty() {
             return Ok(());
+        }
+        if self.limited() && (self.conn.depth() == 0 || self.evict_order().is_some()) {
+            return self.set_many_limited(items);
         }
         if self.limited() {
             // Exact accounting per entry: one at a time inside one transaction.
