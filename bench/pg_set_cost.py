@@ -52,9 +52,9 @@ def cache_upsert(con: Any, name: str, move: bool) -> Callable[[int], Any]:
         "tag = EXCLUDED.tag, size = EXCLUDED.size, hits = 0"
     )
     if move:
-        # As the cache sends it: the sequence resolved once, not per row.
-        seq = con.execute("SELECT pg_get_serial_sequence(%s, 'id')", (name,)).fetchone()[0]
-        sets += f", accessed = EXCLUDED.accessed, id = nextval('{seq}'::regclass)"
+        # As the cache sends it since 2026-12-07: the proposed row's id (its default, a
+        # new nextval) instead of a second nextval.
+        sets += ", accessed = EXCLUDED.accessed, id = EXCLUDED.id"
     sql = (
         f"INSERT INTO {name} (key, num, value, expire_at, tag, size, accessed) "
         f"VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO UPDATE SET {sets}"

@@ -292,6 +292,121 @@ fn postgres_limits_with_each_policy_evict_in_order() {
     }
 }
 
+/// A write of a cache with limits inside this thread's open transaction is part of it:
+/// rolled back with it, refused (policy `none`, full) without undoing the transaction's
+/// earlier writes, and committed only by the transaction's own end. (Each such write used
+/// to open and commit a transaction of its own on the same connection, committing the
+/// caller's transaction early.)
+#[test]
+fn postgres_limited_writes_belong_to_the_open_transaction() {
+    let Some(url) = server("DISKSTORE_TEST_POSTGRES") else {
+        return;
+    };
+    let table = unique("limtx");
+    let mut o = RemoteCacheOptions::new(&table);
+    o.count_limit = Some(2);
+    o.policy = EvictionPolicy::None;
+    let c = PgCache::open(&url, o).unwrap();
+    c.set(b"kept", &bytes(1), Ttl::Never, None).unwrap();
+    // Rolled back with the transaction.
+    c.begin().unwrap();
+    c.set(b"undone", &bytes(1), Ttl::Never, None).unwrap();
+    assert!(c.get(b"undone").unwrap().is_some());
+    c.end(false).unwrap();
+    assert_eq!(c.get(b"undone").unwrap(), None);
+    // Not visible to another session before the transaction commits; refused when full
+    // without losing the transaction's earlier write.
+    c.begin().unwrap();
+    c.set(b"second", &bytes(1), Ttl::Never, None).unwrap();
+    let mut other = sql(&url);
+    let seen = |db: &mut postgres::Client, k: &[u8]| {
+        db.query_opt(&format!("SELECT 1 FROM \"{table}\" WHERE key = $1"), &[&k])
+            .unwrap()
+            .is_some()
+    };
+    assert!(!seen(&mut other, b"second"));
+    let refused = c.set(b"third", &bytes(1), Ttl::Never, None);
+    assert!(
+        matches!(refused, Err(diskstore::Error::Full(_))),
+        "{refused:?}"
+    );
+    c.end(true).unwrap();
+    assert!(seen(&mut other, b"second"));
+    assert!(!seen(&mut other, b"third"));
+    assert_eq!(all_keys(&c), [b"kept".to_vec(), b"second".to_vec()]);
+    let (by_totals, by_sum) = totals(&url, &table);
+    assert_eq!((by_totals, by_sum.0), (by_sum, 2));
+    // On its own, a refused write leaves the connection usable and nothing written.
+    assert!(matches!(
+        c.set(b"fourth", &bytes(1), Ttl::Never, None),
+        Err(diskstore::Error::Full(_))
+    ));
+    c.set(b"kept", &bytes(3), Ttl::Never, None).unwrap();
+    assert_eq!(all_keys(&c), [b"second".to_vec(), b"kept".to_vec()]);
+    assert_eq!(totals(&url, &table).0, (2, 7 + 7));
+}
+
+/// The totals triggers fire per inserted row and per size change only: an overwrite of
+/// the same size (or a read's `accessed` update) adds no totals row. A table with the
+/// older statement-level triggers gets the current ones, with exact totals, when a cache
+/// with limits opens it.
+#[test]
+fn postgres_totals_skip_writes_that_keep_the_size() {
+    let Some(url) = server("DISKSTORE_TEST_POSTGRES") else {
+        return;
+    };
+    let table = unique("rowtrig");
+    let mut o = RemoteCacheOptions::new(&table);
+    o.count_limit = Some(100);
+    o.policy = EvictionPolicy::LeastRecentlyUsed;
+    let mut db = sql(&url);
+    let delta_rows = |db: &mut postgres::Client| -> i64 {
+        db.query_one(&format!("SELECT count(*) FROM \"{table}_totals\""), &[])
+            .unwrap()
+            .get(0)
+    };
+    let row_level = |db: &mut postgres::Client| -> Vec<(String, bool)> {
+        db.query(
+            "SELECT tgname::text, tgtype & 1 = 1 FROM pg_trigger \
+             WHERE tgrelid = $1::text::regclass ORDER BY 1",
+            &[&format!("\"{table}\"")],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+    };
+    let c = PgCache::open(&url, o.clone()).unwrap();
+    c.set(b"a", &bytes(10), Ttl::Never, None).unwrap();
+    let before = delta_rows(&mut db);
+    c.set(b"a", &bytes(10), Ttl::Never, None).unwrap();
+    c.get(b"a").unwrap();
+    c.touch(b"a", Ttl::Never).unwrap();
+    assert_eq!(delta_rows(&mut db), before);
+    c.set(b"a", &bytes(12), Ttl::Never, None).unwrap();
+    assert_eq!(delta_rows(&mut db), before + 1);
+    drop(c);
+    // The older shape: statement-level triggers under the same names.
+    let shape = row_level(&mut db);
+    assert_eq!(shape.iter().filter(|(_, row)| *row).count(), 2, "{shape:?}");
+    for (name, _) in &shape {
+        db.batch_execute(&format!("DROP TRIGGER \"{name}\" ON \"{table}\""))
+            .unwrap();
+        db.batch_execute(&format!(
+            "CREATE TRIGGER \"{name}\" AFTER DELETE ON \"{table}\" FOR EACH STATEMENT \
+             EXECUTE FUNCTION \"{table}_totals_fn\"()"
+        ))
+        .unwrap();
+    }
+    db.batch_execute(&format!("INSERT INTO \"{table}_totals\" VALUES (5, 5)"))
+        .unwrap();
+    let c = PgCache::open(&url, o).unwrap();
+    assert_eq!(row_level(&mut db), shape);
+    c.set(b"b", &bytes(1), Ttl::Never, None).unwrap();
+    let (by_totals, by_sum) = totals(&url, &table);
+    assert_eq!((by_totals, by_sum.0), (by_sum, 2));
+}
+
 /// Two handles (as two app servers) count into the same hits and misses.
 fn shared_stats(open: &dyn Fn() -> Box<dyn RemoteCache>) {
     let a = open();

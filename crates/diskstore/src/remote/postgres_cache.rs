@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use postgres::types::ToSql;
 
-use super::postgres::{PgConn, Retry};
-use super::postgres_cache_meta::{COMPACT_AT, Meta};
+use super::postgres::{Conn, PgConn, Retry};
+use super::postgres_cache_meta::{COMPACT_AT, FULL_STATE, Meta};
 use super::shared_stats::PendingStats;
 use super::{IncrOutcome, RemoteCache, RemoteCacheOptions, RemoteValue};
 use crate::error::{Error, Result};
@@ -49,8 +49,6 @@ pub struct PgCache {
     conn: PgConn,
     options: RemoteCacheOptions,
     t: String,
-    /// `nextval('<the id sequence>'::regclass)`: a re-stored entry moves to the end.
-    next_id: String,
     meta: Meta,
     /// The table has the running totals (a cache with limits opened it).
     totals: bool,
@@ -87,7 +85,6 @@ impl PgCache {
         let mut cache = PgCache {
             conn,
             t,
-            next_id: String::new(),
             options,
             meta,
             totals: false,
@@ -96,14 +93,6 @@ impl PgCache {
             writes: AtomicU64::new(0),
         };
         (cache.totals, cache.ordered) = cache.create()?;
-        // Resolved once: naming the sequence per row would look it up in the catalog
-        // on every overwrite.
-        let t = cache.t.clone();
-        let seq: String = cache.conn.run(Retry::Safe, |c| {
-            c.query_one("SELECT pg_get_serial_sequence($1, 'id')", &[&t])
-                .map(|r| r.get(0))
-        })?;
-        cache.next_id = format!("nextval('{}'::regclass)", seq.replace('\'', "''"));
         Ok(cache)
     }
 
@@ -156,6 +145,12 @@ impl PgCache {
         );
         let with_totals = self.limited();
         let totals_sql = self.meta.create_totals(t, unlogged);
+        let write_sql = self.meta.create_write(
+            t,
+            &self.lock_sql(),
+            &self.upsert_sql(false),
+            &self.upsert_sql(true),
+        );
         let id_sql = format!("CREATE INDEX IF NOT EXISTS {ii} ON {t} (id)");
         let has_totals = self.meta.has_totals();
         self.conn.run(Retry::Safe, |c| {
@@ -168,6 +163,10 @@ impl PgCache {
                 ordered = true;
             }
             let mut totals: bool = tx.query_one(&has_totals, &[t])?.get(0);
+            if with_totals {
+                // Replaced at each open with limits: the function of this version.
+                tx.batch_execute(&write_sql)?;
+            }
             if !totals && with_totals {
                 tx.batch_execute(&totals_sql)?;
                 totals = true;
@@ -199,15 +198,24 @@ impl PgCache {
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (key) DO UPDATE SET num = EXCLUDED.num, value = EXCLUDED.value, \
              expire_at = EXCLUDED.expire_at, tag = EXCLUDED.tag, size = EXCLUDED.size, \
-             accessed = EXCLUDED.accessed, hits = 0, \
-             id = {}{cond}",
-            self.next_id
+             accessed = EXCLUDED.accessed, hits = 0, id = EXCLUDED.id{cond}"
         )
     }
 
-    /// Runs a write; with limits, in a transaction that then makes room (or refuses the
-    /// write under the `none` policy).
-    fn write(&self, retry: Retry, size: i64, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+    /// Runs the upsert of one entry (`p`: its parameters, see [`PgCache::upsert_sql`]).
+    /// With limits it makes room, or is refused under the `none` policy, in one round
+    /// trip (the table's write function, see
+    /// [`Meta::create_write`](super::postgres_cache_meta::Meta::create_write)); under
+    /// the `none` policy inside this thread's open transaction, in a savepoint of it (4
+    /// round trips: the savepoint and the advisory lock, the write, the totals, the
+    /// release), so that a refusal undoes only this write.
+    fn write(
+        &self,
+        retry: Retry,
+        size: i64,
+        only_dead: bool,
+        p: &[&(dyn ToSql + Sync); 7],
+    ) -> Result<u64> {
         if let Some(limit) = self.options.size_limit
             && size as u64 > limit
         {
@@ -215,21 +223,41 @@ impl PgCache {
                 "an entry of {size} bytes is larger than the size limit ({limit} bytes)"
             )));
         }
-        let n = if !self.limited() {
-            self.conn.run(retry, |c| c.execute(sql, p))?
+        let sql = self.upsert_sql(only_dead);
+        // Inside an open transaction a refusal must undo only this write (a savepoint);
+        // an evicting policy never refuses, and any other error aborts the transaction.
+        let in_one_call = self.conn.depth() == 0 || self.evict_order().is_some();
+        let n = if self.limited() && in_one_call {
+            let limit = |l: Option<u64>| l.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+            let (count, bytes) = (
+                limit(self.options.count_limit),
+                limit(self.options.size_limit),
+            );
+            let order = self.evict_order();
+            let call = format!(
+                "SELECT {}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                self.meta.write
+            );
+            let args: [&(dyn ToSql + Sync); 11] = [
+                p[0], p[1], p[2], p[3], p[4], p[5], p[6], &only_dead, &count, &bytes, &order,
+            ];
+            self.call_write(retry, &call, &args)?
+        } else if !self.limited() {
+            self.conn.run(retry, |c| c.execute(&sql, p))?
         } else {
+            // In a savepoint: a refused write is undone; any other error aborts the open
+            // transaction, whose block then rolls back.
+            let open = format!("SAVEPOINT diskstore_write; {}", self.lock_sql());
             let mut full = None;
             let n = self.conn.run(retry, |c| {
-                let mut tx = c.transaction()?;
-                tx.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext($1))",
-                    &[&self.options.table],
-                )?;
-                let n = tx.execute(sql, p)?;
-                full = self.make_room(&mut tx)?;
-                if full.is_none() {
-                    tx.commit()?;
-                }
+                c.batch_execute(&open)?;
+                let n = c.execute(&sql, p)?;
+                full = self.make_room(c)?;
+                c.batch_execute(if full.is_none() {
+                    "RELEASE SAVEPOINT diskstore_write"
+                } else {
+                    "ROLLBACK TO SAVEPOINT diskstore_write; RELEASE SAVEPOINT diskstore_write"
+                })?;
                 Ok(n)
             })?;
             if let Some(msg) = full {
@@ -249,16 +277,13 @@ impl PgCache {
 
     /// Deletes expired, then (by policy) other entries until the limits hold; with the
     /// `none` policy, the message of the refusal instead.
-    fn make_room(
-        &self,
-        tx: &mut postgres::Transaction<'_>,
-    ) -> std::result::Result<Option<String>, postgres::Error> {
+    fn make_room(&self, tx: &mut Conn) -> std::result::Result<Option<String>, postgres::Error> {
         let t = &self.t;
         let now = self.now();
         let (read, compact) = (self.meta.read_totals(), self.meta.compact_totals());
         // The running totals (see `postgres_cache_meta`): O(rows since the last fold),
         // not a sum over the table; folded here, under the table's advisory lock.
-        let totals = |tx: &mut postgres::Transaction<'_>| -> std::result::Result<(u64, u64), postgres::Error> {
+        let totals = |tx: &mut Conn| -> std::result::Result<(u64, u64), postgres::Error> {
             let r = tx.query_one(&read, &[])?;
             if r.get::<_, i64>(2) > COMPACT_AT {
                 tx.execute(&compact, &[])?;
@@ -282,16 +307,11 @@ impl PgCache {
         if !over(now_totals) {
             return Ok(None);
         }
-        let order = match self.options.policy {
-            EvictionPolicy::None => {
-                return Ok(Some(format!(
-                    "the cache is full ({} entries, {} bytes) and its eviction policy is none",
-                    now_totals.0, now_totals.1
-                )));
-            }
-            EvictionPolicy::LeastRecentlyStored => "id",
-            EvictionPolicy::LeastRecentlyUsed => "accessed, id",
-            EvictionPolicy::LeastFrequentlyUsed => "hits, accessed, id",
+        let Some(order) = self.evict_order() else {
+            return Ok(Some(format!(
+                "the cache is full ({} entries, {} bytes) and its eviction policy is none",
+                now_totals.0, now_totals.1
+            )));
         };
         while over(now_totals) {
             let excess_count = self
@@ -308,6 +328,86 @@ impl PgCache {
             now_totals = totals(tx)?;
         }
         Ok(None)
+    }
+
+    /// `set_many` with limits: the write function per entry, in the given order, in one
+    /// statement (atomic on its own: a refusal or error undoes the whole batch). A
+    /// deadlock with another session's writes (the batch locks its rows one by one)
+    /// aborts the statement; autocommitted, the batch is then run again, a few times.
+    fn set_many_limited(&self, items: &[(&[u8], RemoteValue)]) -> Result<()> {
+        let mut keys: Vec<&[u8]> = Vec::with_capacity(items.len());
+        let mut nums: Vec<Option<i64>> = Vec::with_capacity(items.len());
+        let mut vals: Vec<Option<&[u8]>> = Vec::with_capacity(items.len());
+        let mut sizes: Vec<i64> = Vec::with_capacity(items.len());
+        for (k, v) in items {
+            let (num, bytes, vsize) = split(v);
+            let size = k.len() as i64 + vsize;
+            if let Some(limit) = self.options.size_limit
+                && size as u64 > limit
+            {
+                return Err(Error::Full(format!(
+                    "an entry of {size} bytes is larger than the size limit ({limit} bytes)"
+                )));
+            }
+            keys.push(k);
+            nums.push(num);
+            vals.push(bytes);
+            sizes.push(size);
+        }
+        let (exp, now) = (self.options.expire_at(Ttl::Default), self.now());
+        let limit = |l: Option<u64>| l.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+        let (count, bytes) = (
+            limit(self.options.count_limit),
+            limit(self.options.size_limit),
+        );
+        let order = self.evict_order();
+        let sql = format!(
+            "SELECT count({}(k, n, v, $5, NULL, s, $6, false, $7, $8, $9)) \
+             FROM unnest($1::bytea[], $2::bigint[], $3::bytea[], $4::bigint[]) \
+             WITH ORDINALITY AS u(k, n, v, s, o)",
+            self.meta.write
+        );
+        let p: [&(dyn ToSql + Sync); 9] = [
+            &keys, &nums, &vals, &sizes, &exp, &now, &count, &bytes, &order,
+        ];
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.call_write(Retry::Safe, &sql, &p) {
+                Err(Error::Server { code, .. })
+                    if code == "40P01" && attempts < 4 && self.conn.depth() == 0 => {}
+                r => return r.map(|_| ()),
+            }
+        }
+    }
+
+    /// Runs a statement that calls the write function; its refusal is [`Error::Full`].
+    fn call_write(&self, retry: Retry, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let out = self.conn.run(retry, |c| match c.query_one(sql, p) {
+            Ok(row) => Ok(Ok(row.get::<_, i64>(0) as u64)),
+            Err(e) if e.code().is_some_and(|c| c.code() == FULL_STATE) => Ok(Err(e
+                .as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_owned()))),
+            Err(e) => Err(e),
+        })?;
+        out.map_err(Error::Full)
+    }
+
+    /// The order in which the policy evicts (`None`: it refuses writes instead).
+    fn evict_order(&self) -> Option<&'static str> {
+        match self.options.policy {
+            EvictionPolicy::None => None,
+            EvictionPolicy::LeastRecentlyStored => Some("id"),
+            EvictionPolicy::LeastRecentlyUsed => Some("accessed, id"),
+            EvictionPolicy::LeastFrequentlyUsed => Some("hits, accessed, id"),
+        }
+    }
+
+    /// Takes the table's advisory lock (the key every writer with limits uses) as a
+    /// simple-query statement: the name as an escape-string literal.
+    fn lock_sql(&self) -> String {
+        let name = self.options.table.replace('\\', "\\\\").replace('\'', "''");
+        format!("SELECT pg_advisory_xact_lock(hashtext(E'{name}'))")
     }
 
     /// Deletes up to `batch` expired rows (skipping rows other sessions hold).
@@ -383,11 +483,10 @@ impl RemoteCache for PgCache {
         let (num, bytes, vsize) = split(value);
         let size = key.len() as i64 + vsize;
         let (exp, now) = (self.options.expire_at(ttl), self.now());
-        let sql = self.upsert_sql(false);
         self.write(
             Retry::Safe,
             size,
-            &sql,
+            false,
             &[&key, &num, &bytes, &exp, &tag, &size, &now],
         )?;
         Ok(())
@@ -396,6 +495,9 @@ impl RemoteCache for PgCache {
     fn set_many(&self, items: &[(&[u8], RemoteValue)]) -> Result<()> {
         if items.is_empty() {
             return Ok(());
+        }
+        if self.limited() && (self.conn.depth() == 0 || self.evict_order().is_some()) {
+            return self.set_many_limited(items);
         }
         if self.limited() {
             // Exact accounting per entry: one at a time inside one transaction.
@@ -441,8 +543,7 @@ impl RemoteCache for PgCache {
              WITH ORDINALITY AS u(k, n, v, s, o) ORDER BY o \
              ON CONFLICT (key) DO UPDATE SET num = EXCLUDED.num, value = EXCLUDED.value, \
              expire_at = EXCLUDED.expire_at, tag = NULL, size = EXCLUDED.size, \
-             accessed = EXCLUDED.accessed, hits = 0, id = {}",
-            self.next_id
+             accessed = EXCLUDED.accessed, hits = 0, id = EXCLUDED.id"
         );
         self.conn.run(Retry::Safe, |c| {
             c.execute(&sql, &[&keys, &nums, &vals, &sizes, &exp, &now])
@@ -454,11 +555,10 @@ impl RemoteCache for PgCache {
         let (num, bytes, vsize) = split(value);
         let size = key.len() as i64 + vsize;
         let (exp, now) = (self.options.expire_at(ttl), self.now());
-        let sql = self.upsert_sql(true);
         let n = self.write(
             Retry::Never,
             size,
-            &sql,
+            true,
             &[&key, &num, &bytes, &exp, &tag, &size, &now],
         )?;
         Ok(n == 1)
