@@ -1,0 +1,117 @@
+"""`FanoutCache.set` in one native call (src/dccore/fanout.rs: the shard by the key's hash,
+then the shard's plain set) against python-diskcache 5.6.3: the same shard for every key,
+the same values, expiry and tags, value files made and removed as diskcache does, keys and
+values the native call leaves to the general path, and a busy shard's `False`."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import diskcache as theirs_mod
+import pytest
+from diskcache_support import same
+from diskstore import diskcache as dc
+
+
+def _value_files(directory: Path) -> int:
+    return sum(1 for _, _, names in os.walk(directory) for name in names if name.endswith(".val"))
+
+
+def _per_shard(fc: object) -> list[int]:
+    return [len(shard) for shard in fc._shards]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("disk", ["plain", "json"])
+def test_fanout_set_on_every_key_and_value_kind(tmp_path: Path, disk: str) -> None:
+    ours_disk, theirs_disk = (
+        (dc.Disk, theirs_mod.Disk) if disk == "plain" else (dc.JSONDisk, theirs_mod.JSONDisk)
+    )
+    ours = dc.FanoutCache(str(tmp_path / "o"), shards=5, disk=ours_disk)
+    theirs = theirs_mod.FanoutCache(str(tmp_path / "t"), shards=5, disk=theirs_disk)
+    items: dict[object, object] = {
+        "raw": b"bytes",
+        "text": "text",
+        "int": 7,
+        "big-int": 2**80,
+        "float": 2.5,
+        "list": [1, 2],
+        "none": None,
+        "big": b"x" * 70000,
+        "bigtext": "y" * 70000,
+        "unicode-ключ": "значение",
+        "": "empty key",
+        7: "int key",
+        2.5: "float key",
+    }
+    if disk == "plain":
+        items[b"k"] = "bytes key"
+        items[("t", 1)] = "tuple key"
+    for n in range(40):
+        items[f"key-{n}"] = n
+    for key, value in items.items():
+        same(ours, theirs, lambda c, k=key, v=value: c.set(k, v, tag="t"))
+    same(ours, theirs, lambda c: c.set("expired", "gone", expire=-1))
+    same(ours, theirs, lambda c: c.set("later", "here", expire=60))
+    # Every key in the same shard as diskcache's.
+    assert _per_shard(ours) == _per_shard(theirs)
+    for key in [*items, "expired", "later", "missing"]:
+        same(ours, theirs, lambda c, k=key: c.get(k, "D", tag=True))
+    same(ours, theirs, lambda c: c.get("later", expire_time=True)[1] is not None)
+    same(ours, theirs, lambda c: c.evict("t"))
+    assert _per_shard(ours) == _per_shard(theirs)
+    ours.close()
+    theirs.close()
+
+
+def test_fanout_set_replacing_a_value_file_removes_it(tmp_path: Path) -> None:
+    ours = dc.FanoutCache(str(tmp_path / "o"), shards=4)
+    theirs = theirs_mod.FanoutCache(str(tmp_path / "t"), shards=4)
+    for fc, top in ((ours, tmp_path / "o"), (theirs, tmp_path / "t")):
+        fc.set("k", b"x" * 70000)
+        assert _value_files(top) == 1
+        # A small value over it: stored in the row, the old file removed.
+        assert fc.set("k", b"small") is True
+        assert _value_files(top) == 0
+        assert fc.get("k") == b"small"
+        # A lower `disk_min_file_size` (every shard's): small values go to files too.
+        fc.reset("disk_min_file_size", 4)
+        assert fc.set("k2", b"12345") is True
+        assert _value_files(top) == 1
+        assert fc.get("k2") == b"12345"
+    ours.close()
+    theirs.close()
+
+
+def test_fanout_set_on_a_locked_shard_returns_false(tmp_path: Path) -> None:
+    fc = dc.FanoutCache(str(tmp_path / "f"), shards=2, timeout=0.01)
+    fc.set("a", 1)
+    fc.set("b", 2)
+    # Another thread holds a write transaction on the shard the key goes to.
+    shard = fc._shards[fc._hash("key") % 2]
+    # A key the general path stores (not a `str`), on the same shard.
+    other_key = next(
+        k for k in (b"b%d" % i for i in range(100)) if fc._hash(k) % 2 == fc._hash("key") % 2
+    )
+    inside, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with shard.transact():
+            shard.set("held", 1)
+            inside.set()
+            done.wait(30)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert inside.wait(30)
+        assert fc.set("key", "value") is False
+        assert fc.set(other_key, "value") is False
+        assert "key" not in fc
+    finally:
+        done.set()
+        t.join()
+    assert fc.set("key", "value", retry=True) is True
+    assert fc.get("key") == "value"
+    fc.close()
