@@ -5,9 +5,11 @@ values the native call leaves to the general path, and a busy shard's `False`.""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import diskcache as theirs_mod
 import pytest
@@ -114,4 +116,51 @@ def test_fanout_set_on_a_locked_shard_returns_false(tmp_path: Path) -> None:
         t.join()
     assert fc.set("key", "value", retry=True) is True
     assert fc.get("key") == "value"
+    fc.close()
+
+
+# -- checkpoints of the shards -------------------------------------------------------------
+
+VALUE = b"v" * 1024
+FRAME = 4096 + 24
+
+
+def _wal_frames(directory: str) -> int:
+    wal = os.path.join(directory, "diskstore-cache.db-wal")
+    return max(0, (os.path.getsize(wal) - 32) // FRAME) if os.path.exists(wal) else 0
+
+
+def _fanout_writer(directory: str, worker: int, n: int, out: Any) -> None:
+    fc = dc.FanoutCache(directory, shards=2)
+    most = 0
+    for i in range(n):
+        while not fc.set(f"w{worker}-{i}", VALUE):
+            pass
+        if i % 100 == 0:
+            most = max(most, *(_wal_frames(s.directory) for s in fc._shards))
+    out.put(most)
+
+
+def test_shard_wals_stay_bounded_under_writers_in_several_processes(tmp_path: Path) -> None:
+    """4 processes write 1 KiB values without a pause into 2 shards (about 7,000 WAL pages
+    each per shard): the shards' checkpoints (each process's threads, and a writer's own
+    past 4000 pages) keep every WAL far below what was written, and every write is there
+    afterwards."""
+    directory = str(tmp_path / "f")
+    dc.FanoutCache(directory, shards=2).close()
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    n = 2000
+    procs = [ctx.Process(target=_fanout_writer, args=(directory, w, n, out)) for w in range(4)]
+    for p in procs:
+        p.start()
+    most = [out.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    # SQLite's default limit is 1000 pages; a writer checkpoints itself from 4000 on.
+    assert max(most) < 6000, most
+    fc = dc.FanoutCache(directory, shards=2)
+    assert len(fc) == 4 * n
+    assert all(fc.get(f"w{w}-{i}") == VALUE for w in range(4) for i in (0, n // 2, n - 1))
     fc.close()
