@@ -1,7 +1,7 @@
 """Instructions per operation of diskstore.diskcache (or python-diskcache), counted by
 callgrind: a steady figure on a loaded machine, where wall clock is not.
 
-    python bench/diskcache_icount.py [--ops set,set-over,set-mix,popleft] [--system ours]
+    python bench/diskcache_icount.py [--ops set,set-over,set-mix,popleft,fanout-set] [--system ours]
         [--n1 500] [--n2 1500] [--setting NAME=VALUE ...]
 
 Each op runs under `valgrind --tool=callgrind` twice, with n1 and n2 operations; the
@@ -15,7 +15,9 @@ Ops (1 KiB `bytes` values, `str` keys):
 - `set`: new keys;
 - `set-over`: overwrites of the keys just stored (their set-up, one transaction, counts);
 - `set-mix`: each key new or stored at random (half each; set-up as `set-over`);
-- `popleft`: `Deque.popleft` (the appends it pops, one transaction, count).
+- `popleft`: `Deque.popleft` (the appends it pops, one transaction, count);
+- `fanout-set`: new keys into a `FanoutCache` of 8 shards (one process; the contention of
+  several writer processes is not in it).
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ def _child(system: str, op: str, n: int, settings: dict[str, Any]) -> None:
         q.popleft()
         for _ in range(n):
             q.popleft()
+        return
+    if op == "fanout-set":
+        f = mod.FanoutCache(d, shards=8, **settings)
+        for i in range(8):
+            f.set(f"first-{i}", VALUE)
+        for k in keys:
+            f.set(k, VALUE)
         return
     c = mod.Cache(d, **settings)
     c.set("first", VALUE)

@@ -50,6 +50,12 @@
 //! sees it (a schema change, a `DELETE` of a whole table) keeps SQLite's own checkpoint at
 //! the limit for that commit.
 //!
+//! Between checkpoints the thread looks at the WAL every 2 ms; with
+//! [`Checkpointer::wait_for_commits`] (the `diskstore.diskcache` files) it sleeps instead
+//! until the commit that makes one due wakes it (a futex on Linux): a sharded cache's
+//! writer has a thread per shard file, and 8 such threads in each of 4 processes woke
+//! 16,000 times a second (2.0 % of the samples of a 4-process `FanoutCache` write run in
+//! `clock_nanosleep`).
 //! The thread is started when first needed and ends after a quiet spell, when the last
 //! handle of the file closes or on `close()`/`close_all()` (which wait for it, so that the
 //! last connection's close still checkpoints and removes the WAL as before). It holds no lock
@@ -62,7 +68,7 @@ use std::cell::Cell;
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, ffi};
@@ -70,7 +76,8 @@ use rusqlite::{Connection, OpenFlags, ffi};
 use crate::error::{Error, Result};
 use crate::fork;
 
-/// How often a running checkpointer looks at the WAL size.
+/// How often a running checkpointer looks at the WAL size (after each checkpoint attempt
+/// at least this pause; waiting for commits, see [`nap`], it looks only when woken).
 const POLL: Duration = Duration::from_millis(2);
 /// How long a finishing (`RESTART`) checkpoint waits for SQLite's locks: this many pauses
 /// of [`FINISH_PAUSE`] (20 ms in all).
@@ -133,6 +140,11 @@ pub struct Checkpointer {
     busy: AtomicU64,
     /// Checkpoints run by the thread (for tests and benchmarks).
     done: AtomicU64,
+    /// 1 while the thread waits for a commit to make a checkpoint due (see [`nap`]).
+    napping: AtomicU32,
+    /// Whether the thread waits for commits between checkpoints instead of polling
+    /// ([`Checkpointer::wait_for_commits`]).
+    waits: AtomicBool,
 }
 
 fn me() -> u64 {
@@ -159,7 +171,16 @@ impl Checkpointer {
             stop: AtomicU64::new(0),
             busy: AtomicU64::new(0),
             done: AtomicU64::new(0),
+            napping: AtomicU32::new(0),
+            waits: AtomicBool::new(false),
         })
+    }
+
+    /// Lets the thread sleep between checkpoints until the commit that makes one due
+    /// wakes it, instead of looking at the WAL every 2 ms (see the module doc): for files
+    /// with many checkpointers per process, such as a sharded cache's.
+    pub fn wait_for_commits(&self) {
+        self.waits.store(true, SeqCst);
     }
 
     /// Checkpoints the background thread has run so far.
@@ -258,11 +279,14 @@ impl Checkpointer {
     fn wake(self: &Arc<Self>) {
         let mine = me();
         let seen = self.running.load(SeqCst);
-        if seen == mine
-            || self
-                .running
-                .compare_exchange(seen, mine, SeqCst, SeqCst)
-                .is_err()
+        if seen == mine {
+            rouse(&self.napping);
+            return;
+        }
+        if self
+            .running
+            .compare_exchange(seen, mine, SeqCst, SeqCst)
+            .is_err()
         {
             return;
         }
@@ -305,6 +329,8 @@ impl Checkpointer {
                 }
                 tried = frames;
                 quiet_since = Instant::now();
+                // At most one attempt per poll, even when every commit asks for one.
+                std::thread::sleep(POLL);
             } else if quiet_since.elapsed() >= QUIET {
                 // Leave, unless a commit asked for work meanwhile (it saw us running).
                 self.running.store(0, SeqCst);
@@ -319,8 +345,22 @@ impl Checkpointer {
                     return;
                 }
                 quiet_since = Instant::now();
+            } else if !self.waits.load(SeqCst) {
+                std::thread::sleep(POLL);
+            } else {
+                // Nothing due: wait for the commit that makes a checkpoint due (or for
+                // `stop`), not looking at the WAL every poll (a sharded cache's writer has
+                // a thread per file, each of which would wake 500 times a second).
+                let left = QUIET.saturating_sub(quiet_since.elapsed());
+                nap(&self.napping, left.max(POLL), || {
+                    self.stop.load(SeqCst) == mine || due(tried).is_some()
+                });
+                // Then a poll's pause, as before: the checkpoint starts a little after the
+                // commit that made it due, with what came meanwhile (measured: starting it
+                // at once made more, smaller checkpoints, each with its two fsyncs, and
+                // slowed 4 writer processes down).
+                std::thread::sleep(POLL);
             }
-            std::thread::sleep(POLL);
         }
         {
             let _inside = fork::enter();
@@ -437,11 +477,57 @@ impl Checkpointer {
             return;
         }
         self.stop.store(mine, SeqCst);
+        rouse(&self.napping);
         let start = Instant::now();
         while self.running.load(SeqCst) == mine && start.elapsed() < Duration::from_secs(30) {
             std::thread::sleep(Duration::from_micros(200));
         }
         let _ = self.stop.compare_exchange(mine, 0, SeqCst, SeqCst);
+    }
+}
+
+/// Waits up to `limit` unless `ready()` (checked after announcing the wait, so that a
+/// [`rouse`] in between is not lost) or until a [`rouse`] of `word`.
+fn nap(word: &AtomicU32, limit: Duration, ready: impl Fn() -> bool) {
+    word.store(1, SeqCst);
+    if !ready() {
+        #[cfg(target_os = "linux")]
+        {
+            let ts = libc::timespec {
+                tv_sec: libc::time_t::try_from(limit.as_secs()).unwrap_or(libc::time_t::MAX),
+                tv_nsec: libc::c_long::from(limit.subsec_nanos() as i32),
+            };
+            // SAFETY: a futex wait on an `AtomicU32` of ours (a `u32` in memory) while it
+            // is still 1, with a relative timeout; it returns at once otherwise.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    word.as_ptr(),
+                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                    1u32,
+                    &ts as *const libc::timespec,
+                );
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        std::thread::sleep(POLL.min(limit));
+    }
+    word.store(0, SeqCst);
+}
+
+/// Ends a [`nap`] on `word`, if one is under way.
+fn rouse(word: &AtomicU32) {
+    if word.swap(0, SeqCst) == 1 {
+        #[cfg(target_os = "linux")]
+        // SAFETY: a futex wake on an `AtomicU32` of ours.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                1i32,
+            );
+        }
     }
 }
 

@@ -39,9 +39,14 @@ pub(super) const PACE: Pace = Pace {
 };
 
 /// The checkpointer of the cache database at `path` (opened as a URI, as the cache's own
-/// connections are).
+/// connections are). Its thread sleeps between checkpoints until a commit makes one due,
+/// instead of polling every 2 ms: a `FanoutCache` has one per shard in each process
+/// (measured with 4 writer processes on 8 shards: CPU per set of all the processes
+/// 32.4-35.5 µs instead of 39.5-41.0).
 pub(super) fn new(path: String) -> Arc<Checkpointer> {
-    Checkpointer::with_pace(path, PACE, true)
+    let ck = Checkpointer::with_pace(path, PACE, true);
+    ck.wait_for_commits();
+    ck
 }
 
 /// Hands `conn`'s automatic checkpoints to `ck`; the returned handle is kept beside the

@@ -13,6 +13,7 @@
 
 mod cells;
 mod ckpt;
+mod fanout;
 mod pool;
 mod sql;
 mod vfs;
@@ -854,6 +855,7 @@ fn fanout_get_plain<'py>(
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<DcCore>()?;
     m.add_function(wrap_pyfunction!(fanout_get_plain, m)?)?;
+    m.add_function(wrap_pyfunction!(fanout::fanout_set_plain, m)?)?;
     m.add("DcTimeout", m.py().get_type::<Timeout>())?;
     Ok(())
 }

@@ -17,7 +17,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 # The native half (src/dccore/) is private and has no stub entry.
-from .._diskstore import _dc_fanout_get_plain  # type: ignore[attr-defined]
+from .._diskstore import (  # type: ignore[attr-defined]
+    _dc_fanout_get_plain,
+    _dc_fanout_set_plain,
+)
 from .core import _MISS, _SLOW, DEFAULT_SETTINGS, ENOVAL, Cache, Disk, Timeout
 from .persistent import Deque, Index
 
@@ -60,6 +63,8 @@ class FanoutCache:
         self._hash = self._shards[0].disk.hash
         self._plain_disk = type(self._shards[0].disk) is Disk
         self._cores = tuple(shard._core for shard in self._shards)
+        # `reset` sets `disk_min_file_size` on every shard alike: the first one's serves.
+        self._disk0 = self._shards[0].disk
         self._caches: dict[str, Cache] = {}
         self._deques: dict[str, Deque] = {}
         self._indexes: dict[str, Index] = {}
@@ -101,6 +106,21 @@ class FanoutCache:
     ) -> bool:
         """`Cache.set`; `False` on a timeout."""
         try:
+            if self._plain_disk and not read:
+                # One native call: the shard by the key's hash, then its `set_plain`.
+                while True:
+                    try:
+                        plain = _dc_fanout_set_plain(
+                            self._cores, key, value, expire, tag, self._disk0.min_file_size
+                        )
+                        break
+                    except Timeout:
+                        if not retry:
+                            raise
+                if plain is not None:
+                    if plain:
+                        self._shard(key)._remove(plain)
+                    return True
             return self._shard(key).set(key, value, expire, read, tag, retry)
         except Timeout:
             return False
