@@ -653,3 +653,23 @@ def test_a_policy_added_to_eviction_policy_evicts_as_in_diskcache(tmp_path: Path
     finally:
         for module in (dc, theirs_mod):
             del module.EVICTION_POLICY[name]  # type: ignore[attr-defined]
+
+
+def test_fanout_cache_applies_a_policy_added_to_eviction_policy(tmp_path: Path) -> None:
+    # FanoutCache's one-call get and set must not bypass a program's own policy: its `get`
+    # SQL counts reads in the shard.
+    name = "counted-reads"
+    dc.EVICTION_POLICY[name] = {
+        "init": None,
+        "get": "access_count = access_count + 1",
+        "cull": "SELECT {fields} FROM Cache ORDER BY access_count LIMIT ?",
+    }
+    try:
+        cache = dc.FanoutCache(str(tmp_path), shards=2)
+        cache.reset("eviction_policy", name)
+        assert cache.set("k", "v")
+        assert [cache.get("k") for _ in range(3)] == ["v"] * 3
+        shard = cache._shard("k")
+        assert shard._core.execute("SELECT access_count FROM Cache")[0][0] == 3
+    finally:
+        del dc.EVICTION_POLICY[name]

@@ -62,6 +62,8 @@ class FanoutCache:
         )
         self._hash = self._shards[0].disk.hash
         self._plain_disk = type(self._shards[0].disk) is Disk
+        # The one-call paths below, as the shards' own (not with a program's own policy).
+        self._fast = self._shards[0]._fast
         self._cores = tuple(shard._core for shard in self._shards)
         # `reset` sets `disk_min_file_size` on every shard alike: the first one's serves.
         self._disk0 = self._shards[0].disk
@@ -106,7 +108,7 @@ class FanoutCache:
     ) -> bool:
         """`Cache.set`; `False` on a timeout."""
         try:
-            if self._plain_disk and not read:
+            if self._fast and not read:
                 # One native call: the shard by the key's hash, then its `set_plain`.
                 while True:
                     try:
@@ -175,7 +177,7 @@ class FanoutCache:
     ) -> Any:
         """`Cache.get`; `default` on a timeout."""
         try:
-            if self._plain_disk and not (read or expire_time or tag):
+            if self._fast and not (read or expire_time or tag):
                 # One native call: the shard by the key's hash, then the lookup.
                 while True:
                     try:
@@ -324,6 +326,7 @@ class FanoutCache:
                     break
                 except Timeout:
                     continue
+        self._fast = self._shards[0]._fast
         return result
 
     def cache(
