@@ -13,6 +13,7 @@ use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
+use diskstore::remote::found::RemoteValueRef;
 use diskstore::remote::postgres::PgTable;
 use diskstore::remote::postgres_cache::PgCache;
 use diskstore::remote::redis::RedisCache;
@@ -797,16 +798,17 @@ impl RemoteCacheCore {
     ) -> PyResult<Bound<'py, PyList>> {
         let encoded = Self::keys(py, keys)?;
         let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-        let found = py.detach(|| self.cache.get_many(&refs)).py()?;
+        let found = py.detach(|| self.cache.get_many_found(&refs)).py()?;
         let d = default.unwrap_or_else(|| py.None().into_bound(py));
-        let out = PyList::empty(py);
-        for v in found {
-            match v {
-                Some(v) => out.append(Self::load(py, &v)?)?,
-                None => out.append(&d)?,
-            }
-        }
-        Ok(out)
+        let values = found
+            .iter()
+            .map(|v| match v {
+                Some(RemoteValueRef::Int(i)) => Ok(i.into_pyobject(py)?.into_any()),
+                Some(RemoteValueRef::Bytes(b)) => decode(py, b),
+                None => Ok(d.clone()),
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, values)
     }
 
     /// Stores a mapping or `(key, value)` pairs in one round trip (default expiration).
