@@ -285,6 +285,30 @@ impl RedisCache {
         k
     }
 
+    /// The RESP form of `command` with `keys` (under this cache's prefix) as arguments,
+    /// written in one buffer.
+    fn packed(&self, command: &str, keys: &[&[u8]]) -> Vec<u8> {
+        use std::io::Write as _;
+        let room = keys.iter().map(|k| k.len()).sum::<usize>()
+            + keys.len() * (self.prefix.len() + 16)
+            + 32;
+        let mut out = Vec::with_capacity(room);
+        // Writing to a Vec cannot fail.
+        let _ = write!(
+            out,
+            "*{}\r\n${}\r\n{command}\r\n",
+            keys.len() + 1,
+            command.len()
+        );
+        for k in keys {
+            let _ = write!(out, "${}\r\n", self.prefix.len() + k.len());
+            out.extend_from_slice(&self.prefix);
+            out.extend_from_slice(k);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
     fn tag_key(&self, tag: &[u8]) -> Vec<u8> {
         let mut k = self.tag_prefix.clone();
         k.extend_from_slice(tag);
@@ -366,7 +390,7 @@ impl RemoteCache for RedisCache {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<RemoteValue>> {
-        let cmd = redis::cmd("GET").arg(self.key(key)).get_packed_command();
+        let cmd = self.packed("GET", &[key]);
         let bulks = self.run(Retry::Safe, |c| c.bulks(&cmd))?;
         let v = match bulks.items.first() {
             Some(Some(r)) => Some(decode(&bulks.buf[r.clone()])?.0),
@@ -393,11 +417,7 @@ impl RemoteCache for RedisCache {
         if keys.is_empty() {
             return Ok(Found::default());
         }
-        let mut mget = redis::cmd("MGET");
-        for k in keys {
-            mget.arg(self.key(k));
-        }
-        let cmd = mget.get_packed_command();
+        let cmd = self.packed("MGET", keys);
         let bulks = self.run(Retry::Safe, |c| c.bulks(&cmd))?;
         if bulks.items.len() != keys.len() {
             return Err(Error::Decode {
@@ -698,6 +718,26 @@ mod tests {
             }
         }
         assert_eq!(encode(&RemoteValue::Int(7), None), b"7");
+    }
+
+    #[test]
+    fn commands_are_packed_as_the_redis_crate_packs_them() {
+        let c = RedisCache {
+            client: redis::Client::open("redis://127.0.0.1:1/0").unwrap(),
+            url: String::new(),
+            pool: Pool::new(1),
+            options: RemoteCacheOptions::new("t"),
+            prefix: b"t:".to_vec(),
+            tag_prefix: Vec::new(),
+            stats_key: Vec::new(),
+            stats: PendingStats::default(),
+        };
+        let keys: [&[u8]; 3] = [b"a", b"", b"\r\n\x00x"];
+        let mut mget = redis::cmd("MGET");
+        for k in keys {
+            mget.arg(c.key(k));
+        }
+        assert_eq!(c.packed("MGET", &keys), mget.get_packed_command());
         assert!(decode(b"junk").is_err());
     }
 }
