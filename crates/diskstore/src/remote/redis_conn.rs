@@ -153,6 +153,8 @@ pub(crate) struct PlainConn {
     buf: Vec<u8>,
     pos: usize,
     len: usize,
+    /// How far the reply at `pos` was found complete (see [`Scan`]).
+    scan: Scan,
     open: bool,
     db: i64,
 }
@@ -169,6 +171,7 @@ impl PlainConn {
                         buf: vec![0; READ_CHUNK],
                         pos: 0,
                         len: 0,
+                        scan: Scan::START,
                         open: true,
                         db: 0,
                     });
@@ -226,10 +229,11 @@ impl PlainConn {
     /// reply counts as consumed.
     fn next_reply(&mut self) -> RedisResult<Range<usize>> {
         loop {
-            match frame(&self.buf[self.pos..self.len]) {
+            match frame(&self.buf[self.pos..self.len], &mut self.scan) {
                 Ok(Some(n)) => {
                     let r = self.pos..self.pos + n;
                     self.pos += n;
+                    self.scan = Scan::START;
                     return Ok(r);
                 }
                 Ok(None) => self.fill()?,
@@ -321,12 +325,28 @@ fn int_of(line: &[u8]) -> Result<i64, &'static str> {
         .ok_or("bad length")
 }
 
+/// Where the scan of a reply stopped for want of bytes: the offset of the first element
+/// not yet complete and how many elements (it included) remain, so that a reply arriving
+/// in many reads is scanned once, not again from its start after each read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Scan {
+    at: usize,
+    pending: u64,
+}
+
+impl Scan {
+    const START: Scan = Scan { at: 0, pending: 1 };
+}
+
 /// The length of the first whole RESP2 reply at the start of `b`: `None` while
-/// incomplete.
-fn frame(b: &[u8]) -> Result<Option<usize>, &'static str> {
-    let mut pos = 0;
-    let mut pending: u64 = 1;
+/// incomplete (then `scan` says where to go on from once more bytes are read).
+fn frame(b: &[u8], scan: &mut Scan) -> Result<Option<usize>, &'static str> {
+    let Scan {
+        at: mut pos,
+        mut pending,
+    } = *scan;
     while pending > 0 {
+        *scan = Scan { at: pos, pending };
         let Some(nl) = b
             .get(pos..)
             .and_then(|rest| rest.iter().position(|&c| c == b'\n'))
@@ -416,18 +436,25 @@ mod tests {
             b"*2\r\n$1\r\na\r\n*2\r\n:1\r\n$-1\r\n",
             b"$4\r\na\r\nb\r\n",
         ];
+        let whole_at_once = |b: &[u8]| frame(b, &mut Scan::START);
         for r in whole {
-            assert_eq!(frame(r), Ok(Some(r.len())), "{r:?}");
+            assert_eq!(whole_at_once(r), Ok(Some(r.len())), "{r:?}");
             for cut in 0..r.len() {
-                assert_eq!(frame(&r[..cut]), Ok(None), "{r:?} cut at {cut}");
+                assert_eq!(whole_at_once(&r[..cut]), Ok(None), "{r:?} cut at {cut}");
             }
+            // Arriving a byte at a time, the scan goes on from where it stopped.
+            let mut scan = Scan::START;
+            for cut in 0..r.len() {
+                assert_eq!(frame(&r[..cut], &mut scan), Ok(None), "{r:?} cut at {cut}");
+            }
+            assert_eq!(frame(r, &mut scan), Ok(Some(r.len())), "{r:?}");
             let mut two = r.to_vec();
             two.extend_from_slice(b"+OK\r\n");
-            assert_eq!(frame(&two), Ok(Some(r.len())));
+            assert_eq!(whole_at_once(&two), Ok(Some(r.len())));
         }
-        assert!(frame(b"?x\r\n").is_err());
-        assert!(frame(b"$3\r\nabcd\r\n").is_err());
-        assert!(frame(b"$x\r\n").is_err());
+        assert!(whole_at_once(b"?x\r\n").is_err());
+        assert!(whole_at_once(b"$3\r\nabcd\r\n").is_err());
+        assert!(whole_at_once(b"$x\r\n").is_err());
     }
 
     #[test]
