@@ -436,7 +436,10 @@ mod tests {
             b"*2\r\n$1\r\na\r\n*2\r\n:1\r\n$-1\r\n",
             b"$4\r\na\r\nb\r\n",
         ];
-        let whole_at_once = |b: &[u8]| frame(b, &mut Scan::START);
+        let whole_at_once = |b: &[u8]| {
+            let mut scan = Scan::START;
+            frame(b, &mut scan)
+        };
         for r in whole {
             assert_eq!(whole_at_once(r), Ok(Some(r.len())), "{r:?}");
             for cut in 0..r.len() {
