@@ -161,3 +161,27 @@ fn the_database_of_the_url_is_used() {
     assert_eq!(keys.len(), 1);
     on3.clear().unwrap();
 }
+
+#[test]
+fn incr_from_zero_is_one_command_and_keeps_the_default_expiry() {
+    let Some(url) = redis_url() else { return };
+    let table = unique("incr");
+    let c = RedisCache::open(&url, RemoteCacheOptions::new(&table)).unwrap();
+    assert_eq!(c.incr(b"n", -4, Some(0)).unwrap(), IncrOutcome::Value(-4));
+    assert_eq!(c.incr(b"n", 10, Some(0)).unwrap(), IncrOutcome::Value(6));
+    assert_eq!(c.get(b"n").unwrap(), Some(RemoteValue::Int(6)));
+    c.clear().unwrap();
+    // With a default expiry, a counter made by incr gets it (the SET … NX PX path).
+    let mut o = RemoteCacheOptions::new(format!("{table}_ttl"));
+    o.default_ttl = Some(std::time::Duration::from_secs(600));
+    let timed = RedisCache::open(&url, o).unwrap();
+    assert_eq!(timed.incr(b"n", 1, Some(0)).unwrap(), IncrOutcome::Value(1));
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut raw = client.get_connection().unwrap();
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(format!("{table}_ttl:n"))
+        .query(&mut raw)
+        .unwrap();
+    assert!(pttl > 0 && pttl <= 600_000, "PTTL {pttl}");
+    timed.clear().unwrap();
+}

@@ -516,6 +516,10 @@ impl RemoteCache for RedisCache {
                     .arg(delta)
                     .query(c)
             }),
+            // A missing key counts from 0 in INCRBY itself: one command, no transaction.
+            Some(0) if self.ttl_ms(Ttl::Default).is_none() => self.run(Retry::Never, |c| {
+                redis::cmd("INCRBY").arg(&k).arg(delta).query(c)
+            }),
             Some(start) => {
                 let mut p = redis::pipe();
                 p.atomic();
