@@ -3,32 +3,16 @@
 //! database of the URL. Server: `scripts/servers.sh` (`DISKSTORE_TEST_REDIS`); required
 //! under `CI=true` or `DISKSTORE_REQUIRE_SERVERS=1`, else skipped with the reason.
 
+mod remote_support;
+
 use diskstore::Ttl;
 use diskstore::remote::found::RemoteValueRef;
 use diskstore::remote::redis::RedisCache;
 use diskstore::remote::{IncrOutcome, RemoteCache, RemoteCacheOptions, RemoteValue};
+use remote_support::{server, unique};
 
 fn redis_url() -> Option<String> {
-    match std::env::var("DISKSTORE_TEST_REDIS") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true")
-            || std::env::var("DISKSTORE_REQUIRE_SERVERS").is_ok_and(|v| v == "1") =>
-        {
-            panic!("CI must provide the test servers: DISKSTORE_TEST_REDIS is not set")
-        }
-        _ => {
-            eprintln!("skipped: DISKSTORE_TEST_REDIS is not set (run scripts/servers.sh start)");
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+    server("DISKSTORE_TEST_REDIS")
 }
 
 /// The same URL naming database `db`.
@@ -40,13 +24,6 @@ fn with_db(url: &str, db: u32) -> String {
 /// A value of `n` bytes that differ by position and by `seed`.
 fn pattern(n: usize, seed: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 31 + seed) as u8).collect()
-}
-
-fn owned(v: Option<RemoteValueRef<'_>>) -> Option<RemoteValue> {
-    v.map(|v| match v {
-        RemoteValueRef::Int(i) => RemoteValue::Int(i),
-        RemoteValueRef::Bytes(b) => RemoteValue::Bytes(b.to_vec()),
-    })
 }
 
 #[test]
@@ -82,7 +59,12 @@ fn large_and_many_values_come_back_whole_and_in_order() {
     let found = c.get_many_found(&keys).unwrap();
     assert_eq!(found.len(), keys.len());
     for ((k, want), got) in expected.iter().zip(found.iter()) {
-        assert_eq!(&owned(got), want, "key {}", String::from_utf8_lossy(k));
+        assert_eq!(
+            &got.map(RemoteValueRef::to_value),
+            want,
+            "key {}",
+            String::from_utf8_lossy(k)
+        );
     }
     assert_eq!(
         c.get_many(&keys).unwrap(),

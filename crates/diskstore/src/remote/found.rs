@@ -15,6 +15,16 @@ pub enum RemoteValueRef<'a> {
     Bytes(&'a [u8]),
 }
 
+impl RemoteValueRef<'_> {
+    /// The value, copied.
+    pub fn to_value(self) -> RemoteValue {
+        match self {
+            RemoteValueRef::Int(i) => RemoteValue::Int(i),
+            RemoteValueRef::Bytes(b) => RemoteValue::Bytes(b.to_vec()),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Slot {
     Missing,

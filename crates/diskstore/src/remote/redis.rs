@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Cmd, ConnectionLike, RedisError};
 
-use super::found::Found;
-use super::found::RemoteValueRef;
+use super::found::{Found, RemoteValueRef};
 use super::pool::{self, Pool, Pooled, Retry};
 use super::redis_conn::{Bulks, Conn};
 use super::shared_stats::PendingStats;
@@ -76,11 +75,7 @@ fn encode(v: &RemoteValue, tag: Option<&[u8]>) -> Vec<u8> {
 /// The value and the tag of a stored entry.
 fn decode(raw: &[u8]) -> Result<(RemoteValue, Option<&[u8]>)> {
     let (v, tag) = decode_ref(raw)?;
-    let v = match v {
-        RemoteValueRef::Int(i) => RemoteValue::Int(i),
-        RemoteValueRef::Bytes(b) => RemoteValue::Bytes(b.to_vec()),
-    };
-    Ok((v, tag))
+    Ok((v.to_value(), tag))
 }
 
 /// The value (borrowed from `raw`) and the tag of a stored entry.
@@ -404,12 +399,7 @@ impl RemoteCache for RedisCache {
         let found = self.get_many_found(keys)?;
         Ok(found
             .iter()
-            .map(|v| {
-                v.map(|v| match v {
-                    RemoteValueRef::Int(i) => RemoteValue::Int(i),
-                    RemoteValueRef::Bytes(b) => RemoteValue::Bytes(b.to_vec()),
-                })
-            })
+            .map(|v| v.map(RemoteValueRef::to_value))
             .collect())
     }
 
