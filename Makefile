@@ -27,7 +27,7 @@ lint: venv
 
 test-rust:
 	cargo nextest run --workspace --exclude diskstore-py --no-fail-fast
-	cargo nextest run -p diskstore --features postgres,redis,tls --lib --test remote_conformance --test remote_cache_shared --test remote_failures --test remote_read --test remote_tls --no-fail-fast
+	cargo nextest run -p diskstore --features postgres,redis,tls --lib --test remote_conformance --test remote_cache_shared --test remote_failures --test remote_read --test remote_tls --test remote_redis --no-fail-fast
 	cargo test --doc -p diskstore
 
 test-python: develop

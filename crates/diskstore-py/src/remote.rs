@@ -13,6 +13,7 @@ use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
+use diskstore::remote::found::RemoteValueRef;
 use diskstore::remote::postgres::PgTable;
 use diskstore::remote::postgres_cache::PgCache;
 use diskstore::remote::redis::RedisCache;
@@ -29,27 +30,49 @@ fn pickle<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyModule>> {
 /// Tagged bytes of a key: `int`, `float`, `str`, `bytes` (as SQLite keys); with
 /// `pickled`, any other picklable object too (the cache's keys).
 fn encode_key(py: Python<'_>, ob: &Bound<'_, PyAny>, pickled: bool) -> PyResult<Vec<u8>> {
+    let mut out = Vec::new();
+    encode_key_into(py, ob, pickled, &mut out)?;
+    Ok(out)
+}
+
+/// [`encode_key`], appended to `out`.
+fn encode_key_into(
+    py: Python<'_>,
+    ob: &Bound<'_, PyAny>,
+    pickled: bool,
+    out: &mut Vec<u8>,
+) -> PyResult<()> {
     let k = match convert::key_ref(ob) {
         Ok(k) => k,
         Err(e) if pickled && e.is_instance_of::<PyTypeError>(py) => {
-            let mut out = vec![b'p'];
+            out.push(b'p');
             let p = pickle(py)?.call_method1("dumps", (ob, 5))?;
             out.extend_from_slice(p.cast::<PyBytes>()?.as_bytes());
-            return Ok(out);
+            return Ok(());
         }
         Err(e) => return Err(e),
     };
-    Ok(match k {
-        KeyRef::Int(i) => int_bytes(i),
-        KeyRef::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => int_bytes(f as i64),
-        KeyRef::Float(f) => {
-            let mut out = vec![b'f'];
-            out.extend_from_slice(&f.to_be_bytes());
-            out
+    let int;
+    let float;
+    let (tag, body): (u8, &[u8]) = match k {
+        KeyRef::Int(i) => {
+            int = i.to_string();
+            (b'i', int.as_bytes())
         }
-        KeyRef::Text(s) => tagged(b's', s.as_bytes()),
-        KeyRef::Blob(b) => tagged(b'b', b),
-    })
+        KeyRef::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+            int = (f as i64).to_string();
+            (b'i', int.as_bytes())
+        }
+        KeyRef::Float(f) => {
+            float = f.to_be_bytes();
+            (b'f', &float)
+        }
+        KeyRef::Text(s) => (b's', s.as_bytes()),
+        KeyRef::Blob(b) => (b'b', b),
+    };
+    out.push(tag);
+    out.extend_from_slice(body);
+    Ok(())
 }
 
 fn int_bytes(i: i64) -> Vec<u8> {
@@ -795,18 +818,28 @@ impl RemoteCacheCore {
         keys: &Bound<'py, PyAny>,
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let encoded = Self::keys(py, keys)?;
-        let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-        let found = py.detach(|| self.cache.get_many(&refs)).py()?;
-        let d = default.unwrap_or_else(|| py.None().into_bound(py));
-        let out = PyList::empty(py);
-        for v in found {
-            match v {
-                Some(v) => out.append(Self::load(py, &v)?)?,
-                None => out.append(&d)?,
-            }
+        // Every key in one buffer: no allocation per key.
+        let (mut buf, mut ends) = (Vec::new(), Vec::new());
+        for k in keys.try_iter()? {
+            encode_key_into(py, &k?, true, &mut buf)?;
+            ends.push(buf.len());
         }
-        Ok(out)
+        let refs: Vec<&[u8]> = std::iter::once(0)
+            .chain(ends.iter().copied())
+            .zip(&ends)
+            .map(|(start, &end)| &buf[start..end])
+            .collect();
+        let found = py.detach(|| self.cache.get_many_found(&refs)).py()?;
+        let d = default.unwrap_or_else(|| py.None().into_bound(py));
+        let values = found
+            .iter()
+            .map(|v| match v {
+                Some(RemoteValueRef::Int(i)) => Ok(i.into_pyobject(py)?.into_any()),
+                Some(RemoteValueRef::Bytes(b)) => decode(py, b),
+                None => Ok(d.clone()),
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, values)
     }
 
     /// Stores a mapping or `(key, value)` pairs in one round trip (default expiration).

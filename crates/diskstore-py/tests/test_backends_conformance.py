@@ -85,6 +85,24 @@ def test_read_only_stores_create_nothing_and_read_what_is_there(
         assert len(list(r.query(read_only))) == 1
 
 
+def test_a_missing_table_is_reported_at_open_on_the_server_and_at_first_use_in_a_file(
+    location: Callable[[], str],
+) -> None:
+    """A file's `DiskRead` opens nothing until first used, as the original 0.7.0 did
+    (its first use raised "no such table"), so the SchemaError comes then; on
+    PostgreSQL, where there is no original behaviour to keep, it comes at open."""
+    where = location()
+    DiskStore(where, config=BaseConfig(tablename=unique("t")))["k"] = 1
+    missing = unique("missing")
+    if where.startswith("postgresql://"):
+        with pytest.raises(diskstore.SchemaError):
+            DiskRead(where, tablename=missing)
+    else:
+        r = DiskRead(where, tablename=missing)
+        with pytest.raises(diskstore.SchemaError):
+            len(r)
+
+
 def test_mapping_and_insertion_order(location: Callable[[], str]) -> None:
     s = open_store(location)
     assert len(s) == 0
@@ -322,6 +340,34 @@ def test_cache_tags_and_batches(cache_at: Callable[..., DiskCache]) -> None:
     c.set_many({"x": 1, "y": "two"})
     assert c.get_many(["x", "zz", "y"], default=0) == [1, 0, "two"]
     assert c.delete_many(["x", "y", "zz"]) == 2
+
+
+def test_cache_get_many_reads_every_kind_of_key_and_value(
+    cache_at: Callable[..., DiskCache],
+) -> None:
+    c = cache_at()
+    big = bytes(range(256)) * 1000  # larger than one read of the Redis connection
+    entries: dict[Any, Any] = {
+        1: "one",
+        -7: 2**62,
+        2.5: 2.5,
+        3.0: "float key 3.0 is the int key 3",
+        "text": b"",
+        b"bytes": big,
+        ("tuple", 1): None,
+        "pickled": {"a": [1, 2]},
+        "neg": -1,
+        "t": True,
+    }
+    for k, v in entries.items():
+        c.set(k, v, tag="tagged" if isinstance(k, str) else None)
+    keys = [*entries, "absent", b"absent", 99]
+    got = c.get_many(keys, default="dflt")
+    assert got == [*entries.values(), "dflt", "dflt", "dflt"]
+    assert got[keys.index(3.0)] == c.get(3)
+    assert type(got[keys.index("t")]) is type(c.get("t"))
+    assert c.get_many([]) == []
+    assert c.get_many(iter(["neg", "absent"])) == [-1, None]
 
 
 def test_cache_stats_memoize_pickle(cache_at: Callable[..., DiskCache]) -> None:

@@ -161,3 +161,43 @@ fn entry_points_for_paths_name_the_ones_for_urls() {
         .err();
     assert!(matches!(err, Some(Error::NotSupported { .. })), "{err:?}");
 }
+
+/// `AnyStore::read_only` on `location`: the handle reads what the store wrote (and its
+/// later writes), on the same backend.
+fn read_only_handle_agrees(location: &str) -> AnyRead<String, i64> {
+    let w = DiskStore::<String, i64>::builder(location)
+        .table(unique("h"))
+        .open_url()
+        .unwrap();
+    w.insert("a", &1).unwrap();
+    let r = w.read_only().unwrap();
+    assert_eq!(r.backend(), w.backend());
+    assert_eq!(r.get("a").unwrap(), Some(1));
+    w.insert("b", &2).unwrap();
+    assert_eq!(
+        r.get_many(&["b", "a", "x"]).unwrap(),
+        [Some(2), Some(1), None]
+    );
+    assert_eq!(r.len().unwrap(), 2);
+    r
+}
+
+#[test]
+fn a_store_gives_a_read_only_handle_on_either_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.db");
+    let r = read_only_handle_agrees(path.to_str().unwrap());
+    assert!(matches!(r, AnyRead::Sqlite(_)));
+    let Some(url) = server("DISKSTORE_TEST_POSTGRES") else {
+        return;
+    };
+    let r = read_only_handle_agrees(&url);
+    let AnyRead::Postgres(pg) = &r else {
+        panic!("not on PostgreSQL")
+    };
+    match pg.insert("c", &3) {
+        Err(Error::Server { code, .. }) => assert_eq!(code, "25006"), // read_only_sql_transaction
+        other => panic!("a write on a read-only session: {other:?}"),
+    }
+    assert_eq!(r.len().unwrap(), 2);
+}

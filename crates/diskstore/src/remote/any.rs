@@ -77,6 +77,19 @@ pub(crate) fn unsupported_url(location: &str) -> Error {
 }
 
 impl<K: Key, V: Record> AnyStore<K, V> {
+    /// A read-only handle on the same table ([`DiskStore::read_only`] on SQLite; on
+    /// PostgreSQL new sessions that the server keeps read-only).
+    ///
+    /// # Errors
+    /// As [`DiskStore::read_only`]; server errors.
+    pub fn read_only(&self) -> Result<AnyRead<K, V>> {
+        Ok(match self {
+            AnyStore::Sqlite(s) => AnyRead::Sqlite(s.read_only()?),
+            #[cfg(feature = "postgres")]
+            AnyStore::Postgres(s) => AnyRead::Postgres(Box::new(s.read_only()?)),
+        })
+    }
+
     /// Which backend this store is on.
     pub fn backend(&self) -> Backend {
         match self {

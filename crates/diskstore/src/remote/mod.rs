@@ -6,6 +6,7 @@
 //! `tls`) is set in the URL: see [`tls`].
 
 pub mod any;
+pub mod found;
 #[cfg(any(feature = "postgres", feature = "redis"))]
 pub(crate) mod pool;
 #[cfg(feature = "postgres")]
@@ -18,6 +19,8 @@ mod postgres_cache_meta;
 mod postgres_sql;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "redis")]
+mod redis_conn;
 #[cfg(any(feature = "postgres", feature = "redis"))]
 pub(crate) mod shared_stats;
 pub mod tls;
@@ -159,6 +162,11 @@ pub trait RemoteCache: Send + Sync {
     fn get(&self, key: &[u8]) -> crate::Result<Option<RemoteValue>>;
     /// The live values of many keys, in one round trip.
     fn get_many(&self, keys: &[&[u8]]) -> crate::Result<Vec<Option<RemoteValue>>>;
+    /// The values of `keys` as [`get_many`](RemoteCache::get_many) finds them, in one
+    /// buffer (no allocation per value).
+    fn get_many_found(&self, keys: &[&[u8]]) -> crate::Result<found::Found> {
+        self.get_many(keys).map(found::Found::from)
+    }
     /// Stores `value` under `key` with a time to live and an optional tag.
     fn set(
         &self,

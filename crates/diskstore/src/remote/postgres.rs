@@ -175,6 +175,21 @@ impl PgConn {
         self
     }
 
+    /// A new set of sessions to the same server with the same settings (none connected
+    /// yet), read-only on the server.
+    pub(crate) fn read_only_copy(&self) -> PgConn {
+        PgConn {
+            config: self.config.clone(),
+            mode: self.mode,
+            #[cfg(feature = "tls")]
+            connector: self.connector.clone(),
+            url: self.url.clone(),
+            pool: Pool::new(MAX_IDLE),
+            pinned: Mutex::new(HashMap::new()),
+        }
+        .read_only()
+    }
+
     /// The URL, without its password.
     pub fn url(&self) -> &str {
         &self.url
@@ -535,18 +550,36 @@ impl PgTable {
         Self::open_as(url, spec, true)
     }
 
+    /// A read-only handle on the same table, on new read-only sessions (as
+    /// [`PgTable::open_read_only`] with this table's URL and description).
+    ///
+    /// # Errors
+    /// As [`PgTable::open_read_only`].
+    pub fn read_only(&self) -> Result<PgTable> {
+        Self::open_read_only_on(self.conn.read_only_copy(), self.spec.clone())
+    }
+
     /// [`PgTable::open`] or, `read_only`, [`PgTable::open_read_only`].
     fn open_as(url: &str, spec: TableSpec, read_only: bool) -> Result<PgTable> {
+        if read_only {
+            return Self::open_read_only_on(PgConn::new(url)?.read_only(), spec);
+        }
         let table = quote_ident(&spec.name)?;
-        let (conn, types) = if read_only {
-            let conn = PgConn::new(url)?.read_only();
-            let types = Self::existing_types(&conn, &spec)?;
-            (conn, types)
-        } else {
-            let conn = PgConn::new(url)?;
-            let types = Self::migrate(&conn, &spec, &table)?;
-            (conn, types)
-        };
+        let conn = PgConn::new(url)?;
+        let types = Self::migrate(&conn, &spec, &table)?;
+        let sql = Self::statements(&spec, &table, &types)?;
+        Ok(PgTable {
+            conn,
+            spec,
+            table,
+            sql,
+        })
+    }
+
+    /// Opens an existing table read-only on `conn` (read-only sessions).
+    fn open_read_only_on(conn: PgConn, spec: TableSpec) -> Result<PgTable> {
+        let table = quote_ident(&spec.name)?;
+        let types = Self::existing_types(&conn, &spec)?;
         let sql = Self::statements(&spec, &table, &types)?;
         Ok(PgTable {
             conn,
@@ -1256,6 +1289,18 @@ impl<K: Key, V: Record> PgStore<K, V> {
     pub(crate) fn open_read_only_spec(url: &str, spec: TableSpec) -> Result<Self> {
         Ok(PgStore {
             table: PgTable::open_read_only(url, spec)?,
+            _types: PhantomData,
+        })
+    }
+
+    /// A read-only handle on the same table (as [`DiskStore::read_only`](crate::DiskStore::read_only)):
+    /// new sessions, read-only on the server.
+    ///
+    /// # Errors
+    /// As [`PgTable::open_read_only`].
+    pub fn read_only(&self) -> Result<Self> {
+        Ok(PgStore {
+            table: self.table.read_only()?,
             _types: PhantomData,
         })
     }

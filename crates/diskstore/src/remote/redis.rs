@@ -12,9 +12,11 @@
 
 use std::time::{Duration, Instant};
 
-use redis::{Cmd, Connection, ConnectionLike, RedisError};
+use redis::{Cmd, ConnectionLike, RedisError};
 
+use super::found::{Found, RemoteValueRef};
 use super::pool::{self, Pool, Pooled, Retry};
+use super::redis_conn::{Bulks, Conn};
 use super::shared_stats::PendingStats;
 use super::{IncrOutcome, RemoteCache, RemoteCacheOptions, RemoteValue, redact_url};
 use crate::error::{Error, Result};
@@ -29,7 +31,7 @@ const SCAN_BATCH: usize = 500;
 pub struct RedisCache {
     client: redis::Client,
     url: String,
-    pool: Pool<Connection>,
+    pool: Pool<Conn>,
     options: RemoteCacheOptions,
     prefix: Vec<u8>,
     tag_prefix: Vec<u8>,
@@ -72,12 +74,18 @@ fn encode(v: &RemoteValue, tag: Option<&[u8]>) -> Vec<u8> {
 
 /// The value and the tag of a stored entry.
 fn decode(raw: &[u8]) -> Result<(RemoteValue, Option<&[u8]>)> {
+    let (v, tag) = decode_ref(raw)?;
+    Ok((v.to_value(), tag))
+}
+
+/// The value (borrowed from `raw`) and the tag of a stored entry.
+fn decode_ref(raw: &[u8]) -> Result<(RemoteValueRef<'_>, Option<&[u8]>)> {
     let bad = || Error::Decode {
         column: "value".into(),
         message: "not a value written by diskstore".into(),
     };
     match raw.first() {
-        Some(0) => Ok((RemoteValue::Bytes(raw[1..].to_vec()), None)),
+        Some(0) => Ok((RemoteValueRef::Bytes(&raw[1..]), None)),
         Some(1) => {
             let (kind, body) = raw[1..].split_last().ok_or_else(bad)?;
             let len = u32::from_be_bytes(
@@ -89,23 +97,46 @@ fn decode(raw: &[u8]) -> Result<(RemoteValue, Option<&[u8]>)> {
             let tag = body.get(4..4 + len).ok_or_else(bad)?;
             let payload = &body[4 + len..];
             let v = if *kind == b'i' {
-                RemoteValue::Int(
+                RemoteValueRef::Int(
                     std::str::from_utf8(payload)
                         .ok()
                         .and_then(|s| s.parse().ok())
                         .ok_or_else(bad)?,
                 )
             } else {
-                RemoteValue::Bytes(payload.to_vec())
+                RemoteValueRef::Bytes(payload)
             };
             Ok((v, Some(tag)))
         }
         _ => std::str::from_utf8(raw)
             .ok()
             .and_then(|s| s.parse().ok())
-            .map(|i| (RemoteValue::Int(i), None))
+            .map(|i| (RemoteValueRef::Int(i), None))
             .ok_or_else(bad),
     }
+}
+
+/// The values of a `GET`/`MGET` reply, read in place: each stored value's payload is a
+/// range of the reply's buffer.
+fn found_of(bulks: Bulks) -> Result<Found> {
+    let Bulks { buf, items } = bulks;
+    let mut found = Found::with_capacity(items.len());
+    for item in items {
+        let Some(r) = item else {
+            found.push_missing();
+            continue;
+        };
+        let raw = &buf[r];
+        match decode_ref(raw)?.0 {
+            RemoteValueRef::Int(i) => found.push_int(i),
+            RemoteValueRef::Bytes(b) => {
+                // `b` lies inside `raw`, itself inside `buf`.
+                let start = b.as_ptr() as usize - buf.as_ptr() as usize;
+                found.push_range(start..start + b.len());
+            }
+        }
+    }
+    Ok(found.with_buffer(buf))
 }
 
 /// Escapes glob characters for `SCAN MATCH`.
@@ -224,11 +255,8 @@ impl RedisCache {
     /// A new connection to a server ready for commands: a server that is still loading
     /// its data after a restart refuses them (`LOADING`), so this waits for it (up to
     /// [`CONNECT_TIMEOUT`]) and the call that needed the connection runs once, after.
-    fn connect(&self) -> Result<Connection> {
-        let mut conn = self
-            .client
-            .get_connection_with_timeout(CONNECT_TIMEOUT)
-            .map_err(|e| self.err(&e))?;
+    fn connect(&self) -> Result<Conn> {
+        let mut conn = Conn::open(&self.client, CONNECT_TIMEOUT).map_err(|e| self.err(&e))?;
         let since = Instant::now();
         loop {
             match redis::cmd("PING").query::<String>(&mut conn) {
@@ -241,11 +269,7 @@ impl RedisCache {
         }
     }
 
-    fn run<R>(
-        &self,
-        retry: Retry,
-        f: impl FnMut(&mut Connection) -> redis::RedisResult<R>,
-    ) -> Result<R> {
+    fn run<R>(&self, retry: Retry, f: impl FnMut(&mut Conn) -> redis::RedisResult<R>) -> Result<R> {
         pool::run(self, retry, f)
     }
 
@@ -254,6 +278,30 @@ impl RedisCache {
         k.extend_from_slice(&self.prefix);
         k.extend_from_slice(key);
         k
+    }
+
+    /// The RESP form of `command` with `keys` (under this cache's prefix) as arguments,
+    /// written in one buffer.
+    fn packed(&self, command: &str, keys: &[&[u8]]) -> Vec<u8> {
+        use std::io::Write as _;
+        let room = keys.iter().map(|k| k.len()).sum::<usize>()
+            + keys.len() * (self.prefix.len() + 16)
+            + 32;
+        let mut out = Vec::with_capacity(room);
+        // Writing to a Vec cannot fail.
+        let _ = write!(
+            out,
+            "*{}\r\n${}\r\n{command}\r\n",
+            keys.len() + 1,
+            command.len()
+        );
+        for k in keys {
+            let _ = write!(out, "${}\r\n", self.prefix.len() + k.len());
+            out.extend_from_slice(&self.prefix);
+            out.extend_from_slice(k);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
     }
 
     fn tag_key(&self, tag: &[u8]) -> Vec<u8> {
@@ -337,26 +385,41 @@ impl RemoteCache for RedisCache {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<RemoteValue>> {
-        let k = self.key(key);
-        let raw: Option<Vec<u8>> = self.run(Retry::Safe, |c| redis::cmd("GET").arg(&k).query(c))?;
-        let v = raw.map(|r| decode(&r).map(|(v, _)| v)).transpose()?;
+        let cmd = self.packed("GET", &[key]);
+        let bulks = self.run(Retry::Safe, |c| c.bulks(&cmd))?;
+        let v = match bulks.items.first() {
+            Some(Some(r)) => Some(decode(&bulks.buf[r.clone()])?.0),
+            _ => None,
+        };
         self.count(std::slice::from_ref(&v));
         Ok(v)
     }
 
     fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<RemoteValue>>> {
+        let found = self.get_many_found(keys)?;
+        Ok(found
+            .iter()
+            .map(|v| v.map(RemoteValueRef::to_value))
+            .collect())
+    }
+
+    fn get_many_found(&self, keys: &[&[u8]]) -> Result<Found> {
         if keys.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Found::default());
         }
-        let ks: Vec<Vec<u8>> = keys.iter().map(|k| self.key(k)).collect();
-        let raws: Vec<Option<Vec<u8>>> =
-            self.run(Retry::Safe, |c| redis::cmd("MGET").arg(&ks).query(c))?;
-        let out = raws
-            .into_iter()
-            .map(|r| r.map(|r| decode(&r).map(|(v, _)| v)).transpose())
-            .collect::<Result<Vec<_>>>()?;
-        self.count(&out);
-        Ok(out)
+        let cmd = self.packed("MGET", keys);
+        let bulks = self.run(Retry::Safe, |c| c.bulks(&cmd))?;
+        if bulks.items.len() != keys.len() {
+            return Err(Error::Decode {
+                column: "value".into(),
+                message: format!("MGET of {} keys answered {}", keys.len(), bulks.items.len()),
+            });
+        }
+        let found = found_of(bulks)?;
+        if self.stats.count_hits(found.hits(), found.len()) {
+            let _ = self.flush_stats();
+        }
+        Ok(found)
     }
 
     fn set(&self, key: &[u8], value: &RemoteValue, ttl: Ttl, tag: Option<&[u8]>) -> Result<()> {
@@ -442,6 +505,10 @@ impl RemoteCache for RedisCache {
                     .arg(&k)
                     .arg(delta)
                     .query(c)
+            }),
+            // A missing key counts from 0 in INCRBY itself: one command, no transaction.
+            Some(0) if self.ttl_ms(Ttl::Default).is_none() => self.run(Retry::Never, |c| {
+                redis::cmd("INCRBY").arg(&k).arg(delta).query(c)
             }),
             Some(start) => {
                 let mut p = redis::pipe();
@@ -607,18 +674,18 @@ impl Drop for RedisCache {
 }
 
 impl Pooled for RedisCache {
-    type Conn = Connection;
+    type Conn = Conn;
     type Err = RedisError;
-    fn pool(&self) -> &Pool<Connection> {
+    fn pool(&self) -> &Pool<Conn> {
         &self.pool
     }
-    fn connect(&self) -> Result<Connection> {
+    fn connect(&self) -> Result<Conn> {
         RedisCache::connect(self)
     }
-    fn is_open(conn: &Connection) -> bool {
+    fn is_open(conn: &Conn) -> bool {
         conn.is_open()
     }
-    fn answers(conn: &mut Connection) -> bool {
+    fn answers(conn: &mut Conn) -> bool {
         redis::cmd("PING").query::<String>(conn).is_ok()
     }
     fn is_disconnect(e: &RedisError) -> bool {
@@ -645,6 +712,26 @@ mod tests {
             }
         }
         assert_eq!(encode(&RemoteValue::Int(7), None), b"7");
+    }
+
+    #[test]
+    fn commands_are_packed_as_the_redis_crate_packs_them() {
+        let c = RedisCache {
+            client: redis::Client::open("redis://127.0.0.1:1/0").unwrap(),
+            url: String::new(),
+            pool: Pool::new(1),
+            options: RemoteCacheOptions::new("t"),
+            prefix: b"t:".to_vec(),
+            tag_prefix: Vec::new(),
+            stats_key: Vec::new(),
+            stats: PendingStats::default(),
+        };
+        let keys: [&[u8]; 3] = [b"a", b"", b"\r\n\x00x"];
+        let mut mget = redis::cmd("MGET");
+        for k in keys {
+            mget.arg(c.key(k));
+        }
+        assert_eq!(c.packed("MGET", &keys), mget.get_packed_command());
         assert!(decode(b"junk").is_err());
     }
 }

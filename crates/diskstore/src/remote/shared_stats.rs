@@ -51,9 +51,15 @@ impl PendingStats {
 
     /// Counts one lookup per entry of `found`; true when the counts are due on the server.
     pub(crate) fn count<T>(&self, found: &[Option<T>]) -> bool {
+        let hits = found.iter().filter(|v| v.is_some()).count();
+        self.count_hits(hits, found.len())
+    }
+
+    /// Counts `lookups` lookups of which `hits` found a value; true when the counts are
+    /// due on the server.
+    pub(crate) fn count_hits(&self, hits: usize, lookups: usize) -> bool {
         self.own();
-        let hits = found.iter().filter(|v| v.is_some()).count() as u64;
-        let misses = found.len() as u64 - hits;
+        let (hits, misses) = (hits as u64, (lookups - hits) as u64);
         let h = self.hits.fetch_add(hits, Relaxed) + hits;
         let m = self.misses.fetch_add(misses, Relaxed) + misses;
         h + m >= FLUSH_EVERY
