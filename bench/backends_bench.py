@@ -13,6 +13,15 @@
    thread adds 1 a fixed number of times: PostgreSQL in `transact()` read-modify-write,
    Redis with `incr`) with the exact final count checked.
 
+`--pin-cpu N` runs part 1 with this process and the servers' processes on CPU N alone. On a
+small VM the cost of a round trip depends on where the kernel places the client and the
+server process that serves its connection: on one CPU a round trip is two context
+switches; across CPUs it wakes an idle vCPU, which costs tens of µs more, and each
+connection (ours, the peer's, the store's) lands one way or the other by chance, so unpinned
+ratios swing run to run (measured 0.36× to 2.7× for the same build's PostgreSQL `set`).
+Pinned, every system pays the same kind of round trip. Setting another process's affinity
+needs the rights to (root, or the servers' owner).
+
 Needs `pip install -r bench/requirements.txt` (psycopg[binary], redis, hiredis) and the
 servers of scripts/servers.sh. Writes bench/results/backends-<date>.{json,md}.
 
@@ -363,7 +372,12 @@ def markdown(res: dict[str, Any]) -> str:
         lines += [
             (
                 f"## {server}: one client, µs per operation (median of {res['rounds']} "
-                "interleaved rounds; wall time, then the client process's CPU time)"
+                "interleaved rounds; wall time, then the client process's CPU time"
+                + (
+                    f"; client and server pinned to CPU {res['pinned_cpu']})"
+                    if res.get("pinned_cpu") is not None
+                    else ")"
+                )
             ),
             "",
             (
@@ -404,6 +418,36 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def server_pids(pg: str | None, redis_url: str | None) -> list[int]:
+    """The processes of the servers behind the URLs: PostgreSQL's postmaster (new backends
+    inherit its CPU affinity) and its running backends, and Redis's threads."""
+    pids: list[int] = []
+    if pg:
+        import psycopg
+
+        with psycopg.connect(pg, autocommit=True) as con:
+            data = con.execute("SHOW data_directory").fetchone()[0]
+            pids += [r[0] for r in con.execute("SELECT pid FROM pg_stat_activity").fetchall()]
+        with open(os.path.join(data, "postmaster.pid")) as f:
+            pids.append(int(f.readline()))
+    if redis_url:
+        import redis
+
+        main_pid = int(redis.Redis.from_url(redis_url).info("server")["process_id"])
+        pids += [int(t) for t in os.listdir(f"/proc/{main_pid}/task")]
+    return pids
+
+
+def pin(cpus: set[int], pids: list[int]) -> None:
+    """Sets the CPU affinity of this process and of `pids` (every thread of each)."""
+    for pid in ["self", *pids]:
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                os.sched_setaffinity(int(task), cpus)
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a backend that ended meanwhile (e.g. the one that listed them)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pg", default=os.environ.get("DISKSTORE_TEST_POSTGRES"))
@@ -415,6 +459,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--per-thread", type=int, default=200)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--pin-cpu", type=int, default=None, help="part 1 on this CPU only")
     a = ap.parse_args()
     res: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -426,7 +471,12 @@ def main() -> None:
         "threads": a.threads,
         "single": {},
         "app_servers": {},
+        "pinned_cpu": a.pin_cpu,
     }
+    everywhere = os.sched_getaffinity(0)
+    servers = server_pids(a.pg, a.redis) if a.pin_cpu is not None else []
+    if a.pin_cpu is not None:
+        pin({a.pin_cpu}, servers)
     if a.pg:
         before = pg_updates(a.pg)
         res["single"]["postgres"] = single_client(pg_systems(a.pg), a.n, a.rounds)
@@ -437,6 +487,8 @@ def main() -> None:
         }
     if a.redis:
         res["single"]["redis"] = single_client(redis_systems(a.redis), a.n, a.rounds)
+    if a.pin_cpu is not None:
+        pin(everywhere, server_pids(a.pg, a.redis))
     for kind, url in (("postgres-store", a.pg), ("redis-cache", a.redis)):
         if url:
             res["app_servers"][kind] = app_servers(
