@@ -827,34 +827,10 @@ fn adler32(data: &[u8]) -> u32 {
     (b << 16) | a
 }
 
-/// `FanoutCache.get` for the plain `Disk` and a `str` key, in one call: the shard's core
-/// of `cores` by `adler32(key) % len(cores)` (as `Disk.hash`), then its `get_plain`.
-/// `slow` for any other key.
-#[pyfunction]
-#[pyo3(name = "_dc_fanout_get_plain")]
-fn fanout_get_plain<'py>(
-    py: Python<'py>,
-    cores: &Bound<'py, PyTuple>,
-    key: Bound<'py, PyAny>,
-    miss: Bound<'py, PyAny>,
-    slow: Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let Ok(text) = key.cast_exact::<PyString>() else {
-        return Ok(slow);
-    };
-    let Some(count) = u32::try_from(cores.len()).ok().filter(|&n| n > 0) else {
-        return Err(PyValueError::new_err("no shards"));
-    };
-    let shard = adler32(text.to_str()?.as_bytes()) % count;
-    let core = cores.get_item(shard as usize)?;
-    let core = core.cast::<DcCore>()?;
-    core.get().get_plain(py, key, miss, slow)
-}
-
 /// Adds the class and `Timeout` to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<DcCore>()?;
-    m.add_function(wrap_pyfunction!(fanout_get_plain, m)?)?;
+    m.add_function(wrap_pyfunction!(fanout::fanout_get_plain, m)?)?;
     m.add_function(wrap_pyfunction!(fanout::fanout_set_plain, m)?)?;
     m.add("DcTimeout", m.py().get_type::<Timeout>())?;
     Ok(())
