@@ -567,20 +567,24 @@ impl PgTable {
         let table = quote_ident(&spec.name)?;
         let conn = PgConn::new(url)?;
         let types = Self::migrate(&conn, &spec, &table)?;
-        let sql = Self::statements(&spec, &table, &types)?;
-        Ok(PgTable {
-            conn,
-            spec,
-            table,
-            sql,
-        })
+        Self::assemble(conn, spec, table, &types)
     }
 
     /// Opens an existing table read-only on `conn` (read-only sessions).
     fn open_read_only_on(conn: PgConn, spec: TableSpec) -> Result<PgTable> {
         let table = quote_ident(&spec.name)?;
         let types = Self::existing_types(&conn, &spec)?;
-        let sql = Self::statements(&spec, &table, &types)?;
+        Self::assemble(conn, spec, table, &types)
+    }
+
+    /// The handle of `table` on `conn`, its statements made for the value columns' `types`.
+    fn assemble(
+        conn: PgConn,
+        spec: TableSpec,
+        table: String,
+        types: &[&'static str],
+    ) -> Result<PgTable> {
+        let sql = Self::statements(&spec, &table, types)?;
         Ok(PgTable {
             conn,
             spec,
