@@ -23,7 +23,8 @@ import struct
 import subprocess
 import sys
 import tempfile
-from typing import Any
+
+from diskcache_icount import _setting
 
 VALUE = b"v" * 1024
 
@@ -47,14 +48,6 @@ def _frames(wal: bytes) -> tuple[int, list[tuple[int, bool]]]:
         frames.append((page, commit_size != 0))
         off += 24 + page_size
     return page_size, frames
-
-
-def _setting(text: str) -> tuple[str, Any]:
-    name, _, value = text.partition("=")
-    try:
-        return name, int(value)
-    except ValueError:
-        return name, value
 
 
 def main() -> None:
