@@ -5,39 +5,15 @@
 //! (`DISKSTORE_TEST_POSTGRES`, `DISKSTORE_TEST_REDIS`); required under `CI=true` or
 //! `DISKSTORE_REQUIRE_SERVERS=1`, else skipped with the reason.
 
+mod remote_support;
+
 use std::time::{Duration, Instant};
 
 use diskstore::remote::postgres_cache::{PgCache, UNORDERED_PAGE};
 use diskstore::remote::redis::RedisCache;
 use diskstore::remote::{RemoteCache, RemoteCacheOptions, RemoteValue};
 use diskstore::{EvictionPolicy, Ttl};
-
-fn server(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true")
-            || std::env::var("DISKSTORE_REQUIRE_SERVERS").is_ok_and(|v| v == "1") =>
-        {
-            panic!("CI must provide the test servers: {var} is not set")
-        }
-        _ => {
-            eprintln!("skipped: {var} is not set (run scripts/servers.sh start)");
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        nanos % 1_000_000_000_000
-    )
-}
+use remote_support::{server, unique};
 
 fn sql(url: &str) -> postgres::Client {
     postgres::Client::connect(url, postgres::NoTls).unwrap()
